@@ -1,0 +1,71 @@
+// Cluster configuration: who is a member, and the cluster's identity.
+//
+// JSON form (the seed's field names):
+//   {"clusterID":1,"index":4,"maxNodeID":3,"nodes":[{"id":1,"url":"http://127.0.0.1:8001"}]}
+// Decoding re-validates every node through add_node, so a config read from the
+// wire or disk can never hold id 0, an empty URL, or a duplicate.
+#pragma once
+
+#include "raft/error.hpp"
+#include "raft/io.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace raft {
+
+struct ConfigNode {
+  std::uint64_t id = 0;
+  std::string url;
+
+  friend bool operator==(const ConfigNode&, const ConfigNode&) = default;
+};
+
+struct Config {
+  // Identifies the cluster; requests carrying another id are refused.
+  std::uint64_t cluster_id = 0;
+  // Index of the log entry that produced this configuration.
+  std::uint64_t index = 0;
+  // Largest node id handed out; ids are never reused.
+  std::uint64_t max_node_id = 0;
+  std::vector<ConfigNode> nodes;
+
+  const ConfigNode* node_by_id(std::uint64_t id) const noexcept;
+  const ConfigNode* node_by_url(std::string_view url) const noexcept;
+  // errc::invalid_node_id (id 0), errc::node_url_required (empty url),
+  // errc::duplicate_node_id, errc::duplicate_node_url. Raises max_node_id.
+  result<void> add_node(std::uint64_t id, std::string url);
+  // errc::node_not_found.
+  result<void> remove_node(std::uint64_t id);
+
+  friend bool operator==(const Config&, const Config&) = default;
+};
+
+std::string to_json(const Config& c);
+// errc::invalid_config for malformed JSON, wrong types, missing fields or
+// trailing garbage; the add_node errors for invalid nodes.
+result<Config> config_from_json(std::string_view json);
+
+class ConfigEncoder {
+ public:
+  explicit ConfigEncoder(Writer& w) : w_(w) {}
+  result<void> encode(const Config& c);
+
+ private:
+  Writer& w_;
+};
+
+class ConfigDecoder {
+ public:
+  // Reads the whole input (at most max_bytes) and decodes it.
+  explicit ConfigDecoder(Reader& r, std::size_t max_bytes = 16u << 20) : r_(r), max_(max_bytes) {}
+  result<void> decode(Config& c);
+
+ private:
+  Reader& r_;
+  std::size_t max_;
+};
+
+}  // namespace raft

@@ -1,0 +1,147 @@
+// The network seen from a Log, both ways.
+//
+// * `Transport` is what a Log calls to reach other nodes (client side).
+//   HTTPTransport implements it over HTTP; the simulator implements it in
+//   memory. Every call is asynchronous: it returns at once and calls its
+//   handler exactly once, on any thread (the Log re-posts to its strand).
+// * `Service` is what a Log offers to other nodes (server side). raft::Handler
+//   serves a Service over HTTP; the simulator calls it directly.
+//
+// Protocol refusals (stale term, already voted, not leader...) are part of a
+// response, not transport failures: a transport error means "no answer".
+#pragma once
+
+#include "raft/config.hpp"
+#include "raft/error.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace raft {
+
+template <class T>
+using Handler_fn = std::function<void(result<T>)>;
+
+struct JoinResponse {
+  std::uint64_t id = 0;         // id assigned to the joining node
+  std::uint64_t leader_id = 0;  // who assigned it
+  Config config;                // configuration including the new node
+};
+
+struct HeartbeatRequest {
+  std::uint64_t term = 0;
+  std::uint64_t commit_index = 0;
+  std::uint64_t leader_id = 0;
+};
+struct HeartbeatResponse {
+  std::uint64_t index = 0;  // follower's last log index
+  std::uint64_t term = 0;   // follower's current term
+  std::error_code error;    // errc::stale_term if the leader is behind
+};
+
+struct VoteRequest {
+  std::uint64_t term = 0;
+  std::uint64_t candidate_id = 0;
+  std::uint64_t last_log_index = 0;
+  std::uint64_t last_log_term = 0;
+};
+struct VoteResponse {
+  std::uint64_t term = 0;  // voter's current term (after the request)
+  std::error_code error;   // empty: granted; else stale_term, already_voted, out_of_date_log
+  bool granted() const { return !error; }
+};
+
+// A follower reports the highest index it holds durably that matches the
+// leader of `term` (DESIGN 4.3).
+struct AckRequest {
+  std::uint64_t id = 0;
+  std::uint64_t term = 0;
+  std::uint64_t index = 0;
+};
+
+// "Send me your log after (index, log_term)": the follower holds entry
+// `index` with term `log_term` (0/0 for an empty log).
+struct StreamRequest {
+  std::uint64_t id = 0;
+  std::uint64_t term = 0;
+  std::uint64_t index = 0;
+  std::uint64_t log_term = 0;
+};
+
+// Follower side of a stream: the transport hands bytes, in order, as they
+// arrive. The bytes stay valid until `more` is called; the transport reads
+// nothing further until then (back-pressure). `on_end` is called once, last.
+struct StreamCallbacks {
+  std::function<void(std::string_view bytes, std::function<void()> more)> on_data;
+  std::function<void(std::error_code)> on_end;
+};
+
+// Handle to an open stream; cancel() closes it (on_end still runs).
+class StreamHandle {
+ public:
+  virtual ~StreamHandle() = default;
+  virtual void cancel() = 0;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // The cluster id sent with every request (0 until known).
+  virtual void set_cluster_id(std::uint64_t id) = 0;
+
+  // Asks the member at `url` to add `node_url`; a non-leader member points to
+  // the leader and the transport follows it.
+  virtual void join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) = 0;
+  // Asks the member at `url` (following leader hints) to remove node `id`.
+  virtual void leave(const std::string& url, std::uint64_t id, Handler_fn<void> h) = 0;
+  virtual void heartbeat(const std::string& url, const HeartbeatRequest& req,
+                         Handler_fn<HeartbeatResponse> h) = 0;
+  virtual void request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) = 0;
+  virtual void ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) = 0;
+  // Opens the log stream from the leader at `url` (DESIGN 4.2).
+  virtual std::shared_ptr<StreamHandle> read_from(const std::string& url, const StreamRequest& req,
+                                                  StreamCallbacks cb) = 0;
+};
+
+// Leader side of a stream: where a Log writes the stream's bytes. One write
+// outstanding at a time; `done` runs once the bytes are handed on (or failed).
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  virtual void write(std::string_view bytes, std::function<void(std::error_code)> done) = 0;
+  // Ends the stream. With an error and nothing written yet, the server answers
+  // with that error instead of a stream.
+  virtual void finish(std::error_code ec) = 0;
+};
+
+struct Status {
+  std::uint64_t id = 0;
+  std::string state;  // "follower", "candidate", "leader", "stopped"
+  std::uint64_t term = 0;
+  std::uint64_t leader_id = 0;
+  std::string leader_url;
+  std::uint64_t commit_index = 0;
+  std::uint64_t applied_index = 0;
+  std::uint64_t last_index = 0;
+  Config config;
+};
+
+// What a node serves to its peers. Handlers run exactly once, on any thread.
+class Service {
+ public:
+  virtual ~Service() = default;
+  virtual std::uint64_t cluster_id() const = 0;  // 0 until known
+  virtual Status status() const = 0;
+  virtual void handle_join(std::string node_url, Handler_fn<JoinResponse> h) = 0;
+  virtual void handle_leave(std::uint64_t id, Handler_fn<void> h) = 0;
+  virtual void handle_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) = 0;
+  virtual void handle_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) = 0;
+  virtual void handle_ack(const AckRequest& req, Handler_fn<void> h) = 0;
+  virtual void handle_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w) = 0;
+};
+
+}  // namespace raft

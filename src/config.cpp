@@ -1,0 +1,111 @@
+#include "raft/config.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+
+namespace raft {
+
+const ConfigNode* Config::node_by_id(std::uint64_t id) const noexcept {
+  for (const auto& n : nodes)
+    if (n.id == id) return &n;
+  return nullptr;
+}
+
+const ConfigNode* Config::node_by_url(std::string_view url) const noexcept {
+  for (const auto& n : nodes)
+    if (n.url == url) return &n;
+  return nullptr;
+}
+
+result<void> Config::add_node(std::uint64_t id, std::string url) {
+  if (id == 0) return errc::invalid_node_id;
+  if (url.empty()) return errc::node_url_required;
+  if (node_by_id(id)) return errc::duplicate_node_id;
+  if (node_by_url(url)) return errc::duplicate_node_url;
+  nodes.push_back({id, std::move(url)});
+  max_node_id = std::max(max_node_id, id);
+  return {};
+}
+
+result<void> Config::remove_node(std::uint64_t id) {
+  auto it = std::find_if(nodes.begin(), nodes.end(), [&](const ConfigNode& n) { return n.id == id; });
+  if (it == nodes.end()) return errc::node_not_found;
+  nodes.erase(it);
+  return {};
+}
+
+std::string to_json(const Config& c) {
+  boost::json::array nodes;
+  for (const auto& n : c.nodes) nodes.push_back({{"id", n.id}, {"url", n.url}});
+  boost::json::object o;
+  o["clusterID"] = c.cluster_id;
+  o["index"] = c.index;
+  o["maxNodeID"] = c.max_node_id;
+  o["nodes"] = std::move(nodes);
+  return boost::json::serialize(o);
+}
+
+namespace {
+bool get_u64(const boost::json::object& o, std::string_view key, std::uint64_t& out) {
+  const auto* v = o.if_contains(key);
+  if (!v) return false;
+  if (v->is_uint64()) {
+    out = v->get_uint64();
+    return true;
+  }
+  if (v->is_int64() && v->get_int64() >= 0) {
+    out = static_cast<std::uint64_t>(v->get_int64());
+    return true;
+  }
+  return false;
+}
+}  // namespace
+
+result<Config> config_from_json(std::string_view json) {
+  boost::system::error_code ec;
+  // parse() rejects trailing non-whitespace input, which is what we want.
+  boost::json::value v = boost::json::parse(json, ec);
+  if (ec || !v.is_object()) return errc::invalid_config;
+  const auto& o = v.get_object();
+  Config c;
+  std::uint64_t max_node_id = 0;
+  if (!get_u64(o, "clusterID", c.cluster_id) || !get_u64(o, "index", c.index) ||
+      !get_u64(o, "maxNodeID", max_node_id))
+    return errc::invalid_config;
+  const auto* nodes = o.if_contains("nodes");
+  if (!nodes || !(nodes->is_array() || nodes->is_null())) return errc::invalid_config;
+  if (nodes->is_array()) {
+    for (const auto& nv : nodes->get_array()) {
+      if (!nv.is_object()) return errc::invalid_config;
+      const auto& no = nv.get_object();
+      std::uint64_t id = 0;
+      const auto* url = no.if_contains("url");
+      if (!get_u64(no, "id", id) || !url || !url->is_string()) return errc::invalid_config;
+      if (auto r = c.add_node(id, std::string(url->get_string())); !r) return r.error();
+    }
+  }
+  if (max_node_id < c.max_node_id) return errc::invalid_config;
+  c.max_node_id = max_node_id;
+  return c;
+}
+
+result<void> ConfigEncoder::encode(const Config& c) { return write_all(w_, to_json(c)); }
+
+result<void> ConfigDecoder::decode(Config& c) {
+  std::string buf;
+  std::byte chunk[4096];
+  for (;;) {
+    auto n = r_.read(chunk);
+    if (!n) return n.error();
+    if (*n == 0) break;
+    if (buf.size() + *n > max_) return errc::invalid_config;
+    buf.append(reinterpret_cast<const char*>(chunk), *n);
+  }
+  auto r = config_from_json(buf);
+  if (!r) return r.error();
+  c = std::move(*r);
+  return {};
+}
+
+}  // namespace raft
