@@ -1,0 +1,87 @@
+// The segmented on-disk log (DESIGN 6). The format and recovery rules are
+// described in prose at the top of src/storage/log_store.cpp.
+//
+// Threading: append, read, term_at, truncate_suffix, compact and reset are
+// called from one thread at a time (the Log's). sync() may run concurrently
+// with them on another thread (the storage executor); concurrent sync()
+// callers share one fsync (group commit).
+//
+// Failure: a failed write or fsync makes the store fail-stop: every later
+// mutating call returns errc::store_failed (DESIGN 6: never retry an fsync).
+#pragma once
+
+#include "raft/log_entry.hpp"
+#include "raft/storage/filesystem.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace raft::storage {
+
+struct LogStoreOptions {
+  std::uint64_t segment_size_bytes_max = 64ull << 20;  // roll to a new segment past this
+  std::uint64_t entry_size_bytes_max = kDefaultMaxEntryBytes;
+  // Receives recovery warnings (e.g. "truncated torn tail of X at offset N").
+  std::function<void(const std::string&)> warn;
+};
+
+class LogStore {
+ public:
+  // Opens or creates the log in `dir` (created if missing) and rebuilds the
+  // in-memory index. errc::log_corrupt (message names file and offset) when
+  // recovery finds anything but a torn tail; nothing is deleted then.
+  static result<std::unique_ptr<LogStore>> open(Filesystem& fs, std::string dir, LogStoreOptions opts = {});
+  ~LogStore();
+
+  // The entry before first_index(): (0, 0) for a log that starts at 1, else
+  // what reset() or compaction recorded.
+  std::uint64_t prev_index() const;
+  std::uint64_t prev_term() const;
+  std::uint64_t first_index() const;  // prev_index() + 1
+  std::uint64_t last_index() const;   // prev_index() if empty
+  std::uint64_t last_term() const;    // prev_term() if empty
+  // Highest index made durable by sync().
+  std::uint64_t durable_index() const;
+  // Term of entry `index` for index in [prev_index(), last_index()];
+  // errc::invalid_argument otherwise (term_at(0) == 0).
+  result<std::uint64_t> term_at(std::uint64_t index) const;
+
+  // Appends entries whose indexes continue last_index() contiguously
+  // (RAFT_ASSERT). Written to the OS, not yet durable: call sync().
+  result<void> append(std::span<const LogEntry> entries);
+  // Makes every entry appended before the call durable (fdatasync of the
+  // segments written since the last sync, and the directory when a segment
+  // was created). Returns the durable last index.
+  result<std::uint64_t> sync();
+
+  result<LogEntry> entry(std::uint64_t index) const;
+  // Entries [from, to] in order, stopping early once `max_bytes` of data are
+  // collected (always at least one entry if from <= to).
+  result<std::vector<LogEntry>> read(std::uint64_t from, std::uint64_t to, std::size_t max_bytes) const;
+
+  // Removes every entry after `index`. `commit_index` is the caller's commit
+  // index: truncating a committed entry is a bug (RAFT_ASSERT index >= commit).
+  result<void> truncate_suffix(std::uint64_t index, std::uint64_t commit_index);
+  // Deletes whole segments whose entries are all < `index` (never the
+  // segment holding last_index()). Afterwards first_index() <= index.
+  result<void> compact(std::uint64_t index);
+  // Discards every entry and restarts the log after (index, term), e.g. after
+  // installing a snapshot that covers more than the log holds. Durable on
+  // return.
+  result<void> reset(std::uint64_t index, std::uint64_t term);
+
+  // Bytes on disk across all segments.
+  std::uint64_t size_bytes() const;
+  std::size_t segment_count() const;
+
+ private:
+  LogStore();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace raft::storage
