@@ -16,3 +16,4 @@
 #include "raft/log_entry.hpp"
 #include "raft/transport.hpp"
 #include "raft/version.hpp"
+#include "raft/log.hpp"

@@ -1,0 +1,256 @@
+// raft::Log — a replicated log of commands (the Go package's Log, in C++).
+//
+//   raft::Log log({.url = "http://10.0.0.1:8001", .fsm = &fsm, .transport = &transport});
+//   log.open("/var/lib/app/raft");          // creates or reopens; rejoins on restart
+//   log.initialize();                        // first node only; others: log.join(url)
+//   auto index = log.apply("set x 1");       // returns once committed
+//   log.wait(*index);                        // returns once the FSM applied it
+//
+// Threading. All consensus state lives on one strand of `executor`. Durable
+// writes (fsync) run on `storage_executor` so replication never waits on the
+// disk; the FSM runs on `apply_executor`. With no executors given, the Log
+// owns one thread for the strand and one for storage and apply. Every
+// blocking call has an async twin (async_apply(cmd, token) ...) taking an Asio
+// completion token; a blocking call made from the Log's own strand returns
+// errc::would_block instead of deadlocking.
+//
+// Safety (DESIGN 5): term and vote are fsynced before any reply that depends
+// on them; entries are durable before they are acknowledged; votes follow
+// §5.4.1; a new leader appends a Nop and commits only entries of its own term
+// by counting (§5.4.2); streamed entries must extend a matching prefix;
+// committed entries are never truncated; membership changes one server at a
+// time using the latest configuration in the log (thesis §4.1).
+#pragma once
+
+#include "raft/clock.hpp"
+#include "raft/config.hpp"
+#include "raft/error.hpp"
+#include "raft/fsm.hpp"
+#include "raft/transport.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace raft {
+
+namespace storage {
+class Filesystem;
+}
+
+enum class State { stopped, follower, candidate, leader };
+std::string_view to_string(State s) noexcept;
+
+struct LogOptions {
+  // This node's advertised URL (the Go Log.URL). Required for initialize/join.
+  std::string url;
+  FSM* fsm = nullptr;              // required
+  Transport* transport = nullptr;  // required for more than one node
+  Clock* clock = nullptr;          // default: SystemClock on the Log's executor
+  // Random source for election timeouts and the cluster id. Default: seeded
+  // from std::random_device.
+  std::function<std::uint64_t()> rand;
+  boost::asio::any_io_executor executor;          // default: a thread owned by the Log
+  boost::asio::any_io_executor storage_executor;  // default: a second owned thread
+  boost::asio::any_io_executor apply_executor;    // default: storage_executor
+  storage::Filesystem* filesystem = nullptr;      // default: the real (POSIX) filesystem
+
+  // Election timeouts are drawn from [election_timeout, 2 * election_timeout).
+  Clock::duration election_timeout = kDefaultElectionTimeout;
+  Clock::duration heartbeat_interval = kDefaultHeartbeatInterval;
+  Clock::duration reconnect_timeout = kDefaultReconnectTimeout;
+
+  // false: never fsync (benchmarks only: an acknowledged entry can be lost).
+  bool sync = true;
+  std::uint64_t segment_size_bytes_max = 64ull << 20;
+  std::uint64_t entry_size_bytes_max = 64ull << 20;
+  // Leader: most bytes of entries read from disk into one stream write.
+  std::size_t stream_batch_bytes_max = 1u << 20;
+
+  // Snapshots: taken when the log since the last snapshot exceeds either
+  // threshold (0 disables that threshold; both 0 disables snapshots).
+  std::uint64_t snapshot_threshold_entries = 0;
+  std::uint64_t snapshot_threshold_bytes = 0;
+  // Entries kept before the snapshot point so slightly lagging followers
+  // stream entries rather than a snapshot (the seed kept 1,000).
+  std::uint64_t snapshot_tail_entries = 1000;
+
+  // Receives the Log's diagnostics, one line each (set_log_output changes it).
+  std::function<void(std::string_view)> logger;
+
+  // Test hook for the simulator's "can it find a bug" check: breaks one
+  // safety rule on purpose. Never set outside tests.
+  enum class Fault { none, commit_previous_term_by_counting, forget_vote } inject_fault = Fault::none;
+};
+
+class Log final : public Service {
+ public:
+  explicit Log(LogOptions opts);
+  ~Log() override;  // close()s if open
+  Log(const Log&) = delete;
+  Log& operator=(const Log&) = delete;
+
+  // Opens (creating if needed) the log directory: meta, log and snapshots
+  // are loaded, the FSM is brought up to date, and a node that was a cluster
+  // member resumes as a follower. errc::open if already open;
+  // errc::log_corrupt if storage is damaged (nothing deleted).
+  result<void> open(const std::string& path);
+  // Stops timers, streams and the FSM feed; pending calls fail with
+  // errc::closed. Idempotent.
+  result<void> close();
+
+  bool opened() const;
+  std::string path() const;  // "" when closed
+  std::uint64_t id() const;
+  State state() const;
+  std::uint64_t term() const;
+  // Current leader's id and URL; (0, "") if unknown.
+  std::pair<std::uint64_t, std::string> leader() const;
+  Config config() const;
+  std::uint64_t commit_index() const;
+  std::uint64_t applied_index() const;
+  std::uint64_t last_index() const;
+  Status status() const override;
+  std::uint64_t cluster_id() const override;
+
+  // Bootstraps a one-node cluster (id 1, random cluster id, leader).
+  // errc::closed, errc::initialized (already a member), errc::url_required.
+  result<void> initialize();
+  // Asks any member at `url` to add this node; returns once this node has its
+  // id and configuration (it then catches up by streaming from the leader).
+  result<void> join(const std::string& url);
+  // Removes this node through the leader; returns once committed.
+  result<void> leave();
+  // Leader only: adds a node; returns its id and the new configuration once
+  // the change is committed. errc::not_leader, errc::duplicate_node_url,
+  // errc::change_in_progress.
+  result<std::pair<std::uint64_t, Config>> add_peer(const std::string& url);
+  // Leader only: removes node `id` once committed. errc::node_not_found,
+  // errc::invalid_node_id.
+  result<void> remove_peer(std::uint64_t id);
+
+  // Leader only: appends a command; returns its index once committed.
+  // errc::not_leader, errc::not_committed (overwritten by a later leader),
+  // errc::timeout (timeout > 0 and it passed; the entry may still commit).
+  result<std::uint64_t> apply(std::string command, Clock::duration timeout = {});
+  // Returns once the FSM has applied `index`.
+  result<void> wait(std::uint64_t index, Clock::duration timeout = {});
+  // Forces buffered work out now: a heartbeat round on a leader.
+  result<void> flush();
+
+  // Peer-facing calls (what the Handler invokes; also usable directly).
+  result<HeartbeatResponse> heartbeat(std::uint64_t term, std::uint64_t commit_index, std::uint64_t leader_id);
+  result<VoteResponse> request_vote(std::uint64_t term, std::uint64_t candidate_id, std::uint64_t last_log_index,
+                                    std::uint64_t last_log_term);
+  // Leader: streams the log to follower `id` through `w` (DESIGN 4.2) until
+  // the term ends or the writer fails.
+  void write_entries_to(std::shared_ptr<StreamWriter> w, const StreamRequest& req);
+  // Follower: consumes a stream read from `r` (blocking) until it ends.
+  result<void> read_from(Reader& r, std::uint64_t term);
+
+  void set_log_output(std::function<void(std::string_view)> out);
+
+  // ---- async twins: Asio completion tokens ----
+  template <class Token>
+  auto async_apply(std::string command, Token&& token) {
+    return initiate<std::uint64_t>(std::forward<Token>(token),
+                                   [this, c = std::move(command)](auto h) mutable { start_apply(std::move(c), {}, std::move(h)); });
+  }
+  template <class Token>
+  auto async_wait(std::uint64_t index, Token&& token) {
+    return initiate<void>(std::forward<Token>(token), [this, index](auto h) { start_wait(index, {}, std::move(h)); });
+  }
+  template <class Token>
+  auto async_initialize(Token&& token) {
+    return initiate<void>(std::forward<Token>(token), [this](auto h) { start_initialize(std::move(h)); });
+  }
+  template <class Token>
+  auto async_join(std::string url, Token&& token) {
+    return initiate<void>(std::forward<Token>(token),
+                          [this, u = std::move(url)](auto h) mutable { start_join(std::move(u), std::move(h)); });
+  }
+  template <class Token>
+  auto async_leave(Token&& token) {
+    return initiate<void>(std::forward<Token>(token), [this](auto h) { start_leave(std::move(h)); });
+  }
+  template <class Token>
+  auto async_add_peer(std::string url, Token&& token) {
+    return initiate<std::pair<std::uint64_t, Config>>(
+        std::forward<Token>(token), [this, u = std::move(url)](auto h) mutable { start_add_peer(std::move(u), std::move(h)); });
+  }
+  template <class Token>
+  auto async_remove_peer(std::uint64_t id, Token&& token) {
+    return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_remove_peer(id, std::move(h)); });
+  }
+  template <class Token>
+  auto async_close(Token&& token) {
+    return initiate<void>(std::forward<Token>(token), [this](auto h) { start_close(std::move(h)); });
+  }
+
+  // Simulates a power cut for tests: drops every timer, stream and pending
+  // call without a clean shutdown (pending calls fail with errc::closed).
+  // The storage is left as the filesystem has it.
+  void crash_for_testing();
+
+  // ---- Service (called by raft::Handler or the simulator's network) ----
+  void handle_join(std::string node_url, Handler_fn<JoinResponse> h) override;
+  void handle_leave(std::uint64_t id, Handler_fn<void> h) override;
+  void handle_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
+  void handle_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) override;
+  void handle_ack(const AckRequest& req, Handler_fn<void> h) override;
+  void handle_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w) override;
+
+  // Callback-style entry points behind the async twins.
+  void start_apply(std::string command, Clock::duration timeout, Handler_fn<std::uint64_t> h);
+  void start_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h);
+  void start_initialize(Handler_fn<void> h);
+  void start_join(std::string url, Handler_fn<void> h);
+  void start_leave(Handler_fn<void> h);
+  void start_add_peer(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h);
+  void start_remove_peer(std::uint64_t id, Handler_fn<void> h);
+  void start_close(Handler_fn<void> h);
+
+  boost::asio::any_io_executor get_executor() const;
+
+  class Impl;
+
+ private:
+  template <class T>
+  struct Sig {
+    using type = void(std::error_code, T);
+  };
+  template <class T, class Token, class Start>
+  auto initiate(Token&& token, Start start) {
+    using S = std::conditional_t<std::is_void_v<T>, void(std::error_code), typename Sig<T>::type>;
+    return boost::asio::async_initiate<Token, S>(
+        [this](auto handler, Start start) {
+          using H = decltype(handler);
+          auto hp = std::make_shared<H>(std::move(handler));
+          auto ex = boost::asio::get_associated_executor(*hp, get_executor());
+          start([hp, ex](result<T> r) {
+            boost::asio::post(ex, [hp, r = std::move(r)]() mutable {
+              if constexpr (std::is_void_v<T>) {
+                (*hp)(r ? std::error_code{} : r.error());
+              } else {
+                if (r) (*hp)(std::error_code{}, std::move(*r));
+                else (*hp)(r.error(), T{});
+              }
+            });
+          });
+        },
+        token, std::move(start));
+  }
+
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace raft
