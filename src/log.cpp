@@ -115,6 +115,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   std::uint64_t applied_ = 0;    // handed to and finished by the FSM
   bool applying_ = false;        // a batch is on the apply executor
   std::uint64_t durable_ = 0;    // highest index made durable by sync
+  // The latest snapshot: the FSM state through snapshot_index_.
+  std::uint64_t snapshot_index_ = 0, snapshot_term_ = 0;
+  bool snapshotting_ = false;  // a local snapshot is being written
+  std::optional<storage::SnapshotMeta> pending_restore_;  // installed, not yet given to the FSM
   bool sync_running_ = false, sync_again_ = false;
   // Bumped by every truncation: a sync that started before one may report
   // entries that no longer exist as durable, so its result is not used.
@@ -153,6 +157,11 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     bool alive = true;
     std::string buf;  // owned until the write completes
     std::uint64_t buf_last = 0;
+    // Sending a snapshot: chunks are read from the file one write at a time,
+    // so memory stays bounded whatever the snapshot's size.
+    std::unique_ptr<Reader> snap;
+    std::uint64_t snap_index = 0;
+    bool need_snapshot = false;
   };
   std::map<std::uint64_t, std::shared_ptr<OutStream>> out_streams_;  // by peer id
 
@@ -166,6 +175,11 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     bool positioned = false;
     std::uint64_t pos = 0;  // last index received that matches the leader
     std::uint64_t serial = 0;
+    // Receiving a snapshot: written straight to a snapshot file.
+    std::unique_ptr<storage::SnapshotSink> sink;
+    bool skip_snapshot = false;
+    std::uint64_t snap_index = 0, snap_term = 0;
+    Config snap_config;
   };
   std::unique_ptr<InStream> in_;
   std::uint64_t in_serial_ = 0;
@@ -267,6 +281,11 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void set_commit(std::uint64_t c);
   void maybe_apply();
   void settle_pending();
+  void maybe_snapshot();
+  void compact_to(const storage::SnapshotMeta& meta);
+  const Config& config_at(std::uint64_t index) const;
+  result<void> on_snapshot_event(InStream& s, const detail::StreamEvent& ev);
+  void begin_snapshot_send(const std::shared_ptr<OutStream>& s);
 
   // ---------------------------------------------------------- streams
   void open_stream();
@@ -396,8 +415,13 @@ result<void> Log::Impl::open(const std::string& path) {
   // behind it, then replay committed entries as commits become known.
   std::uint64_t fsm_index = o_.fsm->index();
   base_config_ = Config{};
+  snapshot_index_ = snapshot_term_ = 0;
+  snapshotting_ = false;
+  pending_restore_.reset();
   if (auto snap = snaps_->latest()) {
     base_config_ = snap->config;
+    snapshot_index_ = snap->index;
+    snapshot_term_ = snap->term;
     if (fsm_index < snap->index) {
       auto reader = snaps_->open_reader(*snap);
       if (!reader) return reader.error();
@@ -448,6 +472,7 @@ void Log::Impl::restore_config_from_log() {
     auto batch = log_->read(i, last, 8u << 20);
     RAFT_ASSERT(bool(batch) && !batch->empty(), "log unreadable while restoring config");
     for (auto& e : *batch) {
+      if (e.index <= snapshot_index_) continue;  // already in the snapshot's config
       if (e.type == LogEntryType::initialize || e.type == LogEntryType::add_peer ||
           e.type == LogEntryType::remove_peer)
         note_config_entry(e);
@@ -823,13 +848,39 @@ void Log::Impl::settle_pending() {
     if (p.timer) p.timer->cancel();
     auto h = std::move(p.h);
     if (!h) continue;
-    if (term_at(node.key()) == p.term) h(node.key());
+    if (node.key() < log_->prev_index()) {
+      // Replaced by an installed snapshot: whether our entry is the one that
+      // committed is unknown here, so say so rather than guess.
+      h(result<std::uint64_t>(boost::system::in_place_error, make_error_code(errc::timeout)));
+    } else if (term_at(node.key()) == p.term) h(node.key());
     else h(result<std::uint64_t>(boost::system::in_place_error, make_error_code(errc::not_committed)));
   }
 }
 
 void Log::Impl::maybe_apply() {
-  if (applying_ || applied_ >= commit_ || state_ == State::stopped) return;
+  if (applying_ || state_ == State::stopped) return;
+  if (pending_restore_) {
+    // An installed snapshot replaces the FSM's state (on the apply executor,
+    // never concurrently with must_apply).
+    applying_ = true;
+    auto meta = std::move(*pending_restore_);
+    pending_restore_.reset();
+    net::post(apply_ex_, [self = shared_from_this(), ep = epoch_, meta, snaps = snaps_.get()] {
+      auto reader = snaps->open_reader(meta);
+      result<void> r = reader ? self->o_.fsm->restore(**reader) : result<void>(reader.error());
+      self->post_any_epoch([self, ep, meta, r] {
+        if (self->epoch_ != ep) return;
+        self->applying_ = false;
+        if (!r) return self->fatal("restoring the FSM from a snapshot", r.error());
+        self->applied_ = std::max(self->applied_, meta.index);
+        self->logf("restored FSM from snapshot {}:{}", meta.index, meta.term);
+        self->publish();
+        self->maybe_apply();
+      });
+    });
+    return;
+  }
+  if (applied_ >= commit_) return maybe_snapshot();
   flush_appends();
   const std::uint64_t to = std::min(commit_, log_->last_index());
   if (applied_ >= to) return;
@@ -850,8 +901,73 @@ void Log::Impl::maybe_apply() {
       }
       self->publish();
       self->maybe_apply();
+      if (!self->applying_) self->maybe_snapshot();
     });
   });
+}
+
+const Config& Log::Impl::config_at(std::uint64_t index) const {
+  const Config* c = &base_config_;
+  for (const auto& k : configs_) {
+    if (k.index > index) break;
+    c = &k;
+  }
+  return *c;
+}
+
+void Log::Impl::maybe_snapshot() {
+  const bool by_entries = o_.snapshot_threshold_entries && applied_ - snapshot_index_ >= o_.snapshot_threshold_entries;
+  const bool by_bytes = o_.snapshot_threshold_bytes && log_->size_bytes() >= o_.snapshot_threshold_bytes;
+  if (applying_ || snapshotting_ || state_ == State::stopped || applied_ <= snapshot_index_ || !(by_entries || by_bytes))
+    return;
+  if (applied_ < log_->prev_index()) return;
+  // Pause applying (not appending, voting or replicating) while the FSM
+  // writes its state: the FSM sees no must_apply during snapshot().
+  applying_ = snapshotting_ = true;
+  const std::uint64_t index = applied_, term = term_at(index);
+  Config cfg = config_at(index);
+  net::post(apply_ex_, [self = shared_from_this(), ep = epoch_, index, term, cfg, snaps = snaps_.get()] {
+    result<storage::SnapshotMeta> meta = errc::snapshot_corrupt;
+    auto sink = snaps->create(index, term, cfg);
+    if (!sink) {
+      meta = sink.error();
+    } else {
+      auto covered = self->o_.fsm->snapshot(**sink);
+      if (!covered) {
+        (*sink)->abort();
+        meta = covered.error();
+      } else if (*covered != index) {
+        (*sink)->abort();
+        meta = errc::invalid_argument;  // the FSM must snapshot exactly what it applied
+      } else {
+        meta = (*sink)->commit();
+      }
+    }
+    self->post_any_epoch([self, ep, meta] {
+      if (self->epoch_ != ep) return;
+      self->applying_ = self->snapshotting_ = false;
+      if (!meta) {
+        self->logf("snapshot failed: {}", meta.error().message());
+      } else {
+        self->compact_to(*meta);
+      }
+      self->maybe_apply();
+    });
+  });
+}
+
+void Log::Impl::compact_to(const storage::SnapshotMeta& meta) {
+  snapshot_index_ = meta.index;
+  snapshot_term_ = meta.term;
+  base_config_ = meta.config;
+  while (!configs_.empty() && configs_.front().index <= meta.index) configs_.erase(configs_.begin());
+  // Keep a tail so followers slightly behind stream entries, not a snapshot.
+  const std::uint64_t keep_from = meta.index > o_.snapshot_tail_entries ? meta.index - o_.snapshot_tail_entries : 0;
+  if (keep_from > log_->first_index()) {
+    if (auto r = log_->compact(keep_from); !r) return fatal("compacting the log", r.error());
+  }
+  if (auto r = snaps_->remove_older_than(meta.index); !r) logf("removing old snapshots: {}", r.error().message());
+  logf("snapshot at {}:{}; log now starts at {}", meta.index, meta.term, log_->first_index());
 }
 
 // =================================================================== streams
@@ -985,10 +1101,68 @@ result<void> Log::Impl::on_stream_event(InStream& s, const detail::StreamEvent& 
     case K::snapshot_begin:
     case K::snapshot_data:
     case K::snapshot_end:
-      // TODO(issue 5): install snapshots received on the stream.
-      return errc::protocol_error;
+      for (auto& e : batch) append_local(std::move(e));
+      batch.clear();
+      return on_snapshot_event(s, ev);
   }
   return errc::protocol_error;
+}
+
+result<void> Log::Impl::on_snapshot_event(InStream& s, const detail::StreamEvent& ev) {
+  using K = detail::StreamEvent::Kind;
+  if (ev.kind == K::snapshot_begin) {
+    if (ev.term > s.term) return errc::protocol_error;
+    auto cfg = config_from_json(ev.data);
+    if (!cfg) return cfg.error();
+    s.snap_index = ev.index;
+    s.snap_term = ev.term;
+    s.snap_config = std::move(*cfg);
+    // A snapshot of what we already hold committed needs no install.
+    s.skip_snapshot = ev.index <= commit_;
+    if (s.skip_snapshot) return {};
+    if (snapshotting_) return errc::change_in_progress;  // retry after our own snapshot
+    auto sink = snaps_->create(ev.index, ev.term, s.snap_config);
+    if (!sink) return sink.error();
+    s.sink = std::move(*sink);
+    logf("receiving snapshot {}:{}", ev.index, ev.term);
+    return {};
+  }
+  if (ev.kind == K::snapshot_data) {
+    if (s.skip_snapshot) return {};
+    if (!s.sink) return errc::protocol_error;
+    return write_all(*s.sink, ev.data);
+  }
+  // snapshot_end
+  s.positioned = true;
+  s.pos = s.snap_index;
+  if (s.skip_snapshot) return {};
+  if (!s.sink) return errc::protocol_error;
+  // Crash-safe order: (1) the snapshot file is durable, (2) the log is reset
+  // durably if it does not contain the snapshot's last entry, (3) the FSM
+  // restores. open() finishes (2) and (3) after a crash at any point.
+  auto meta = s.sink->commit();
+  s.sink.reset();
+  if (!meta) return meta.error();
+  const bool have = meta->index <= log_->last_index() && meta->index >= log_->prev_index() &&
+                    term_at(meta->index) == meta->term;
+  if (!have) {
+    flush_appends();
+    if (auto r = log_->reset(meta->index, meta->term); !r) {
+      fatal("resetting the log after a snapshot", r.error());
+      return errc::store_failed;
+    }
+    ++trunc_gen_;
+    durable_ = meta->index;
+    configs_.clear();
+  }
+  commit_ = std::max(commit_, meta->index);
+  compact_to(*meta);
+  config_ = configs_.empty() ? base_config_ : configs_.back();
+  pending_restore_ = *meta;
+  settle_pending();
+  maybe_apply();
+  publish();
+  return {};
 }
 
 void Log::Impl::maybe_ack() {
@@ -1035,18 +1209,21 @@ void Log::Impl::serve_stream(const StreamRequest& req, std::shared_ptr<StreamWri
     if (x == req.index && x > 0) --x;
     while (x > log_->prev_index() && term_at(x) > req.log_term) --x;
   }
-  if (x < log_->prev_index()) {
-    // TODO(issue 5): stream a snapshot to followers behind the compacted log.
-    return w->finish(errc::protocol_error);
-  }
   auto s = std::make_shared<OutStream>();
   s->writer = std::move(w);
   s->peer = req.id;
   s->term = term_;
   s->next = x + 1;
   detail::encode_frame(s->buf, detail::kFrameConfig, config_.index, term_, to_json(config_));
-  detail::encode_frame(s->buf, detail::kFramePosition, x, term_at(x), {});
-  s->buf_last = x;
+  if (x < log_->prev_index()) {
+    // The follower needs entries we compacted: it gets the snapshot first
+    // (pump() starts it since next < first_index).
+    s->next = log_->prev_index() + 1;
+    s->need_snapshot = true;
+  } else {
+    detail::encode_frame(s->buf, detail::kFramePosition, x, term_at(x), {});
+    s->buf_last = x;
+  }
   if (auto old = out_streams_.find(req.id); old != out_streams_.end()) {
     old->second->alive = false;
     old->second->writer->finish(errc::canceled);
@@ -1068,8 +1245,73 @@ void Log::Impl::serve_stream(const StreamRequest& req, std::shared_ptr<StreamWri
   });
 }
 
+void Log::Impl::begin_snapshot_send(const std::shared_ptr<OutStream>& s) {
+  auto meta = snaps_->latest();
+  if (!meta || meta->index < log_->prev_index()) {
+    fatal("no snapshot covers the compacted log", make_error_code(errc::snapshot_corrupt));
+    return;
+  }
+  auto reader = snaps_->open_reader(*meta);
+  if (!reader) {
+    logf("opening snapshot {} to send: {}", meta->index, reader.error().message());
+    s->alive = false;
+    s->writer->finish(reader.error());
+    out_streams_.erase(s->peer);
+    return;
+  }
+  s->snap = std::move(*reader);
+  s->snap_index = meta->index;
+  s->buf.clear();
+  detail::encode_frame(s->buf, detail::kFrameSnapshot, meta->index, meta->term, to_json(meta->config));
+  logf("sending snapshot {}:{} to {}", meta->index, meta->term, s->peer);
+}
+
 void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
   if (!s->alive || s->writing || state_ != State::leader || s->term != term_) return;
+  std::optional<std::uint64_t> after;  // s->next once this write completes
+  if (!s->snap && (s->need_snapshot || s->next < log_->first_index())) {
+    s->need_snapshot = false;
+    begin_snapshot_send(s);
+    if (!s->alive || !s->snap) return;
+    after = s->next;
+  } else if (s->snap) {
+    s->buf.clear();
+    std::string chunk(256 * 1024, '\0');
+    auto n = s->snap->read(std::as_writable_bytes(std::span(chunk.data(), chunk.size())));
+    if (!n) {
+      logf("reading snapshot to send: {}", n.error().message());
+      s->alive = false;
+      s->writer->finish(n.error());
+      out_streams_.erase(s->peer);
+      return;
+    }
+    chunk.resize(*n);
+    detail::encode_snapshot_chunk(s->buf, chunk);
+    after = s->next;
+    if (*n == 0) {  // the empty chunk just encoded ends the snapshot
+      s->snap.reset();
+      after = s->snap_index + 1;
+    }
+  }
+  if (after) {
+    s->buf_last = *after - 1;
+    s->writing = true;
+    s->writer->write(s->buf, [self = shared_from_this(), ep = epoch_, s](std::error_code ec) {
+      self->post_any_epoch([self, ep, s, ec] {
+        s->writing = false;
+        if (self->epoch_ != ep || !s->alive) return;
+        if (ec) {
+          s->alive = false;
+          if (auto it = self->out_streams_.find(s->peer); it != self->out_streams_.end() && it->second == s)
+            self->out_streams_.erase(it);
+          return;
+        }
+        s->next = s->buf_last + 1;
+        self->pump(s);
+      });
+    });
+    return;
+  }
   const std::uint64_t last = log_->last_index();
   if (s->next > last) return;
   // Served from the log (page cache), never from an unbounded queue: a slow

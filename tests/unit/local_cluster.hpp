@@ -206,6 +206,7 @@ class LocalCluster {
   std::vector<std::unique_ptr<LocalNode>> nodes;
   std::uint64_t seed = 1;
   std::uint64_t starts_ = 0;
+  std::function<void(LogOptions&)> tweak;  // adjusts every node's options
 
   LocalNode& add(LogOptions::Fault fault = LogOptions::Fault::none) {
     auto n = std::make_unique<LocalNode>();
@@ -227,6 +228,7 @@ class LocalCluster {
     auto rng = std::make_shared<std::uint64_t>(seed * 7919 + std::hash<std::string>{}(n.url) + 104729 * ++starts_);
     o.rand = [rng] { return (*rng = *rng * 6364136223846793005ull + 1442695040888963407ull) >> 11; };
     o.inject_fault = fault;
+    if (tweak) tweak(o);
     if (std::getenv("RAFT_TEST_LOG")) {
       o.logger = [this](std::string_view line) {
         std::fprintf(stderr, "%10lld %.*s\n",
