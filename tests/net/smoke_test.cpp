@@ -1,0 +1,3 @@
+#include "raft/http.hpp"
+#include <gtest/gtest.h>
+TEST(Smoke, Builds) { SUCCEED(); }
