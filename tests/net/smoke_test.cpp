@@ -1,3 +1,0 @@
-#include "raft/http.hpp"
-#include <gtest/gtest.h>
-TEST(Smoke, Builds) { SUCCEED(); }
