@@ -574,6 +574,7 @@ void Session::on_write(beast::error_code ec) {
 void Session::do_close() {
   if (closed_) return;
   closed_ = true;
+  if (reg_) reg_->remove(this);  // counts open connections, not live objects
   beast::error_code ignored;
   timer_.cancel();
   stream_.socket().close(ignored);
