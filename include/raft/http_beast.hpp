@@ -7,12 +7,14 @@
 // when the connection may carry another request, hands the stream back so
 // your read loop continues.
 //
+//   std::optional<beast::tcp_stream> stream_;  // tcp_stream is not move-assignable
+//
 //   void session::on_read(beast::error_code ec, std::size_t) {
 //     if (ec) return fail(ec);
 //     if (raft::is_raft_target(req_.target())) {
-//       raft::serve_raft_request(handler_, std::move(stream_), std::move(req_),
+//       raft::serve_raft_request(handler_, std::move(*stream_), std::move(req_),
 //           [self = shared_from_this()](beast::tcp_stream s) {
-//             self->stream_ = std::move(s);  // back to us: read the next request
+//             self->stream_.emplace(std::move(s));  // back to us: read on
 //             self->do_read();
 //           });
 //       return;  // until given back, the connection belongs to raft
