@@ -1,0 +1,159 @@
+// The HTTP transport (DESIGN section 4): raft over HTTP/1.1 on Boost.Beast.
+//
+// * HTTPTransport — the client side of raft::Transport: one small keep-alive
+//   pool per peer (host:port), a deadline on every call, leader hints followed
+//   on join/leave, X-Raft-Error mapped back to raft::errc.
+// * Handler       — serves /raft/* for one raft::Service (normally a Log).
+// * Server        — a ready listener: its own acceptor, a strand per
+//   connection, every limit a named setting in ServerOptions.
+// * To serve /raft/* from your own Beast server on the same port, include
+//   "raft/http_beast.hpp" (opt-in: that header pulls in Beast).
+//
+// Beast and Asio internals stay in src/http/; this header only needs the
+// executor type.
+//
+// Threading: nothing here blocks the caller or creates threads. Completion
+// handlers and Service calls run on strands of the executor given at
+// construction (any thread of it).
+#pragma once
+
+#include "raft/error.hpp"
+#include "raft/transport.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace raft {
+
+struct HTTPTransportOptions {
+  // Time allowed for the TCP connect (name resolution included).
+  std::uint64_t connect_timeout_ms = 1000;
+  // Time allowed for one request: writing it and reading the whole reply,
+  // counted from the moment a connection is in hand. Per hop on redirects.
+  std::uint64_t request_timeout_ms = 2000;
+  // A stream is cut (on_end(errc::timeout)) when no byte arrives for this
+  // long while the consumer is waiting for data. 0 = never: an idle leader
+  // legitimately sends nothing; the Log's election timer is the liveness
+  // check. Time the consumer spends before calling more() never counts.
+  std::uint64_t stream_idle_timeout_ms = 0;
+  // Idle keep-alive connections kept per host:port.
+  std::size_t max_idle_connections_per_host = 4;
+  // Limits on replies; a reply over a limit is errc::transport_error.
+  std::size_t response_header_limit_bytes = 16 * 1024;
+  std::size_t response_body_limit_bytes = 16 * 1024 * 1024;
+  // Bytes read from the socket per step of a stream (the size of the buffer
+  // handed to StreamCallbacks::on_data at most).
+  std::size_t stream_read_buffer_bytes = 256 * 1024;
+  // X-Raft-Leader-URL hops followed by join/leave before giving up with
+  // errc::not_leader.
+  int max_redirects = 3;
+};
+
+class HTTPTransport final : public Transport {
+ public:
+  explicit HTTPTransport(boost::asio::any_io_executor ex, HTTPTransportOptions opts = {});
+  // Closes idle pooled connections. Calls in flight keep what they need
+  // alive and still complete (typically with an error).
+  ~HTTPTransport() override;
+  HTTPTransport(const HTTPTransport&) = delete;
+  HTTPTransport& operator=(const HTTPTransport&) = delete;
+
+  void set_cluster_id(std::uint64_t id) override;
+  void join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) override;
+  void leave(const std::string& url, std::uint64_t id, Handler_fn<void> h) override;
+  void heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
+  void request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) override;
+  void ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) override;
+  std::shared_ptr<StreamHandle> read_from(const std::string& url, const StreamRequest& req,
+                                          StreamCallbacks cb) override;
+
+  // Connections opened so far (tests use it to observe keep-alive reuse).
+  std::uint64_t connections_opened() const noexcept;
+
+  struct Impl;  // defined in src/http/transport.cpp
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// Limits and timeouts of the server side. Every one is enforced per
+// connection; a client over a limit gets a 4xx (when an answer is still
+// possible) and the connection is closed.
+struct ServerOptions {
+  // Request line plus headers. Over it: 431 and close.
+  std::size_t header_limit_bytes = 8 * 1024;
+  // Request body (raft requests carry none). Over it: 413 and close.
+  std::size_t body_limit_bytes = 64 * 1024;
+  // Concurrent connections; beyond it new connections are closed at once.
+  std::size_t max_connections = 256;
+  // A keep-alive connection waiting for the first byte of its next request
+  // is closed after this long.
+  std::uint64_t idle_timeout_ms = 60'000;
+  // A request must be complete this long after its first byte arrived: a
+  // client trickling bytes (slowloris) is cut off.
+  std::uint64_t read_timeout_ms = 10'000;
+  // Each response write and each stream chunk write must complete within
+  // this long; a peer that stops reading is disconnected instead of making
+  // the server buffer.
+  std::uint64_t write_timeout_ms = 10'000;
+};
+
+// Serves /raft/* for one Service. Stateless apart from the reference: one
+// Handler may back any number of Servers and hooked connections. The
+// Service must outlive every connection served through this Handler.
+//
+// Endpoints (DESIGN 4): GET /raft/ping, POST /raft/join?url=U,
+// POST /raft/leave?id=N, POST /raft/heartbeat?term&commitIndex&leaderID,
+// POST /raft/vote?term&candidateID&lastLogIndex&lastLogTerm,
+// POST /raft/ack?id&term&index, GET /raft/stream?id&term&index&logTerm,
+// GET /raft/status (JSON), GET /raft/metrics (Prometheus text).
+// Bad parameters: 400 with the seed's X-Raft-Error texts ("invalid term"...).
+// Service errors: X-Raft-Error: <errc message> and 421 (not leader, with
+// X-Raft-Leader-URL), 403 (cluster id mismatch), 503 (no leader), 500 else.
+// Protocol refusals (stale term, already voted...) are answers: 200 with
+// X-Raft-Error next to the X-Raft-Term/X-Raft-Index headers.
+class Handler {
+ public:
+  explicit Handler(Service& service);
+  ~Handler();
+  Handler(const Handler&) = delete;
+  Handler& operator=(const Handler&) = delete;
+
+  Service& service() const noexcept;
+
+  struct Impl;  // defined in src/http/server.cpp
+  Impl& impl() const noexcept { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// A listener serving one Handler. All work runs on strands of `ex`.
+class Server {
+ public:
+  Server(boost::asio::any_io_executor ex, Handler& handler, ServerOptions opts = {});
+  // stop()s. Connections still open hold what they need; the Handler and
+  // its Service must outlive them (stop() closes them promptly).
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts accepting. Port 0 picks an ephemeral port; the result
+  // is the actual port. Call once.
+  result<std::uint16_t> listen(const std::string& host, std::uint16_t port);
+  // Closes the acceptor and every open connection (streams end with an
+  // error on their StreamWriter). Idempotent; safe from any thread.
+  void stop();
+
+  std::size_t connection_count() const noexcept;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace raft

@@ -1,0 +1,782 @@
+// raft::Handler, raft::Server and the Beast hook (DESIGN 4).
+//
+// One Session per connection, on its own strand (Beast's advanced_server
+// shape): do_read/on_read, then the Handler turns the request into a Reply
+// (possibly later, from any thread: the Service answers asynchronously), then
+// do_write/on_write. Every step has a deadline: idle_timeout_ms waiting for a
+// request's first byte, read_timeout_ms for the rest of it, write_timeout_ms
+// per write.
+//
+// /raft/stream switches the connection to streaming: the Service gets a
+// StreamWriter whose write() becomes one chunk, with exactly one write on the
+// socket at a time. `done` runs when the socket accepted the bytes, so a
+// follower that stops reading stalls the Log's writer (back-pressure) until
+// write_timeout_ms cuts the connection; the server never queues more than the
+// one chunk in flight.
+#include "raft/http_beast.hpp"
+
+#include "http/common.hpp"
+#include "raft/config.hpp"
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <boost/url.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+namespace raft {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using namespace http_detail;
+
+namespace {
+
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+struct Reply {
+  Response res;
+  bool stream = false;
+  StreamRequest sreq;
+};
+using ReplyFn = std::function<void(Reply)>;
+
+Reply make_reply(http::status st, std::string body = {}, std::string_view type = "text/plain; charset=utf-8") {
+  Reply r;
+  r.res.result(st);
+  if (!body.empty()) r.res.set(http::field::content_type, type);
+  r.res.body() = std::move(body);
+  return r;
+}
+
+// An error answer: X-Raft-Error carries the text the client maps back.
+Reply error_reply(http::status st, std::string_view text) {
+  Reply r = make_reply(st, std::string(text) + "\n");
+  r.res.set(kHeaderError, text);
+  return r;
+}
+
+http::status status_for(const std::error_code& ec) {
+  if (ec == errc::not_leader) return http::status::misdirected_request;  // 421
+  if (ec == errc::cluster_id_mismatch) return http::status::forbidden;
+  if (ec == errc::no_leader) return http::status::service_unavailable;
+  return http::status::internal_server_error;
+}
+
+// Query parameters of an origin-form target; a parameter given twice counts
+// as invalid (it is ambiguous which one the client meant).
+class Params {
+ public:
+  bool parse(std::string_view target) {
+    auto u = boost::urls::parse_origin_form(target);
+    if (!u) return false;
+    path_ = u->path();  // percent-decoded
+    for (auto p : u->params()) kv_.emplace_back(p.key, p.has_value ? p.value : std::string());
+    return true;
+  }
+  const std::string& path() const { return path_; }
+  // nullptr when missing or duplicated.
+  const std::string* one(std::string_view key) const {
+    const std::string* found = nullptr;
+    for (const auto& [k, v] : kv_) {
+      if (k != key) continue;
+      if (found) return nullptr;
+      found = &v;
+    }
+    return found;
+  }
+  std::optional<std::uint64_t> u64(std::string_view key) const {
+    const std::string* v = one(key);
+    if (!v) return std::nullopt;
+    return parse_u64(*v);
+  }
+  // Terms and ids start at 1; 0 is never valid on the wire.
+  std::optional<std::uint64_t> positive(std::string_view key) const {
+    auto v = u64(key);
+    if (v && *v == 0) return std::nullopt;
+    return v;
+  }
+
+ private:
+  std::string path_;
+  std::vector<std::pair<std::string, std::string>> kv_;
+};
+
+std::string status_json(const Status& s) {
+  boost::json::object o;
+  o["id"] = s.id;
+  o["state"] = s.state;
+  o["term"] = s.term;
+  o["leaderID"] = s.leader_id;
+  o["leaderURL"] = s.leader_url;
+  o["commitIndex"] = s.commit_index;
+  o["appliedIndex"] = s.applied_index;
+  o["lastIndex"] = s.last_index;
+  o["config"] = boost::json::parse(to_json(s.config));
+  return boost::json::serialize(o) + "\n";
+}
+
+std::string metrics_text(const Status& s) {
+  std::string out;
+  auto gauge = [&](std::string_view name, std::string_view help, std::uint64_t v) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += " gauge\n";
+    out += name;
+    out += ' ';
+    out += std::to_string(v);
+    out += '\n';
+  };
+  gauge("raft_id", "This node's id.", s.id);
+  gauge("raft_term", "Current term.", s.term);
+  gauge("raft_leader_id", "Known leader's id (0 if none).", s.leader_id);
+  gauge("raft_commit_index", "Highest committed index.", s.commit_index);
+  gauge("raft_applied_index", "Highest index applied to the FSM.", s.applied_index);
+  gauge("raft_last_index", "Last index in the log.", s.last_index);
+  gauge("raft_config_nodes", "Members in the current configuration.", s.config.nodes.size());
+  out += "# HELP raft_state Current role (1 for the active one).\n# TYPE raft_state gauge\n";
+  for (std::string_view st : {"follower", "candidate", "leader", "stopped"}) {
+    out += "raft_state{state=\"";
+    out += st;
+    out += "\"} ";
+    out += (s.state == st) ? "1\n" : "0\n";
+  }
+  return out;
+}
+
+bool valid_node_url(std::string_view s) {
+  auto u = boost::urls::parse_absolute_uri(s);
+  if (!u) return false;
+  if (u->scheme_id() != boost::urls::scheme::http && u->scheme_id() != boost::urls::scheme::https) return false;
+  return u->has_authority() && !u->host().empty();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Handler
+
+struct Handler::Impl {
+  explicit Impl(Service& s) : svc(s) {}
+  Service& svc;
+
+  Reply service_error(const std::error_code& ec) {
+    Reply r = error_reply(status_for(ec), ec.message());
+    if (ec == errc::not_leader) {
+      Status st = svc.status();
+      if (!st.leader_url.empty()) r.res.set(kHeaderLeaderURL, st.leader_url);
+    }
+    return r;
+  }
+
+  // Turns one request into one Reply; `cb` runs exactly once, on any thread.
+  void handle(const Request& req, ReplyFn cb);
+};
+
+Handler::Handler(Service& service) : impl_(std::make_unique<Impl>(service)) {}
+Handler::~Handler() = default;
+Service& Handler::service() const noexcept { return impl_->svc; }
+
+void Handler::Impl::handle(const Request& req, ReplyFn cb) {
+  Params p;
+  if (!p.parse(req.target())) return cb(error_reply(http::status::bad_request, "invalid request target"));
+
+  enum class Op { ping, join, leave, heartbeat, vote, ack, stream, status, metrics };
+  static const std::unordered_map<std::string, std::pair<Op, http::verb>> routes = {
+      {"/raft/ping", {Op::ping, http::verb::get}},
+      {"/raft/join", {Op::join, http::verb::post}},
+      {"/raft/leave", {Op::leave, http::verb::post}},
+      {"/raft/heartbeat", {Op::heartbeat, http::verb::post}},
+      {"/raft/vote", {Op::vote, http::verb::post}},
+      {"/raft/ack", {Op::ack, http::verb::post}},
+      {"/raft/stream", {Op::stream, http::verb::get}},
+      {"/raft/status", {Op::status, http::verb::get}},
+      {"/raft/metrics", {Op::metrics, http::verb::get}},
+  };
+  auto it = routes.find(p.path());
+  if (it == routes.end()) return cb(error_reply(http::status::not_found, "not found"));
+  auto [op, verb] = it->second;
+  bool head_ok = verb == http::verb::get && req.method() == http::verb::head;
+  if (req.method() != verb && !head_ok) {
+    Reply r = error_reply(http::status::method_not_allowed, "method not allowed");
+    r.res.set(http::field::allow, http::to_string(verb));
+    return cb(std::move(r));
+  }
+
+  // Cluster id: a request that names another cluster is refused (the seed
+  // never checked). A request without the header is let through: a node that
+  // has not joined yet (and humans with curl) do not know the id.
+  if (req.count(kHeaderClusterID) > 1) return cb(error_reply(http::status::bad_request, "invalid cluster id"));
+  if (auto f = req.find(kHeaderClusterID); f != req.end()) {
+    auto cid = parse_u64(f->value());
+    if (!cid) return cb(error_reply(http::status::bad_request, "invalid cluster id"));
+    std::uint64_t mine = svc.cluster_id();
+    if (*cid != 0 && mine != 0 && *cid != mine)
+      return cb(error_reply(http::status::forbidden, make_error_code(errc::cluster_id_mismatch).message()));
+  }
+
+  auto bad = [&](std::string_view text) { cb(error_reply(http::status::bad_request, text)); };
+
+  switch (op) {
+    case Op::ping:
+      return cb(make_reply(http::status::ok));
+
+    case Op::status:
+      return cb(make_reply(http::status::ok, status_json(svc.status()), "application/json"));
+
+    case Op::metrics:
+      return cb(make_reply(http::status::ok, metrics_text(svc.status()), "text/plain; version=0.0.4"));
+
+    case Op::join: {
+      const std::string* url = p.one("url");
+      if (!url || url->empty()) return bad("url required");
+      if (!valid_node_url(*url)) return bad("invalid url");
+      return svc.handle_join(*url, [this, cb](result<JoinResponse> r) {
+        if (!r) return cb(service_error(r.error()));
+        Reply rep = make_reply(http::status::ok, to_json(r->config), "application/json");
+        rep.res.set(kHeaderID, std::to_string(r->id));
+        rep.res.set(kHeaderLeaderID, std::to_string(r->leader_id));
+        cb(std::move(rep));
+      });
+    }
+
+    case Op::leave: {
+      auto id = p.positive("id");
+      if (!id) return bad("invalid raft id");
+      return svc.handle_leave(*id, [this, cb](result<void> r) {
+        if (!r) return cb(service_error(r.error()));
+        cb(make_reply(http::status::ok));
+      });
+    }
+
+    case Op::heartbeat: {
+      HeartbeatRequest hb;
+      auto term = p.positive("term");
+      if (!term) return bad("invalid term");
+      auto commit = p.u64("commitIndex");
+      if (!commit) return bad("invalid commit index");
+      auto leader = p.positive("leaderID");
+      if (!leader) return bad("invalid leader id");
+      hb.term = *term;
+      hb.commit_index = *commit;
+      hb.leader_id = *leader;
+      return svc.handle_heartbeat(hb, [this, cb](result<HeartbeatResponse> r) {
+        if (!r) return cb(service_error(r.error()));
+        Reply rep = make_reply(http::status::ok);
+        rep.res.set(kHeaderIndex, std::to_string(r->index));
+        rep.res.set(kHeaderTerm, std::to_string(r->term));
+        if (r->error) rep.res.set(kHeaderError, r->error.message());
+        cb(std::move(rep));
+      });
+    }
+
+    case Op::vote: {
+      VoteRequest v;
+      auto term = p.positive("term");
+      if (!term) return bad("invalid term");
+      auto cand = p.positive("candidateID");
+      if (!cand) return bad("invalid candidate id");
+      auto lli = p.u64("lastLogIndex");
+      if (!lli) return bad("invalid last log index");
+      auto llt = p.u64("lastLogTerm");
+      if (!llt) return bad("invalid last log term");
+      v.term = *term;
+      v.candidate_id = *cand;
+      v.last_log_index = *lli;
+      v.last_log_term = *llt;
+      return svc.handle_vote(v, [this, cb](result<VoteResponse> r) {
+        if (!r) return cb(service_error(r.error()));
+        Reply rep = make_reply(http::status::ok);
+        rep.res.set(kHeaderTerm, std::to_string(r->term));
+        if (r->error) rep.res.set(kHeaderError, r->error.message());
+        cb(std::move(rep));
+      });
+    }
+
+    case Op::ack: {
+      AckRequest a;
+      auto id = p.positive("id");
+      if (!id) return bad("invalid id");
+      auto term = p.positive("term");
+      if (!term) return bad("invalid term");
+      auto index = p.u64("index");
+      if (!index) return bad("invalid index");
+      a.id = *id;
+      a.term = *term;
+      a.index = *index;
+      return svc.handle_ack(a, [this, cb](result<void> r) {
+        if (!r) return cb(service_error(r.error()));
+        cb(make_reply(http::status::ok));
+      });
+    }
+
+    case Op::stream: {
+      Reply rep;
+      auto id = p.positive("id");
+      if (!id) return bad("invalid id");
+      auto term = p.positive("term");
+      if (!term) return bad("invalid term");
+      auto index = p.u64("index");
+      if (!index) return bad("invalid index");
+      auto log_term = p.u64("logTerm");
+      if (!log_term) return bad("invalid log term");
+      if (req.version() < 11) return cb(error_reply(http::status::http_version_not_supported, "http/1.1 required"));
+      rep.stream = true;
+      rep.sreq = StreamRequest{*id, *term, *index, *log_term};
+      return cb(std::move(rep));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Session
+
+namespace {
+
+struct Registry;
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(beast::tcp_stream stream, Handler::Impl& h, const ServerOptions& opts, std::shared_ptr<Registry> reg)
+      : stream_(std::move(stream)),
+        buffer_(opts.header_limit_bytes + opts.body_limit_bytes + 4096),
+        h_(h),
+        opts_(opts),
+        reg_(std::move(reg)),
+        timer_(stream_.get_executor()) {}
+  ~Session();
+
+  void start() { net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); }); }
+
+  // For the hook: a request already read by the user's server.
+  void start_with(Request req, std::function<void(beast::tcp_stream)> give_back) {
+    give_back_ = std::move(give_back);
+    net::dispatch(stream_.get_executor(), [self = shared_from_this(), req = std::move(req)]() mutable {
+      self->req_ = std::move(req);
+      self->dispatch_request();
+    });
+  }
+
+  // Any thread.
+  void close() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->do_close(); });
+  }
+
+  // Stream side, called (via post) from the SessionWriter.
+  void stream_write(std::string bytes, std::function<void(std::error_code)> done);
+  void stream_finish(std::error_code ec);
+  void writer_gone() {
+    if (!finished_) do_close();
+  }
+
+ private:
+  void do_read();
+  void on_first_bytes(beast::error_code ec, std::size_t n);
+  void on_read(beast::error_code ec);
+  void dispatch_request();
+  void on_reply(Reply r);
+  void do_write(bool close_after);
+  void on_write(beast::error_code ec);
+  void do_close();
+
+  void start_stream(const StreamRequest& sreq);
+  void do_peer_watch();
+  void do_chunk_write(std::shared_ptr<std::string> head, std::string_view body, std::string_view tail);
+  void on_chunk_write(beast::error_code ec);
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Request req_;
+  Response res_;
+  Handler::Impl& h_;
+  ServerOptions opts_;
+  std::shared_ptr<Registry> reg_;
+  std::function<void(beast::tcp_stream)> give_back_;
+  bool closed_ = false;
+
+  // Streaming state.
+  bool streaming_ = false;
+  bool header_sent_ = false;
+  bool writing_ = false;
+  bool finished_ = false;  // finish() seen
+  std::optional<std::error_code> finish_pending_;
+  std::string chunk_;
+  std::shared_ptr<std::string> head_;
+  std::function<void(std::error_code)> done_;
+  net::steady_timer timer_;
+  bool timed_out_ = false;
+  char watch_byte_[256];
+};
+
+struct Registry {
+  std::mutex mu;
+  bool stopped = false;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::atomic<std::size_t> count{0};
+
+  bool add(const std::shared_ptr<Session>& s) {
+    std::lock_guard lk(mu);
+    if (stopped) return false;
+    sessions.emplace(s.get(), s);
+    ++count;
+    return true;
+  }
+  void remove(Session* s) {
+    std::lock_guard lk(mu);
+    if (sessions.erase(s)) --count;
+  }
+  void stop_all() {
+    std::vector<std::shared_ptr<Session>> live;
+    {
+      std::lock_guard lk(mu);
+      stopped = true;
+      for (auto& [p, w] : sessions)
+        if (auto s = w.lock()) live.push_back(std::move(s));
+    }
+    for (auto& s : live) s->close();
+  }
+};
+
+Session::~Session() {
+  if (reg_) reg_->remove(this);
+  if (done_) done_(make_error_code(errc::transport_error));
+}
+
+class SessionWriter final : public StreamWriter {
+ public:
+  SessionWriter(std::shared_ptr<Session> s, net::any_io_executor ex) : s_(std::move(s)), ex_(std::move(ex)) {}
+  ~SessionWriter() override {
+    net::post(ex_, [s = s_] { s->writer_gone(); });
+  }
+  void write(std::string_view bytes, std::function<void(std::error_code)> done) override {
+    // The caller's bytes need not outlive this call: copy into the one chunk
+    // in flight (this copy, plus the socket buffer, is all the server holds).
+    net::post(ex_, [s = s_, b = std::string(bytes), d = std::move(done)]() mutable {
+      s->stream_write(std::move(b), std::move(d));
+    });
+  }
+  void finish(std::error_code ec) override {
+    net::post(ex_, [s = s_, ec] { s->stream_finish(ec); });
+  }
+
+ private:
+  std::shared_ptr<Session> s_;
+  net::any_io_executor ex_;
+};
+
+void Session::do_read() {
+  if (closed_) return;
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(opts_.header_limit_bytes, UINT32_MAX)));
+  parser_->body_limit(opts_.body_limit_bytes);
+  if (buffer_.size() > 0) return on_first_bytes({}, 0);
+  // Idle: wait for the first byte of the next request.
+  stream_.expires_after(std::chrono::milliseconds(opts_.idle_timeout_ms));
+  stream_.async_read_some(buffer_.prepare(std::min<std::size_t>(4096, buffer_.max_size() - buffer_.size())),
+                          beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
+}
+
+void Session::on_first_bytes(beast::error_code ec, std::size_t n) {
+  if (ec) return do_close();
+  buffer_.commit(n);
+  // The whole request must now arrive within read_timeout_ms (one deadline
+  // for all its bytes, so trickling cannot extend it).
+  stream_.expires_after(std::chrono::milliseconds(opts_.read_timeout_ms));
+  http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code e, std::size_t) {
+    self->on_read(e);
+  });
+}
+
+void Session::on_read(beast::error_code ec) {
+  if (ec == http::error::end_of_stream) return do_close();
+  if (ec == http::error::header_limit) {
+    res_ = error_reply(http::status::request_header_fields_too_large, "header too large").res;
+    return do_write(true);
+  }
+  if (ec == http::error::body_limit || ec == http::error::buffer_overflow) {
+    res_ = error_reply(http::status::payload_too_large, "body too large").res;
+    return do_write(true);
+  }
+  if (ec && ec.category() == http::make_error_code(http::error::bad_target).category() &&
+      ec != http::error::partial_message) {
+    res_ = error_reply(http::status::bad_request, "bad request").res;
+    return do_write(true);
+  }
+  if (ec) return do_close();  // timeout, reset, partial message
+  req_ = parser_->release();
+  dispatch_request();
+}
+
+void Session::dispatch_request() {
+  stream_.expires_never();
+  h_.handle(req_, [self = shared_from_this()](Reply r) {
+    net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->on_reply(std::move(r)); });
+  });
+}
+
+void Session::on_reply(Reply r) {
+  if (closed_) return;
+  if (r.stream) return start_stream(r.sreq);
+  res_ = std::move(r.res);
+  do_write(false);
+}
+
+void Session::do_write(bool close_after) {
+  if (closed_) return;
+  res_.version(req_.version() ? req_.version() : 11);
+  res_.keep_alive(!close_after && req_.keep_alive());
+  if (req_.method() == http::verb::head) {
+    res_.content_length(res_.body().size());
+    res_.body().clear();
+  } else {
+    res_.prepare_payload();
+  }
+  stream_.expires_after(std::chrono::milliseconds(opts_.write_timeout_ms));
+  http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    self->on_write(ec);
+  });
+}
+
+void Session::on_write(beast::error_code ec) {
+  if (ec) return do_close();
+  if (!res_.keep_alive()) {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    return do_close();
+  }
+  res_ = {};
+  if (give_back_) {
+    stream_.expires_never();
+    auto gb = std::move(give_back_);
+    give_back_ = nullptr;
+    closed_ = true;  // no longer ours
+    return gb(std::move(stream_));
+  }
+  do_read();
+}
+
+void Session::do_close() {
+  if (closed_) return;
+  closed_ = true;
+  if (reg_) reg_->remove(this);  // counts open connections, not live objects
+  beast::error_code ignored;
+  timer_.cancel();
+  stream_.socket().close(ignored);
+}
+
+// ---- streaming
+
+void Session::start_stream(const StreamRequest& sreq) {
+  streaming_ = true;
+  stream_.expires_never();
+  // Watch the socket: the follower sends nothing after its request, so a
+  // completed read means it went away (or misbehaves): close either way.
+  do_peer_watch();
+  auto w = std::make_shared<SessionWriter>(shared_from_this(), stream_.get_executor());
+  h_.svc.handle_stream(sreq, std::move(w));
+}
+
+void Session::do_peer_watch() {
+  stream_.socket().async_read_some(net::buffer(watch_byte_),
+                                   [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                     if (ec || self->closed_) return self->do_close();
+                                     self->do_peer_watch();  // ignore stray bytes
+                                   });
+}
+
+namespace {
+std::string chunk_header(std::size_t n) {
+  char buf[32];
+  int len = std::snprintf(buf, sizeof buf, "%zx\r\n", n);
+  return std::string(buf, static_cast<std::size_t>(len));
+}
+constexpr std::string_view kStreamHeader =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n"
+    "Cache-Control: no-store\r\n\r\n";
+}  // namespace
+
+void Session::stream_write(std::string bytes, std::function<void(std::error_code)> done) {
+  if (closed_ || finished_) {
+    return net::post(stream_.get_executor(),
+                     [d = std::move(done)] { d(make_error_code(errc::transport_error)); });
+  }
+  if (writing_) {  // contract: one write outstanding at a time
+    return net::post(stream_.get_executor(), [d = std::move(done)] { d(make_error_code(errc::protocol_error)); });
+  }
+  if (bytes.empty()) {  // an empty chunk would end the body
+    return net::post(stream_.get_executor(), [d = std::move(done)] { d({}); });
+  }
+  chunk_ = std::move(bytes);
+  done_ = std::move(done);
+  auto head = std::make_shared<std::string>();
+  if (!header_sent_) {
+    header_sent_ = true;
+    *head = kStreamHeader;
+  }
+  *head += chunk_header(chunk_.size());
+  do_chunk_write(std::move(head), chunk_, "\r\n");
+}
+
+void Session::do_chunk_write(std::shared_ptr<std::string> head, std::string_view body, std::string_view tail) {
+  writing_ = true;
+  head_ = std::move(head);
+  timed_out_ = false;
+  timer_.expires_after(std::chrono::milliseconds(opts_.write_timeout_ms));
+  timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec) return;  // canceled: the write finished
+    self->timed_out_ = true;
+    self->do_close();
+  });
+  std::array<net::const_buffer, 3> bufs{net::buffer(*head_), net::buffer(body.data(), body.size()),
+                                        net::buffer(tail.data(), tail.size())};
+  net::async_write(stream_.socket(), bufs, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    self->on_chunk_write(ec);
+  });
+}
+
+void Session::on_chunk_write(beast::error_code ec) {
+  writing_ = false;
+  timer_.cancel();
+  chunk_.clear();
+  auto done = std::move(done_);
+  done_ = nullptr;
+  std::error_code out;
+  if (ec) {
+    out = make_error_code(timed_out_ ? errc::timeout : errc::transport_error);
+    do_close();
+  }
+  if (done) done(out);
+  if (finish_pending_) {
+    auto f = *finish_pending_;
+    finish_pending_.reset();
+    finished_ = false;
+    stream_finish(f);
+  }
+}
+
+void Session::stream_finish(std::error_code ec) {
+  if (finished_) return;
+  finished_ = true;
+  if (closed_) return;
+  if (writing_) {  // after the chunk in flight
+    finish_pending_ = ec;
+    return;
+  }
+  if (!header_sent_ && ec) {
+    // Nothing streamed yet: answer with a plain error response.
+    streaming_ = false;
+    res_ = h_.service_error(ec).res;
+    return do_write(true);
+  }
+  if (ec) return do_close();  // mid-stream failure: an unterminated body tells the follower
+  auto head = std::make_shared<std::string>();
+  if (!header_sent_) {
+    header_sent_ = true;
+    *head = kStreamHeader;
+  }
+  *head += "0\r\n\r\n";
+  done_ = [self = shared_from_this()](std::error_code) {
+    beast::error_code ignored;
+    self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    self->do_close();
+  };
+  do_chunk_write(std::move(head), {}, {});
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Server
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  Impl(net::any_io_executor ex, Handler& h, ServerOptions o)
+      : ex(ex), handler(h), opts(o), acceptor(net::make_strand(ex)), reg(std::make_shared<Registry>()) {}
+
+  void do_accept() {
+    acceptor.async_accept(net::make_strand(ex), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+      self->on_accept(ec, std::move(s));
+    });
+  }
+  void on_accept(beast::error_code ec, tcp::socket s) {
+    if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+    if (!ec) {
+      beast::error_code ignored;
+      if (reg->count.load() >= opts.max_connections) {
+        s.close(ignored);
+      } else {
+        s.set_option(tcp::no_delay(true), ignored);
+        auto sess = std::make_shared<Session>(beast::tcp_stream(std::move(s)), handler.impl(), opts, reg);
+        if (reg->add(sess)) sess->start();
+      }
+    }
+    do_accept();  // transient errors (EMFILE...) must not stop the server
+  }
+
+  net::any_io_executor ex;
+  Handler& handler;
+  ServerOptions opts;
+  tcp::acceptor acceptor;
+  std::shared_ptr<Registry> reg;
+  std::atomic<bool> listening{false};
+};
+
+Server::Server(net::any_io_executor ex, Handler& handler, ServerOptions opts)
+    : impl_(std::make_shared<Impl>(std::move(ex), handler, opts)) {}
+
+Server::~Server() { stop(); }
+
+result<std::uint16_t> Server::listen(const std::string& host, std::uint16_t port) {
+  if (impl_->listening.exchange(true)) return make_error_code(errc::invalid_argument);
+  beast::error_code ec;
+  auto addr = net::ip::make_address(host, ec);
+  if (ec) return make_error_code(errc::invalid_argument);
+  tcp::endpoint ep(addr, port);
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    beast::error_code ignored;
+    a.close(ignored);
+    return std::error_code(ec);
+  }
+  std::uint16_t actual = a.local_endpoint(ec).port();
+  net::dispatch(a.get_executor(), [self = impl_] { self->do_accept(); });
+  return actual;
+}
+
+void Server::stop() {
+  net::post(impl_->acceptor.get_executor(), [self = impl_] {
+    beast::error_code ignored;
+    self->acceptor.close(ignored);
+  });
+  impl_->reg->stop_all();
+}
+
+std::size_t Server::connection_count() const noexcept { return impl_->reg->count.load(); }
+
+// ---------------------------------------------------------------- hook
+
+void serve_raft_request(Handler& handler, beast::tcp_stream stream, Request req,
+                        std::function<void(beast::tcp_stream)> give_back, const ServerOptions& opts) {
+  auto s = std::make_shared<Session>(std::move(stream), handler.impl(), opts, nullptr);
+  s->start_with(std::move(req), std::move(give_back));
+}
+
+}  // namespace raft

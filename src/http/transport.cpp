@@ -1,0 +1,547 @@
+// raft::HTTPTransport: the client side of DESIGN 4 on Boost.Beast.
+//
+// Each call is a Call object on the strand of the connection it uses:
+// take a pooled keep-alive connection for the peer (or connect), write the
+// request, read the reply under one deadline, give the connection back if
+// both sides allow keep-alive. A pooled connection the peer closed while it
+// sat idle fails at first use; that case is retried once on a fresh
+// connection (nothing reached the server).
+//
+// A stream (read_from) has its own connection, never pooled: the reply body
+// is parsed into a fixed buffer (buffer_body) and each filled piece goes to
+// on_data; nothing more is read from the socket until the consumer calls
+// more(), so TCP flow control carries the consumer's pace back to the leader.
+#include "raft/http.hpp"
+
+#include "http/common.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace raft {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using namespace http_detail;
+
+namespace {
+
+using Response = http::response<http::string_body>;
+
+struct Target {
+  std::string host;
+  std::string port;
+  std::string base;  // path prefix without trailing '/'
+  std::string key;   // pool key host:port
+};
+
+result<Target> parse_target(std::string_view url) {
+  auto u = boost::urls::parse_absolute_uri(url);
+  if (!u || u->scheme_id() != boost::urls::scheme::http || !u->has_authority() || u->host().empty())
+    return make_error_code(errc::invalid_argument);
+  Target t;
+  t.host = u->host_address();  // IPv6 without brackets
+  t.port = u->has_port() ? std::string(u->port()) : std::string("80");
+  t.base = u->path();
+  while (!t.base.empty() && t.base.back() == '/') t.base.pop_back();
+  t.key = t.host + "|" + t.port;
+  return t;
+}
+
+std::error_code map_net_error(const beast::error_code& ec, bool canceled = false) {
+  if (canceled || ec == net::error::operation_aborted) return make_error_code(errc::canceled);
+  if (ec == beast::error::timeout) return make_error_code(errc::timeout);
+  return make_error_code(errc::transport_error);
+}
+
+struct Conn {
+  explicit Conn(net::any_io_executor ex) : stream(net::make_strand(ex)) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+};
+
+std::string query(std::initializer_list<std::pair<std::string_view, std::string>> kv) {
+  boost::urls::url u;
+  for (auto& [k, v] : kv) u.params().append({k, v});
+  return std::string(u.encoded_query());
+}
+
+}  // namespace
+
+struct HTTPTransport::Impl : std::enable_shared_from_this<HTTPTransport::Impl> {
+  Impl(net::any_io_executor e, HTTPTransportOptions o) : ex(std::move(e)), opts(o) {}
+
+  net::any_io_executor ex;
+  HTTPTransportOptions opts;
+  std::atomic<std::uint64_t> cluster_id{0};
+  std::atomic<std::uint64_t> opened{0};
+
+  std::mutex mu;
+  bool closed = false;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<Conn>>> idle;
+
+  std::unique_ptr<Conn> take(const std::string& key) {
+    std::lock_guard lk(mu);
+    auto it = idle.find(key);
+    if (it == idle.end() || it->second.empty()) return nullptr;
+    auto c = std::move(it->second.back());
+    it->second.pop_back();
+    return c;
+  }
+  void give(const std::string& key, std::unique_ptr<Conn> c) {
+    std::lock_guard lk(mu);
+    auto& v = idle[key];
+    if (closed || v.size() >= opts.max_idle_connections_per_host) return;  // c closes as it dies
+    v.push_back(std::move(c));
+  }
+  void close_idle() {
+    std::lock_guard lk(mu);
+    closed = true;
+    idle.clear();
+  }
+
+  // Connects `c` to t; on_done(ec) on c's strand.
+  void connect(Conn& c, const Target& t, std::function<void(beast::error_code)> on_done);
+
+  void exchange(std::string url, std::string path_query, http::verb verb,
+                std::function<void(std::error_code, Response)> done);
+};
+
+namespace {
+
+// One request/response exchange.
+class Call : public std::enable_shared_from_this<Call> {
+ public:
+  Call(std::shared_ptr<HTTPTransport::Impl> t, Target target, http::request<http::empty_body> req,
+       std::function<void(std::error_code, Response)> done)
+      : t_(std::move(t)), target_(std::move(target)), req_(std::move(req)), done_(std::move(done)) {}
+
+  void start() {
+    conn_ = t_->take(target_.key);
+    if (conn_) {
+      reused_ = true;
+      net::dispatch(conn_->stream.get_executor(), [self = shared_from_this()] { self->do_write(); });
+    } else {
+      do_connect();
+    }
+  }
+
+ private:
+  void do_connect() {
+    reused_ = false;
+    conn_ = std::make_unique<Conn>(t_->ex);
+    net::dispatch(conn_->stream.get_executor(), [self = shared_from_this()] {
+      self->t_->connect(*self->conn_, self->target_, [self](beast::error_code ec) {
+        if (ec) return self->fail(ec);
+        self->do_write();
+      });
+    });
+  }
+
+  void do_write() {
+    conn_->stream.expires_after(std::chrono::milliseconds(t_->opts.request_timeout_ms));
+    http::async_write(conn_->stream, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->retry_or_fail(ec);
+      self->do_read();
+    });
+  }
+
+  void do_read() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(t_->opts.response_header_limit_bytes));
+    parser_->body_limit(t_->opts.response_body_limit_bytes);
+    http::async_read(conn_->stream, conn_->buffer, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+  }
+
+  void on_read(beast::error_code ec, std::size_t n) {
+    if (ec) {
+      // A pooled connection closed by the peer while idle: nothing was read.
+      if (n == 0 && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
+                     ec == net::error::eof))
+        return retry_or_fail(ec);
+      return fail(ec);
+    }
+    Response res = parser_->release();
+    conn_->stream.expires_never();
+    if (res.keep_alive() && !res.need_eof()) t_->give(target_.key, std::move(conn_));
+    auto d = std::move(done_);
+    d({}, std::move(res));
+  }
+
+  void retry_or_fail(beast::error_code ec) {
+    if (reused_ && !retried_ && ec != beast::error::timeout) {
+      retried_ = true;
+      conn_.reset();
+      return do_connect();
+    }
+    fail(ec);
+  }
+
+  void fail(beast::error_code ec) {
+    conn_.reset();
+    auto d = std::move(done_);
+    d(map_net_error(ec), Response{});
+  }
+
+  std::shared_ptr<HTTPTransport::Impl> t_;
+  Target target_;
+  http::request<http::empty_body> req_;
+  std::function<void(std::error_code, Response)> done_;
+  std::unique_ptr<Conn> conn_;
+  std::optional<http::response_parser<http::string_body>> parser_;
+  bool reused_ = false;
+  bool retried_ = false;
+};
+
+}  // namespace
+
+void HTTPTransport::Impl::connect(Conn& c, const Target& t, std::function<void(beast::error_code)> on_done) {
+  ++opened;
+  c.stream.expires_after(std::chrono::milliseconds(opts.connect_timeout_ms));
+  auto finish = [&c, on_done](beast::error_code ec) {
+    if (!ec) {
+      beast::error_code ignored;
+      c.stream.socket().set_option(tcp::no_delay(true), ignored);
+    }
+    c.stream.expires_never();
+    on_done(ec);
+  };
+  beast::error_code ec;
+  auto addr = net::ip::make_address(t.host, ec);
+  std::uint16_t port = 0;
+  if (auto p = parse_u64(t.port); p && *p <= 65535) port = static_cast<std::uint16_t>(*p);
+  if (!ec) {
+    c.stream.async_connect(tcp::endpoint(addr, port), [finish](beast::error_code e) { finish(e); });
+    return;
+  }
+  // A host name: Asio's resolver (which may use a helper thread of its own).
+  auto resolver = std::make_shared<tcp::resolver>(c.stream.get_executor());
+  resolver->async_resolve(t.host, t.port,
+                          [&c, finish, resolver](beast::error_code e, tcp::resolver::results_type r) {
+                            if (e) return finish(e);
+                            c.stream.async_connect(r, [finish](beast::error_code e2, const tcp::endpoint&) {
+                              finish(e2);
+                            });
+                          });
+}
+
+void HTTPTransport::Impl::exchange(std::string url, std::string path_query, http::verb verb,
+                                   std::function<void(std::error_code, Response)> done) {
+  auto t = parse_target(url);
+  if (!t) {
+    return net::post(ex, [done = std::move(done), e = t.error()] { done(e, Response{}); });
+  }
+  http::request<http::empty_body> req{verb, t->base + path_query, 11};
+  req.set(http::field::host, t->port == "80" ? t->host : t->host + ":" + t->port);
+  req.set(http::field::user_agent, "raft-http");
+  if (auto cid = cluster_id.load(); cid != 0) req.set(kHeaderClusterID, std::to_string(cid));
+  req.keep_alive(true);
+  req.prepare_payload();
+  std::make_shared<Call>(shared_from_this(), std::move(*t), std::move(req), std::move(done))->start();
+}
+
+// ---------------------------------------------------------------- public calls
+
+namespace {
+
+// The reply's X-Raft-Error as an error, or transport_error when there is
+// none but the status is not 200.
+std::error_code reply_error(const Response& res) {
+  if (auto f = res.find(kHeaderError); f != res.end()) return error_from_text(f->value());
+  if (res.result() != http::status::ok) return make_error_code(errc::transport_error);
+  return {};
+}
+
+std::optional<std::uint64_t> header_u64(const Response& res, std::string_view name) {
+  auto f = res.find(name);
+  if (f == res.end()) return std::nullopt;
+  return parse_u64(f->value());
+}
+
+std::optional<std::string> redirect_hint(const Response& res) {
+  if (res.result() != http::status::misdirected_request && res.result() != http::status::temporary_redirect)
+    return std::nullopt;
+  auto f = res.find(kHeaderLeaderURL);
+  if (f == res.end() || f->value().empty()) return std::nullopt;
+  return std::string(f->value());
+}
+
+}  // namespace
+
+HTTPTransport::HTTPTransport(net::any_io_executor ex, HTTPTransportOptions opts)
+    : impl_(std::make_shared<Impl>(std::move(ex), opts)) {}
+
+HTTPTransport::~HTTPTransport() { impl_->close_idle(); }
+
+void HTTPTransport::set_cluster_id(std::uint64_t id) { impl_->cluster_id.store(id); }
+
+std::uint64_t HTTPTransport::connections_opened() const noexcept { return impl_->opened.load(); }
+
+namespace {
+// join/leave: follow X-Raft-Leader-URL hints (421/307) up to max_redirects.
+void redirecting(std::shared_ptr<HTTPTransport::Impl> t, std::string url, std::string pq, int hops_left,
+                 std::function<void(std::error_code, Response)> done) {
+  auto tt = t;
+  tt->exchange(url, pq, http::verb::post,
+               [t = std::move(t), pq, hops_left, done = std::move(done)](std::error_code ec, Response res) mutable {
+                 if (!ec) {
+                   if (auto next = redirect_hint(res)) {
+                     if (hops_left <= 0) return done(make_error_code(errc::not_leader), Response{});
+                     return redirecting(std::move(t), *next, std::move(pq), hops_left - 1, std::move(done));
+                   }
+                 }
+                 done(ec, std::move(res));
+               });
+}
+}  // namespace
+
+void HTTPTransport::join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) {
+  redirecting(impl_, url, "/raft/join?" + query({{"url", node_url}}), impl_->opts.max_redirects,
+              [h = std::move(h)](std::error_code ec, Response res) {
+                if (ec) return h(ec);
+                if (auto e = reply_error(res)) return h(e);
+                auto id = header_u64(res, kHeaderID);
+                auto leader = header_u64(res, kHeaderLeaderID);
+                if (!id || !leader) return h(make_error_code(errc::transport_error));
+                auto cfg = config_from_json(res.body());
+                if (!cfg) return h(make_error_code(errc::transport_error));
+                h(JoinResponse{*id, *leader, std::move(*cfg)});
+              });
+}
+
+void HTTPTransport::leave(const std::string& url, std::uint64_t id, Handler_fn<void> h) {
+  redirecting(impl_, url, "/raft/leave?" + query({{"id", std::to_string(id)}}), impl_->opts.max_redirects,
+              [h = std::move(h)](std::error_code ec, Response res) {
+                if (ec) return h(ec);
+                if (auto e = reply_error(res)) return h(e);
+                h(result<void>{});
+              });
+}
+
+void HTTPTransport::heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) {
+  std::string pq = "/raft/heartbeat?" + query({{"term", std::to_string(req.term)},
+                                               {"commitIndex", std::to_string(req.commit_index)},
+                                               {"leaderID", std::to_string(req.leader_id)}});
+  impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
+    if (ec) return h(ec);
+    auto index = header_u64(res, kHeaderIndex);
+    auto term = header_u64(res, kHeaderTerm);
+    bool has_index = res.find(kHeaderIndex) != res.end();
+    bool has_term = res.find(kHeaderTerm) != res.end();
+    if (res.result() == http::status::ok && index && term) {
+      HeartbeatResponse r;
+      r.index = *index;
+      r.term = *term;
+      if (auto f = res.find(kHeaderError); f != res.end()) r.error = error_from_text(f->value());
+      return h(r);
+    }
+    if (res.result() == http::status::ok || has_index || has_term) return h(make_error_code(errc::transport_error));
+    h(reply_error(res));
+  });
+}
+
+void HTTPTransport::request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) {
+  std::string pq = "/raft/vote?" + query({{"term", std::to_string(req.term)},
+                                          {"candidateID", std::to_string(req.candidate_id)},
+                                          {"lastLogIndex", std::to_string(req.last_log_index)},
+                                          {"lastLogTerm", std::to_string(req.last_log_term)}});
+  impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
+    if (ec) return h(ec);
+    auto term = header_u64(res, kHeaderTerm);
+    if (res.result() == http::status::ok && term) {
+      VoteResponse r;
+      r.term = *term;
+      if (auto f = res.find(kHeaderError); f != res.end()) r.error = error_from_text(f->value());
+      return h(r);
+    }
+    if (res.result() == http::status::ok || res.find(kHeaderTerm) != res.end())
+      return h(make_error_code(errc::transport_error));
+    h(reply_error(res));
+  });
+}
+
+void HTTPTransport::ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) {
+  std::string pq = "/raft/ack?" + query({{"id", std::to_string(req.id)},
+                                         {"term", std::to_string(req.term)},
+                                         {"index", std::to_string(req.index)}});
+  impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
+    if (ec) return h(ec);
+    if (auto e = reply_error(res)) return h(e);
+    h(result<void>{});
+  });
+}
+
+// ---------------------------------------------------------------- stream
+
+namespace {
+
+class StreamCall final : public StreamHandle, public std::enable_shared_from_this<StreamCall> {
+ public:
+  StreamCall(std::shared_ptr<HTTPTransport::Impl> t, Target target, http::request<http::empty_body> req,
+             StreamCallbacks cb)
+      : t_(std::move(t)),
+        target_(std::move(target)),
+        req_(std::move(req)),
+        cb_(std::move(cb)),
+        conn_(t_->ex),
+        timer_(conn_.stream.get_executor()),
+        buf_(std::max<std::size_t>(t_->opts.stream_read_buffer_bytes, 4096)) {}
+
+  void start() {
+    net::dispatch(conn_.stream.get_executor(), [self = shared_from_this()] {
+      self->t_->connect(self->conn_, self->target_, [self](beast::error_code ec) {
+        if (ec || self->canceled_) return self->end(map_net_error(ec, self->canceled_));
+        self->do_write();
+      });
+    });
+  }
+
+  void cancel() override {
+    net::post(conn_.stream.get_executor(), [self = shared_from_this()] {
+      if (self->ended_) return;
+      self->canceled_ = true;
+      beast::error_code ignored;
+      self->timer_.cancel();
+      self->conn_.stream.socket().close(ignored);
+      // Waiting for more(): no operation will complete to report it.
+      if (self->waiting_more_) self->end(make_error_code(errc::canceled));
+    });
+  }
+
+ private:
+  void do_write() {
+    conn_.stream.expires_after(std::chrono::milliseconds(t_->opts.request_timeout_ms));
+    http::async_write(conn_.stream, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->end(map_net_error(ec, self->canceled_));
+      self->do_read_header();
+    });
+  }
+
+  void do_read_header() {
+    parser_.header_limit(static_cast<std::uint32_t>(t_->opts.response_header_limit_bytes));
+    parser_.body_limit(boost::none);
+    http::async_read_header(conn_.stream, conn_.buffer, parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec) return self->end(map_net_error(ec, self->canceled_));
+                              self->on_header();
+                            });
+  }
+
+  void on_header() {
+    conn_.stream.expires_never();
+    const auto& res = parser_.get();
+    if (res.result() != http::status::ok) {
+      std::error_code e = make_error_code(errc::transport_error);
+      if (auto f = res.find(kHeaderError); f != res.end()) e = error_from_text(f->value());
+      return end(e);
+    }
+    do_read_body();
+  }
+
+  void do_read_body() {
+    if (ended_) return;
+    if (canceled_) return end(make_error_code(errc::canceled));
+    waiting_more_ = false;
+    if (parser_.is_done()) return end({});
+    parser_.get().body().data = buf_.data();
+    parser_.get().body().size = buf_.size();
+    parser_.get().body().more = true;
+    if (t_->opts.stream_idle_timeout_ms > 0) {
+      timer_.expires_after(std::chrono::milliseconds(t_->opts.stream_idle_timeout_ms));
+      timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (ec) return;
+        self->idle_expired_ = true;
+        beast::error_code ignored;
+        self->conn_.stream.socket().close(ignored);
+      });
+    }
+    http::async_read_some(conn_.stream, conn_.buffer, parser_,
+                          [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
+  }
+
+  void on_body(beast::error_code ec) {
+    timer_.cancel();
+    if (ec == http::error::need_buffer) ec = {};
+    std::size_t got = buf_.size() - parser_.get().body().size;
+    if (ec) {
+      if (idle_expired_) return end(make_error_code(errc::timeout));
+      return end(map_net_error(ec, canceled_));
+    }
+    if (got == 0) return do_read_body();
+    waiting_more_ = true;
+    std::weak_ptr<StreamCall> weak = shared_from_this();
+    auto ex = conn_.stream.get_executor();
+    auto more = [weak, ex] {
+      if (auto self = weak.lock()) net::post(ex, [self] { self->do_read_body(); });
+    };
+    cb_.on_data(std::string_view(buf_.data(), got), std::move(more));
+  }
+
+  void end(std::error_code ec) {
+    if (ended_) return;
+    ended_ = true;
+    waiting_more_ = false;
+    beast::error_code ignored;
+    timer_.cancel();
+    conn_.stream.socket().close(ignored);
+    auto on_end = std::move(cb_.on_end);
+    cb_ = {};
+    if (on_end) on_end(ec);
+  }
+
+  std::shared_ptr<HTTPTransport::Impl> t_;
+  Target target_;
+  http::request<http::empty_body> req_;
+  StreamCallbacks cb_;
+  Conn conn_;
+  net::steady_timer timer_;
+  http::response_parser<http::buffer_body> parser_;
+  std::vector<char> buf_;
+  bool ended_ = false;
+  bool canceled_ = false;
+  bool waiting_more_ = false;
+  bool idle_expired_ = false;
+};
+
+}  // namespace
+
+std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, const StreamRequest& req,
+                                                       StreamCallbacks cb) {
+  auto t = parse_target(url);
+  if (!t) {
+    struct Dead final : StreamHandle {
+      void cancel() override {}
+    };
+    net::post(impl_->ex, [on_end = std::move(cb.on_end), e = t.error()] {
+      if (on_end) on_end(e);
+    });
+    return std::make_shared<Dead>();
+  }
+  std::string pq = "/raft/stream?" + query({{"id", std::to_string(req.id)},
+                                            {"term", std::to_string(req.term)},
+                                            {"index", std::to_string(req.index)},
+                                            {"logTerm", std::to_string(req.log_term)}});
+  http::request<http::empty_body> r{http::verb::get, t->base + pq, 11};
+  r.set(http::field::host, t->port == "80" ? t->host : t->host + ":" + t->port);
+  r.set(http::field::user_agent, "raft-http");
+  if (auto cid = impl_->cluster_id.load(); cid != 0) r.set(kHeaderClusterID, std::to_string(cid));
+  r.keep_alive(true);
+  auto call = std::make_shared<StreamCall>(impl_, std::move(*t), std::move(r), std::move(cb));
+  call->start();
+  return call;
+}
+
+}  // namespace raft

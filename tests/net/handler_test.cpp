@@ -1,0 +1,285 @@
+// raft::Handler and raft::Server on raw bytes: the seed's status codes,
+// headers and error texts per endpoint, and hostile input (each answered with
+// a 4xx or a closed connection, never a crash, never a Service call).
+#include "net_fixture.hpp"
+
+namespace raft::test {
+namespace {
+
+class HandlerTest : public NetTest {};
+
+bool has_header(const std::string& resp, const std::string& line) {
+  return resp.find("\r\n" + line + "\r\n") != std::string::npos;
+}
+
+TEST_F(HandlerTest, PingStatusMetrics) {
+  EXPECT_EQ(status_line(raw(get("/raft/ping"))), "HTTP/1.1 200 OK");
+
+  svc.st.id = 2;
+  svc.st.state = "leader";
+  svc.st.term = 5;
+  svc.st.leader_id = 2;
+  svc.st.leader_url = "http://127.0.0.1:2";
+  svc.st.commit_index = 10;
+  svc.st.applied_index = 9;
+  svc.st.last_index = 11;
+  svc.st.config.cluster_id = 7;
+  auto s = raw(get("/raft/status"));
+  EXPECT_EQ(status_line(s), "HTTP/1.1 200 OK");
+  for (const char* f : {"\"id\":2", "\"state\":\"leader\"", "\"term\":5", "\"leaderID\":2",
+                        "\"leaderURL\":\"http://127.0.0.1:2\"", "\"commitIndex\":10", "\"appliedIndex\":9",
+                        "\"lastIndex\":11", "\"clusterID\":7"})
+    EXPECT_NE(s.find(f), std::string::npos) << f << "\n" << s;
+
+  auto m = raw(get("/raft/metrics"));
+  EXPECT_EQ(status_line(m), "HTTP/1.1 200 OK");
+  EXPECT_NE(m.find("\nraft_term 5\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("raft_state{state=\"leader\"} 1"), std::string::npos);
+  EXPECT_NE(m.find("\nraft_commit_index 10\n"), std::string::npos);
+}
+
+TEST_F(HandlerTest, UnknownPathIs404AndWrongMethodIs405) {
+  EXPECT_EQ(status_line(raw(get("/raft/nope"))), "HTTP/1.1 404 Not Found");
+  EXPECT_EQ(status_line(raw(get("/other"))), "HTTP/1.1 404 Not Found");
+  auto r = raw(get("/raft/heartbeat?term=1&commitIndex=0&leaderID=1"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 405 Method Not Allowed");
+  EXPECT_TRUE(has_header(r, "Allow: POST"));
+  EXPECT_EQ(status_line(raw(post("/raft/stream?id=1&term=1&index=0&logTerm=0"))), "HTTP/1.1 405 Method Not Allowed");
+  EXPECT_TRUE(svc.calls.empty());
+}
+
+struct BadParam {
+  const char* target;
+  const char* error;
+};
+
+TEST_F(HandlerTest, BadParametersAre400WithTheSeedTexts) {
+  const BadParam cases[] = {
+      {"/raft/heartbeat?commitIndex=0&leaderID=1", "invalid term"},
+      {"/raft/heartbeat?term=x&commitIndex=0&leaderID=1", "invalid term"},
+      {"/raft/heartbeat?term=-1&commitIndex=0&leaderID=1", "invalid term"},
+      {"/raft/heartbeat?term=0&commitIndex=0&leaderID=1", "invalid term"},
+      {"/raft/heartbeat?term=18446744073709551616&commitIndex=0&leaderID=1", "invalid term"},
+      {"/raft/heartbeat?term=1&term=2&commitIndex=0&leaderID=1", "invalid term"},
+      {"/raft/heartbeat?term=%201&commitIndex=0&leaderID=1", "invalid term"},
+      {"/raft/heartbeat?term=1&commitIndex=&leaderID=1", "invalid commit index"},
+      {"/raft/heartbeat?term=1&commitIndex=1e3&leaderID=1", "invalid commit index"},
+      {"/raft/heartbeat?term=1&commitIndex=0", "invalid leader id"},
+      {"/raft/heartbeat?term=1&commitIndex=0&leaderID=0", "invalid leader id"},
+      {"/raft/vote?term=1&lastLogIndex=0&lastLogTerm=0", "invalid candidate id"},
+      {"/raft/vote?candidateID=1&lastLogIndex=0&lastLogTerm=0", "invalid term"},
+      {"/raft/vote?term=1&candidateID=1&lastLogTerm=0", "invalid last log index"},
+      {"/raft/vote?term=1&candidateID=1&lastLogIndex=0&lastLogTerm=z", "invalid last log term"},
+      {"/raft/leave", "invalid raft id"},
+      {"/raft/leave?id=abc", "invalid raft id"},
+      {"/raft/leave?id=0", "invalid raft id"},
+      {"/raft/join", "url required"},
+      {"/raft/join?url=", "url required"},
+      {"/raft/join?url=%%%", "invalid request target"},
+      {"/raft/join?url=not-a-url", "invalid url"},
+      {"/raft/join?url=ftp://h:1", "invalid url"},
+      {"/raft/ack?term=1&index=1", "invalid id"},
+      {"/raft/ack?id=1&term=1&index=x", "invalid index"},
+  };
+  for (const auto& c : cases) {
+    auto r = raw(post(c.target));
+    EXPECT_EQ(status_line(r), "HTTP/1.1 400 Bad Request") << c.target;
+    EXPECT_TRUE(has_header(r, std::string("X-Raft-Error: ") + c.error)) << c.target << "\n" << r;
+  }
+  const BadParam streams[] = {
+      {"/raft/stream?term=1&index=0&logTerm=0", "invalid id"},
+      {"/raft/stream?id=1&term=q&index=0&logTerm=0", "invalid term"},
+      {"/raft/stream?id=1&term=1&index=-3&logTerm=0", "invalid index"},
+      {"/raft/stream?id=1&term=1&index=0", "invalid log term"},
+  };
+  for (const auto& c : streams) {
+    auto r = raw(get(c.target));
+    EXPECT_EQ(status_line(r), "HTTP/1.1 400 Bad Request") << c.target;
+    EXPECT_TRUE(has_header(r, std::string("X-Raft-Error: ") + c.error)) << c.target << "\n" << r;
+  }
+  EXPECT_TRUE(svc.calls.empty());
+}
+
+TEST_F(HandlerTest, MaximalValuesReachTheServiceExactly) {
+  auto r = raw(post("/raft/vote?term=18446744073709551615&candidateID=18446744073709551615"
+                    "&lastLogIndex=18446744073709551615&lastLogTerm=0"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 200 OK");
+  EXPECT_EQ(svc.last_vote.term, UINT64_MAX);
+  EXPECT_EQ(svc.last_vote.candidate_id, UINT64_MAX);
+  EXPECT_EQ(svc.last_vote.last_log_index, UINT64_MAX);
+}
+
+TEST_F(HandlerTest, ServiceErrorsBecomeHeadersAndStatus) {
+  svc.join_result = make_error_code(errc::not_leader);
+  svc.st.leader_url = "http://127.0.0.1:9";
+  auto r = raw(post("/raft/join?url=http://127.0.0.1:5"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 421 Misdirected Request");
+  EXPECT_TRUE(has_header(r, "X-Raft-Error: not leader"));
+  EXPECT_TRUE(has_header(r, "X-Raft-Leader-URL: http://127.0.0.1:9"));
+
+  svc.join_result = make_error_code(errc::duplicate_node_url);
+  r = raw(post("/raft/join?url=http://127.0.0.1:5"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 500 Internal Server Error");
+  EXPECT_TRUE(has_header(r, "X-Raft-Error: duplicate node url"));
+
+  svc.hb_result = make_error_code(errc::closed);
+  r = raw(post("/raft/heartbeat?term=1&commitIndex=0&leaderID=1"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 500 Internal Server Error");
+  EXPECT_TRUE(has_header(r, "X-Raft-Error: log closed"));
+
+  svc.hb_result = HeartbeatResponse{3, 4, make_error_code(errc::stale_term)};
+  r = raw(post("/raft/heartbeat?term=1&commitIndex=0&leaderID=1"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 200 OK");
+  EXPECT_TRUE(has_header(r, "X-Raft-Index: 3"));
+  EXPECT_TRUE(has_header(r, "X-Raft-Term: 4"));
+  EXPECT_TRUE(has_header(r, "X-Raft-Error: stale term"));
+
+  JoinResponse jr;
+  jr.id = 4;
+  jr.leader_id = 1;
+  svc.join_result = jr;
+  r = raw(post("/raft/join?url=http://127.0.0.1:5"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 200 OK");
+  EXPECT_TRUE(has_header(r, "X-Raft-ID: 4"));
+  EXPECT_TRUE(has_header(r, "X-Raft-Leader-ID: 1"));
+  EXPECT_NE(r.find("\"maxNodeID\""), std::string::npos);
+}
+
+TEST_F(HandlerTest, WrongClusterIdIs403) {
+  svc.cid = 7;
+  auto r = raw(post("/raft/heartbeat?term=1&commitIndex=0&leaderID=1", "X-Raft-Cluster-ID: 8\r\n"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 403 Forbidden");
+  EXPECT_TRUE(has_header(r, "X-Raft-Error: cluster id mismatch"));
+  r = raw(get("/raft/stream?id=1&term=1&index=0&logTerm=0", "X-Raft-Cluster-ID: 8\r\n"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 403 Forbidden");
+  r = raw(post("/raft/heartbeat?term=1&commitIndex=0&leaderID=1", "X-Raft-Cluster-ID: seven\r\n"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 400 Bad Request");
+  r = raw(post("/raft/heartbeat?term=1&commitIndex=0&leaderID=1",
+               "X-Raft-Cluster-ID: 7\r\nX-Raft-Cluster-ID: 8\r\n"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 400 Bad Request");
+  EXPECT_TRUE(svc.calls.empty());
+  // Right id, and no id (a joining node), are served.
+  EXPECT_EQ(status_line(raw(post("/raft/heartbeat?term=1&commitIndex=0&leaderID=1", "X-Raft-Cluster-ID: 7\r\n"))),
+            "HTTP/1.1 200 OK");
+  EXPECT_EQ(status_line(raw(post("/raft/join?url=http://127.0.0.1:5"))), "HTTP/1.1 200 OK");
+}
+
+TEST_F(HandlerTest, HeaderOverLimitIs431) {
+  auto r = raw(post("/raft/ping", "X-Big: " + std::string(8000, 'a') + "\r\n"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 431 Request Header Fields Too Large");
+}
+
+TEST_F(HandlerTest, BodyOverLimitIs413) {
+  auto r = raw("POST /raft/ack?id=1&term=1&index=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" +
+               std::string(5000, 'b'));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 413 Payload Too Large");
+  EXPECT_TRUE(svc.calls.empty());
+}
+
+TEST_F(HandlerTest, BrokenFramingIs400OrClosed) {
+  const std::string cases[] = {
+      "POST /raft/ack?id=1&term=1&index=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",
+      "POST /raft/ack?id=1&term=1&index=1 HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+      "POST /raft/ack?id=1&term=1&index=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+      "NOT HTTP AT ALL\r\n\r\n",
+      "GET /raft/ping HTTP/9.9\r\n\r\n",
+      std::string("GET /raft/ping\0 HTTP/1.1\r\n\r\n", 28),
+  };
+  for (const auto& c : cases) {
+    auto r = raw(c);
+    EXPECT_TRUE(r.empty() || status_line(r) == "HTTP/1.1 400 Bad Request") << c << "\n--\n" << r;
+  }
+  EXPECT_TRUE(svc.calls.empty());
+}
+
+TEST_F(HandlerTest, ContentLengthLongerThanBodyIsCutByTheReadTimeout) {
+  RawClient c(ioc);
+  ASSERT_TRUE(c.connect(port));
+  c.send("POST /raft/ack?id=1&term=1&index=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc");
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.wait_closed());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_TRUE(svc.calls.empty());
+}
+
+TEST_F(HandlerTest, Http10GetsAnAnswerAndAClose) {
+  auto r = raw("POST /raft/ack?id=1&term=1&index=1 HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(status_line(r), "HTTP/1.0 200 OK");
+  auto s = raw("GET /raft/stream?id=1&term=1&index=0&logTerm=0 HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(status_line(s), "HTTP/1.0 505 HTTP Version Not Supported");
+}
+
+TEST_F(HandlerTest, PipelinedRequestsAreAnsweredInOrder) {
+  svc.hb_result = HeartbeatResponse{1, 1, {}};
+  RawClient c(ioc);
+  ASSERT_TRUE(c.connect(port));
+  c.send("POST /raft/heartbeat?term=1&commitIndex=0&leaderID=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+         "GET /raft/nope HTTP/1.1\r\nHost: x\r\n\r\n"
+         "POST /raft/ack?id=1&term=1&index=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  ASSERT_TRUE(c.wait_closed());
+  auto a = c.data.find("HTTP/1.1 200 OK"), b = c.data.find("HTTP/1.1 404"), d = c.data.rfind("HTTP/1.1 200 OK");
+  ASSERT_NE(a, std::string::npos) << c.data;
+  ASSERT_NE(b, std::string::npos);
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, d);
+  EXPECT_EQ((std::vector<std::string>{"heartbeat", "ack"}), svc.calls);
+}
+
+// One byte every 50 ms against read_timeout_ms = 300: cut off well before
+// the request completes.
+TEST_F(HandlerTest, ByteAtATimeClientIsCutOffByTheReadTimeout) {
+  RawClient c(ioc);
+  ASSERT_TRUE(c.connect(port));
+  const std::string req = post("/raft/heartbeat?term=1&commitIndex=0&leaderID=1");
+  std::size_t sent = 0;
+  net::steady_timer t(ioc);
+  std::function<void()> drip = [&] {
+    if (sent == req.size() || c.closed) return;
+    c.send(req.substr(sent++, 1));
+    t.expires_after(50ms);
+    t.async_wait([&](boost::system::error_code ec) {
+      if (!ec) drip();
+    });
+  };
+  drip();
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.wait_closed(3000ms));
+  t.cancel();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  EXPECT_LT(sent, req.size());
+  EXPECT_TRUE(svc.calls.empty());
+}
+
+TEST_F(HandlerTest, IdleKeepAliveConnectionIsClosed) {
+  ServerOptions o = quick_options();
+  o.idle_timeout_ms = 100;
+  start_server(o);
+  RawClient c(ioc);
+  ASSERT_TRUE(c.connect(port));
+  c.send("GET /raft/ping HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(c.wait_closed(2000ms));
+  EXPECT_EQ(status_line(c.data), "HTTP/1.1 200 OK");
+}
+
+TEST_F(HandlerTest, ConnectionsBeyondTheLimitAreClosed) {
+  ServerOptions o = quick_options();
+  o.max_connections = 2;
+  start_server(o);
+  std::vector<std::unique_ptr<RawClient>> cs;
+  for (int i = 0; i < 2; ++i) {
+    cs.push_back(std::make_unique<RawClient>(ioc));
+    ASSERT_TRUE(cs.back()->connect(port));
+  }
+  ASSERT_TRUE(run_until(ioc, [&] { return server->connection_count() == 2; }));
+  RawClient extra(ioc);
+  ASSERT_TRUE(extra.connect(port));
+  ASSERT_TRUE(extra.wait_closed());
+  EXPECT_TRUE(extra.data.empty());
+  // The first two still work.
+  cs[0]->send(get("/raft/ping"));
+  ASSERT_TRUE(cs[0]->wait_closed());
+  EXPECT_EQ(status_line(cs[0]->data), "HTTP/1.1 200 OK");
+}
+
+}  // namespace
+}  // namespace raft::test

@@ -1,0 +1,308 @@
+// HTTPTransport against the real Server and a fake Service: each call's
+// wire form, replies mapped back to values and errc, failures of the peer.
+#include "net_fixture.hpp"
+
+namespace raft::test {
+namespace {
+
+template <class T>
+struct Got {
+  bool done = false;
+  std::optional<result<T>> r;
+  Handler_fn<T> fn() {
+    return [this](result<T> x) {
+      r.emplace(std::move(x));
+      done = true;
+    };
+  }
+};
+
+class TransportTest : public NetTest {
+ protected:
+  template <class T>
+  result<T> wait(Got<T>& g) {
+    EXPECT_TRUE(run_until(ioc, [&] { return g.done; }));
+    if (!g.done) return make_error_code(errc::timeout);
+    return *g.r;
+  }
+};
+
+TEST_F(TransportTest, HeartbeatSendsParametersAndReadsIndexAndTerm) {
+  svc.hb_result = HeartbeatResponse{7, 3, {}};
+  Got<HeartbeatResponse> g;
+  transport.heartbeat(url, {3, 5, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->index, 7u);
+  EXPECT_EQ(r->term, 3u);
+  EXPECT_FALSE(r->error);
+  EXPECT_EQ(svc.last_hb.term, 3u);
+  EXPECT_EQ(svc.last_hb.commit_index, 5u);
+  EXPECT_EQ(svc.last_hb.leader_id, 1u);
+}
+
+TEST_F(TransportTest, HeartbeatStaleTermIsAnAnswerNotAFailure) {
+  svc.hb_result = HeartbeatResponse{4, 9, make_error_code(errc::stale_term)};
+  Got<HeartbeatResponse> g;
+  transport.heartbeat(url, {3, 5, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->term, 9u);
+  EXPECT_EQ(r->error, errc::stale_term);
+}
+
+TEST_F(TransportTest, HeartbeatServiceErrorMapsBackToErrc) {
+  svc.hb_result = make_error_code(errc::closed);
+  Got<HeartbeatResponse> g;
+  transport.heartbeat(url, {3, 5, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::closed);
+}
+
+TEST_F(TransportTest, HeartbeatExtremeTermPassesThroughExactly) {
+  svc.hb_result = HeartbeatResponse{UINT64_MAX, UINT64_MAX, {}};
+  Got<HeartbeatResponse> g;
+  transport.heartbeat(url, {UINT64_MAX, UINT64_MAX, UINT64_MAX}, g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->index, UINT64_MAX);
+  EXPECT_EQ(svc.last_hb.term, UINT64_MAX);
+  EXPECT_EQ(svc.last_hb.leader_id, UINT64_MAX);
+}
+
+TEST_F(TransportTest, VoteGrantedAndRefused) {
+  svc.vote_result = VoteResponse{4, {}};
+  Got<VoteResponse> g;
+  transport.request_vote(url, {4, 2, 10, 3}, g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->granted());
+  EXPECT_EQ(r->term, 4u);
+  EXPECT_EQ(svc.last_vote.candidate_id, 2u);
+  EXPECT_EQ(svc.last_vote.last_log_index, 10u);
+  EXPECT_EQ(svc.last_vote.last_log_term, 3u);
+
+  for (errc e : {errc::already_voted, errc::stale_term, errc::out_of_date_log}) {
+    svc.vote_result = VoteResponse{5, make_error_code(e)};
+    Got<VoteResponse> g2;
+    transport.request_vote(url, {4, 2, 10, 3}, g2.fn());
+    auto r2 = wait(g2);
+    ASSERT_TRUE(r2);
+    EXPECT_FALSE(r2->granted());
+    EXPECT_EQ(r2->error, e);
+    EXPECT_EQ(r2->term, 5u);
+  }
+}
+
+TEST_F(TransportTest, JoinReturnsIdLeaderAndConfig) {
+  JoinResponse jr;
+  jr.id = 2;
+  jr.leader_id = 1;
+  jr.config.cluster_id = 77;
+  ASSERT_TRUE(jr.config.add_node(1, "http://127.0.0.1:1"));
+  ASSERT_TRUE(jr.config.add_node(2, "http://127.0.0.1:2"));
+  svc.join_result = jr;
+  Got<JoinResponse> g;
+  transport.join(url, "http://127.0.0.1:2", g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->id, 2u);
+  EXPECT_EQ(r->leader_id, 1u);
+  EXPECT_EQ(r->config, jr.config);
+  EXPECT_EQ(svc.last_join_url, "http://127.0.0.1:2");
+}
+
+TEST_F(TransportTest, JoinFollowsLeaderRedirect) {
+  FakeService leader_svc;
+  Handler leader_handler(leader_svc);
+  Server leader(ioc.get_executor(), leader_handler, quick_options());
+  auto lp = leader.listen("127.0.0.1", 0);
+  ASSERT_TRUE(lp);
+  std::string leader_url = "http://127.0.0.1:" + std::to_string(*lp);
+  leader_svc.join_result = JoinResponse{3, 1, {}};
+  svc.join_result = make_error_code(errc::not_leader);
+  svc.st.leader_url = leader_url;
+
+  Got<JoinResponse> g;
+  transport.join(url, "http://127.0.0.1:3", g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->id, 3u);
+  EXPECT_EQ(svc.calls, std::vector<std::string>{"join"});
+  EXPECT_EQ(leader_svc.calls, std::vector<std::string>{"join"});
+
+  // leave follows the same hint.
+  svc.leave_result = make_error_code(errc::not_leader);
+  Got<void> g2;
+  transport.leave(url, 3, g2.fn());
+  ASSERT_TRUE(wait(g2));
+  EXPECT_EQ(leader_svc.last_leave_id, 3u);
+  leader.stop();
+  run_until(ioc, [&] { return leader.connection_count() == 0; });
+}
+
+TEST_F(TransportTest, JoinRedirectLoopGivesUpWithNotLeader) {
+  svc.join_result = make_error_code(errc::not_leader);
+  svc.st.leader_url = url;  // points at itself
+  Got<JoinResponse> g;
+  transport.join(url, "http://127.0.0.1:3", g.fn());
+  auto r = wait(g);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::not_leader);
+  EXPECT_EQ(svc.calls.size(), static_cast<std::size_t>(topts.max_redirects + 1));
+}
+
+TEST_F(TransportTest, JoinWithoutLeaderHintReportsNotLeader) {
+  svc.join_result = make_error_code(errc::not_leader);
+  Got<JoinResponse> g;
+  transport.join(url, "http://127.0.0.1:3", g.fn());
+  auto r = wait(g);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::not_leader);
+}
+
+TEST_F(TransportTest, AckAndLeave) {
+  Got<void> g;
+  transport.ack(url, {2, 3, 40}, g.fn());
+  ASSERT_TRUE(wait(g));
+  EXPECT_EQ(svc.last_ack.id, 2u);
+  EXPECT_EQ(svc.last_ack.term, 3u);
+  EXPECT_EQ(svc.last_ack.index, 40u);
+
+  svc.leave_result = make_error_code(errc::node_not_found);
+  Got<void> g2;
+  transport.leave(url, 9, g2.fn());
+  auto r = wait(g2);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::node_not_found);
+}
+
+TEST_F(TransportTest, ClusterIdIsSentAndAMismatchRefused) {
+  svc.cid = 6;
+  transport.set_cluster_id(5);
+  Got<HeartbeatResponse> g;
+  transport.heartbeat(url, {1, 0, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::cluster_id_mismatch);
+  EXPECT_TRUE(svc.calls.empty());
+
+  transport.set_cluster_id(6);
+  Got<HeartbeatResponse> g2;
+  transport.heartbeat(url, {1, 0, 1}, g2.fn());
+  EXPECT_TRUE(wait(g2));
+}
+
+TEST_F(TransportTest, KeepAliveConnectionIsReused) {
+  for (int i = 0; i < 20; ++i) {
+    Got<HeartbeatResponse> g;
+    transport.heartbeat(url, {1, 0, 1}, g.fn());
+    ASSERT_TRUE(wait(g));
+  }
+  EXPECT_EQ(transport.connections_opened(), 1u);
+}
+
+TEST_F(TransportTest, ConnectionClosedByServerWhileIdleIsReplaced) {
+  ServerOptions o = quick_options();
+  o.idle_timeout_ms = 100;
+  start_server(o);
+  Got<HeartbeatResponse> g;
+  transport.heartbeat(url, {1, 0, 1}, g.fn());
+  ASSERT_TRUE(wait(g));
+  ASSERT_TRUE(run_until(ioc, [&] { return server->connection_count() == 0; }));
+  Got<HeartbeatResponse> g2;
+  transport.heartbeat(url, {1, 0, 1}, g2.fn());
+  ASSERT_TRUE(wait(g2));
+  EXPECT_EQ(transport.connections_opened(), 2u);
+}
+
+TEST_F(TransportTest, ConnectionRefusedIsTransportError) {
+  std::uint16_t dead;
+  {
+    tcp::acceptor a(ioc, {net::ip::make_address("127.0.0.1"), 0});
+    dead = a.local_endpoint().port();
+  }
+  Got<HeartbeatResponse> g;
+  transport.heartbeat("http://127.0.0.1:" + std::to_string(dead), {1, 0, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::transport_error);
+}
+
+TEST_F(TransportTest, BadUrlIsInvalidArgument) {
+  Got<HeartbeatResponse> g;
+  transport.heartbeat("not a url", {1, 0, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::invalid_argument);
+}
+
+// A raw TCP peer that answers every request with `reply` (or nothing).
+struct CannedServer {
+  CannedServer(net::io_context& ioc, std::string reply) : acc(ioc, {net::ip::make_address("127.0.0.1"), 0}),
+                                                          reply(std::move(reply)) {
+    accept();
+  }
+  void accept() {
+    acc.async_accept([this](boost::system::error_code ec, tcp::socket s) {
+      if (ec) return;
+      auto sock = std::make_shared<tcp::socket>(std::move(s));
+      socks.push_back(sock);
+      auto buf = std::make_shared<std::array<char, 4096>>();
+      sock->async_read_some(net::buffer(*buf), [this, sock, buf](boost::system::error_code e, std::size_t) {
+        if (e || reply.empty()) return;
+        net::async_write(*sock, net::buffer(reply), [](boost::system::error_code, std::size_t) {});
+      });
+      accept();
+    });
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(acc.local_endpoint().port()); }
+  tcp::acceptor acc;
+  std::string reply;
+  std::vector<std::shared_ptr<tcp::socket>> socks;
+};
+
+TEST_F(TransportTest, MalformedRepliesAreTransportErrors) {
+  const char* replies[] = {
+      "HTTP/1.1 200 OK\r\nX-Raft-Index: abc\r\nX-Raft-Term: 1\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX-Raft-Index: 1\r\nX-Raft-Term: -1\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX-Raft-Term: 1\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX-Raft-Index: 99999999999999999999999\r\nX-Raft-Term: 1\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 500 Internal Server Error\r\nX-Raft-Error: no such error text\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+      "garbage\r\n\r\n",
+  };
+  for (const char* reply : replies) {
+    CannedServer peer(ioc, reply);
+    Got<HeartbeatResponse> g;
+    transport.heartbeat(peer.url(), {1, 0, 1}, g.fn());
+    auto r = wait(g);
+    ASSERT_FALSE(r) << reply;
+    EXPECT_EQ(r.error(), errc::transport_error) << reply;
+  }
+  // A join reply with a config that does not parse.
+  CannedServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-ID: 2\r\nX-Raft-Leader-ID: 1\r\nContent-Length: 5\r\n\r\n{bad}");
+  Got<JoinResponse> g;
+  transport.join(peer.url(), "http://127.0.0.1:9", g.fn());
+  auto r = wait(g);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::transport_error);
+}
+
+TEST_F(TransportTest, SilentPeerTimesOut) {
+  HTTPTransportOptions o;
+  o.request_timeout_ms = 150;
+  HTTPTransport t(ioc.get_executor(), o);
+  CannedServer peer(ioc, "");
+  Got<HeartbeatResponse> g;
+  auto start = std::chrono::steady_clock::now();
+  t.heartbeat(peer.url(), {1, 0, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+}
+
+}  // namespace
+}  // namespace raft::test
