@@ -1,0 +1,489 @@
+// raft-kv: a replicated key-value service built on raft::Log.
+//
+// One port serves both the Raft endpoints (/raft/*, through raft's Beast
+// hook) and the client API:
+//   PUT    /kv/{key}            body = value            -> 204 once applied
+//   PUT    /kv/{key}?prev=V     compare-and-set         -> 204, or 412
+//   PUT    /kv/{key}?prev=      only if absent          -> 204, or 412
+//   GET    /kv/{key}                                    -> 200 value, or 404
+//   DELETE /kv/{key}                                    -> 204
+// Every operation, reads included, goes through the log (a read is a READ
+// barrier entry), so answers are linearizable. A follower answers 307 to the
+// leader; with no leader known, 503 with Retry-After.
+#include "kvstore/kv_fsm.hpp"
+
+#include <raft/http.hpp>
+#include <raft/http_beast.hpp>
+#include <raft/log.hpp>
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <boost/url.hpp>
+#include <fmt/format.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: raft-kv --dir DIR --listen HOST:PORT [options]
+
+A replicated key-value service on raft::Log.
+
+  --dir DIR               data directory (meta, log, snapshots). An empty DIR
+                          without --join initializes a new cluster; with --join
+                          it joins one; an existing DIR reopens and rejoins.
+  --listen HOST:PORT      address to serve the client API and /raft/* on
+  --join URL              join the cluster through any member, e.g.
+                          http://127.0.0.1:8001 (ignored if DIR has a cluster)
+  --advertise URL         URL other nodes use to reach this one
+                          (default: http://HOST:PORT of --listen)
+  --snapshot-entries N    take a snapshot and compact the log every N applied
+                          entries (default 10000; 0 disables)
+  --no-sync               never fsync. FOR BENCHMARKS ONLY: acknowledged writes
+                          can be lost on a crash.
+  --test-faults           enable the test-only fault endpoint
+                          POST /test/block?peers=URL,URL (drop traffic to those
+                          peers; empty list heals). Never use in production.
+  --quiet                 do not print the Log's diagnostics
+  --help                  this text
+
+Client API: PUT/GET/DELETE /kv/{key}, PUT /kv/{key}?prev=V (compare-and-set).
+)";
+
+struct Options {
+  std::string dir, listen, join, advertise;
+  std::uint64_t snapshot_entries = 10000;
+  bool no_sync = false, test_faults = false, quiet = false;
+};
+
+// ----------------------------------------------------------------------------
+// Test-only fault injection: drops this node's traffic to chosen peers. The
+// chaos nemesis blocks both directions by telling both nodes.
+class FaultyTransport final : public raft::Transport {
+ public:
+  FaultyTransport(raft::Transport& inner, net::any_io_executor ex) : inner_(inner), ex_(std::move(ex)) {}
+
+  void block(std::set<std::string> peers) {
+    std::vector<std::shared_ptr<raft::StreamHandle>> cut;
+    {
+      std::lock_guard lk(mu_);
+      blocked_ = std::move(peers);
+      for (auto it = streams_.begin(); it != streams_.end();) {
+        auto h = it->second.lock();
+        if (!h) {
+          it = streams_.erase(it);
+          continue;
+        }
+        if (blocked_.count(it->first)) cut.push_back(h);
+        ++it;
+      }
+    }
+    for (auto& h : cut) h->cancel();
+  }
+
+  void set_cluster_id(std::uint64_t id) override { inner_.set_cluster_id(id); }
+  void join(const std::string& url, const std::string& node_url, raft::Handler_fn<raft::JoinResponse> h) override {
+    if (refuse(url, h)) return;
+    inner_.join(url, node_url, std::move(h));
+  }
+  void leave(const std::string& url, std::uint64_t id, raft::Handler_fn<void> h) override {
+    if (refuse(url, h)) return;
+    inner_.leave(url, id, std::move(h));
+  }
+  void heartbeat(const std::string& url, const raft::HeartbeatRequest& req,
+                 raft::Handler_fn<raft::HeartbeatResponse> h) override {
+    if (refuse(url, h)) return;
+    inner_.heartbeat(url, req, std::move(h));
+  }
+  void request_vote(const std::string& url, const raft::VoteRequest& req, raft::Handler_fn<raft::VoteResponse> h) override {
+    if (refuse(url, h)) return;
+    inner_.request_vote(url, req, std::move(h));
+  }
+  void ack(const std::string& url, const raft::AckRequest& req, raft::Handler_fn<void> h) override {
+    if (refuse(url, h)) return;
+    inner_.ack(url, req, std::move(h));
+  }
+  std::shared_ptr<raft::StreamHandle> read_from(const std::string& url, const raft::StreamRequest& req,
+                                                raft::StreamCallbacks cb) override {
+    if (is_blocked(url)) {
+      net::post(ex_, [cb] { cb.on_end(raft::errc::transport_error); });
+      return std::make_shared<NoStream>();
+    }
+    auto h = inner_.read_from(url, req, std::move(cb));
+    std::lock_guard lk(mu_);
+    streams_.emplace(url, h);
+    return h;
+  }
+
+ private:
+  struct NoStream final : raft::StreamHandle {
+    void cancel() override {}
+  };
+  bool is_blocked(const std::string& url) {
+    std::lock_guard lk(mu_);
+    return blocked_.count(url) > 0;
+  }
+  template <class T>
+  bool refuse(const std::string& url, raft::Handler_fn<T>& h) {
+    if (!is_blocked(url)) return false;
+    net::post(ex_, [h = std::move(h)] { h(raft::result<T>(boost::system::in_place_error, make_error_code(raft::errc::transport_error))); });
+    return true;
+  }
+
+  raft::Transport& inner_;
+  net::any_io_executor ex_;
+  std::mutex mu_;
+  std::set<std::string> blocked_;
+  std::multimap<std::string, std::weak_ptr<raft::StreamHandle>> streams_;
+};
+
+// ----------------------------------------------------------------------------
+struct Node {
+  Options opts;
+  kvstore::KvFsm fsm{1u << 20};
+  raft::Log* log = nullptr;
+  raft::Handler* handler = nullptr;
+  FaultyTransport* faults = nullptr;
+  raft::ServerOptions server_opts;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Node& node) : node_(node) { stream_.emplace(std::move(socket)); }
+  void run() { net::dispatch(stream_->get_executor(), [self = shared_from_this()] { self->do_read(); }); }
+
+ private:
+  void do_read() {
+    parser_.emplace();
+    parser_->header_limit(16 * 1024);
+    parser_->body_limit(kvstore::kMaxValueBytes + 1024);
+    stream_->expires_after(std::chrono::seconds(60));
+    http::async_read(*stream_, buffer_, *parser_, beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::body_limit) return reply_text(http::status::payload_too_large, "value too large", false);
+    if (ec == http::error::header_limit) return reply_text(http::status::request_header_fields_too_large, "headers too large", false);
+    if (ec) return;  // closed, timed out or malformed: drop the connection
+    req_ = parser_->release();
+    if (raft::is_raft_target(req_.target())) {
+      raft::serve_raft_request(*node_.handler, std::move(*stream_), std::move(req_),
+                               [self = shared_from_this()](beast::tcp_stream s) {
+                                 self->stream_.emplace(std::move(s));
+                                 self->do_read();
+                               },
+                               node_.server_opts);
+      stream_.reset();
+      return;
+    }
+    handle();
+  }
+
+  void handle() {
+    auto url = boost::urls::parse_origin_form(req_.target());
+    if (!url) return reply_text(http::status::bad_request, "malformed target", true);
+    const std::string path = url->path();
+    if (node_.opts.test_faults && path == "/test/block" && req_.method() == http::verb::post) {
+      std::set<std::string> peers;
+      if (auto it = url->params().find("peers"); it != url->params().end()) {
+        std::string list = (*it).value;
+        std::size_t start = 0;
+        while (start < list.size()) {
+          auto comma = list.find(',', start);
+          if (comma == std::string::npos) comma = list.size();
+          if (comma > start) peers.insert(list.substr(start, comma - start));
+          start = comma + 1;
+        }
+      }
+      node_.faults->block(std::move(peers));
+      return reply_text(http::status::no_content, "", true);
+    }
+    if (path.rfind("/kv/", 0) != 0) return reply_text(http::status::not_found, "not found", true);
+    std::string key = path.substr(4);
+    if (key.empty()) return reply_text(http::status::bad_request, "empty key", true);
+    if (key.size() > kvstore::kMaxKeyBytes) return reply_text(http::status::bad_request, "key over 1024 bytes", true);
+
+    std::optional<kvstore::Command> cmd;
+    switch (req_.method()) {
+      case http::verb::get: cmd = kvstore::Command::read(key); break;
+      case http::verb::delete_: cmd = kvstore::Command::del(key); break;
+      case http::verb::put: {
+        auto prev = url->params().find("prev");
+        if (prev != url->params().end()) {
+          std::string p = (*prev).value;
+          cmd = kvstore::Command::cas(key, p.empty() ? std::nullopt : std::optional<std::string>(p), req_.body());
+        } else {
+          cmd = kvstore::Command::put(key, req_.body());
+        }
+        break;
+      }
+      default: return reply_text(http::status::method_not_allowed, "method not allowed (use GET, PUT or DELETE)", true);
+    }
+    if (auto why = kvstore::validate(*cmd); !why.empty()) return reply_text(http::status::bad_request, std::string(why), true);
+    if (node_.log->state() != raft::State::leader) return redirect();
+    auto bytes = kvstore::encode_command(*cmd);
+    if (!bytes) return reply_text(http::status::bad_request, bytes.error().message(), true);
+    const auto op = cmd->op;
+    node_.log->start_apply(std::move(*bytes), std::chrono::seconds(5),
+                           [self = shared_from_this(), op](raft::result<std::uint64_t> r) {
+                             net::post(self->stream_->get_executor(), [self, op, r] { self->on_applied_index(op, r); });
+                           });
+  }
+
+  void on_applied_index(kvstore::Op op, raft::result<std::uint64_t> r) {
+    if (!r) {
+      if (r.error() == raft::errc::not_leader) return redirect();
+      if (r.error() == raft::errc::timeout) return reply_text(http::status::gateway_timeout, "timed out; the write may still apply", true);
+      return reply_text(http::status::service_unavailable, r.error().message(), true, true);
+    }
+    const std::uint64_t index = *r;
+    node_.log->start_wait(index, std::chrono::seconds(5), [self = shared_from_this(), op, index](raft::result<void> w) {
+      net::post(self->stream_->get_executor(), [self, op, index, w] {
+        if (!w) return self->reply_text(http::status::gateway_timeout, "committed, but not applied in time", true);
+        auto out = self->node_.fsm.result_of(index);
+        if (!out) return self->reply_text(http::status::internal_server_error, "outcome no longer known", true);
+        using S = kvstore::Outcome::Status;
+        if (out->status == S::invalid) return self->reply_text(http::status::bad_request, "invalid command", true);
+        if (out->status == S::cas_failed) return self->reply_text(http::status::precondition_failed, "current value differs", true);
+        if (op == kvstore::Op::read) {
+          if (!out->previous) return self->reply_text(http::status::not_found, "no such key", true);
+          return self->reply(http::status::ok, *out->previous, "application/octet-stream", true);
+        }
+        self->reply_text(http::status::no_content, "", true);
+      });
+    });
+  }
+
+  void redirect() {
+    auto [id, url] = node_.log->leader();
+    if (id == 0 || url.empty() || id == node_.log->id()) {
+      return reply_text(http::status::service_unavailable, "no leader; retry", true, true);
+    }
+    http::response<http::string_body> res{http::status::temporary_redirect, req_.version()};
+    res.set(http::field::location, url + std::string(req_.target()));
+    res.set(http::field::content_type, "text/plain");
+    res.body() = "not the leader: " + url + "\n";
+    send(std::move(res), true);
+  }
+
+  void reply_text(http::status st, std::string text, bool keep, bool retry = false) {
+    if (!text.empty()) text += "\n";
+    http::response<http::string_body> res{st, req_.version() ? req_.version() : 11};
+    if (retry) res.set(http::field::retry_after, "1");
+    res.set(http::field::content_type, "text/plain");
+    res.body() = std::move(text);
+    send(std::move(res), keep);
+  }
+  void reply(http::status st, std::string body, const char* type, bool keep) {
+    http::response<http::string_body> res{st, req_.version()};
+    res.set(http::field::content_type, type);
+    res.body() = std::move(body);
+    send(std::move(res), keep);
+  }
+  void send(http::response<http::string_body> res, bool keep) {
+    res.keep_alive(keep && req_.keep_alive());
+    res.prepare_payload();
+    auto sp = std::make_shared<http::response<http::string_body>>(std::move(res));
+    stream_->expires_after(std::chrono::seconds(30));
+    http::async_write(*stream_, *sp, [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
+      if (ec || !sp->keep_alive()) {
+        beast::error_code ignored;
+        self->stream_->socket().shutdown(tcp::socket::shutdown_send, ignored);
+        return;
+      }
+      self->do_read();
+    });
+  }
+
+  Node& node_;
+  std::optional<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::request<http::string_body> req_;
+};
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  Listener(net::io_context& io, tcp::endpoint ep, Node& node) : io_(io), acceptor_(net::make_strand(io)), node_(node) {
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(net::socket_base::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen(net::socket_base::max_listen_connections);
+  }
+  void run() { do_accept(); }
+  void stop() {
+    net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+    });
+  }
+
+ private:
+  void do_accept() {
+    acceptor_.async_accept(net::make_strand(io_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+      if (ec == net::error::operation_aborted) return;
+      if (!ec) {
+        s.set_option(tcp::no_delay(true));
+        std::make_shared<Session>(std::move(s), self->node_)->run();
+      }
+      self->do_accept();
+    });
+  }
+  net::io_context& io_;
+  tcp::acceptor acceptor_;
+  Node& node_;
+};
+
+bool parse_args(int argc, char** argv, Options& o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+      out = argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (a == "--dir") value(o.dir);
+    else if (a == "--listen") value(o.listen);
+    else if (a == "--join") value(o.join);
+    else if (a == "--advertise") value(o.advertise);
+    else if (a == "--snapshot-entries") {
+      std::string v;
+      value(v);
+      std::size_t pos = 0;
+      o.snapshot_entries = std::stoull(v, &pos);
+      if (pos != v.size()) throw std::invalid_argument("--snapshot-entries needs a number");
+    } else if (a == "--no-sync") o.no_sync = true;
+    else if (a == "--test-faults") o.test_faults = true;
+    else if (a == "--quiet") o.quiet = true;
+    else throw std::invalid_argument("unknown argument " + a);
+  }
+  if (o.dir.empty() || o.listen.empty()) throw std::invalid_argument("--dir and --listen are required");
+  if (o.advertise.empty()) o.advertise = "http://" + o.listen;
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opts;
+  try {
+    parse_args(argc, argv, opts);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "raft-kv: %s\n\n%s", e.what(), kUsage);
+    return 2;
+  }
+  const auto colon = opts.listen.rfind(':');
+  if (colon == std::string::npos) {
+    std::fprintf(stderr, "raft-kv: --listen must be HOST:PORT\n");
+    return 2;
+  }
+  boost::system::error_code ec;
+  const auto addr = net::ip::make_address(opts.listen.substr(0, colon), ec);
+  int port = 0;
+  try {
+    port = std::stoi(opts.listen.substr(colon + 1));
+  } catch (...) {
+    port = -1;
+  }
+  if (ec || port < 0 || port > 65535) {
+    std::fprintf(stderr, "raft-kv: bad --listen address %s\n", opts.listen.c_str());
+    return 2;
+  }
+  if (opts.no_sync)
+    std::fprintf(stderr,
+                 "raft-kv: WARNING: --no-sync: nothing is fsynced. Acknowledged writes CAN BE LOST on a crash.\n"
+                 "raft-kv: WARNING: use --no-sync for benchmarks only.\n");
+
+  net::io_context io;
+  net::io_context storage_io(1), apply_io(1);
+  auto work = net::make_work_guard(io);
+  auto storage_work = net::make_work_guard(storage_io);
+  auto apply_work = net::make_work_guard(apply_io);
+
+  Node node;
+  node.opts = opts;
+  raft::HTTPTransport http_transport(io.get_executor());
+  FaultyTransport faults(http_transport, io.get_executor());
+  node.faults = &faults;
+
+  raft::LogOptions lo;
+  lo.url = opts.advertise;
+  lo.fsm = &node.fsm;
+  lo.transport = &faults;
+  lo.executor = io.get_executor();
+  lo.storage_executor = storage_io.get_executor();
+  lo.apply_executor = apply_io.get_executor();
+  lo.sync = !opts.no_sync;
+  lo.snapshot_threshold_entries = opts.snapshot_entries;
+  if (!opts.quiet)
+    lo.logger = [](std::string_view line) { std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data()); };
+  raft::Log log(lo);
+  node.log = &log;
+  raft::Handler handler(log);
+  node.handler = &handler;
+
+  if (auto r = log.open(opts.dir); !r) {
+    std::fprintf(stderr, "raft-kv: cannot open %s: %s\n", opts.dir.c_str(), r.error().message().c_str());
+    return 1;
+  }
+  std::shared_ptr<Listener> listener;
+  try {
+    listener = std::make_shared<Listener>(io, tcp::endpoint(addr, static_cast<unsigned short>(port)), node);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "raft-kv: cannot listen on %s: %s\n", opts.listen.c_str(), e.what());
+    return 1;
+  }
+  listener->run();
+
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) threads.emplace_back([&] { io.run(); });
+  threads.emplace_back([&] { storage_io.run(); });
+  threads.emplace_back([&] { apply_io.run(); });
+
+  int rc = 0;
+  if (log.id() == 0) {
+    if (!opts.join.empty()) {
+      auto r = log.join(opts.join);
+      if (!r) {
+        std::fprintf(stderr, "raft-kv: join %s failed: %s\n", opts.join.c_str(), r.error().message().c_str());
+        rc = 1;
+      }
+    } else if (auto r = log.initialize(); !r) {
+      std::fprintf(stderr, "raft-kv: initialize failed: %s\n", r.error().message().c_str());
+      rc = 1;
+    }
+  }
+  if (rc == 0) {
+    std::fprintf(stderr, "raft-kv: node %llu serving %s (advertised %s), data in %s\n",
+                 static_cast<unsigned long long>(log.id()), opts.listen.c_str(), opts.advertise.c_str(), opts.dir.c_str());
+    // Block until SIGINT/SIGTERM.
+    net::io_context sig_io;
+    net::signal_set signals(sig_io, SIGINT, SIGTERM);
+    signals.async_wait([](const boost::system::error_code&, int) {});
+    sig_io.run();
+    std::fprintf(stderr, "raft-kv: shutting down\n");
+  }
+  listener->stop();
+  (void)log.close();
+  work.reset();
+  storage_work.reset();
+  apply_work.reset();
+  io.stop();
+  storage_io.stop();
+  apply_io.stop();
+  for (auto& t : threads) t.join();
+  return rc;
+}
