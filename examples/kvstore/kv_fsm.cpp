@@ -4,7 +4,9 @@
 #include <raft/detail/crc32c.hpp>
 #include <raft/detail/endian.hpp>
 
+#include <algorithm>
 #include <array>
+#include <iterator>
 #include <cstring>
 #include <vector>
 

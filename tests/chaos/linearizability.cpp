@@ -2,12 +2,23 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
 #include <istream>
 #include <map>
 #include <ostream>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
+
+// The checker's own invariants (always on).
+#define RAFT_LINCHECK_ASSERT(expr)                                                    \
+  do {                                                                                \
+    if (!(expr)) {                                                                    \
+      std::fprintf(stderr, "%s:%d: lincheck invariant failed: %s\n", __FILE__, __LINE__, #expr); \
+      std::abort();                                                                   \
+    }                                                                                 \
+  } while (0)
 
 namespace lincheck {
 
@@ -151,14 +162,68 @@ struct Bitset {
   }
 };
 
-struct CacheEntry {
-  std::vector<std::uint64_t> bits;
+// Memoization (Lowe): a configuration is the set of linearized operations
+// plus the model state; a configuration seen before is not explored again.
+//
+// Subsumption, for indeterminate operations: a configuration (D, I2, x) --
+// D the linearized definite operations, I2 the linearized indeterminate
+// ones, x the state -- is also pruned if (D, I1, x) with I1 a subset of I2
+// was explored completely without success. Any completion from (D, I2, x)
+// would give one from (D, I1, x): append the operations of I2 \ I1 at the
+// end, where they are legal in every state (their outcome is unknown) and
+// no operation has to follow them (their return is at +infinity). By
+// induction over the order in which explorations finish, no finished
+// configuration has a completion, so the pruning loses nothing. Pruning
+// against configurations still being explored (ancestors) would be unsound.
+// Without subsumption every pending indeterminate write doubles the number
+// of configurations; the brute-force comparison in the tests covers it.
+struct CacheKey {
+  std::vector<std::uint64_t> def, ind;
   State state;
   std::size_t hash;
-  friend bool operator==(const CacheEntry& a, const CacheEntry& b) { return a.state == b.state && a.bits == b.bits; }
+  friend bool operator==(const CacheKey& a, const CacheKey& b) {
+    return a.state == b.state && a.def == b.def && a.ind == b.ind;
+  }
 };
 struct CacheHash {
-  std::size_t operator()(const CacheEntry& e) const { return e.hash; }
+  std::size_t operator()(const CacheKey& e) const { return e.hash; }
+};
+bool is_subset(const std::vector<std::uint64_t>& a, const std::vector<std::uint64_t>& b) {
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i] & ~b[i]) return false;
+  return true;
+}
+
+class Cache {
+ public:
+  // False if the configuration was seen, or is subsumed by a finished one;
+  // else records it as seen and returns true.
+  bool visit(const Bitset& def, const Bitset& ind, State model_state, bool after_ind) {
+    const State state = model_state * 2 + (after_ind ? 1 : 0);
+    const std::size_t h = def.hash() ^ (static_cast<std::size_t>(state + 1) * 0x9e3779b1u);
+    if (!ind.w.empty()) {
+      auto it = finished_.find(CacheKey{def.w, {}, state, h});
+      if (it != finished_.end())
+        for (const auto& f : it->second)
+          if (is_subset(f, ind.w)) return false;
+    }
+    return seen_.insert(CacheKey{def.w, ind.w, state, h ^ (ind.hash() * 31)}).second;
+  }
+  // The exploration of (def, ind, state) ended without success.
+  void finish(const Bitset& def, const Bitset& ind, State model_state, bool after_ind) {
+    const State state = model_state * 2 + (after_ind ? 1 : 0);
+    if (ind.w.empty()) return;  // exact matches are pruned by seen_ already
+    const std::size_t h = def.hash() ^ (static_cast<std::size_t>(state + 1) * 0x9e3779b1u);
+    auto& list = finished_[CacheKey{def.w, {}, state, h}];
+    for (const auto& f : list)
+      if (is_subset(f, ind.w)) return;
+    std::erase_if(list, [&](const auto& f) { return is_subset(ind.w, f); });  // keep an antichain
+    list.push_back(ind.w);
+  }
+
+ private:
+  std::unordered_set<CacheKey, CacheHash> seen_;
+  std::unordered_map<CacheKey, std::vector<std::vector<std::uint64_t>>, CacheHash> finished_;
 };
 
 struct Node {
@@ -244,8 +309,18 @@ struct Searcher {
       if (c.next != kNil) nodes[c.next].prev = call;
     };
 
-    std::unordered_set<CacheEntry, CacheHash> cache;
-    Bitset linearized(n);
+    // Separate bit spaces for definite and indeterminate operations.
+    std::vector<std::size_t> bit(n);
+    std::vector<bool> indeterminate(n);
+    std::size_t n_def = 0, n_ind = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      indeterminate[i] = complete[i] == kInfinity;
+      bit[i] = indeterminate[i] ? n_ind++ : n_def++;
+    }
+    Bitset lin_def(n_def), lin_ind(n_ind);
+    auto set_bit = [&](std::size_t op) { (indeterminate[op] ? lin_ind : lin_def).set(bit[op]); };
+    auto clear_bit = [&](std::size_t op) { (indeterminate[op] ? lin_ind : lin_def).clear(bit[op]); };
+    Cache cache;
     struct Frame {
       std::size_t call;
       State state_before;
@@ -253,42 +328,76 @@ struct Searcher {
     std::vector<Frame> stack;
     State state = kAbsent;
     std::size_t entry = nodes[0].next;
-    while (nodes[0].next != kNil) {
+    // Done when every definite operation is linearized: the indeterminate
+    // ones left can all go last, in any order.
+    std::size_t def_done = 0;
+    // Definite calls are tried before indeterminate ones (phase 1, then 2,
+    // at each configuration): the search then explores "it has not happened
+    // (yet)" first, and subsumption prunes the "it happened here" branches
+    // as soon as a definite write makes them indistinguishable.
+    int phase = 1;
+    while (def_done < n_def) {
       ++steps;
       if (out_of_budget()) return KeyResult::out_of_budget;
+      RAFT_LINCHECK_ASSERT(entry != kNil);
       const Node& e = nodes[entry];
       if (e.is_call) {
+        if (indeterminate[e.op] != (phase == 2)) {
+          entry = e.next;
+          continue;
+        }
+        // An indeterminate put or delete right after another indeterminate
+        // operation would erase that one's effect; the same completion with
+        // the earlier one moved to the very end (where indeterminate
+        // operations are harmless) is explored instead. The flag "last
+        // linearized op was indeterminate" is part of the configuration.
+        const bool after_ind = !stack.empty() && indeterminate[nodes[stack.back().call].op];
+        if (phase == 2 && after_ind && ops[e.op].kind != Kind::cas) {
+          entry = e.next;
+          continue;
+        }
         State next;
         if (step(state, ops[e.op], next)) {
-          linearized.set(e.op);
-          CacheEntry ce{linearized.w, next, linearized.hash() ^ (static_cast<std::size_t>(next + 1) * 0x9e3779b1u)};
-          if (cache.insert(std::move(ce)).second) {
+          set_bit(e.op);
+          if (cache.visit(lin_def, lin_ind, next, indeterminate[e.op])) {
             stack.push_back({entry, state});
+            def_done += !indeterminate[e.op];
             state = next;
             lift(entry);
             entry = nodes[0].next;
+            phase = 1;
             continue;
           }
-          linearized.clear(e.op);
+          clear_bit(e.op);
         }
         entry = e.next;
-      } else {
-        // A return whose call is not linearized: dead end.
-        if (stack.size() >= best_depth) {
-          best_depth = stack.size();
-          best_blocked = e.op;
-          best_state = state;
-          best_prefix.clear();
-          for (const auto& f : stack) best_prefix.push_back(nodes[f.call].op);
-        }
-        if (stack.empty()) return KeyResult::violation;
-        const Frame f = stack.back();
-        stack.pop_back();
-        state = f.state_before;
-        linearized.clear(nodes[f.call].op);
-        unlift(f.call);
-        entry = nodes[f.call].next;
+        continue;
       }
+      // A return whose call is not linearized: every candidate of this
+      // phase was tried.
+      if (phase == 1 && n_ind > 0) {
+        phase = 2;
+        entry = nodes[0].next;
+        continue;
+      }
+      if (stack.size() >= best_depth) {
+        best_depth = stack.size();
+        best_blocked = e.op;
+        best_state = state;
+        best_prefix.clear();
+        for (const auto& f : stack) best_prefix.push_back(nodes[f.call].op);
+      }
+      if (stack.empty()) return KeyResult::violation;
+      const Frame f = stack.back();
+      stack.pop_back();
+      cache.finish(lin_def, lin_ind, state, indeterminate[nodes[f.call].op]);
+      const std::size_t op = nodes[f.call].op;
+      def_done -= !indeterminate[op];
+      state = f.state_before;
+      clear_bit(op);
+      unlift(f.call);
+      entry = nodes[f.call].next;
+      phase = indeterminate[op] ? 2 : 1;
     }
     return KeyResult::ok;
   }
