@@ -164,6 +164,17 @@ TEST(StorageCorruption, BadHeaderIsCorruption) {
   }
 }
 
+TEST(StorageCorruption, ValidRecordWithUnexpectedIndexIsCorruption) {
+  // A replayed record (intact CRC, wrong index) is a gap or a repeat, not a
+  // torn write, even at the very end of the last segment.
+  Fixture f;
+  const std::string& path = f.seg_paths.back();
+  const std::string orig = read_file(f.fs, path);
+  const std::string dup = orig + orig.substr(f.recs[0].first, f.recs[0].second);
+  write_file(f.fs, path, dup);
+  f.expect_corrupt(path, dup, "duplicated record");
+}
+
 TEST(StorageCorruption, MissingMiddleSegmentIsCorruption) {
   MemoryFilesystem fs;
   LogStoreOptions o;
