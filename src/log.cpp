@@ -1428,9 +1428,14 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
   o_.transport->join(url, o_.url, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
     self->post_any_epoch([self, ep, r, url, attempt, h = std::move(h)]() mutable {
       if (self->epoch_ != ep) return fail(h, errc::closed);
-      if (!r && r.error() == errc::change_in_progress && attempt < 100) {
-        // Another member is still joining or leaving (one change at a time):
-        // try again shortly rather than burden the caller with it.
+      const bool retry = !r && (r.error() == errc::change_in_progress || r.error() == errc::transport_error ||
+                                r.error() == errc::timeout || r.error() == errc::no_leader ||
+                                r.error() == errc::not_leader);
+      if (retry && attempt < 100) {
+        // Another member is still joining or leaving (one change at a time),
+        // or the request or its answer was lost: try again shortly rather
+        // than burden the caller. Joining is idempotent: a node the leader
+        // already added gets its id back.
         self->clock_->after(self->o_.heartbeat_interval, [self, ep, url, attempt, h = std::move(h)]() mutable {
           self->post_any_epoch([self, ep, url, attempt, h = std::move(h)]() mutable {
             if (self->epoch_ != ep) return fail(h, errc::closed);
