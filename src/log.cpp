@@ -1,0 +1,1571 @@
+// raft::Log: the consensus core.
+//
+// Everything below marked "strand" runs only on the Log's strand; that is the
+// one lock of the consensus state. Other threads (transport callbacks, clock
+// timers, storage and apply executors) reach it by posting.
+//
+// Map of the rules (Raft paper section numbers; DESIGN 5):
+//   persist_meta()      term and vote durable before any reply (§5.1, Fig. 2)
+//   handle_vote()       §5.2 one vote per term, §5.4.1 up-to-date check
+//   become_leader()     Nop of the new term (§5.4.2, §8)
+//   advance_commit()    commit only current-term entries by counting (§5.4.2)
+//   on_position()/on_entry()  Log Matching on the stream (§5.3)
+//   handle_ack()        a follower's durable, matching index (DESIGN 4.3)
+//   change_membership() one single-server change at a time (thesis §4.1)
+#include "raft/log.hpp"
+
+#include "raft/assert.hpp"
+#include "raft/detail/endian.hpp"
+#include "raft/detail/stream.hpp"
+#include "raft/storage/filesystem.hpp"
+#include "raft/storage/log_store.hpp"
+#include "raft/storage/meta_store.hpp"
+#include "raft/storage/snapshot_store.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <future>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace raft {
+
+namespace net = boost::asio;
+
+std::string_view to_string(State s) noexcept {
+  switch (s) {
+    case State::stopped: return "stopped";
+    case State::follower: return "follower";
+    case State::candidate: return "candidate";
+    case State::leader: return "leader";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::string encode_u64(std::uint64_t v) {
+  std::string s(8, '\0');
+  detail::put_be64(reinterpret_cast<std::byte*>(s.data()), v);
+  return s;
+}
+std::uint64_t decode_u64(std::string_view s) {
+  if (s.size() != 8) return 0;
+  return detail::get_be64(reinterpret_cast<const std::byte*>(s.data()));
+}
+
+template <class T>
+void fail(Handler_fn<T>& h, std::error_code ec) {
+  if (h) {
+    auto f = std::move(h);
+    h = nullptr;
+    f(result<T>(boost::system::in_place_error, ec));
+  }
+}
+
+}  // namespace
+
+class Log::Impl : public std::enable_shared_from_this<Impl> {
+ public:
+  explicit Impl(LogOptions opts);
+  ~Impl();
+
+  // ---------------------------------------------------------------- set-up
+  LogOptions o_;
+  // Threads and defaults owned when the user brought none.
+  std::unique_ptr<net::io_context> own_io_, own_storage_io_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> own_work_, own_storage_work_;
+  std::thread own_thread_, own_storage_thread_;
+  std::unique_ptr<Clock> own_clock_;
+  std::unique_ptr<storage::Filesystem> own_fs_;
+
+  net::strand<net::any_io_executor> strand_;
+  net::any_io_executor storage_ex_, apply_ex_;
+  Clock* clock_ = nullptr;
+  storage::Filesystem* fs_ = nullptr;
+
+  // ------------------------------------------- persistent state (storage)
+  std::string path_;
+  std::optional<storage::MetaStore> meta_;
+  std::shared_ptr<storage::LogStore> log_;  // shared with in-flight syncs
+  std::unique_ptr<storage::SnapshotStore> snaps_;
+  // Bumped by open/close/crash: callbacks from an earlier life are ignored.
+  std::uint64_t epoch_ = 0;
+
+  // currentTerm: monotonically increases; persisted (persist_meta) before
+  // any message that depends on it is sent or answered.
+  std::uint64_t term_ = 0;
+  // votedFor in term_: persisted before the vote is granted.
+  std::uint64_t voted_for_ = 0;
+  std::uint64_t id_ = 0;
+  std::uint64_t cluster_id_ = 0;
+
+  // ----------------------------------------------------- volatile state
+  State state_ = State::stopped;
+  std::uint64_t leader_id_ = 0;
+  Clock::time_point last_heard_{};  // last valid heartbeat from leader_id_
+  // commitIndex: never decreases; entries <= it are never truncated.
+  std::uint64_t commit_ = 0;
+  std::uint64_t applied_ = 0;    // handed to and finished by the FSM
+  bool applying_ = false;        // a batch is on the apply executor
+  std::uint64_t durable_ = 0;    // highest index made durable by sync
+  bool sync_running_ = false, sync_again_ = false;
+  // Bumped by every truncation: a sync that started before one may report
+  // entries that no longer exist as durable, so its result is not used.
+  std::uint64_t trunc_gen_ = 0;
+  std::vector<LogEntry> pending_append_;  // batched into one store append
+  bool flush_posted_ = false;
+
+  // The configuration: latest in the log (thesis §4.1), with history so a
+  // truncation can roll it back. `join_config_` bridges a new node's empty log.
+  std::vector<Config> configs_;  // ascending config.index, all > snapshot
+  Config base_config_;           // config at the snapshot / before the log
+  Config config_;
+
+  // Election.
+  std::uint64_t election_gen_ = 0;
+  std::shared_ptr<Timer> election_timer_;
+  std::map<std::uint64_t, bool> votes_;  // voter id -> granted
+
+  // Leader.
+  struct Peer {
+    std::uint64_t match = 0;  // highest index known durable and matching on the peer
+    Clock::time_point last_contact{};
+    bool hb_inflight = false;
+  };
+  std::map<std::uint64_t, Peer> peers_;
+  Clock::time_point leader_since_{};
+  std::uint64_t heartbeat_gen_ = 0;
+  std::shared_ptr<Timer> heartbeat_timer_;
+
+  struct OutStream {
+    std::shared_ptr<StreamWriter> writer;
+    std::uint64_t peer = 0;
+    std::uint64_t term = 0;
+    std::uint64_t next = 0;  // next index to send
+    bool writing = false;
+    bool alive = true;
+    std::string buf;  // owned until the write completes
+    std::uint64_t buf_last = 0;
+  };
+  std::map<std::uint64_t, std::shared_ptr<OutStream>> out_streams_;  // by peer id
+
+  // Follower stream.
+  struct InStream {
+    std::shared_ptr<StreamHandle> handle;
+    std::uint64_t term = 0;
+    std::uint64_t leader = 0;
+    detail::StreamParser parser{0};
+    bool positioned = false;
+    std::uint64_t pos = 0;  // last index received that matches the leader
+    std::uint64_t serial = 0;
+  };
+  std::unique_ptr<InStream> in_;
+  std::uint64_t in_serial_ = 0;
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> stream_from_;  // retry point after a mismatch
+  std::uint64_t reconnect_gen_ = 0;
+  std::shared_ptr<Timer> reconnect_timer_;
+  std::uint64_t leader_commit_ = 0;  // from heartbeats of term_
+  std::uint64_t acked_ = 0;
+  bool ack_inflight_ = false;
+
+  // Pending client calls.
+  struct PendingApply {
+    std::uint64_t term;
+    Handler_fn<std::uint64_t> h;
+    std::shared_ptr<Timer> timer;
+  };
+  std::map<std::uint64_t, PendingApply> pending_applies_;
+  struct Waiter {
+    std::uint64_t serial;
+    Handler_fn<void> h;
+    std::shared_ptr<Timer> timer;
+  };
+  std::multimap<std::uint64_t, Waiter> waiters_;
+  std::uint64_t waiter_serial_ = 0;
+
+  // A view of the state for getters on other threads.
+  mutable std::mutex view_mu_;
+  Status view_;
+  std::string view_path_;
+  bool view_open_ = false;
+  std::function<void(std::string_view)> logger_;
+  std::mt19937_64 default_rng_{std::random_device{}()};
+
+  // ------------------------------------------------------------ helpers
+  template <class F>
+  void post(F&& f) {
+    net::post(strand_, [self = shared_from_this(), ep = epoch_, f = std::forward<F>(f)]() mutable {
+      if (self->epoch_ != ep) return;
+      f();
+    });
+  }
+  template <class F>
+  void post_any_epoch(F&& f) {
+    net::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable { f(); });
+  }
+  std::uint64_t rand() { return o_.rand ? o_.rand() : default_rng_(); }
+  template <class... A>
+  void logf(fmt::format_string<A...> f, A&&... a) {
+    std::function<void(std::string_view)> out;
+    {
+      std::lock_guard lk(view_mu_);
+      out = logger_;
+    }
+    if (!out) return;
+    out(fmt::format("raft[{}] t{} {}: {}", id_, term_, to_string(state_), fmt::format(f, std::forward<A>(a)...)));
+  }
+  void publish();
+  std::uint64_t last_index() const { return log_ ? std::max(log_->last_index(), pending_last()) : 0; }
+  std::uint64_t pending_last() const { return pending_append_.empty() ? 0 : pending_append_.back().index; }
+  std::uint64_t last_term() const {
+    if (!pending_append_.empty()) return pending_append_.back().term;
+    return log_ ? log_->last_term() : 0;
+  }
+  std::uint64_t term_at(std::uint64_t index) const;
+  std::size_t quorum() const { return config_.nodes.size() / 2 + 1; }
+  bool in_config(std::uint64_t id) const { return config_.node_by_id(id) != nullptr; }
+  std::string url_of(std::uint64_t id) const {
+    const auto* n = config_.node_by_id(id);
+    return n ? n->url : std::string();
+  }
+
+  // ---------------------------------------------------------- lifecycle
+  result<void> open(const std::string& path);
+  void close_now(std::error_code why);
+  void fatal(std::string_view what, std::error_code ec);
+  void restore_config_from_log();
+
+  // --------------------------------------------------------- persistence
+  bool persist_meta();
+  void set_term(std::uint64_t term);
+  void append_local(LogEntry e);
+  void flush_appends();
+  void request_sync();
+  void on_synced(std::uint64_t durable);
+  bool truncate_after(std::uint64_t index);
+  void note_config_entry(const LogEntry& e);
+
+  // ----------------------------------------------------------- roles
+  void reset_election_timer();
+  void on_election_timeout();
+  void become_follower(std::uint64_t leader);
+  void become_leader();
+  void start_heartbeats();
+  void send_heartbeats();
+  void send_heartbeat(std::uint64_t peer);
+  void advance_commit();
+  void set_commit(std::uint64_t c);
+  void maybe_apply();
+  void settle_pending();
+
+  // ---------------------------------------------------------- streams
+  void open_stream();
+  void schedule_reconnect();
+  void drop_in_stream();
+  result<void> on_stream_event(InStream& s, const detail::StreamEvent& ev, std::vector<LogEntry>& batch);
+  void on_stream_bytes(std::uint64_t serial, std::string_view bytes);
+  void maybe_ack();
+  void serve_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w);
+  void pump(const std::shared_ptr<OutStream>& s);
+  void end_out_streams(std::error_code ec);
+
+  // ---------------------------------------------------------- requests
+  void do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::uint64_t> h);
+  void do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h);
+  void do_initialize(Handler_fn<void> h);
+  void do_join(std::string url, Handler_fn<void> h);
+  void do_leave(Handler_fn<void> h);
+  void do_add_peer(std::string url, bool wait_commit, Handler_fn<std::pair<std::uint64_t, Config>> h,
+                   Handler_fn<JoinResponse> join_h);
+  void do_remove_peer(std::uint64_t id, Handler_fn<void> h);
+  void do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h);
+  void do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h);
+  void do_ack(const AckRequest& req, Handler_fn<void> h);
+  std::error_code can_change_membership() const;
+};
+
+// ==================================================================== set-up
+
+Log::Impl::Impl(LogOptions opts) : o_(std::move(opts)), strand_(net::make_strand(net::any_io_executor())) {
+  if (!o_.executor) {
+    own_io_ = std::make_unique<net::io_context>(1);
+    own_work_.emplace(own_io_->get_executor());
+    o_.executor = own_io_->get_executor();
+    own_thread_ = std::thread([io = own_io_.get()] { io->run(); });
+  }
+  if (!o_.storage_executor) {
+    own_storage_io_ = std::make_unique<net::io_context>(1);
+    own_storage_work_.emplace(own_storage_io_->get_executor());
+    o_.storage_executor = own_storage_io_->get_executor();
+    own_storage_thread_ = std::thread([io = own_storage_io_.get()] { io->run(); });
+  }
+  strand_ = net::make_strand(o_.executor);
+  storage_ex_ = o_.storage_executor;
+  apply_ex_ = o_.apply_executor ? o_.apply_executor : storage_ex_;
+  if (!o_.clock) own_clock_ = std::make_unique<SystemClock>(o_.executor);
+  clock_ = o_.clock ? o_.clock : own_clock_.get();
+  if (!o_.filesystem) own_fs_ = storage::make_posix_filesystem();
+  fs_ = o_.filesystem ? o_.filesystem : own_fs_.get();
+  logger_ = o_.logger;
+  view_.state = "stopped";
+}
+
+Log::Impl::~Impl() {
+  own_work_.reset();
+  own_storage_work_.reset();
+  if (own_io_) own_io_->stop();
+  if (own_storage_io_) own_storage_io_->stop();
+  if (own_thread_.joinable()) own_thread_.join();
+  if (own_storage_thread_.joinable()) own_storage_thread_.join();
+}
+
+void Log::Impl::publish() {
+  std::lock_guard lk(view_mu_);
+  view_.id = id_;
+  view_.state = std::string(to_string(state_));
+  view_.term = term_;
+  view_.leader_id = leader_id_;
+  view_.leader_url = url_of(leader_id_);
+  view_.commit_index = commit_;
+  view_.applied_index = applied_;
+  view_.last_index = last_index();
+  view_.config = config_;
+  view_open_ = state_ != State::stopped;
+  view_path_ = view_open_ ? path_ : std::string();
+}
+
+std::uint64_t Log::Impl::term_at(std::uint64_t index) const {
+  if (index == 0) return 0;
+  if (!pending_append_.empty() && index >= pending_append_.front().index)
+    return pending_append_[index - pending_append_.front().index].term;
+  auto t = log_->term_at(index);
+  RAFT_ASSERT(bool(t), "term_at outside the log");
+  return *t;
+}
+
+result<void> Log::Impl::open(const std::string& path) {
+  if (state_ != State::stopped) return errc::open;
+  if (!o_.fsm) return errc::invalid_argument;
+  if (auto r = fs_->mkdir(path); !r) return r.error();
+  auto meta = storage::MetaStore::open(*fs_, path);
+  if (!meta) return meta.error();
+  storage::LogStoreOptions lo;
+  lo.segment_size_bytes_max = o_.segment_size_bytes_max;
+  lo.entry_size_bytes_max = o_.entry_size_bytes_max;
+  lo.warn = [this](const std::string& w) { logf("storage: {}", w); };
+  if (auto r = fs_->mkdir(path + "/log"); !r) return r.error();
+  auto log = storage::LogStore::open(*fs_, path + "/log", lo);
+  if (!log) return log.error();
+  if (auto r = fs_->mkdir(path + "/snapshots"); !r) return r.error();
+  auto snaps = storage::SnapshotStore::open(*fs_, path + "/snapshots", lo.warn);
+  if (!snaps) return snaps.error();
+
+  ++epoch_;
+  path_ = path;
+  meta_.emplace(std::move(*meta));
+  log_ = std::shared_ptr<storage::LogStore>(std::move(*log));
+  snaps_ = std::move(*snaps);
+  const auto& m = meta_->get();
+  id_ = m.id;
+  term_ = m.term;
+  voted_for_ = m.voted_for;
+  cluster_id_ = m.cluster_id;
+  if (o_.transport) o_.transport->set_cluster_id(cluster_id_);
+  durable_ = log_->last_index();  // what survived a restart is on disk
+  pending_append_.clear();
+  leader_id_ = 0;
+  acked_ = 0;
+  stream_from_.reset();
+
+  // Bring the FSM up to date: restore the latest snapshot if the FSM is
+  // behind it, then replay committed entries as commits become known.
+  std::uint64_t fsm_index = o_.fsm->index();
+  base_config_ = Config{};
+  if (auto snap = snaps_->latest()) {
+    base_config_ = snap->config;
+    if (fsm_index < snap->index) {
+      auto reader = snaps_->open_reader(*snap);
+      if (!reader) return reader.error();
+      if (auto r = o_.fsm->restore(**reader); !r) return r.error();
+      fsm_index = snap->index;
+    }
+    if (log_->last_index() < snap->index) {
+      // Crashed between storing a received snapshot and resetting the log.
+      if (auto r = log_->reset(snap->index, snap->term); !r) return r.error();
+      durable_ = snap->index;
+    }
+  }
+  // Entries the FSM holds were committed; so is everything up to the log's
+  // start (compaction only drops applied entries).
+  commit_ = std::max(fsm_index, log_->prev_index());
+  applied_ = fsm_index;
+  restore_config_from_log();
+  if (config_.nodes.empty() && id_ != 0) {
+    // A node that joined but had not received any entry yet.
+    auto f = fs_->open(path_ + "/join.json", {.read_only = true});
+    if (f) {
+      std::string buf(4096, '\0');
+      auto n = (*f)->read_at(0, std::as_writable_bytes(std::span(buf.data(), buf.size())));
+      if (n) {
+        buf.resize(*n);
+        if (auto c = config_from_json(buf)) config_ = *c;
+      }
+    }
+  }
+  state_ = State::follower;
+  logf("opened {}: term {}, last index {}, commit {}, fsm index {}", path, term_, log_->last_index(), commit_,
+       fsm_index);
+  publish();
+  post([this] {
+    reset_election_timer();
+    maybe_apply();
+    // A single-node cluster elects itself at once instead of waiting.
+    if (config_.nodes.size() == 1 && in_config(id_)) on_election_timeout();
+  });
+  return {};
+}
+
+void Log::Impl::restore_config_from_log() {
+  configs_.clear();
+  config_ = base_config_;
+  const std::uint64_t first = log_->first_index(), last = log_->last_index();
+  for (std::uint64_t i = first; i <= last;) {
+    auto batch = log_->read(i, last, 8u << 20);
+    RAFT_ASSERT(bool(batch) && !batch->empty(), "log unreadable while restoring config");
+    for (auto& e : *batch) {
+      if (e.type == LogEntryType::initialize || e.type == LogEntryType::add_peer ||
+          e.type == LogEntryType::remove_peer)
+        note_config_entry(e);
+    }
+    i = batch->back().index + 1;
+  }
+}
+
+void Log::Impl::note_config_entry(const LogEntry& e) {
+  Config c = config_;
+  switch (e.type) {
+    case LogEntryType::initialize: {
+      auto parsed = config_from_json(e.data);
+      RAFT_ASSERT(bool(parsed), "initialize entry with a bad config");
+      c = *parsed;
+      break;
+    }
+    case LogEntryType::add_peer: {
+      auto r = c.add_node(c.max_node_id + 1, e.data);
+      if (!r) logf("add_peer entry {} not applicable: {}", e.index, r.error().message());
+      break;
+    }
+    case LogEntryType::remove_peer: {
+      auto r = c.remove_node(decode_u64(e.data));
+      if (!r) logf("remove_peer entry {} not applicable: {}", e.index, r.error().message());
+      break;
+    }
+    default: return;
+  }
+  c.index = e.index;
+  if (c.cluster_id == 0) c.cluster_id = cluster_id_;
+  configs_.push_back(c);
+  config_ = std::move(c);
+  if (state_ == State::leader) {
+    // Start or stop replicating to members as the configuration changes.
+    for (const auto& n : config_.nodes)
+      if (n.id != id_ && !peers_.count(n.id)) {
+        peers_[n.id] = Peer{0, clock_->now(), false};
+        send_heartbeat(n.id);
+      }
+    for (auto it = peers_.begin(); it != peers_.end();) it = in_config(it->first) ? std::next(it) : peers_.erase(it);
+  }
+}
+
+void Log::Impl::fatal(std::string_view what, std::error_code ec) {
+  // DESIGN 6: an fsync or write error is fatal for the node (fail-stop).
+  logf("FATAL: {}: {}; stopping this node", what, ec.message());
+  close_now(errc::store_failed);
+}
+
+void Log::Impl::close_now(std::error_code why) {
+  if (state_ == State::stopped) return;
+  if (state_ == State::leader) end_out_streams(errc::not_leader);
+  out_streams_.clear();
+  drop_in_stream();
+  for (auto* t : {&election_timer_, &heartbeat_timer_, &reconnect_timer_})
+    if (*t) (*t)->cancel();
+  ++election_gen_;
+  ++heartbeat_gen_;
+  ++reconnect_gen_;
+  state_ = State::stopped;
+  ++epoch_;
+  for (auto& [i, p] : pending_applies_) {
+    if (p.timer) p.timer->cancel();
+    fail(p.h, why);
+  }
+  pending_applies_.clear();
+  for (auto& [i, w] : waiters_) {
+    if (w.timer) w.timer->cancel();
+    fail(w.h, why);
+  }
+  waiters_.clear();
+  if (why != errc::store_failed && log_ && o_.sync) {
+    flush_appends();
+    (void)log_->sync();
+  }
+  pending_append_.clear();
+  peers_.clear();
+  leader_id_ = 0;
+  publish();
+}
+
+// =============================================================== persistence
+
+bool Log::Impl::persist_meta() {
+  storage::Meta m{id_, term_, voted_for_, cluster_id_};
+  if (o_.inject_fault == LogOptions::Fault::forget_vote) m.voted_for = 0;
+  auto r = meta_->save(m);
+  if (!r) {
+    fatal("saving term and vote", r.error());
+    return false;
+  }
+  return true;
+}
+
+void Log::Impl::set_term(std::uint64_t term) {
+  RAFT_ASSERT(term > term_, "terms only increase");
+  term_ = term;
+  voted_for_ = 0;
+  leader_id_ = 0;
+  leader_commit_ = 0;
+  acked_ = 0;
+  persist_meta();
+}
+
+void Log::Impl::append_local(LogEntry e) {
+  RAFT_ASSERT(e.index == last_index() + 1, "appends are contiguous");
+  if (e.type == LogEntryType::initialize || e.type == LogEntryType::add_peer || e.type == LogEntryType::remove_peer)
+    note_config_entry(e);
+  pending_append_.push_back(std::move(e));
+  if (!flush_posted_) {
+    // Everything appended in this strand turn goes out as one store write.
+    flush_posted_ = true;
+    post([this] {
+      flush_posted_ = false;
+      flush_appends();
+    });
+  }
+}
+
+void Log::Impl::flush_appends() {
+  if (pending_append_.empty() || state_ == State::stopped) return;
+  auto r = log_->append(pending_append_);
+  pending_append_.clear();
+  if (!r) return fatal("appending to the log", r.error());
+  request_sync();
+  for (auto& [peer, s] : out_streams_) pump(s);
+}
+
+void Log::Impl::request_sync() {
+  if (sync_running_) {
+    sync_again_ = true;
+    return;
+  }
+  sync_running_ = true;
+  if (!o_.sync) {
+    // No fsync: treat what reached the OS as durable (benchmarks only).
+    post([this] { sync_running_ = false; on_synced(log_->last_index()); });
+    return;
+  }
+  net::post(storage_ex_, [self = shared_from_this(), ep = epoch_, log = log_, gen = trunc_gen_] {
+    auto r = log->sync();
+    self->post_any_epoch([self, ep, r, gen] {
+      if (self->epoch_ != ep) return;
+      self->sync_running_ = false;
+      if (!r) return self->fatal("syncing the log", r.error());
+      if (gen != self->trunc_gen_) {
+        self->sync_again_ = false;
+        return self->request_sync();
+      }
+      self->on_synced(*r);
+    });
+  });
+}
+
+void Log::Impl::on_synced(std::uint64_t durable) {
+  durable_ = std::min(durable, log_->last_index());
+  if (sync_again_) {
+    sync_again_ = false;
+    request_sync();
+  }
+  if (state_ == State::leader) {
+    advance_commit();
+  } else if (in_ && in_->positioned) {
+    // Entries both durable and known to match the leader may commit.
+    set_commit(std::min(leader_commit_, std::min(durable_, in_->pos)));
+    maybe_ack();
+  }
+}
+
+bool Log::Impl::truncate_after(std::uint64_t index) {
+  // Committed entries are never truncated (DESIGN 5).
+  RAFT_ASSERT(index >= commit_, "truncating a committed entry");
+  flush_appends();
+  if (index >= log_->last_index()) return true;
+  logf("truncating log after {} (last {})", index, log_->last_index());
+  auto r = log_->truncate_suffix(index, commit_);
+  if (!r) {
+    fatal("truncating the log", r.error());
+    return false;
+  }
+  durable_ = std::min(durable_, index);
+  ++trunc_gen_;
+  while (!configs_.empty() && configs_.back().index > index) configs_.pop_back();
+  config_ = configs_.empty() ? base_config_ : configs_.back();
+  // Client calls waiting on overwritten entries learn it now.
+  for (auto it = pending_applies_.upper_bound(index); it != pending_applies_.end();) {
+    if (it->second.timer) it->second.timer->cancel();
+    fail(it->second.h, errc::not_committed);
+    it = pending_applies_.erase(it);
+  }
+  return true;
+}
+
+// ===================================================================== roles
+
+void Log::Impl::reset_election_timer() {
+  if (election_timer_) election_timer_->cancel();
+  const auto t = o_.election_timeout;
+  const auto jitter = Clock::duration(static_cast<Clock::duration::rep>(rand() % std::max<std::uint64_t>(1, t.count())));
+  const auto gen = ++election_gen_;
+  election_timer_ = clock_->after(t + jitter, [self = shared_from_this(), ep = epoch_, gen] {
+    self->post_any_epoch([self, ep, gen] {
+      if (self->epoch_ != ep || self->election_gen_ != gen) return;
+      self->on_election_timeout();
+    });
+  });
+}
+
+void Log::Impl::on_election_timeout() {
+  if (state_ == State::stopped || state_ == State::leader) return;
+  reset_election_timer();
+  // Only members campaign: a removed node or one still joining stays quiet.
+  if (id_ == 0 || !in_config(id_)) return;
+  flush_appends();
+  set_term(term_ + 1);
+  voted_for_ = id_;
+  if (!persist_meta()) return;
+  state_ = State::candidate;
+  drop_in_stream();
+  votes_.clear();
+  votes_[id_] = true;
+  logf("election started (last {}:{})", last_index(), last_term());
+  publish();
+  if (votes_.size() >= quorum()) return become_leader();
+  const VoteRequest req{term_, id_, last_index(), last_term()};
+  for (const auto& n : config_.nodes) {
+    if (n.id == id_) continue;
+    o_.transport->request_vote(n.url, req, [self = shared_from_this(), ep = epoch_, term = term_, voter = n.id](result<VoteResponse> r) {
+      self->post_any_epoch([self, ep, term, voter, r] {
+        if (self->epoch_ != ep || !r) return;
+        if (r->term > self->term_) {
+          self->set_term(r->term);
+          self->become_follower(0);
+          return;
+        }
+        if (self->state_ != State::candidate || self->term_ != term) return;
+        if (!r->granted()) return;
+        self->votes_[voter] = true;
+        std::size_t granted = 0;
+        for (auto& [v, g] : self->votes_)
+          if (g && self->in_config(v)) ++granted;
+        if (granted >= self->quorum()) self->become_leader();
+      });
+    });
+  }
+}
+
+void Log::Impl::become_follower(std::uint64_t leader) {
+  const bool was_leader = state_ == State::leader;
+  if (was_leader) {
+    end_out_streams(errc::not_leader);
+    peers_.clear();
+    if (heartbeat_timer_) heartbeat_timer_->cancel();
+    ++heartbeat_gen_;
+  }
+  if (in_ && (in_->term != term_ || in_->leader != leader)) drop_in_stream();
+  if (state_ != State::follower || leader_id_ != leader) {
+    state_ = State::follower;
+    leader_id_ = leader;
+    logf("following {}", leader);
+  }
+  reset_election_timer();
+  publish();
+}
+
+void Log::Impl::become_leader() {
+  state_ = State::leader;
+  leader_id_ = id_;
+  leader_since_ = clock_->now();
+  if (election_timer_) election_timer_->cancel();
+  ++election_gen_;
+  drop_in_stream();
+  peers_.clear();
+  for (const auto& n : config_.nodes)
+    if (n.id != id_) peers_[n.id] = Peer{0, leader_since_, false};
+  logf("became leader (last {}:{})", last_index(), last_term());
+  // §5.4.2 / §8: a new leader commits an entry of its own term before it can
+  // know which earlier entries are committed.
+  append_local(LogEntry{LogEntryType::nop, last_index() + 1, term_, {}});
+  publish();
+  start_heartbeats();
+}
+
+void Log::Impl::start_heartbeats() {
+  const auto gen = ++heartbeat_gen_;
+  send_heartbeats();
+  // Check quorum: a leader that has not heard from a majority within an
+  // election timeout steps down, so a partitioned leader stops accepting work.
+  if (state_ != State::leader) return;
+  const auto now = clock_->now();
+  if (now - leader_since_ >= o_.election_timeout) {
+    std::size_t heard = in_config(id_) ? 1 : 0;
+    for (auto& [id, p] : peers_)
+      if (now - p.last_contact < o_.election_timeout) ++heard;
+    if (heard < quorum() && !config_.nodes.empty()) {
+      logf("lost contact with a majority; stepping down");
+      become_follower(0);
+      return;
+    }
+  }
+  heartbeat_timer_ = clock_->after(o_.heartbeat_interval, [self = shared_from_this(), ep = epoch_, gen] {
+    self->post_any_epoch([self, ep, gen] {
+      if (self->epoch_ != ep || self->heartbeat_gen_ != gen || self->state_ != State::leader) return;
+      self->start_heartbeats();
+    });
+  });
+}
+
+void Log::Impl::send_heartbeats() {
+  for (auto& [id, p] : peers_) send_heartbeat(id);
+}
+
+void Log::Impl::send_heartbeat(std::uint64_t peer) {
+  auto it = peers_.find(peer);
+  if (it == peers_.end() || it->second.hb_inflight || !o_.transport) return;
+  it->second.hb_inflight = true;
+  const HeartbeatRequest req{term_, commit_, id_};
+  o_.transport->heartbeat(url_of(peer), req, [self = shared_from_this(), ep = epoch_, term = term_, peer](result<HeartbeatResponse> r) {
+    self->post_any_epoch([self, ep, term, peer, r] {
+      if (self->epoch_ != ep) return;
+      auto it = self->peers_.find(peer);
+      if (it != self->peers_.end() && self->term_ == term) it->second.hb_inflight = false;
+      if (!r) return;
+      if (r->term > self->term_) {
+        self->set_term(r->term);
+        self->become_follower(0);
+        return;
+      }
+      if (it != self->peers_.end() && self->term_ == term && !r->error) it->second.last_contact = self->clock_->now();
+    });
+  });
+}
+
+void Log::Impl::advance_commit() {
+  if (state_ != State::leader) return;
+  std::vector<std::uint64_t> matches;
+  for (const auto& n : config_.nodes) {
+    if (n.id == id_) {
+      matches.push_back(durable_);
+    } else {
+      auto it = peers_.find(n.id);
+      matches.push_back(it == peers_.end() ? 0 : it->second.match);
+    }
+  }
+  if (matches.empty()) return;
+  std::sort(matches.begin(), matches.end(), std::greater<>());
+  const std::uint64_t n = matches[quorum() - 1];
+  // §5.4.2 (Figure 8): only an entry of the current term is committed by
+  // counting replicas; earlier entries commit with it.
+  const bool ok = o_.inject_fault == LogOptions::Fault::commit_previous_term_by_counting || term_at(n) == term_;
+  if (n > commit_ && ok) set_commit(n);
+  // A leader removed by a committed change steps down (thesis §4.2.2).
+  if (!in_config(id_) && commit_ >= config_.index && state_ == State::leader) {
+    logf("removed from the configuration; stepping down");
+    become_follower(0);
+  }
+}
+
+void Log::Impl::set_commit(std::uint64_t c) {
+  if (c <= commit_) return;
+  commit_ = std::min(c, last_index());
+  settle_pending();
+  maybe_apply();
+  publish();
+  if (state_ == State::leader) send_heartbeats();  // followers learn the commit now
+}
+
+void Log::Impl::settle_pending() {
+  while (!pending_applies_.empty() && pending_applies_.begin()->first <= commit_) {
+    auto node = pending_applies_.extract(pending_applies_.begin());
+    auto& p = node.mapped();
+    if (p.timer) p.timer->cancel();
+    auto h = std::move(p.h);
+    if (!h) continue;
+    if (term_at(node.key()) == p.term) h(node.key());
+    else h(result<std::uint64_t>(boost::system::in_place_error, make_error_code(errc::not_committed)));
+  }
+}
+
+void Log::Impl::maybe_apply() {
+  if (applying_ || applied_ >= commit_ || state_ == State::stopped) return;
+  flush_appends();
+  const std::uint64_t to = std::min(commit_, log_->last_index());
+  if (applied_ >= to) return;
+  auto batch = log_->read(applied_ + 1, std::min(to, applied_ + 4096), 4u << 20);
+  if (!batch) return fatal("reading committed entries", batch.error());
+  applying_ = true;
+  auto entries = std::make_shared<std::vector<LogEntry>>(std::move(*batch));
+  net::post(apply_ex_, [self = shared_from_this(), ep = epoch_, entries] {
+    for (const auto& e : *entries) self->o_.fsm->must_apply(e);
+    self->post_any_epoch([self, ep, last = entries->back().index] {
+      if (self->epoch_ != ep) return;
+      self->applying_ = false;
+      self->applied_ = last;
+      while (!self->waiters_.empty() && self->waiters_.begin()->first <= last) {
+        auto node = self->waiters_.extract(self->waiters_.begin());
+        if (node.mapped().timer) node.mapped().timer->cancel();
+        if (auto h = std::move(node.mapped().h)) h({});
+      }
+      self->publish();
+      self->maybe_apply();
+    });
+  });
+}
+
+// =================================================================== streams
+
+void Log::Impl::drop_in_stream() {
+  if (!in_) return;
+  auto h = std::move(in_->handle);
+  in_.reset();
+  ack_inflight_ = false;
+  if (h) h->cancel();
+}
+
+void Log::Impl::schedule_reconnect() {
+  if (reconnect_timer_) reconnect_timer_->cancel();
+  const auto gen = ++reconnect_gen_;
+  reconnect_timer_ = clock_->after(o_.reconnect_timeout, [self = shared_from_this(), ep = epoch_, gen] {
+    self->post_any_epoch([self, ep, gen] {
+      if (self->epoch_ != ep || self->reconnect_gen_ != gen) return;
+      self->open_stream();
+    });
+  });
+}
+
+void Log::Impl::open_stream() {
+  if (state_ != State::follower || leader_id_ == 0 || in_ || !o_.transport) return;
+  const std::string url = url_of(leader_id_);
+  if (url.empty()) return;
+  flush_appends();
+  auto s = std::make_unique<InStream>();
+  s->term = term_;
+  s->leader = leader_id_;
+  s->parser = detail::StreamParser(o_.entry_size_bytes_max + 64 * 1024);
+  s->serial = ++in_serial_;
+  StreamRequest req{id_, term_, last_index(), last_term()};
+  if (stream_from_ && stream_from_->first < req.index) {
+    req.index = stream_from_->first;
+    req.log_term = stream_from_->second;
+  }
+  const auto serial = s->serial;
+  in_ = std::move(s);
+  StreamCallbacks cb;
+  cb.on_data = [self = shared_from_this(), ep = epoch_, serial](std::string_view bytes, std::function<void()> more) {
+    self->post_any_epoch([self, ep, serial, data = std::string(bytes), more = std::move(more)] {
+      if (self->epoch_ == ep) self->on_stream_bytes(serial, data);
+      // Read on only after these bytes were consumed: memory stays bounded.
+      more();
+    });
+  };
+  cb.on_end = [self = shared_from_this(), ep = epoch_, serial](std::error_code ec) {
+    self->post_any_epoch([self, ep, serial, ec] {
+      if (self->epoch_ != ep || !self->in_ || self->in_->serial != serial) return;
+      self->logf("stream from {} ended: {}", self->in_->leader, ec ? ec.message() : "eof");
+      self->in_.reset();
+      self->ack_inflight_ = false;
+      self->schedule_reconnect();
+    });
+  };
+  auto handle = o_.transport->read_from(url, req, std::move(cb));
+  if (in_ && in_->serial == serial) in_->handle = std::move(handle);
+}
+
+void Log::Impl::on_stream_bytes(std::uint64_t serial, std::string_view bytes) {
+  if (!in_ || in_->serial != serial || state_ != State::follower) return;
+  std::vector<LogEntry> batch;
+  InStream& s = *in_;
+  auto r = s.parser.feed(bytes, [&](const detail::StreamEvent& ev) { return on_stream_event(s, ev, batch); });
+  if (!batch.empty()) {
+    for (auto& e : batch) append_local(std::move(e));
+    flush_appends();
+  }
+  if (!r) {
+    if (r.error() != errc::canceled) logf("stream from {} rejected: {}", leader_id_, r.error().message());
+    drop_in_stream();
+    if (stream_from_) open_stream();  // retry at once from the earlier point
+    else schedule_reconnect();
+  }
+}
+
+result<void> Log::Impl::on_stream_event(InStream& s, const detail::StreamEvent& ev, std::vector<LogEntry>& batch) {
+  using K = detail::StreamEvent::Kind;
+  switch (ev.kind) {
+    case K::config: {
+      auto c = config_from_json(ev.data);
+      if (!c) return c.error();
+      if (cluster_id_ != 0 && c->cluster_id != cluster_id_) return errc::cluster_id_mismatch;
+      if (ev.term != s.term) return errc::stale_term;
+      return {};
+    }
+    case K::position: {
+      // Log Matching (§5.3): we must hold (index, term) to read on from it.
+      for (auto& e : batch) append_local(std::move(e));
+      batch.clear();
+      const std::uint64_t x = ev.index;
+      const bool have = x <= last_index() && (x < log_->prev_index() ? true : term_at(x) == ev.term);
+      if (!have) {
+        // Step back over our whole run of entries with that term, but never
+        // below the commit index, which always matches (Leader Completeness).
+        std::uint64_t j = std::min(x, last_index());
+        if (j > 0 && j >= log_->prev_index()) {
+          const std::uint64_t t = term_at(j);
+          while (j > commit_ && j > log_->prev_index() && term_at(j) == t) --j;
+        }
+        j = std::max(j, std::min(commit_, last_index()));
+        stream_from_ = std::make_pair(j, j >= log_->prev_index() ? term_at(j) : 0);
+        return errc::canceled;
+      }
+      stream_from_.reset();
+      const std::uint64_t keep = std::max(x, commit_);
+      if (keep < last_index() && !truncate_after(keep)) return errc::store_failed;
+      s.positioned = true;
+      s.pos = x;
+      return {};
+    }
+    case K::entry: {
+      if (!s.positioned || ev.index != s.pos + 1 || ev.term > s.term) return errc::protocol_error;
+      s.pos = ev.index;
+      if (ev.index <= log_->prev_index()) return {};  // covered by our snapshot
+      const std::uint64_t last = batch.empty() ? last_index() : batch.back().index;
+      if (ev.index <= last) {
+        const std::uint64_t have_term =
+            (!batch.empty() && ev.index >= batch.front().index) ? batch[ev.index - batch.front().index].term : term_at(ev.index);
+        if (have_term == ev.term) return {};  // already have it
+        for (auto& e : batch) append_local(std::move(e));
+        batch.clear();
+        if (!truncate_after(ev.index - 1)) return errc::store_failed;
+      }
+      batch.push_back(LogEntry{ev.type, ev.index, ev.term, std::string(ev.data)});
+      return {};
+    }
+    case K::snapshot_begin:
+    case K::snapshot_data:
+    case K::snapshot_end:
+      // TODO(issue 5): install snapshots received on the stream.
+      return errc::protocol_error;
+  }
+  return errc::protocol_error;
+}
+
+void Log::Impl::maybe_ack() {
+  if (!in_ || !in_->positioned || ack_inflight_ || !o_.transport) return;
+  const std::uint64_t idx = std::min(durable_, in_->pos);
+  if (idx <= acked_) return;
+  ack_inflight_ = true;
+  const AckRequest req{id_, term_, idx};
+  o_.transport->ack(url_of(in_->leader), req, [self = shared_from_this(), ep = epoch_, idx, serial = in_->serial](result<void> r) {
+    self->post_any_epoch([self, ep, idx, serial, r] {
+      if (self->epoch_ != ep || !self->in_ || self->in_->serial != serial) return;
+      self->ack_inflight_ = false;
+      if (r) self->acked_ = std::max(self->acked_, idx);
+      // Coalesce: report again only if more became durable meanwhile.
+      if (r && std::min(self->durable_, self->in_->pos) > self->acked_) self->maybe_ack();
+    });
+  });
+}
+
+void Log::Impl::end_out_streams(std::error_code ec) {
+  auto streams = std::move(out_streams_);
+  out_streams_.clear();
+  for (auto& [peer, s] : streams) {
+    s->alive = false;
+    s->writer->finish(ec);
+  }
+}
+
+void Log::Impl::serve_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w) {
+  if (req.term > term_) {
+    set_term(req.term);
+    become_follower(0);
+  }
+  if (state_ != State::leader) return w->finish(errc::not_leader);
+  if (req.term < term_) return w->finish(errc::stale_term);
+  if (!in_config(req.id)) return w->finish(errc::node_not_found);
+  flush_appends();
+  // Where the follower's log can continue from: its last entry if we hold it
+  // with the same term, else an earlier point (it checks and may ask again).
+  std::uint64_t x = std::min(req.index, last_index());
+  if (x >= log_->prev_index() && x == req.index && term_at(x) == req.log_term) {
+    // match
+  } else {
+    if (x == req.index && x > 0) --x;
+    while (x > log_->prev_index() && term_at(x) > req.log_term) --x;
+  }
+  if (x < log_->prev_index()) {
+    // TODO(issue 5): stream a snapshot to followers behind the compacted log.
+    return w->finish(errc::protocol_error);
+  }
+  auto s = std::make_shared<OutStream>();
+  s->writer = std::move(w);
+  s->peer = req.id;
+  s->term = term_;
+  s->next = x + 1;
+  detail::encode_frame(s->buf, detail::kFrameConfig, config_.index, term_, to_json(config_));
+  detail::encode_frame(s->buf, detail::kFramePosition, x, term_at(x), {});
+  s->buf_last = x;
+  if (auto old = out_streams_.find(req.id); old != out_streams_.end()) {
+    old->second->alive = false;
+    old->second->writer->finish(errc::canceled);
+  }
+  out_streams_[req.id] = s;
+  s->writing = true;
+  s->writer->write(s->buf, [self = shared_from_this(), ep = epoch_, s](std::error_code ec) {
+    self->post_any_epoch([self, ep, s, ec] {
+      s->writing = false;
+      if (self->epoch_ != ep || !s->alive) return;
+      if (ec) {
+        s->alive = false;
+        if (auto it = self->out_streams_.find(s->peer); it != self->out_streams_.end() && it->second == s)
+          self->out_streams_.erase(it);
+        return;
+      }
+      self->pump(s);
+    });
+  });
+}
+
+void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
+  if (!s->alive || s->writing || state_ != State::leader || s->term != term_) return;
+  const std::uint64_t last = log_->last_index();
+  if (s->next > last) return;
+  // Served from the log (page cache), never from an unbounded queue: a slow
+  // follower simply falls behind and is read from disk when it catches up.
+  auto batch = log_->read(s->next, last, o_.stream_batch_bytes_max);
+  if (!batch) return fatal("reading entries to stream", batch.error());
+  s->buf.clear();
+  for (const auto& e : *batch) encode_entry(s->buf, e);
+  s->buf_last = batch->back().index;
+  s->writing = true;
+  s->writer->write(s->buf, [self = shared_from_this(), ep = epoch_, s](std::error_code ec) {
+    self->post_any_epoch([self, ep, s, ec] {
+      s->writing = false;
+      if (self->epoch_ != ep || !s->alive) return;
+      if (ec) {
+        s->alive = false;
+        if (auto it = self->out_streams_.find(s->peer); it != self->out_streams_.end() && it->second == s)
+          self->out_streams_.erase(it);
+        return;
+      }
+      s->next = s->buf_last + 1;
+      self->pump(s);
+    });
+  });
+}
+
+// ================================================================== requests
+
+void Log::Impl::do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::uint64_t> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
+  if (state_ != State::leader) return fail(h, errc::not_leader);
+  if (e.data.size() > o_.entry_size_bytes_max) return fail(h, errc::entry_too_large);
+  e.index = last_index() + 1;
+  e.term = term_;
+  const std::uint64_t index = e.index;
+  PendingApply p{term_, std::move(h), nullptr};
+  if (timeout > Clock::duration::zero()) {
+    p.timer = clock_->after(timeout, [self = shared_from_this(), ep = epoch_, index, term = term_] {
+      self->post_any_epoch([self, ep, index, term] {
+        if (self->epoch_ != ep) return;
+        auto it = self->pending_applies_.find(index);
+        if (it == self->pending_applies_.end() || it->second.term != term) return;
+        fail(it->second.h, errc::timeout);
+        self->pending_applies_.erase(it);
+      });
+    });
+  }
+  pending_applies_.emplace(index, std::move(p));
+  append_local(std::move(e));
+  publish();
+}
+
+void Log::Impl::do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
+  if (applied_ >= index) return h({});
+  const auto serial = ++waiter_serial_;
+  Waiter w{serial, std::move(h), nullptr};
+  if (timeout > Clock::duration::zero()) {
+    w.timer = clock_->after(timeout, [self = shared_from_this(), ep = epoch_, index, serial] {
+      self->post_any_epoch([self, ep, index, serial] {
+        if (self->epoch_ != ep) return;
+        auto [b, e] = self->waiters_.equal_range(index);
+        for (auto it = b; it != e; ++it)
+          if (it->second.serial == serial) {
+            fail(it->second.h, errc::timeout);
+            self->waiters_.erase(it);
+            return;
+          }
+      });
+    });
+  }
+  waiters_.emplace(index, std::move(w));
+}
+
+void Log::Impl::do_initialize(Handler_fn<void> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
+  if (id_ != 0) return fail(h, errc::initialized);
+  if (last_index() != 0) return fail(h, errc::log_exists);
+  if (o_.url.empty()) return fail(h, errc::url_required);
+  cluster_id_ = rand();
+  if (cluster_id_ == 0) cluster_id_ = 1;
+  id_ = 1;
+  Config c;
+  c.cluster_id = cluster_id_;
+  c.index = 1;
+  (void)c.add_node(1, o_.url);
+  set_term(1);
+  voted_for_ = id_;
+  if (!persist_meta()) return fail(h, errc::store_failed);
+  if (o_.transport) o_.transport->set_cluster_id(cluster_id_);
+  logf("initialized cluster {}", cluster_id_);
+  append_local(LogEntry{LogEntryType::initialize, 1, 1, to_json(c)});
+  // The Initialize entry is of this term, so no Nop is needed (index 2 is
+  // the first command's, as in the Go package).
+  state_ = State::leader;
+  leader_id_ = id_;
+  leader_since_ = clock_->now();
+  if (election_timer_) election_timer_->cancel();
+  ++election_gen_;
+  publish();
+  start_heartbeats();
+  h({});
+}
+
+void Log::Impl::do_join(std::string url, Handler_fn<void> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
+  if (id_ != 0 || last_index() != 0) return fail(h, errc::initialized);
+  if (o_.url.empty()) return fail(h, errc::url_required);
+  if (!o_.transport) return fail(h, errc::invalid_argument);
+  o_.transport->join(url, o_.url, [self = shared_from_this(), ep = epoch_, h = std::move(h)](result<JoinResponse> r) mutable {
+    self->post_any_epoch([self, ep, r, h = std::move(h)]() mutable {
+      if (self->epoch_ != ep) return fail(h, errc::closed);
+      if (!r) return fail(h, r.error());
+      if (self->id_ != 0) return fail(h, errc::initialized);
+      self->id_ = r->id;
+      self->cluster_id_ = r->config.cluster_id;
+      // Remember the configuration until the log brings it (a crash before
+      // then would otherwise leave this node unable to find its leader).
+      {
+        const std::string json = to_json(r->config);
+        const std::string tmp = self->path_ + "/join.json.tmp";
+        auto f = self->fs_->open(tmp, {.create = true, .truncate = true});
+        bool ok = bool(f) && bool((*f)->append(std::as_bytes(std::span(json.data(), json.size())))) && bool((*f)->sync()) &&
+                  bool(self->fs_->rename(tmp, self->path_ + "/join.json")) && bool(self->fs_->sync_dir(self->path_));
+        if (!ok) {
+          self->fatal("saving the join configuration", errc::io_error);
+          return fail(h, errc::store_failed);
+        }
+      }
+      if (!self->persist_meta()) return fail(h, errc::store_failed);
+      if (self->o_.transport) self->o_.transport->set_cluster_id(self->cluster_id_);
+      if (self->configs_.empty()) self->config_ = r->config;
+      self->logf("joined cluster {} as node {}", self->cluster_id_, self->id_);
+      self->become_follower(r->leader_id);
+      self->publish();
+      h({});
+    });
+  });
+}
+
+void Log::Impl::do_leave(Handler_fn<void> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
+  if (id_ == 0) return fail(h, errc::not_initialized);
+  if (state_ == State::leader) {
+    return do_remove_peer(id_, std::move(h));
+  }
+  std::string url = url_of(leader_id_);
+  if (url.empty()) {
+    for (const auto& n : config_.nodes)
+      if (n.id != id_) {
+        url = n.url;
+        break;
+      }
+  }
+  if (url.empty()) return fail(h, errc::no_leader);
+  o_.transport->leave(url, id_, [self = shared_from_this(), h = std::move(h)](result<void> r) mutable {
+    self->post_any_epoch([r, h = std::move(h)]() mutable { h(r); });
+  });
+}
+
+std::error_code Log::Impl::can_change_membership() const {
+  if (state_ == State::stopped) return errc::closed;
+  if (state_ != State::leader) return errc::not_leader;
+  // One change at a time (thesis §4.1), and only once an entry of this term
+  // is committed (the fix to the single-server change bug, thesis §4.1 note).
+  if (config_.index > commit_) return errc::change_in_progress;
+  if (commit_ == 0 || term_at(commit_) != term_) return errc::change_in_progress;
+  return {};
+}
+
+void Log::Impl::do_add_peer(std::string url, bool wait_commit, Handler_fn<std::pair<std::uint64_t, Config>> h,
+                            Handler_fn<JoinResponse> join_h) {
+  auto refuse = [&](std::error_code ec) {
+    if (h) fail(h, ec);
+    if (join_h) fail(join_h, ec);
+  };
+  if (auto ec = can_change_membership()) return refuse(ec);
+  if (url.empty()) return refuse(errc::url_required);
+  if (config_.node_by_url(url)) return refuse(errc::duplicate_node_url);
+  const std::uint64_t index = last_index() + 1;
+  append_local(LogEntry{LogEntryType::add_peer, index, term_, url});
+  const std::uint64_t new_id = config_.max_node_id;
+  Config c = config_;
+  logf("adding node {} at {}", new_id, url);
+  if (join_h) {
+    // The joining node needs its id now to start following; the change
+    // commits once it has caught up and acknowledged (it is a voter already).
+    join_h(JoinResponse{new_id, id_, c});
+  }
+  if (!h) return;
+  if (!wait_commit) return h(std::make_pair(new_id, c));
+  pending_applies_.emplace(index, PendingApply{term_, [h = std::move(h), new_id, c](result<std::uint64_t> r) mutable {
+                                                 if (!r) return fail(h, r.error());
+                                                 h(std::make_pair(new_id, c));
+                                               },
+                                               nullptr});
+}
+
+void Log::Impl::do_remove_peer(std::uint64_t id, Handler_fn<void> h) {
+  if (auto ec = can_change_membership()) return fail(h, ec);
+  if (id == 0) return fail(h, errc::invalid_node_id);
+  if (!config_.node_by_id(id)) return fail(h, errc::node_not_found);
+  if (config_.nodes.size() == 1) return fail(h, errc::invalid_argument);  // would leave no members
+  const std::uint64_t index = last_index() + 1;
+  logf("removing node {}", id);
+  append_local(LogEntry{LogEntryType::remove_peer, index, term_, encode_u64(id)});
+  pending_applies_.emplace(index, PendingApply{term_, [h = std::move(h)](result<std::uint64_t> r) mutable {
+                                                 if (!r) return fail(h, r.error());
+                                                 h({});
+                                               },
+                                               nullptr});
+  advance_commit();  // removing a slow node can itself complete a majority
+}
+
+void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
+  if (req.term < term_) return h(HeartbeatResponse{last_index(), term_, make_error_code(errc::stale_term)});
+  if (req.term > term_) {
+    set_term(req.term);
+    if (state_ == State::stopped) return fail(h, errc::store_failed);
+    if (state_ == State::leader) become_follower(req.leader_id);
+  }
+  // Election safety (§5.2): one leader per term, so a heartbeat of our own
+  // term from someone else while we lead is a bug.
+  RAFT_ASSERT(!(state_ == State::leader && req.leader_id != id_), "two leaders in one term");
+  if (state_ != State::leader) {
+    become_follower(req.leader_id);
+    last_heard_ = clock_->now();
+    leader_commit_ = std::max(leader_commit_, req.commit_index);
+    if (in_ && in_->positioned && in_->term == term_)
+      set_commit(std::min(leader_commit_, std::min(durable_, in_->pos)));
+    if (!in_) open_stream();
+    else maybe_ack();
+  }
+  h(HeartbeatResponse{last_index(), term_, {}});
+}
+
+void Log::Impl::do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
+  if (req.term < term_) return h(VoteResponse{term_, make_error_code(errc::stale_term)});
+  // Leader stickiness (thesis §4.2.3): while a follower hears from a live
+  // leader it ignores candidates, so removed or partitioned nodes cannot
+  // disrupt the cluster by inflating terms.
+  if (req.term > term_ && state_ == State::follower && leader_id_ != 0 &&
+      clock_->now() - last_heard_ < o_.election_timeout)
+    return h(VoteResponse{term_, make_error_code(errc::already_voted)});
+  if (req.term > term_) {
+    set_term(req.term);
+    if (state_ == State::stopped) return fail(h, errc::store_failed);
+    become_follower(0);
+  }
+  if (voted_for_ != 0 && voted_for_ != req.candidate_id) return h(VoteResponse{term_, make_error_code(errc::already_voted)});
+  // §5.4.1: grant only if the candidate's log is at least as up to date.
+  const std::uint64_t lt = last_term(), li = last_index();
+  if (req.last_log_term < lt || (req.last_log_term == lt && req.last_log_index < li))
+    return h(VoteResponse{term_, make_error_code(errc::out_of_date_log)});
+  if (voted_for_ != req.candidate_id) {
+    voted_for_ = req.candidate_id;
+    if (!persist_meta()) return fail(h, errc::store_failed);  // durable before the reply
+  }
+  reset_election_timer();
+  h(VoteResponse{term_, {}});
+}
+
+void Log::Impl::do_ack(const AckRequest& req, Handler_fn<void> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
+  if (req.term < term_) return fail(h, errc::stale_term);
+  if (req.term > term_) {
+    set_term(req.term);
+    become_follower(0);
+    return fail(h, errc::not_leader);
+  }
+  if (state_ != State::leader) return fail(h, errc::not_leader);
+  auto it = peers_.find(req.id);
+  if (it == peers_.end()) return fail(h, errc::node_not_found);
+  it->second.match = std::max(it->second.match, std::min(req.index, last_index()));
+  it->second.last_contact = clock_->now();
+  advance_commit();
+  h({});
+}
+
+// ====================================================================== Log
+
+Log::Log(LogOptions opts) : impl_(std::make_shared<Impl>(std::move(opts))) {}
+
+Log::~Log() {
+  if (!opened()) return;
+  if (impl_->own_io_) {
+    (void)close();  // our own thread runs the strand: wait for a clean close
+  } else {
+    // On a user's executor we cannot block (it may not be running, or this
+    // may be its thread): close asynchronously; queued handlers keep the
+    // Impl alive through their shared_ptr.
+    start_close([](result<void>) {});
+  }
+}
+
+namespace {
+template <class T, class Start>
+result<T> run_blocking(Log::Impl& impl, Start start) {
+  if (impl.strand_.running_in_this_thread()) return errc::would_block;
+  auto p = std::make_shared<std::promise<result<T>>>();
+  auto f = p->get_future();
+  start([p](result<T> r) { p->set_value(std::move(r)); });
+  return f.get();
+}
+}  // namespace
+
+result<void> Log::open(const std::string& path) {
+  // Nothing runs on the strand before open() finishes, so the work is done
+  // on the caller's thread (which also lets a simulator open a node before
+  // its io_context runs).
+  return impl_->open(path);
+}
+
+result<void> Log::close() {
+  return run_blocking<void>(*impl_, [this](Handler_fn<void> h) { start_close(std::move(h)); });
+}
+
+void Log::start_close(Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), h = std::move(h)]() mutable {
+    i->close_now(errc::closed);
+    h({});
+  });
+}
+
+void Log::crash_for_testing() {
+  impl_->post_any_epoch([i = impl_.get()] {
+    i->pending_append_.clear();  // never written: lost in the crash
+    i->o_.sync = false;          // close_now must not sync
+    i->close_now(errc::closed);
+  });
+}
+
+bool Log::opened() const {
+  std::lock_guard lk(impl_->view_mu_);
+  return impl_->view_open_;
+}
+std::string Log::path() const {
+  std::lock_guard lk(impl_->view_mu_);
+  return impl_->view_path_;
+}
+std::uint64_t Log::id() const { return status().id; }
+State Log::state() const {
+  const auto s = status().state;
+  if (s == "leader") return State::leader;
+  if (s == "candidate") return State::candidate;
+  if (s == "follower") return State::follower;
+  return State::stopped;
+}
+std::uint64_t Log::term() const { return status().term; }
+std::pair<std::uint64_t, std::string> Log::leader() const {
+  auto s = status();
+  return {s.leader_id, s.leader_url};
+}
+Config Log::config() const { return status().config; }
+std::uint64_t Log::commit_index() const { return status().commit_index; }
+std::uint64_t Log::applied_index() const { return status().applied_index; }
+std::uint64_t Log::last_index() const { return status().last_index; }
+Status Log::status() const {
+  std::lock_guard lk(impl_->view_mu_);
+  return impl_->view_;
+}
+std::uint64_t Log::cluster_id() const { return status().config.cluster_id; }
+
+boost::asio::any_io_executor Log::get_executor() const { return impl_->strand_; }
+
+void Log::set_log_output(std::function<void(std::string_view)> out) {
+  std::lock_guard lk(impl_->view_mu_);
+  impl_->logger_ = std::move(out);
+}
+
+void Log::start_apply(std::string command, Clock::duration timeout, Handler_fn<std::uint64_t> h) {
+  impl_->post_any_epoch([i = impl_.get(), c = std::move(command), timeout, h = std::move(h)]() mutable {
+    i->do_apply(LogEntry{LogEntryType::command, 0, 0, std::move(c)}, timeout, std::move(h));
+  });
+}
+void Log::start_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), index, timeout, h = std::move(h)]() mutable { i->do_wait(index, timeout, std::move(h)); });
+}
+void Log::start_initialize(Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), h = std::move(h)]() mutable { i->do_initialize(std::move(h)); });
+}
+void Log::start_join(std::string url, Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), u = std::move(url), h = std::move(h)]() mutable { i->do_join(std::move(u), std::move(h)); });
+}
+void Log::start_leave(Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), h = std::move(h)]() mutable { i->do_leave(std::move(h)); });
+}
+void Log::start_add_peer(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h) {
+  impl_->post_any_epoch([i = impl_.get(), u = std::move(url), h = std::move(h)]() mutable {
+    i->do_add_peer(std::move(u), true, std::move(h), nullptr);
+  });
+}
+void Log::start_remove_peer(std::uint64_t id, Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), id, h = std::move(h)]() mutable { i->do_remove_peer(id, std::move(h)); });
+}
+
+result<std::uint64_t> Log::apply(std::string command, Clock::duration timeout) {
+  return run_blocking<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) { start_apply(std::move(command), timeout, std::move(h)); });
+}
+result<void> Log::wait(std::uint64_t index, Clock::duration timeout) {
+  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_wait(index, timeout, std::move(h)); });
+}
+result<void> Log::initialize() {
+  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_initialize(std::move(h)); });
+}
+result<void> Log::join(const std::string& url) {
+  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_join(url, std::move(h)); });
+}
+result<void> Log::leave() {
+  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_leave(std::move(h)); });
+}
+result<std::pair<std::uint64_t, Config>> Log::add_peer(const std::string& url) {
+  return run_blocking<std::pair<std::uint64_t, Config>>(
+      *impl_, [&](Handler_fn<std::pair<std::uint64_t, Config>> h) { start_add_peer(url, std::move(h)); });
+}
+result<void> Log::remove_peer(std::uint64_t id) {
+  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_remove_peer(id, std::move(h)); });
+}
+result<void> Log::flush() {
+  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) {
+    impl_->post_any_epoch([i = impl_.get(), h = std::move(h)]() mutable {
+      if (i->state_ == State::stopped) return fail(h, errc::closed);
+      i->flush_appends();
+      if (i->state_ == State::leader) i->send_heartbeats();
+      h({});
+    });
+  });
+}
+result<HeartbeatResponse> Log::heartbeat(std::uint64_t term, std::uint64_t commit_index, std::uint64_t leader_id) {
+  auto r = run_blocking<HeartbeatResponse>(
+      *impl_, [&](Handler_fn<HeartbeatResponse> h) { handle_heartbeat({term, commit_index, leader_id}, std::move(h)); });
+  if (r && r->error) return r->error;
+  return r;
+}
+result<VoteResponse> Log::request_vote(std::uint64_t term, std::uint64_t candidate_id, std::uint64_t last_log_index,
+                                       std::uint64_t last_log_term) {
+  return run_blocking<VoteResponse>(*impl_, [&](Handler_fn<VoteResponse> h) {
+    handle_vote({term, candidate_id, last_log_index, last_log_term}, std::move(h));
+  });
+}
+void Log::write_entries_to(std::shared_ptr<StreamWriter> w, const StreamRequest& req) { handle_stream(req, std::move(w)); }
+
+result<void> Log::read_from(Reader& r, std::uint64_t term) {
+  // Feeds a stream read from a blocking Reader through the same path as the
+  // transport's stream, as if it came from the current leader of `term`.
+  auto serial = run_blocking<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) {
+    impl_->post_any_epoch([i = impl_.get(), term, h = std::move(h)]() mutable {
+      if (i->state_ == State::stopped) return fail(h, errc::closed);
+      if (term != i->term_ || i->state_ != State::follower) return fail(h, errc::stale_term);
+      i->drop_in_stream();
+      auto s = std::make_unique<Impl::InStream>();
+      s->term = term;
+      s->leader = i->leader_id_;
+      s->parser = detail::StreamParser(i->o_.entry_size_bytes_max + 64 * 1024);
+      s->serial = ++i->in_serial_;
+      const auto serial = s->serial;
+      i->in_ = std::move(s);
+      h(serial);
+    });
+  });
+  if (!serial) return serial.error();
+  std::string buf(64 * 1024, '\0');
+  for (;;) {
+    auto n = r.read(std::as_writable_bytes(std::span(buf.data(), buf.size())));
+    if (!n) return n.error();
+    if (*n == 0) return {};
+    auto fed = run_blocking<bool>(*impl_, [&](Handler_fn<bool> h) {
+      impl_->post_any_epoch([i = impl_.get(), s = *serial, d = std::string(buf.data(), *n), h = std::move(h)]() mutable {
+        i->on_stream_bytes(s, d);
+        h(bool(i->in_ && i->in_->serial == s));
+      });
+    });
+    if (!fed) return fed.error();
+    if (!*fed) return errc::protocol_error;
+  }
+}
+
+void Log::handle_join(std::string node_url, Handler_fn<JoinResponse> h) {
+  impl_->post_any_epoch([i = impl_.get(), u = std::move(node_url), h = std::move(h)]() mutable {
+    // A node that is already a member (it retried after a lost reply) gets
+    // its existing id back instead of a duplicate-url error.
+    if (i->state_ == State::leader)
+      if (const auto* n = i->config_.node_by_url(u)) return h(JoinResponse{n->id, i->id_, i->config_});
+    i->do_add_peer(std::move(u), false, nullptr, std::move(h));
+  });
+}
+void Log::handle_leave(std::uint64_t id, Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), id, h = std::move(h)]() mutable { i->do_remove_peer(id, std::move(h)); });
+}
+void Log::handle_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) {
+  impl_->post_any_epoch([i = impl_.get(), req, h = std::move(h)]() mutable { i->do_heartbeat(req, std::move(h)); });
+}
+void Log::handle_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) {
+  impl_->post_any_epoch([i = impl_.get(), req, h = std::move(h)]() mutable { i->do_vote(req, std::move(h)); });
+}
+void Log::handle_ack(const AckRequest& req, Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), req, h = std::move(h)]() mutable { i->do_ack(req, std::move(h)); });
+}
+void Log::handle_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w) {
+  impl_->post_any_epoch([i = impl_.get(), req, w = std::move(w)]() mutable {
+    if (i->state_ == State::stopped) return w->finish(errc::closed);
+    i->serve_stream(req, std::move(w));
+  });
+}
+
+}  // namespace raft

@@ -1,0 +1,687 @@
+// The segmented log (DESIGN 6).
+//
+// FILES. The log lives in one directory as a sequence of segment files named
+// by the index of their first entry, `%020llu.seg`, so that name order is
+// index order. Besides segments the directory may hold `reset.tmp` (below);
+// any other name is ignored.
+//
+// SEGMENT HEADER (32 bytes, big-endian):
+//   u64 magic "RAFTSEG1" | u32 format version (1) | u64 first index |
+//   u64 prev term | u32 masked crc32c of the 28 bytes before it
+// `prev term` is the term of the entry just before `first index`. DESIGN 6
+// lists only magic, version and first index; the term is added because after
+// compaction deleted the segments before it, or after reset(), nothing else
+// on disk records the term of the entry at prev_index(), and Raft needs it
+// for the consistency check of the next AppendEntries (§5.3).
+//
+// RECORDS follow the header back to back, one per entry:
+//   u32 masked crc32c | u32 length | u8 type | u64 index | u64 term | data
+// `length` is the size of `data`; the CRC covers type..data (as in LevelDB,
+// the length is not covered, but a wrong length makes the CRC fail). CRCs
+// are masked (crc_mask) because a CRC over data that holds CRCs is weak.
+// Indexes are consecutive across the whole log, terms never decrease, and
+// each segment's header continues the previous segment's last entry.
+//
+// WRITING. append() encodes a batch into one reusable buffer and issues one
+// write per segment touched. A new segment starts when the next record would
+// take the current one past segment_size_bytes_max (a record never spans
+// segments, so one large entry may exceed the limit). Before a segment is
+// created, the one it replaces is fdatasynced: a segment that is not the last
+// is therefore always complete on disk, which is what lets recovery treat any
+// damage in it as corruption rather than as a torn write. sync() fdatasyncs
+// the segments written since the last sync, oldest first, and then fsyncs the
+// directory if a segment was created; concurrent callers share one round of
+// syncs (group commit).
+//
+// truncate_suffix() deletes the later segments newest first (a crash midway
+// leaves a shorter log, never a hole), ftruncates the segment holding the new
+// last entry, fdatasyncs it and fsyncs the directory, all before returning:
+// otherwise new records appended at the same offsets could become durable
+// while the truncation did not, and a crash could resurrect truncated entries
+// next to new ones. compact() unlinks whole leading segments, oldest first,
+// fsyncing the directory after each (again: never a hole). reset() writes the
+// new segment's header to `reset.tmp`, fsyncs it and the directory (from then
+// on the reset is decided), unlinks every segment, fsyncs the directory,
+// renames `reset.tmp` to its segment name and fsyncs the directory again.
+//
+// RECOVERY (open). A valid `reset.tmp` means a reset was decided but maybe
+// not finished: recovery finishes it. An invalid one never took effect and is
+// removed. Then every segment is read in full and checked:
+// * The last segment may end in a torn write. A record that is short, has an
+//   impossible length, or fails its CRC, with no valid record anywhere after
+//   it, is such a tail: the file is truncated there, with a warning through
+//   opts.warn ("assumes it's a partially written entry", as LogCabin says).
+//   A last segment shorter than its header is a torn segment creation and is
+//   removed the same way (the previous segment was synced before it was
+//   created).
+// * Anything else is corruption, reported as errc::log_corrupt after a
+//   warning naming the file and offset, and nothing is deleted or rewritten:
+//   a bad record followed by a valid one, a bad record in an earlier segment,
+//   a bad header, a valid record with an unexpected index or a decreasing
+//   term, or a segment that does not continue the previous one (a gap, e.g.
+//   a missing segment in the middle).
+// Then the last segment is fdatasynced and the directory fsynced, since a
+// previous process may have exited with written but unsynced entries, which
+// from now on count as durable.
+#include "raft/storage/log_store.hpp"
+
+#include "raft/assert.hpp"
+#include "raft/detail/crc32c.hpp"
+#include "raft/detail/endian.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+
+namespace raft::storage {
+namespace {
+
+constexpr std::uint64_t kSegMagic = 0x5241465453454731ull;  // "RAFTSEG1"
+constexpr std::uint32_t kSegVersion = 1;
+constexpr std::size_t kSegHeaderSize = 32;
+constexpr std::size_t kRecHeaderSize = 25;
+constexpr const char* kResetTmp = "reset.tmp";
+
+std::string seg_name(std::uint64_t first) {
+  return fmt::format("{:020}.seg", first);
+}
+
+bool parse_seg_name(const std::string& name, std::uint64_t& first) {
+  if (name.size() != 24 || name.compare(20, 4, ".seg") != 0) return false;
+  std::uint64_t v = 0;
+  for (int i = 0; i < 20; ++i) {
+    const char c = name[static_cast<std::size_t>(i)];
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  first = v;
+  return true;
+}
+
+std::array<std::byte, kSegHeaderSize> encode_seg_header(std::uint64_t first, std::uint64_t prev_term) {
+  std::array<std::byte, kSegHeaderSize> h{};
+  detail::put_be64(h.data(), kSegMagic);
+  detail::put_be32(h.data() + 8, kSegVersion);
+  detail::put_be64(h.data() + 12, first);
+  detail::put_be64(h.data() + 20, prev_term);
+  detail::put_be32(h.data() + 28, detail::crc_mask(detail::crc32c(0, h.data(), 28)));
+  return h;
+}
+
+bool decode_seg_header(const std::byte* h, std::uint64_t& first, std::uint64_t& prev_term) {
+  if (detail::get_be64(h) != kSegMagic || detail::get_be32(h + 8) != kSegVersion) return false;
+  if (detail::crc_unmask(detail::get_be32(h + 28)) != detail::crc32c(0, h, 28)) return false;
+  first = detail::get_be64(h + 12);
+  prev_term = detail::get_be64(h + 20);
+  return true;
+}
+
+struct Record {
+  std::uint8_t type;
+  std::uint32_t length;
+  std::uint64_t index;
+  std::uint64_t term;
+};
+
+// A record at `p` (with `avail` bytes from p to the end of the buffer) whose
+// framing and CRC are intact. Does not judge index or term.
+bool parse_record(const std::byte* p, std::uint64_t avail, std::uint64_t max_len, Record& r) {
+  if (avail < kRecHeaderSize) return false;
+  r.length = detail::get_be32(p + 4);
+  r.type = static_cast<std::uint8_t>(p[8]);
+  if (r.length > max_len || r.length > avail - kRecHeaderSize || !is_valid_entry_type(r.type)) return false;
+  if (detail::crc_unmask(detail::get_be32(p)) != detail::crc32c(0, p + 8, 17 + std::size_t{r.length})) return false;
+  r.index = detail::get_be64(p + 9);
+  r.term = detail::get_be64(p + 17);
+  return true;
+}
+
+struct EntryLoc {
+  std::uint64_t offset;  // of the record in its segment
+  std::uint64_t term;
+};
+
+struct Segment {
+  std::uint64_t first_index = 0;
+  std::uint64_t prev_term = 0;
+  std::string path;
+  std::shared_ptr<File> file;
+  std::uint64_t end = 0;           // bytes of valid header + records
+  std::vector<EntryLoc> entries;   // entries[i] has index first_index + i
+
+  std::uint64_t last_index() const { return first_index + entries.size() - 1; }
+  std::uint64_t last_term() const { return entries.empty() ? prev_term : entries.back().term; }
+  std::uint64_t record_end(std::size_t i) const { return i + 1 < entries.size() ? entries[i + 1].offset : end; }
+};
+
+}  // namespace
+
+struct LogStore::Impl {
+  Filesystem* fs = nullptr;
+  std::string dir;
+  LogStoreOptions opts;
+
+  // Owned by the Log's thread (append/read/truncate/compact/reset); the sync
+  // thread never looks at them.
+  std::vector<Segment> segs;  // never empty once open
+  std::string buf;            // append's reusable batch buffer
+
+  // Shared with sync(), guarded by mu.
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  // True while one thread runs a round of syncs, or truncate/reset runs;
+  // others wait on cv. Keeps durable consistent with what was truncated.
+  bool busy = false;
+  bool failed = false;           // fail-stop: never cleared
+  std::uint64_t written = 0;     // last index handed to the OS
+  std::uint64_t durable = 0;     // last index known durable; <= written
+  std::vector<std::shared_ptr<File>> dirty;  // written since the last sync, oldest first
+  bool dir_dirty = false;        // a segment was created since the last directory fsync
+
+  void warn(const std::string& msg) const {
+    if (opts.warn) opts.warn(msg);
+  }
+  std::string path_of(const std::string& name) const { return dir + "/" + name; }
+
+  bool is_failed() const {
+    std::lock_guard lk(mu);
+    return failed;
+  }
+  // Records a fatal error and passes it on.
+  std::error_code fail(std::error_code e) {
+    std::lock_guard lk(mu);
+    failed = true;
+    return e;
+  }
+
+  // Waits for any round of syncs to finish and keeps others out until the
+  // returned guard ends: truncate and reset change what "durable" means.
+  struct Exclusive {
+    Impl* impl;
+    ~Exclusive() {
+      std::lock_guard lk(impl->mu);
+      impl->busy = false;
+      impl->cv.notify_all();
+    }
+  };
+  Exclusive exclusive() {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return !busy; });
+    busy = true;
+    return Exclusive{this};
+  }
+
+  result<void> recover();
+  result<void> finish_reset(const std::vector<std::string>& names);
+  result<void> load_segment(std::size_t i, bool last, std::vector<std::byte>& data);
+  result<void> create_segment(std::uint64_t first, std::uint64_t prev_term);
+  result<void> flush(Segment& seg, std::size_t entries_before);
+  result<void> roll();
+  std::size_t segment_of(std::uint64_t index) const;
+};
+
+// ---------------------------------------------------------------- recovery
+
+result<void> LogStore::Impl::finish_reset(const std::vector<std::string>& names) {
+  const std::string tmp = path_of(kResetTmp);
+  auto f = fs->open(tmp, OpenFlags{});
+  if (!f) return f.error();
+  std::array<std::byte, kSegHeaderSize> h{};
+  auto n = (*f)->read_at(0, h);
+  if (!n) return n.error();
+  std::uint64_t first = 0, prev_term = 0;
+  if (*n < kSegHeaderSize || !decode_seg_header(h.data(), first, prev_term)) {
+    // reset() fsyncs reset.tmp before fsyncing the directory that makes it
+    // visible after a crash, so an invalid one never decided anything.
+    warn(fmt::format("removing incomplete {}", tmp));
+    if (auto r = fs->unlink(tmp); !r) return r.error();
+    return fs->sync_dir(dir);
+  }
+  warn(fmt::format("finishing interrupted reset to index {} (term {})", first - 1, prev_term));
+  for (const auto& name : names) {
+    std::uint64_t ignored;
+    if (parse_seg_name(name, ignored))
+      if (auto r = fs->unlink(path_of(name)); !r) return r.error();
+  }
+  if (auto r = fs->sync_dir(dir); !r) return r.error();
+  if (auto r = fs->rename(tmp, path_of(seg_name(first))); !r) return r.error();
+  return fs->sync_dir(dir);
+}
+
+result<void> LogStore::Impl::load_segment(std::size_t i, bool last, std::vector<std::byte>& data) {
+  Segment& s = segs[i];
+  auto f = fs->open(s.path, OpenFlags{});
+  if (!f) return f.error();
+  s.file = std::move(*f);
+  auto size = s.file->size();
+  if (!size) return size.error();
+  if (data.size() < *size) data.resize(*size);
+  auto got = s.file->read_at(0, std::span(data.data(), *size));
+  if (!got) return got.error();
+  if (*got != *size) return errc::io_error;
+  const std::byte* b = data.data();
+  const std::uint64_t n = *size;
+
+  std::uint64_t first = 0, prev_term = 0;
+  if (n < kSegHeaderSize || !decode_seg_header(b, first, prev_term) || first != s.first_index) {
+    warn(fmt::format("log corrupt: bad segment header in {} at offset 0 ({} bytes)", s.path, n));
+    return errc::log_corrupt;
+  }
+  s.prev_term = prev_term;
+  if (i > 0) {
+    const Segment& p = segs[i - 1];
+    if (p.last_index() + 1 != first || p.last_term() != prev_term) {
+      warn(fmt::format("log corrupt: {} starts at index {} (prev term {}) but {} ends at index {} (term {})", s.path,
+                       first, prev_term, p.path, p.last_index(), p.last_term()));
+      return errc::log_corrupt;
+    }
+  }
+
+  const std::uint64_t max_len = std::min<std::uint64_t>(opts.entry_size_bytes_max, UINT32_MAX);
+  std::uint64_t off = kSegHeaderSize;
+  std::uint64_t next_index = first, last_term = prev_term;
+  s.entries.clear();
+  while (off < n) {
+    Record r;
+    if (parse_record(b + off, n - off, max_len, r)) {
+      if (r.index != next_index || r.term < last_term) {
+        warn(fmt::format("log corrupt: {} at offset {}: entry index {} term {} where index {} (term >= {}) belongs",
+                         s.path, off, r.index, r.term, next_index, last_term));
+        return errc::log_corrupt;
+      }
+      s.entries.push_back(EntryLoc{off, r.term});
+      off += kRecHeaderSize + r.length;
+      ++next_index;
+      last_term = r.term;
+      continue;
+    }
+    // A bad record. It is a torn tail only if nothing valid follows it; look
+    // for a valid record that continues the log at every later offset. The
+    // index check makes the CRC (the expensive part) run almost never.
+    bool valid_after = false;
+    for (std::uint64_t p = off + 1; p + kRecHeaderSize <= n && !valid_after; ++p) {
+      const std::uint64_t idx = detail::get_be64(b + p + 9);
+      if (idx < next_index || idx - next_index > (n - off) / kRecHeaderSize) continue;
+      Record q;
+      valid_after = parse_record(b + p, n - p, max_len, q);
+    }
+    if (!last || valid_after) {
+      warn(fmt::format("log corrupt: bad record in {} at offset {}{}", s.path, off,
+                       valid_after ? " followed by valid records" : " in a segment that is not the last"));
+      return errc::log_corrupt;
+    }
+    warn(fmt::format("truncating torn tail of {} at offset {} ({} bytes dropped)", s.path, off, n - off));
+    if (auto t = s.file->truncate(off); !t) return t.error();
+    if (auto t = s.file->datasync(); !t) return t.error();
+    break;
+  }
+  s.end = off;
+  return {};
+}
+
+result<void> LogStore::Impl::create_segment(std::uint64_t first, std::uint64_t prev_term) {
+  Segment s;
+  s.first_index = first;
+  s.prev_term = prev_term;
+  s.path = path_of(seg_name(first));
+  auto f = fs->open(s.path, OpenFlags{.create = true, .truncate = true});
+  if (!f) return f.error();
+  s.file = std::move(*f);
+  const auto h = encode_seg_header(first, prev_term);
+  if (auto r = s.file->append(h); !r) return r.error();
+  s.end = kSegHeaderSize;
+  {
+    std::lock_guard lk(mu);
+    dirty.push_back(s.file);
+    dir_dirty = true;
+  }
+  segs.push_back(std::move(s));
+  return {};
+}
+
+result<void> LogStore::Impl::recover() {
+  if (auto r = fs->mkdir(dir); !r) return r.error();
+  auto names = fs->list(dir);
+  if (!names) return names.error();
+  if (std::find(names->begin(), names->end(), kResetTmp) != names->end()) {
+    if (auto r = finish_reset(*names); !r) return r.error();
+    names = fs->list(dir);
+    if (!names) return names.error();
+  }
+  for (const auto& name : *names) {
+    std::uint64_t first;
+    if (!parse_seg_name(name, first)) continue;
+    Segment s;
+    s.first_index = first;
+    s.path = path_of(name);
+    segs.push_back(std::move(s));
+  }
+  // A last segment shorter than its header is a torn creation (roll() synced
+  // its predecessor first); for the very first segment of a log it can only
+  // be the one open() creates for index 1.
+  if (!segs.empty()) {
+    Segment& s = segs.back();
+    auto f = fs->open(s.path, OpenFlags{});
+    if (!f) return f.error();
+    auto size = (*f)->size();
+    if (!size) return size.error();
+    if (*size < kSegHeaderSize && (segs.size() > 1 || s.first_index == 1)) {
+      warn(fmt::format("removing torn segment {} ({} bytes, shorter than its header)", s.path, *size));
+      f->reset();
+      if (auto r = fs->unlink(s.path); !r) return r.error();
+      if (auto r = fs->sync_dir(dir); !r) return r.error();
+      segs.pop_back();
+    }
+  }
+  if (segs.empty()) {
+    if (auto r = create_segment(1, 0); !r) return r.error();
+  } else {
+    std::vector<std::byte> data;
+    for (std::size_t i = 0; i < segs.size(); ++i)
+      if (auto r = load_segment(i, i + 1 == segs.size(), data); !r) return r.error();
+  }
+  if (auto r = segs.back().file->datasync(); !r) return r.error();
+  if (auto r = fs->sync_dir(dir); !r) return r.error();
+  std::lock_guard lk(mu);
+  dirty.clear();
+  dir_dirty = false;
+  written = durable = segs.back().last_index();
+  return {};
+}
+
+// ----------------------------------------------------------------- writing
+
+result<void> LogStore::Impl::flush(Segment& seg, std::size_t entries_before) {
+  if (buf.empty()) return {};
+  if (auto r = seg.file->append(std::as_bytes(std::span(buf.data(), buf.size()))); !r) {
+    seg.entries.resize(entries_before);
+    buf.clear();
+    return fail(r.error());
+  }
+  seg.end += buf.size();
+  buf.clear();
+  std::lock_guard lk(mu);
+  if (dirty.empty() || dirty.back() != seg.file) dirty.push_back(seg.file);
+  written = seg.last_index();
+  return {};
+}
+
+result<void> LogStore::Impl::roll() {
+  Segment& old = segs.back();
+  // Seal the old segment first: recovery relies on every segment but the
+  // last being complete on disk.
+  if (auto r = old.file->datasync(); !r) return fail(r.error());
+  if (auto r = create_segment(old.last_index() + 1, old.last_term()); !r) return fail(r.error());
+  return {};
+}
+
+std::size_t LogStore::Impl::segment_of(std::uint64_t index) const {
+  auto it = std::upper_bound(segs.begin(), segs.end(), index,
+                             [](std::uint64_t i, const Segment& s) { return i < s.first_index; });
+  RAFT_ASSERT(it != segs.begin(), "index before the first segment");
+  return static_cast<std::size_t>(it - segs.begin() - 1);
+}
+
+// ------------------------------------------------------------------ public
+
+LogStore::LogStore() : impl_(std::make_unique<Impl>()) {}
+LogStore::~LogStore() = default;
+
+result<std::unique_ptr<LogStore>> LogStore::open(Filesystem& fs, std::string dir, LogStoreOptions opts) {
+  std::unique_ptr<LogStore> s(new LogStore());
+  s->impl_->fs = &fs;
+  s->impl_->dir = std::move(dir);
+  s->impl_->opts = std::move(opts);
+  if (auto r = s->impl_->recover(); !r) return r.error();
+  return s;
+}
+
+std::uint64_t LogStore::prev_index() const { return impl_->segs.front().first_index - 1; }
+std::uint64_t LogStore::prev_term() const { return impl_->segs.front().prev_term; }
+std::uint64_t LogStore::first_index() const { return impl_->segs.front().first_index; }
+std::uint64_t LogStore::last_index() const { return impl_->segs.back().last_index(); }
+std::uint64_t LogStore::last_term() const { return impl_->segs.back().last_term(); }
+
+std::uint64_t LogStore::durable_index() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->durable;
+}
+
+result<std::uint64_t> LogStore::term_at(std::uint64_t index) const {
+  if (index == prev_index()) return prev_term();
+  if (index < prev_index() || index > last_index()) return errc::invalid_argument;
+  const Segment& s = impl_->segs[impl_->segment_of(index)];
+  return s.entries[index - s.first_index].term;
+}
+
+result<void> LogStore::append(std::span<const LogEntry> entries) {
+  Impl& m = *impl_;
+  if (m.is_failed()) return errc::store_failed;
+  if (entries.empty()) return {};
+  std::uint64_t expect = last_index() + 1, term = last_term();
+  for (const auto& e : entries) {
+    RAFT_ASSERT(e.index == expect, "appended entries must continue the log contiguously");
+    RAFT_ASSERT(e.term >= term, "terms in the log never decrease");
+    if (e.data.size() > std::min<std::uint64_t>(m.opts.entry_size_bytes_max, UINT32_MAX)) return errc::entry_too_large;
+    ++expect;
+    term = e.term;
+  }
+  Segment* seg = &m.segs.back();
+  std::size_t before = seg->entries.size();
+  for (const auto& e : entries) {
+    const std::uint64_t rec = kRecHeaderSize + e.data.size();
+    if ((!seg->entries.empty() || !m.buf.empty()) && seg->end + m.buf.size() + rec > m.opts.segment_size_bytes_max) {
+      if (auto r = m.flush(*seg, before); !r) return r;
+      if (auto r = m.roll(); !r) return r;
+      seg = &m.segs.back();
+      before = seg->entries.size();
+    }
+    seg->entries.push_back(EntryLoc{seg->end + m.buf.size(), e.term});
+    const std::size_t at = m.buf.size();
+    std::byte h[kRecHeaderSize];
+    detail::put_be32(h + 4, static_cast<std::uint32_t>(e.data.size()));
+    h[8] = static_cast<std::byte>(e.type);
+    detail::put_be64(h + 9, e.index);
+    detail::put_be64(h + 17, e.term);
+    m.buf.append(reinterpret_cast<const char*>(h), kRecHeaderSize);
+    m.buf.append(e.data);
+    auto* p = reinterpret_cast<std::byte*>(m.buf.data() + at);
+    detail::put_be32(p, detail::crc_mask(detail::crc32c(0, p + 8, 17 + e.data.size())));
+  }
+  return m.flush(*seg, before);
+}
+
+result<std::uint64_t> LogStore::sync() {
+  Impl& m = *impl_;
+  std::unique_lock lk(m.mu);
+  const std::uint64_t target = m.written;
+  for (;;) {
+    if (m.failed) return errc::store_failed;
+    if (m.durable >= target && !m.dir_dirty) return m.durable;
+    if (!m.busy) break;
+    m.cv.wait(lk);
+  }
+  // This caller runs the next round for everyone who arrives meanwhile.
+  m.busy = true;
+  auto files = std::move(m.dirty);
+  m.dirty.clear();
+  const bool dir = m.dir_dirty;
+  m.dir_dirty = false;
+  const std::uint64_t goal = m.written;
+  lk.unlock();
+  std::error_code err;
+  for (const auto& f : files) {
+    if (auto r = f->datasync(); !r) {
+      err = r.error();
+      break;
+    }
+  }
+  if (!err && dir)
+    if (auto r = m.fs->sync_dir(m.dir); !r) err = r.error();
+  lk.lock();
+  m.busy = false;
+  if (err)
+    m.failed = true;
+  else
+    m.durable = std::max(m.durable, goal);
+  m.cv.notify_all();
+  if (err) return err;
+  return m.durable;
+}
+
+result<LogEntry> LogStore::entry(std::uint64_t index) const {
+  auto r = read(index, index, 0);
+  if (!r) return r.error();
+  return std::move(r->front());
+}
+
+result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t to, std::size_t max_bytes) const {
+  const Impl& m = *impl_;
+  std::vector<LogEntry> out;
+  if (from > to) return out;
+  if (from < first_index() || to > last_index()) return errc::invalid_argument;
+  std::uint64_t bytes = 0;
+  std::string chunk;
+  std::size_t si = m.segment_of(from);
+  std::uint64_t index = from;
+  while (index <= to) {
+    const Segment& s = m.segs[si];
+    // Choose how many entries of this segment to take, then read them with
+    // one pread.
+    const std::size_t a = index - s.first_index;
+    std::size_t b = a;  // one past the last taken
+    bool stop = false;
+    while (b < s.entries.size() && s.first_index + b <= to) {
+      const std::uint64_t len = s.record_end(b) - s.entries[b].offset - kRecHeaderSize;
+      if (!out.empty() || b > a) {
+        if (bytes + len > max_bytes) {
+          stop = true;
+          break;
+        }
+      }
+      bytes += len;
+      ++b;
+    }
+    if (b > a) {
+      const std::uint64_t start = s.entries[a].offset, end = s.record_end(b - 1);
+      chunk.resize(end - start);
+      auto got = s.file->read_at(start, std::as_writable_bytes(std::span(chunk.data(), chunk.size())));
+      if (!got) return got.error();
+      if (*got != chunk.size()) return errc::log_corrupt;
+      for (std::size_t i = a; i < b; ++i) {
+        const auto* p = reinterpret_cast<const std::byte*>(chunk.data() + (s.entries[i].offset - start));
+        Record r;
+        // Checked again after reading: the disk may have changed under us.
+        if (!parse_record(p, s.record_end(i) - s.entries[i].offset, UINT32_MAX, r) ||
+            r.index != s.first_index + i || r.term != s.entries[i].term) {
+          m.warn(fmt::format("log corrupt: record of index {} in {} at offset {} changed since open",
+                             s.first_index + i, s.path, s.entries[i].offset));
+          return errc::log_corrupt;
+        }
+        LogEntry e;
+        e.type = static_cast<LogEntryType>(r.type);
+        e.index = r.index;
+        e.term = r.term;
+        e.data.assign(reinterpret_cast<const char*>(p) + kRecHeaderSize, r.length);
+        out.push_back(std::move(e));
+      }
+      index = s.first_index + b;
+    }
+    if (stop) break;
+    ++si;
+  }
+  return out;
+}
+
+result<void> LogStore::truncate_suffix(std::uint64_t index, std::uint64_t commit_index) {
+  RAFT_ASSERT(index >= commit_index, "truncate_suffix would remove a committed entry");
+  Impl& m = *impl_;
+  if (m.is_failed()) return errc::store_failed;
+  if (index >= last_index()) return {};
+  if (index < prev_index()) return errc::invalid_argument;
+  auto guard = m.exclusive();
+  bool dir_dirty;
+  {
+    std::lock_guard lk(m.mu);
+    dir_dirty = m.dir_dirty;
+  }
+  while (m.segs.size() > 1 && m.segs.back().first_index > index) {
+    if (auto r = m.fs->unlink(m.segs.back().path); !r) return m.fail(r.error());
+    if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
+    m.segs.pop_back();
+    dir_dirty = false;
+  }
+  if (dir_dirty)
+    if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
+  Segment& s = m.segs.back();
+  const std::size_t keep = index + 1 - s.first_index;
+  const std::uint64_t new_end = keep < s.entries.size() ? s.entries[keep].offset : s.end;
+  if (auto r = s.file->truncate(new_end); !r) return m.fail(r.error());
+  if (auto r = s.file->datasync(); !r) return m.fail(r.error());
+  s.entries.resize(keep);
+  s.end = new_end;
+  // Every earlier segment was synced when it was sealed, and this one just
+  // was, so the whole remaining log is durable.
+  std::lock_guard lk(m.mu);
+  m.dirty.clear();
+  m.dir_dirty = false;
+  m.written = m.durable = index;
+  return {};
+}
+
+result<void> LogStore::compact(std::uint64_t index) {
+  Impl& m = *impl_;
+  if (m.is_failed()) return errc::store_failed;
+  while (m.segs.size() > 1 && m.segs[1].first_index <= index) {
+    if (auto r = m.fs->unlink(m.segs.front().path); !r) return m.fail(r.error());
+    if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
+    m.segs.erase(m.segs.begin());
+  }
+  return {};
+}
+
+result<void> LogStore::reset(std::uint64_t index, std::uint64_t term) {
+  Impl& m = *impl_;
+  if (m.is_failed()) return errc::store_failed;
+  auto guard = m.exclusive();
+  const std::string tmp = m.path_of(kResetTmp);
+  auto f = m.fs->open(tmp, OpenFlags{.create = true, .truncate = true});
+  if (!f) return m.fail(f.error());
+  std::shared_ptr<File> file = std::move(*f);
+  if (auto r = file->append(encode_seg_header(index + 1, term)); !r) return m.fail(r.error());
+  if (auto r = file->sync(); !r) return m.fail(r.error());
+  if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
+  // Decided: from here a crash ends in the reset log (recovery finishes it).
+  for (auto it = m.segs.rbegin(); it != m.segs.rend(); ++it)
+    if (auto r = m.fs->unlink(it->path); !r) return m.fail(r.error());
+  if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
+  m.segs.clear();
+  Segment s;
+  s.first_index = index + 1;
+  s.prev_term = term;
+  s.path = m.path_of(seg_name(index + 1));
+  s.file = std::move(file);
+  s.end = kSegHeaderSize;
+  m.segs.push_back(std::move(s));
+  if (auto r = m.fs->rename(tmp, m.segs.back().path); !r) return m.fail(r.error());
+  if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
+  std::lock_guard lk(m.mu);
+  m.dirty.clear();
+  m.dir_dirty = false;
+  m.written = m.durable = index;
+  return {};
+}
+
+std::uint64_t LogStore::size_bytes() const {
+  std::uint64_t n = 0;
+  for (const auto& s : impl_->segs) n += s.end;
+  return n;
+}
+
+std::size_t LogStore::segment_count() const { return impl_->segs.size(); }
+
+}  // namespace raft::storage

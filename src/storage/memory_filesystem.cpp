@@ -1,0 +1,307 @@
+// The crash model (see memory_filesystem.hpp):
+//
+// Each file (inode) holds its current bytes plus an undo log of the writes
+// and truncations made since its last sync/datasync. On crash() the undo log
+// is rolled back to the synced state, and then a seed-chosen prefix of those
+// unsynced operations is replayed, the last replayed write cut at a
+// seed-chosen byte. That covers "everything unsynced is lost" (prefix 0) and
+// "the last write reached the disk only in part" (a torn tail), while keeping
+// the order in which the program issued its writes, which is what a log's
+// recovery relies on between two syncs of one file.
+//
+// The namespace exists twice: the current one and the durable one. create,
+// rename and unlink change the current one; sync_dir(d) copies every entry
+// of d from the current into the durable one; crash() throws the current one
+// away. mkdir is durable at once (raft creates its directories once, before
+// anything that matters is written into them).
+#include "raft/storage/memory_filesystem.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+
+namespace raft::storage {
+namespace {
+
+struct PendingOp {
+  bool truncate = false;
+  std::uint64_t offset = 0;     // write: where; truncate: the new size
+  std::string bytes;            // write: the data written
+  std::uint64_t old_size = 0;   // the file size before the op
+  std::string old_bytes;        // bytes the op overwrote or cut off
+};
+
+struct Inode {
+  std::string data;
+  std::vector<PendingOp> pending;  // since the last sync, oldest first
+
+  void apply_write(std::uint64_t offset, std::string_view bytes, bool record) {
+    PendingOp op;
+    op.offset = offset;
+    op.old_size = data.size();
+    if (record) {
+      if (offset < data.size()) op.old_bytes.assign(data, offset, std::min<std::uint64_t>(bytes.size(), data.size() - offset));
+      op.bytes.assign(bytes);
+    }
+    if (offset + bytes.size() > data.size()) data.resize(offset + bytes.size());
+    if (!bytes.empty()) std::memcpy(data.data() + offset, bytes.data(), bytes.size());
+    if (record) pending.push_back(std::move(op));
+  }
+  void apply_truncate(std::uint64_t size, bool record) {
+    PendingOp op;
+    op.truncate = true;
+    op.offset = size;
+    op.old_size = data.size();
+    if (record && size < data.size()) op.old_bytes.assign(data, size);
+    data.resize(size);
+    if (record) pending.push_back(std::move(op));
+  }
+  void undo(const PendingOp& op) {
+    if (op.truncate) {
+      data.resize(op.old_size);
+      if (!op.old_bytes.empty()) std::memcpy(data.data() + op.offset, op.old_bytes.data(), op.old_bytes.size());
+    } else {
+      if (!op.old_bytes.empty()) std::memcpy(data.data() + op.offset, op.old_bytes.data(), op.old_bytes.size());
+      data.resize(op.old_size);
+    }
+  }
+};
+
+std::string parent_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+// All of the filesystem's state, behind one mutex; File handles share it.
+struct MemFsState {
+  mutable std::mutex mu;
+  std::mt19937_64 rng;
+  std::uint64_t epoch = 0;  // bumped by crash(); older handles are dead
+  std::uint64_t ops = 0;
+  std::optional<std::uint64_t> stop;
+  std::vector<std::pair<std::string, errc>> fail;
+  std::map<std::string, std::shared_ptr<Inode>> cur, durable;
+  std::set<std::string> dirs;
+
+  explicit MemFsState(std::uint64_t seed) : rng(seed) {}
+
+  // Every mutating call passes here first: it is one persistence point.
+  std::error_code point(std::string_view kind) {
+    if (stop && ops >= *stop) return errc::io_error;
+    for (auto it = fail.begin(); it != fail.end(); ++it) {
+      if (it->first == kind || it->first == "any") {
+        const errc e = it->second;
+        fail.erase(it);
+        ++ops;
+        return e;
+      }
+    }
+    ++ops;
+    return {};
+  }
+};
+
+class MemFile final : public File {
+ public:
+  MemFile(std::shared_ptr<MemFsState> s, std::shared_ptr<Inode> ino, std::uint64_t epoch, bool ro)
+      : s_(std::move(s)), ino_(std::move(ino)), epoch_(epoch), ro_(ro) {}
+
+  result<std::size_t> read_at(std::uint64_t offset, std::span<std::byte> out) override {
+    std::lock_guard lk(s_->mu);
+    if (epoch_ != s_->epoch) return errc::io_error;
+    const auto& d = ino_->data;
+    if (offset >= d.size()) return std::size_t{0};
+    const std::size_t n = std::min<std::uint64_t>(out.size(), d.size() - offset);
+    std::memcpy(out.data(), d.data() + offset, n);
+    return n;
+  }
+  result<void> append(std::span<const std::byte> data) override {
+    std::lock_guard lk(s_->mu);
+    if (auto e = check("append")) return e;
+    ino_->apply_write(ino_->data.size(), as_view(data), true);
+    return {};
+  }
+  result<void> write_at(std::uint64_t offset, std::span<const std::byte> data) override {
+    std::lock_guard lk(s_->mu);
+    if (auto e = check("write")) return e;
+    ino_->apply_write(offset, as_view(data), true);
+    return {};
+  }
+  result<void> sync() override { return do_sync(); }
+  result<void> datasync() override { return do_sync(); }
+  result<void> truncate(std::uint64_t size) override {
+    std::lock_guard lk(s_->mu);
+    if (auto e = check("truncate")) return e;
+    ino_->apply_truncate(size, true);
+    return {};
+  }
+  result<std::uint64_t> size() override {
+    std::lock_guard lk(s_->mu);
+    if (epoch_ != s_->epoch) return errc::io_error;
+    return static_cast<std::uint64_t>(ino_->data.size());
+  }
+
+ private:
+  static std::string_view as_view(std::span<const std::byte> d) {
+    return {reinterpret_cast<const char*>(d.data()), d.size()};
+  }
+  std::error_code check(std::string_view kind) {
+    if (epoch_ != s_->epoch || ro_) return errc::io_error;
+    return s_->point(kind);
+  }
+  result<void> do_sync() {
+    std::lock_guard lk(s_->mu);
+    if (auto e = check("sync")) return e;
+    ino_->pending.clear();
+    return {};
+  }
+
+  std::shared_ptr<MemFsState> s_;
+  std::shared_ptr<Inode> ino_;
+  std::uint64_t epoch_;
+  bool ro_;
+};
+
+}  // namespace
+
+struct MemoryFilesystem::State : MemFsState {
+  using MemFsState::MemFsState;
+};
+
+MemoryFilesystem::MemoryFilesystem(std::uint64_t seed) : s_(std::make_shared<State>(seed)) {}
+MemoryFilesystem::~MemoryFilesystem() = default;
+
+result<std::unique_ptr<File>> MemoryFilesystem::open(const std::string& path, OpenFlags flags) {
+  std::lock_guard lk(s_->mu);
+  auto it = s_->cur.find(path);
+  std::shared_ptr<Inode> ino;
+  if (it == s_->cur.end()) {
+    if (!flags.create || flags.read_only) return errc::io_error;
+    if (auto e = s_->point("create")) return e;
+    ino = std::make_shared<Inode>();
+    s_->cur[path] = ino;
+  } else {
+    if (flags.create && flags.exclusive) return errc::io_error;
+    ino = it->second;
+    if (flags.truncate && !flags.read_only && !ino->data.empty()) {
+      if (auto e = s_->point("truncate")) return e;
+      ino->apply_truncate(0, true);
+    }
+  }
+  return std::unique_ptr<File>(new MemFile(s_, ino, s_->epoch, flags.read_only));
+}
+
+result<void> MemoryFilesystem::rename(const std::string& from, const std::string& to) {
+  std::lock_guard lk(s_->mu);
+  auto it = s_->cur.find(from);
+  if (it == s_->cur.end()) return errc::io_error;
+  if (auto e = s_->point("rename")) return e;
+  auto ino = it->second;
+  s_->cur.erase(it);
+  s_->cur[to] = std::move(ino);
+  return {};
+}
+
+result<void> MemoryFilesystem::unlink(const std::string& path) {
+  std::lock_guard lk(s_->mu);
+  auto it = s_->cur.find(path);
+  if (it == s_->cur.end()) return errc::io_error;
+  if (auto e = s_->point("unlink")) return e;
+  s_->cur.erase(it);
+  return {};
+}
+
+result<std::vector<std::string>> MemoryFilesystem::list(const std::string& dir) {
+  std::lock_guard lk(s_->mu);
+  if (!s_->dirs.count(dir)) return errc::io_error;
+  std::vector<std::string> names;
+  for (const auto& [p, ino] : s_->cur)
+    if (parent_of(p) == dir) names.push_back(p.substr(dir.size() + 1));
+  for (const auto& d : s_->dirs)
+    if (parent_of(d) == dir) names.push_back(d.substr(dir.size() + 1));
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+result<void> MemoryFilesystem::mkdir(const std::string& path) {
+  std::lock_guard lk(s_->mu);
+  if (s_->cur.count(path)) return errc::io_error;
+  s_->dirs.insert(path);
+  return {};
+}
+
+result<void> MemoryFilesystem::sync_dir(const std::string& dir) {
+  std::lock_guard lk(s_->mu);
+  if (!s_->dirs.count(dir)) return errc::io_error;
+  if (auto e = s_->point("sync_dir")) return e;
+  for (auto it = s_->durable.begin(); it != s_->durable.end();) {
+    if (parent_of(it->first) == dir && !s_->cur.count(it->first))
+      it = s_->durable.erase(it);
+    else
+      ++it;
+  }
+  for (const auto& [p, ino] : s_->cur)
+    if (parent_of(p) == dir) s_->durable[p] = ino;
+  return {};
+}
+
+result<bool> MemoryFilesystem::exists(const std::string& path) {
+  std::lock_guard lk(s_->mu);
+  return s_->cur.count(path) > 0 || s_->dirs.count(path) > 0;
+}
+
+void MemoryFilesystem::crash() {
+  std::lock_guard lk(s_->mu);
+  ++s_->epoch;
+  s_->cur = s_->durable;
+  // Visit inodes in path order so the draws from the seed are reproducible.
+  std::set<Inode*> seen;
+  for (const auto& [p, ino] : s_->cur) {
+    if (!seen.insert(ino.get()).second) continue;
+    auto ops = std::move(ino->pending);
+    ino->pending.clear();
+    for (auto it = ops.rbegin(); it != ops.rend(); ++it) ino->undo(*it);
+    if (ops.empty()) continue;
+    const std::size_t keep = static_cast<std::size_t>(s_->rng() % (ops.size() + 1));
+    for (std::size_t i = 0; i < keep; ++i) {
+      const auto& op = ops[i];
+      if (op.truncate) {
+        ino->apply_truncate(op.offset, false);
+      } else if (i + 1 < keep) {
+        ino->apply_write(op.offset, op.bytes, false);
+      } else {
+        const std::size_t cut = static_cast<std::size_t>(s_->rng() % (op.bytes.size() + 1));
+        ino->apply_write(op.offset, std::string_view(op.bytes).substr(0, cut), false);
+      }
+    }
+  }
+}
+
+std::uint64_t MemoryFilesystem::ops() const {
+  std::lock_guard lk(s_->mu);
+  return s_->ops;
+}
+
+void MemoryFilesystem::stop_at(std::optional<std::uint64_t> n) {
+  std::lock_guard lk(s_->mu);
+  s_->stop = n;
+}
+
+void MemoryFilesystem::fail_next(const std::string& kind, errc e) {
+  std::lock_guard lk(s_->mu);
+  s_->fail.emplace_back(kind, e);
+}
+
+std::uint64_t MemoryFilesystem::total_bytes() const {
+  std::lock_guard lk(s_->mu);
+  std::set<Inode*> seen;
+  std::uint64_t n = 0;
+  for (const auto& [p, ino] : s_->cur)
+    if (seen.insert(ino.get()).second) n += ino->data.size();
+  return n;
+}
+
+}  // namespace raft::storage

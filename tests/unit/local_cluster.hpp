@@ -1,0 +1,270 @@
+// A minimal deterministic cluster for the Log's unit tests: every node on one
+// io_context, a VirtualClock, in-memory filesystems, and a loss-free
+// in-memory transport (the fault-injecting one is the simulator's, in
+// tests/sim). Time moves only through run_until().
+#pragma once
+
+#include <raft/log.hpp>
+#include <raft/storage/memory_filesystem.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace raft::test {
+
+// Records applied entries; in memory, so index() is 0 after a restart.
+class RecordingFsm final : public FSM {
+ public:
+  void must_apply(const LogEntry& e) override {
+    if (e.index != applied_index + 1 && applied_index != 0 && e.index <= applied_index) {
+      duplicate = true;
+    }
+    applied_index = e.index;
+    if (e.type == LogEntryType::command) commands.push_back(e);
+  }
+  std::uint64_t index() override { return applied_index; }
+  result<std::uint64_t> snapshot(Writer& w) override {
+    std::string out;
+    for (auto& e : commands) encode_entry(out, e);
+    if (auto r = write_all(w, out); !r) return r.error();
+    return applied_index;
+  }
+  result<void> restore(Reader& r) override {
+    commands.clear();
+    LogEntryDecoder dec(r);
+    LogEntry e;
+    for (;;) {
+      auto ok = dec.decode(e);
+      if (!ok) return ok.error();
+      if (!*ok) break;
+      commands.push_back(e);
+    }
+    applied_index = commands.empty() ? 0 : commands.back().index;
+    return {};
+  }
+  std::uint64_t applied_index = 0;
+  bool duplicate = false;
+  std::vector<LogEntry> commands;
+};
+
+class LocalNetwork;
+
+class LocalTransport final : public Transport {
+ public:
+  LocalTransport(LocalNetwork& net, std::string self) : net_(net), self_(std::move(self)) {}
+  void set_cluster_id(std::uint64_t id) override { cluster_id_ = id; }
+  void join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) override;
+  void leave(const std::string& url, std::uint64_t id, Handler_fn<void> h) override;
+  void heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
+  void request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) override;
+  void ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) override;
+  std::shared_ptr<StreamHandle> read_from(const std::string& url, const StreamRequest& req, StreamCallbacks cb) override;
+
+ private:
+  LocalNetwork& net_;
+  std::string self_;
+  std::uint64_t cluster_id_ = 0;
+};
+
+class LocalNetwork {
+ public:
+  boost::asio::io_context io;
+  VirtualClock clock;
+  std::map<std::string, Service*> services;
+  std::map<std::string, bool> down;  // url -> unreachable
+
+  Service* find(const std::string& url) {
+    auto it = services.find(url);
+    if (it == services.end() || down[url]) return nullptr;
+    return it->second;
+  }
+  template <class T>
+  void deliver(const std::string& from, const std::string& to, std::function<void(Service&, Handler_fn<T>)> call,
+               Handler_fn<T> h) {
+    boost::asio::post(io, [this, from, to, call = std::move(call), h = std::move(h)]() mutable {
+      Service* s = down[from] ? nullptr : find(to);
+      if (!s) return h(result<T>(boost::system::in_place_error, make_error_code(errc::transport_error)));
+      call(*s, [this, from, h = std::move(h)](result<T> r) mutable {
+        boost::asio::post(io, [this, from, r = std::move(r), h = std::move(h)]() mutable {
+          if (down[from]) return;
+          h(std::move(r));
+        });
+      });
+    });
+  }
+  // Runs until pred() holds or `limit` of virtual time passes.
+  bool run_until(const std::function<bool()>& pred, Clock::duration limit = std::chrono::seconds(30)) {
+    const auto end = clock.now() + limit;
+    for (int steps = 0; steps < 10'000'000; ++steps) {
+      io.poll();
+      io.restart();
+      if (pred()) return true;
+      auto next = clock.next_deadline();
+      if (!next || *next > end) break;
+      clock.fire_next();
+    }
+    io.poll();
+    io.restart();
+    return pred();
+  }
+  void run_for(Clock::duration d) {
+    const auto end = clock.now() + d;
+    run_until([&] { return clock.now() >= end; }, d);
+  }
+};
+
+struct LocalStream final : StreamHandle, StreamWriter, std::enable_shared_from_this<LocalStream> {
+  LocalNetwork* net;
+  std::string follower_url, leader_url;
+  StreamCallbacks cb;
+  bool closed = false;
+  void cancel() override { end(make_error_code(errc::canceled)); }
+  void end(std::error_code ec) {
+    if (closed) return;
+    closed = true;
+    boost::asio::post(net->io, [cb = cb, ec] { cb.on_end(ec); });
+  }
+  void write(std::string_view bytes, std::function<void(std::error_code)> done) override {
+    boost::asio::post(net->io, [self = shared_from_this(), data = std::string(bytes), done = std::move(done)]() mutable {
+      if (self->closed || self->net->down[self->follower_url] || self->net->down[self->leader_url]) {
+        self->end(make_error_code(errc::transport_error));
+        return done(make_error_code(errc::transport_error));
+      }
+      self->cb.on_data(data, [self, done = std::move(done)] { boost::asio::post(self->net->io, [done] { done({}); }); });
+    });
+  }
+  void finish(std::error_code ec) override { end(ec ? ec : make_error_code(errc::transport_error)); }
+};
+
+inline void LocalTransport::join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) {
+  // Follows the leader hint as HTTPTransport does.
+  auto attempt = std::make_shared<std::function<void(std::string, int)>>();
+  *attempt = [this, node_url, h, attempt](std::string target, int hops) {
+    net_.deliver<JoinResponse>(
+        self_, target, [node_url](Service& s, Handler_fn<JoinResponse> k) { s.handle_join(node_url, std::move(k)); },
+        [this, h, attempt, target, hops](result<JoinResponse> r) {
+          if (!r && r.error() == errc::not_leader && hops < 3) {
+            if (auto* s = net_.find(target)) {
+              auto leader = s->status().leader_url;
+              if (!leader.empty()) return (*attempt)(leader, hops + 1);
+            }
+          }
+          h(std::move(r));
+        });
+  };
+  (*attempt)(url, 0);
+}
+inline void LocalTransport::leave(const std::string& url, std::uint64_t id, Handler_fn<void> h) {
+  net_.deliver<void>(self_, url, [id](Service& s, Handler_fn<void> k) { s.handle_leave(id, std::move(k)); }, std::move(h));
+}
+inline void LocalTransport::heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) {
+  net_.deliver<HeartbeatResponse>(
+      self_, url, [req](Service& s, Handler_fn<HeartbeatResponse> k) { s.handle_heartbeat(req, std::move(k)); }, std::move(h));
+}
+inline void LocalTransport::request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) {
+  net_.deliver<VoteResponse>(
+      self_, url, [req](Service& s, Handler_fn<VoteResponse> k) { s.handle_vote(req, std::move(k)); }, std::move(h));
+}
+inline void LocalTransport::ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) {
+  net_.deliver<void>(self_, url, [req](Service& s, Handler_fn<void> k) { s.handle_ack(req, std::move(k)); }, std::move(h));
+}
+inline std::shared_ptr<StreamHandle> LocalTransport::read_from(const std::string& url, const StreamRequest& req,
+                                                               StreamCallbacks cb) {
+  auto s = std::make_shared<LocalStream>();
+  s->net = &net_;
+  s->follower_url = self_;
+  s->leader_url = url;
+  s->cb = std::move(cb);
+  boost::asio::post(net_.io, [this, s, url, req] {
+    Service* svc = net_.down[self_] ? nullptr : net_.find(url);
+    if (!svc) return s->end(make_error_code(errc::transport_error));
+    svc->handle_stream(req, s);
+  });
+  return s;
+}
+
+// A node: its filesystem survives crashes; its Log does not.
+struct LocalNode {
+  std::string url;
+  storage::MemoryFilesystem fs{7};
+  RecordingFsm fsm;
+  std::unique_ptr<LocalTransport> transport;
+  std::unique_ptr<Log> log;
+};
+
+class LocalCluster {
+ public:
+  LocalNetwork net;
+  std::vector<std::unique_ptr<LocalNode>> nodes;
+  std::uint64_t seed = 1;
+
+  LocalNode& add(LogOptions::Fault fault = LogOptions::Fault::none) {
+    auto n = std::make_unique<LocalNode>();
+    n->url = "http://n" + std::to_string(nodes.size() + 1);
+    n->transport = std::make_unique<LocalTransport>(net, n->url);
+    nodes.push_back(std::move(n));
+    start(*nodes.back(), fault);
+    return *nodes.back();
+  }
+  void start(LocalNode& n, LogOptions::Fault fault = LogOptions::Fault::none) {
+    LogOptions o;
+    o.url = n.url;
+    o.fsm = &n.fsm;
+    o.transport = n.transport.get();
+    o.clock = &net.clock;
+    o.executor = o.storage_executor = o.apply_executor = net.io.get_executor();
+    o.filesystem = &n.fs;
+    auto rng = std::make_shared<std::uint64_t>(seed * 7919 + nodes.size());
+    o.rand = [rng] { return (*rng = *rng * 6364136223846793005ull + 1442695040888963407ull) >> 11; };
+    o.inject_fault = fault;
+    n.log = std::make_unique<Log>(std::move(o));
+    net.services[n.url] = n.log.get();
+    auto r = n.log->open("/data");
+    if (!r) throw std::runtime_error("open: " + r.error().message());
+  }
+  void crash(LocalNode& n) {
+    n.log->crash_for_testing();
+    net.io.poll();
+    net.io.restart();
+    n.fs.crash();
+    net.services.erase(n.url);
+    n.log.reset();
+    n.fsm = RecordingFsm{};
+  }
+  LocalNode* leader() {
+    for (auto& n : nodes)
+      if (n->log && n->log->state() == State::leader) return n.get();
+    return nullptr;
+  }
+  std::size_t leaders() {
+    std::size_t k = 0;
+    for (auto& n : nodes)
+      if (n->log && n->log->state() == State::leader) ++k;
+    return k;
+  }
+  template <class T, class Start>
+  result<T> call(Start start) {
+    std::optional<result<T>> out;
+    start([&](result<T> r) { out = std::move(r); });
+    net.run_until([&] { return out.has_value(); }, std::chrono::seconds(60));
+    if (!out) return errc::timeout;
+    return *out;
+  }
+  result<std::uint64_t> apply(LocalNode& n, std::string cmd) {
+    return call<std::uint64_t>([&](auto h) { n.log->start_apply(std::move(cmd), {}, std::move(h)); });
+  }
+  result<void> initialize(LocalNode& n) {
+    return call<void>([&](auto h) { n.log->start_initialize(std::move(h)); });
+  }
+  result<void> join(LocalNode& n, const std::string& url) {
+    return call<void>([&](auto h) { n.log->start_join(url, std::move(h)); });
+  }
+};
+
+}  // namespace raft::test

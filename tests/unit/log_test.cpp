@@ -1,0 +1,285 @@
+// raft::Log, one rule per test (etcd's raft_paper_test.go style), plus the Go
+// package's own test facts. Time is virtual; the cluster is in memory.
+#include "unit/local_cluster.hpp"
+
+#include <gtest/gtest.h>
+
+namespace raft::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::unique_ptr<LocalCluster> three_node_cluster() {
+  auto c = std::make_unique<LocalCluster>();
+  auto& a = c->add();
+  EXPECT_TRUE(c->initialize(a));
+  auto& b = c->add();
+  EXPECT_TRUE(c->join(b, a.url));
+  auto& d = c->add();
+  EXPECT_TRUE(c->join(d, a.url));
+  EXPECT_TRUE(c->net.run_until([&] {
+    for (auto& n : c->nodes)
+      if (n->log->config().nodes.size() != 3 || n->log->commit_index() < 3) return false;
+    return true;
+  }));
+  return c;
+}
+
+// Go: TestLog_Open_ErrOpen.
+TEST(Log, OpenTwiceIsLogAlreadyOpen) {
+  LocalCluster c;
+  auto& a = c.add();
+  auto r = a.log->open("/data");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::open);
+  EXPECT_EQ(r.error().message(), "log already open");
+}
+
+TEST(Log, CallsOnAClosedLogFailWithLogClosed) {
+  LocalCluster c;
+  auto& a = c.add();
+  ASSERT_TRUE(c.call<void>([&](auto h) { a.log->start_close(std::move(h)); }));
+  EXPECT_FALSE(a.log->opened());
+  EXPECT_EQ(c.initialize(a).error(), errc::closed);
+  EXPECT_EQ(c.apply(a, "x").error(), errc::closed);
+}
+
+// Go: TestLog_Apply (a single node applies at index 2 after Initialize).
+TEST(Log, SingleNodeApplyGetsIndex2AfterInitialize) {
+  LocalCluster c;
+  auto& a = c.add();
+  ASSERT_TRUE(c.initialize(a));
+  EXPECT_EQ(a.log->state(), State::leader);
+  EXPECT_EQ(a.log->id(), 1u);
+  EXPECT_EQ(a.log->term(), 1u);
+  auto idx = c.apply(a, "foo");
+  ASSERT_TRUE(idx) << idx.error().message();
+  EXPECT_EQ(*idx, 2u);
+  ASSERT_TRUE(c.net.run_until([&] { return a.fsm.applied_index >= 2; }));
+  ASSERT_EQ(a.fsm.commands.size(), 1u);
+  EXPECT_EQ(a.fsm.commands[0].data, "foo");
+}
+
+TEST(Log, InitializeErrors) {
+  LocalCluster c;
+  auto& a = c.add();
+  ASSERT_TRUE(c.initialize(a));
+  EXPECT_EQ(c.initialize(a).error(), errc::initialized);
+}
+
+// Go: TestCluster_Open (3 nodes by initialize + join: ids 1..3, one leader).
+TEST(Log, ThreeNodeClusterHasIds1To3AndOneLeader) {
+  auto c = three_node_cluster();
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(c->nodes[i]->log->id(), i + 1);
+  EXPECT_EQ(c->leaders(), 1u);
+  const auto cfg = c->nodes[2]->log->config();
+  ASSERT_EQ(cfg.nodes.size(), 3u);
+  EXPECT_EQ(cfg.cluster_id, c->nodes[0]->log->config().cluster_id);
+}
+
+TEST(Log, AppliesReachEveryFsmInOrderExactlyOnce) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_NE(l, nullptr);
+  std::uint64_t last = 0;
+  for (int i = 0; i < 50; ++i) {
+    auto idx = c->apply(*l, "cmd" + std::to_string(i));
+    ASSERT_TRUE(idx);
+    EXPECT_GT(*idx, last);
+    last = *idx;
+  }
+  ASSERT_TRUE(c->net.run_until([&] {
+    for (auto& n : c->nodes)
+      if (n->fsm.applied_index < last) return false;
+    return true;
+  }));
+  for (auto& n : c->nodes) {
+    ASSERT_EQ(n->fsm.commands.size(), 50u);
+    EXPECT_FALSE(n->fsm.duplicate);
+    for (int i = 0; i < 50; ++i) EXPECT_EQ(n->fsm.commands[i].data, "cmd" + std::to_string(i));
+  }
+}
+
+// Go: TestCluster_Elect. A new leader is elected after the leader stops.
+TEST(Log, ElectsANewLeaderAfterLeaderLoss) {
+  auto c = three_node_cluster();
+  auto* old = c->leader();
+  ASSERT_NE(old, nullptr);
+  const auto old_term = old->log->term();
+  c->crash(*old);
+  ASSERT_TRUE(c->net.run_until([&] { return c->leader() != nullptr; }));
+  EXPECT_GT(c->leader()->log->term(), old_term);
+  auto idx = c->apply(*c->leader(), "after");
+  ASSERT_TRUE(idx) << idx.error().message();
+}
+
+// §5.1: a request with a stale term is refused.
+TEST(Log, VoteWithStaleTermIsRefused) {
+  auto c = three_node_cluster();
+  auto* f = c->nodes[1].get();
+  auto r = c->call<VoteResponse>([&](auto h) { f->log->handle_vote({0, 3, 100, 100}, std::move(h)); });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error, errc::stale_term);
+  EXPECT_EQ(r->term, f->log->term());
+}
+
+// §5.2: at most one vote per term, first come first served.
+TEST(Log, AtMostOneVotePerTerm) {
+  LocalCluster c;
+  auto& a = c.add();
+  const auto t = a.log->term() + 5;
+  auto r1 = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 2, 10, 10}, std::move(h)); });
+  ASSERT_TRUE(r1);
+  EXPECT_TRUE(r1->granted());
+  auto r2 = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 3, 10, 10}, std::move(h)); });
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->error, errc::already_voted);
+  auto r3 = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 2, 10, 10}, std::move(h)); });
+  EXPECT_TRUE(r3->granted());  // a repeated request from the same candidate
+}
+
+// §5.4.1: a vote goes only to a candidate whose log is at least as up to date.
+TEST(Log, VoteRequiresAnUpToDateLog) {
+  LocalCluster c;
+  auto& a = c.add();
+  ASSERT_TRUE(c.initialize(a));
+  ASSERT_TRUE(c.apply(a, "x"));  // log: (1,1) (2,1)
+  const auto t = a.log->term() + 1;
+  auto older_term = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 2, 10, 0}, std::move(h)); });
+  EXPECT_EQ(older_term->error, errc::out_of_date_log);
+  auto shorter = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 2, 1, 1}, std::move(h)); });
+  EXPECT_EQ(shorter->error, errc::out_of_date_log);
+  auto ok = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 2, 2, 1}, std::move(h)); });
+  EXPECT_TRUE(ok->granted());
+}
+
+// §5.1 / Figure 2: votedFor is persistent; a restart cannot vote twice.
+TEST(Log, VoteIsDurableBeforeTheReply) {
+  LocalCluster c;
+  auto& a = c.add();
+  const auto t = a.log->term() + 3;
+  auto r1 = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 2, 10, 10}, std::move(h)); });
+  ASSERT_TRUE(r1->granted());
+  c.crash(a);  // loses everything unsynced
+  c.start(a);
+  EXPECT_EQ(a.log->term(), t);
+  auto r2 = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 3, 10, 10}, std::move(h)); });
+  EXPECT_EQ(r2->error, errc::already_voted);
+}
+
+// §5.4.2, §8: a new leader appends a Nop of its term.
+TEST(Log, NewLeaderAppendsANopOfItsTerm) {
+  auto c = three_node_cluster();
+  auto* old = c->leader();
+  c->crash(*old);
+  ASSERT_TRUE(c->net.run_until([&] { return c->leader() != nullptr; }));
+  auto* l = c->leader();
+  ASSERT_TRUE(c->net.run_until([&] { return l->log->commit_index() == l->log->last_index(); }));
+  // The Nop committed, so the FSM saw it at the leader's last index.
+  ASSERT_TRUE(c->net.run_until([&] { return l->fsm.applied_index == l->log->last_index(); }));
+  EXPECT_TRUE(l->fsm.commands.empty() || l->fsm.commands.back().index < l->log->last_index());
+}
+
+// Heartbeats with a stale term are refused with the follower's term.
+TEST(Log, HeartbeatWithStaleTermIsRefused) {
+  auto c = three_node_cluster();
+  auto* f = c->nodes[1].get();
+  auto r = c->call<HeartbeatResponse>([&](auto h) { f->log->handle_heartbeat({0, 0, 9}, std::move(h)); });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error, errc::stale_term);
+  EXPECT_EQ(r->term, f->log->term());
+}
+
+TEST(Log, ApplyOnAFollowerIsNotLeader) {
+  auto c = three_node_cluster();
+  for (auto& n : c->nodes)
+    if (n->log->state() != State::leader) EXPECT_EQ(c->apply(*n, "x").error(), errc::not_leader);
+}
+
+// Restart: open() restores id, term, config and log, and the node rejoins.
+TEST(Log, RestartOfEveryNodeKeepsCommittedEntries) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  std::uint64_t last = 0;
+  for (int i = 0; i < 20; ++i) last = *c->apply(*l, "v" + std::to_string(i));
+  for (auto& n : c->nodes) c->crash(*n);
+  for (auto& n : c->nodes) c->start(*n);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(c->nodes[i]->log->id(), i + 1);
+  ASSERT_TRUE(c->net.run_until([&] { return c->leader() != nullptr; }));
+  auto idx = c->apply(*c->leader(), "after-restart");
+  ASSERT_TRUE(idx);
+  EXPECT_GT(*idx, last);
+  ASSERT_TRUE(c->net.run_until([&] {
+    for (auto& n : c->nodes)
+      if (n->fsm.applied_index < *idx) return false;
+    return true;
+  }));
+  for (auto& n : c->nodes) {
+    ASSERT_EQ(n->fsm.commands.size(), 21u);
+    EXPECT_EQ(n->fsm.commands[0].data, "v0");
+    EXPECT_EQ(n->fsm.commands[20].data, "after-restart");
+  }
+}
+
+TEST(Log, MembershipErrors) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  auto dup = c->call<std::pair<std::uint64_t, Config>>([&](auto h) { l->log->start_add_peer(c->nodes[1]->url, std::move(h)); });
+  EXPECT_EQ(dup.error(), errc::duplicate_node_url);
+  auto nf = c->call<void>([&](auto h) { l->log->start_remove_peer(42, std::move(h)); });
+  EXPECT_EQ(nf.error(), errc::node_not_found);
+  auto zero = c->call<void>([&](auto h) { l->log->start_remove_peer(0, std::move(h)); });
+  EXPECT_EQ(zero.error(), errc::invalid_node_id);
+  for (auto& n : c->nodes)
+    if (n.get() != l) {
+      auto r = c->call<void>([&](auto h) { n->log->start_remove_peer(1, std::move(h)); });
+      EXPECT_EQ(r.error(), errc::not_leader);
+    }
+}
+
+// Thesis §4.1: remove a follower through leave(); the rest keep committing.
+TEST(Log, LeaveRemovesTheNode) {
+  auto c = three_node_cluster();
+  LocalNode* f = nullptr;
+  for (auto& n : c->nodes)
+    if (n->log->state() != State::leader) f = n.get();
+  const auto id = f->log->id();
+  auto r = c->call<void>([&](auto h) { f->log->start_leave(std::move(h)); });
+  ASSERT_TRUE(r) << r.error().message();
+  auto* l = c->leader();
+  EXPECT_EQ(l->log->config().nodes.size(), 2u);
+  EXPECT_EQ(l->log->config().node_by_id(id), nullptr);
+  EXPECT_TRUE(c->apply(*l, "after-leave"));
+}
+
+// Thesis §4.2.2: a leader removed from the configuration steps down once the
+// change commits, and the others elect a new leader.
+TEST(Log, RemovingTheLeaderMakesItStepDown) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  const auto id = l->log->id();
+  auto r = c->call<void>([&](auto h) { l->log->start_remove_peer(id, std::move(h)); });
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_TRUE(c->net.run_until([&] {
+    auto* nl = c->leader();
+    return nl && nl != l;
+  }));
+  EXPECT_NE(l->log->state(), State::leader);
+  EXPECT_TRUE(c->apply(*c->leader(), "after"));
+}
+
+TEST(Log, WaitReturnsOnceApplied) {
+  LocalCluster c;
+  auto& a = c.add();
+  ASSERT_TRUE(c.initialize(a));
+  auto idx = c.apply(a, "w");
+  ASSERT_TRUE(idx);
+  auto w = c.call<void>([&](auto h) { a.log->start_wait(*idx, {}, std::move(h)); });
+  ASSERT_TRUE(w);
+  EXPECT_GE(a.fsm.applied_index, *idx);
+  auto t = c.call<void>([&](auto h) { a.log->start_wait(*idx + 100, 1s, std::move(h)); });
+  EXPECT_EQ(t.error(), errc::timeout);
+}
+
+}  // namespace
+}  // namespace raft::test
