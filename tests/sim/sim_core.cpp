@@ -665,6 +665,7 @@ void Checker::apply_succeeded(std::uint64_t index, const std::string& data) {
 // SimFsm
 
 void SimFsm::must_apply(const LogEntry& e) {
+  if (dead_) return;
   checker_.applied(slot_, e);
   entries_.push_back(e);
   index_ = e.index;
@@ -680,6 +681,7 @@ result<std::uint64_t> SimFsm::snapshot(Writer& w) {
 }
 
 result<void> SimFsm::restore(Reader& r) {
+  if (dead_) return make_error_code(errc::closed);
   std::string in;
   std::byte buf[4096];
   for (;;) {

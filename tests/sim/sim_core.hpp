@@ -322,8 +322,12 @@ class SimFsm final : public FSM {
   result<std::uint64_t> snapshot(Writer& w) override;
   result<void> restore(Reader& r) override;
   const std::vector<LogEntry>& entries() const { return entries_; }
+  // The machine lost power: work the dead Log still had queued must not
+  // reach the checker as if this node applied it.
+  void kill() { dead_ = true; }
 
  private:
+  bool dead_ = false;
   Checker& checker_;
   int slot_;
   std::uint64_t index_ = 0;
