@@ -161,6 +161,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     std::shared_ptr<StreamHandle> handle;
     std::uint64_t term = 0;
     std::uint64_t leader = 0;
+    std::string leader_url;  // kept: the leader may drop out of our config (removed leader)
     detail::StreamParser parser{0};
     bool positioned = false;
     std::uint64_t pos = 0;  // last index received that matches the leader
@@ -197,6 +198,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   bool view_open_ = false;
   std::function<void(std::string_view)> logger_;
   std::mt19937_64 default_rng_{std::random_device{}()};
+
+  net::any_io_executor init_executor();
 
   // ------------------------------------------------------------ helpers
   template <class F>
@@ -281,6 +284,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h);
   void do_initialize(Handler_fn<void> h);
   void do_join(std::string url, Handler_fn<void> h);
+  void join_attempt(std::string url, int attempt, Handler_fn<void> h);
   void do_leave(Handler_fn<void> h);
   void do_add_peer(std::string url, bool wait_commit, Handler_fn<std::pair<std::uint64_t, Config>> h,
                    Handler_fn<JoinResponse> join_h);
@@ -293,20 +297,24 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
 
 // ==================================================================== set-up
 
-Log::Impl::Impl(LogOptions opts) : o_(std::move(opts)), strand_(net::make_strand(net::any_io_executor())) {
+net::any_io_executor Log::Impl::init_executor() {
+  // Runs in the member initializer list, before strand_ exists.
   if (!o_.executor) {
     own_io_ = std::make_unique<net::io_context>(1);
     own_work_.emplace(own_io_->get_executor());
     o_.executor = own_io_->get_executor();
     own_thread_ = std::thread([io = own_io_.get()] { io->run(); });
   }
+  return o_.executor;
+}
+
+Log::Impl::Impl(LogOptions opts) : o_(std::move(opts)), strand_(net::make_strand(init_executor())) {
   if (!o_.storage_executor) {
     own_storage_io_ = std::make_unique<net::io_context>(1);
     own_storage_work_.emplace(own_storage_io_->get_executor());
     o_.storage_executor = own_storage_io_->get_executor();
     own_storage_thread_ = std::thread([io = own_storage_io_.get()] { io->run(); });
   }
-  strand_ = net::make_strand(o_.executor);
   storage_ex_ = o_.storage_executor;
   apply_ex_ = o_.apply_executor ? o_.apply_executor : storage_ex_;
   if (!o_.clock) own_clock_ = std::make_unique<SystemClock>(o_.executor);
@@ -875,6 +883,7 @@ void Log::Impl::open_stream() {
   auto s = std::make_unique<InStream>();
   s->term = term_;
   s->leader = leader_id_;
+  s->leader_url = url;
   s->parser = detail::StreamParser(o_.entry_size_bytes_max + 64 * 1024);
   s->serial = ++in_serial_;
   StreamRequest req{id_, term_, last_index(), last_term()};
@@ -988,7 +997,7 @@ void Log::Impl::maybe_ack() {
   if (idx <= acked_) return;
   ack_inflight_ = true;
   const AckRequest req{id_, term_, idx};
-  o_.transport->ack(url_of(in_->leader), req, [self = shared_from_this(), ep = epoch_, idx, serial = in_->serial](result<void> r) {
+  o_.transport->ack(in_->leader_url, req, [self = shared_from_this(), ep = epoch_, idx, serial = in_->serial](result<void> r) {
     self->post_any_epoch([self, ep, idx, serial, r] {
       if (self->epoch_ != ep || !self->in_ || self->in_->serial != serial) return;
       self->ack_inflight_ = false;
@@ -1170,9 +1179,24 @@ void Log::Impl::do_join(std::string url, Handler_fn<void> h) {
   if (id_ != 0 || last_index() != 0) return fail(h, errc::initialized);
   if (o_.url.empty()) return fail(h, errc::url_required);
   if (!o_.transport) return fail(h, errc::invalid_argument);
-  o_.transport->join(url, o_.url, [self = shared_from_this(), ep = epoch_, h = std::move(h)](result<JoinResponse> r) mutable {
-    self->post_any_epoch([self, ep, r, h = std::move(h)]() mutable {
+  join_attempt(std::move(url), 0, std::move(h));
+}
+
+void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
+  o_.transport->join(url, o_.url, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
+    self->post_any_epoch([self, ep, r, url, attempt, h = std::move(h)]() mutable {
       if (self->epoch_ != ep) return fail(h, errc::closed);
+      if (!r && r.error() == errc::change_in_progress && attempt < 100) {
+        // Another member is still joining or leaving (one change at a time):
+        // try again shortly rather than burden the caller with it.
+        self->clock_->after(self->o_.heartbeat_interval, [self, ep, url, attempt, h = std::move(h)]() mutable {
+          self->post_any_epoch([self, ep, url, attempt, h = std::move(h)]() mutable {
+            if (self->epoch_ != ep) return fail(h, errc::closed);
+            self->join_attempt(std::move(url), attempt + 1, std::move(h));
+          });
+        });
+        return;
+      }
       if (!r) return fail(h, r.error());
       if (self->id_ != 0) return fail(h, errc::initialized);
       self->id_ = r->id;

@@ -10,6 +10,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -203,6 +205,7 @@ class LocalCluster {
   LocalNetwork net;
   std::vector<std::unique_ptr<LocalNode>> nodes;
   std::uint64_t seed = 1;
+  std::uint64_t starts_ = 0;
 
   LocalNode& add(LogOptions::Fault fault = LogOptions::Fault::none) {
     auto n = std::make_unique<LocalNode>();
@@ -220,9 +223,17 @@ class LocalCluster {
     o.clock = &net.clock;
     o.executor = o.storage_executor = o.apply_executor = net.io.get_executor();
     o.filesystem = &n.fs;
-    auto rng = std::make_shared<std::uint64_t>(seed * 7919 + nodes.size());
+    // Each node and each restart draws its own sequence.
+    auto rng = std::make_shared<std::uint64_t>(seed * 7919 + std::hash<std::string>{}(n.url) + 104729 * ++starts_);
     o.rand = [rng] { return (*rng = *rng * 6364136223846793005ull + 1442695040888963407ull) >> 11; };
     o.inject_fault = fault;
+    if (std::getenv("RAFT_TEST_LOG")) {
+      o.logger = [this](std::string_view line) {
+        std::fprintf(stderr, "%10lld %.*s\n",
+                     static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(net.clock.now().time_since_epoch()).count()),
+                     static_cast<int>(line.size()), line.data());
+      };
+    }
     n.log = std::make_unique<Log>(std::move(o));
     net.services[n.url] = n.log.get();
     auto r = n.log->open("/data");

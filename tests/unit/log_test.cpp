@@ -14,9 +14,11 @@ std::unique_ptr<LocalCluster> three_node_cluster() {
   auto& a = c->add();
   EXPECT_TRUE(c->initialize(a));
   auto& b = c->add();
-  EXPECT_TRUE(c->join(b, a.url));
+  auto jb = c->join(b, a.url);
+  EXPECT_TRUE(jb) << jb.error().message();
   auto& d = c->add();
-  EXPECT_TRUE(c->join(d, a.url));
+  auto jd = c->join(d, a.url);
+  EXPECT_TRUE(jd) << jd.error().message();
   EXPECT_TRUE(c->net.run_until([&] {
     for (auto& n : c->nodes)
       if (n->log->config().nodes.size() != 3 || n->log->commit_index() < 3) return false;
@@ -193,7 +195,9 @@ TEST(Log, HeartbeatWithStaleTermIsRefused) {
 TEST(Log, ApplyOnAFollowerIsNotLeader) {
   auto c = three_node_cluster();
   for (auto& n : c->nodes)
-    if (n->log->state() != State::leader) EXPECT_EQ(c->apply(*n, "x").error(), errc::not_leader);
+    if (n->log->state() != State::leader) {
+      EXPECT_EQ(c->apply(*n, "x").error(), errc::not_leader);
+    }
 }
 
 // Restart: open() restores id, term, config and log, and the node rejoins.
