@@ -77,6 +77,7 @@ void SimCluster::start(int i) {
   checker.restarted(i);
   n.last_state = "stopped";
   n.last_commit = 0;
+  n.leader_term = n.leader_commit = 0;
   trace("n{} start (incarnation {})", i, n.incarnation);
   auto r = n.log->open("/data");
   if (!r) {
@@ -150,7 +151,15 @@ void SimCluster::check() {
       n.last_commit = st.commit_index;
     }
     checker.observe(slot, st.term, st.commit_index, st.applied_index);
-    if (st.state == "leader") checker.leader(slot, st.id, st.term, st.last_index);
+    if (st.state == "leader") {
+      checker.leader(slot, st.id, st.term, st.last_index);
+      if (n.leader_term != st.term) {
+        n.leader_term = st.term;  // what it committed as a follower is not its doing
+      } else if (st.commit_index > n.leader_commit) {
+        checker.leader_commit(slot, st.term, st.commit_index);
+      }
+      n.leader_commit = st.commit_index;
+    }
   }
   checker.end_pass();
   if (checker.failed() && params.stop_at_violation) throw StopRun{};
@@ -249,10 +258,11 @@ bool SimCluster::apply(Clock::duration bound, bool must) {
     int l = wait_leader(deadline - clock.now());
     if (l < 0) break;
     const auto k = submit(l);
-    run_until([&] { return ops_[k].done; }, deadline - clock.now());
+    // A client gives up on a deposed leader and retries with the new one;
+    // the first attempt stays pending and must settle later.
+    run_until([&] { return ops_[k].done || leader() != l; }, deadline - clock.now());
     if (ops_[k].ok) return true;
-    if (!ops_[k].done) break;
-    run_for(et() / 10);
+    if (ops_[k].done) run_for(et() / 10);
   }
   if (must) liveness_failure("an apply did not commit in time");
   return false;
@@ -277,7 +287,9 @@ void SimCluster::bootstrap(int n) {
     add_member(true, &joined);
     if (!joined) liveness_failure(fmt::format("bootstrap: join of node {} failed", i));
   }
-  if (wait_leader(10 * et()) < 0) liveness_failure("bootstrap: no leader");
+  // Faults start from a cluster whose configuration is committed everywhere.
+  if (!run_until([&] { return quiet() && static_cast<int>(members().size()) == n; }, 10 * et()))
+    liveness_failure("bootstrap: the cluster did not settle");
 }
 
 int SimCluster::add_member(bool wait, bool* ok) {
@@ -357,27 +369,27 @@ void SimCluster::faults_off() {
   net.set_faults(NetFaults::reliable());
 }
 
+bool SimCluster::quiet() {
+  if (pending_ != 0) return false;
+  const int l = leader();
+  if (l < 0) return false;
+  const Status ls = log(l).status();
+  if (ls.commit_index != ls.last_index) return false;
+  for (const auto& m : ls.config.nodes) {
+    const int s = net.slot_of(m.url);
+    if (s < 0 || !up(s)) return false;
+    const Status st = log(s).status();
+    if (st.term != ls.term || st.leader_id != ls.id || st.applied_index < ls.commit_index) return false;
+  }
+  return true;
+}
+
 void SimCluster::settle() {
   trace("settle: heal, restart, expect a leader and quiet within 10 election timeouts");
   faults_off();
   net.heal();
   for (int i : down_nodes()) restart(i);
-  const bool ok = run_until(
-      [&] {
-        if (pending_ != 0) return false;
-        const int l = leader();
-        if (l < 0) return false;
-        const Status ls = log(l).status();
-        if (ls.commit_index != ls.last_index) return false;
-        for (const auto& m : ls.config.nodes) {
-          const int s = net.slot_of(m.url);
-          if (s < 0 || !up(s)) return false;
-          const Status st = log(s).status();
-          if (st.term != ls.term || st.leader_id != ls.id || st.applied_index < ls.commit_index) return false;
-        }
-        return true;
-      },
-      10 * et());
+  const bool ok = run_until([&] { return quiet(); }, 10 * et());
   if (!ok) {
     const int l = leader();
     liveness_failure(fmt::format("not settled after 10 election timeouts: leader n{}, {} applies pending", l,

@@ -94,6 +94,9 @@ class SimCluster {
   // Then the final checks: every successful apply is in the committed log of
   // every member.
   void settle();
+  // A leader, no pending applies, everything committed and applied on every
+  // member, all members following the leader in its term.
+  bool quiet();
   void liveness_failure(std::string what);
   void expect(bool cond, std::string what);  // a scenario-specific safety check
 
@@ -120,6 +123,7 @@ class SimCluster {
     bool started = false;
     std::string last_state = "stopped";
     std::uint64_t last_term = 0, last_commit = 0;
+    std::uint64_t leader_term = 0, leader_commit = 0;  // as leader, this incarnation
     std::uint64_t incarnation = 0;
   };
   struct Op {

@@ -275,7 +275,7 @@ void churn(SimCluster& c) {
   const int iters = ops_or(c, 40);
   for (int it = 0; it < iters; ++it) {
     auto ups = c.up_nodes();
-    switch (c.rng.below(10)) {
+    switch (c.rng.below(11)) {
       case 0:
       case 1:
       case 2: {
@@ -286,6 +286,15 @@ void churn(SimCluster& c) {
       case 3:
         if (ups.size() > 1) c.crash(ups[c.rng.below(ups.size())]);
         break;
+      case 10: {
+        // A quick reboot, typically in the middle of an election: a voter
+        // must remember its vote (§5.2, Figure 2 "persistent state").
+        const int x = ups[c.rng.below(ups.size())];
+        c.crash(x);
+        c.run_for(c.rng.duration(0ms, 30ms));
+        c.restart(x);
+        break;
+      }
       case 4: {
         auto down = c.down_nodes();
         if (!down.empty()) c.restart(down[c.rng.below(down.size())]);

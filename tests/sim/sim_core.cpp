@@ -611,6 +611,11 @@ void Checker::check_entry(int slot, std::uint64_t index, std::uint64_t term, Log
         violation(fmt::format("apply result: index {} was reported committed with '{}' but '{}' was applied",
                               index, it->second, data));
     }
+    for (auto it = commit_checks_.lower_bound(index); it != commit_checks_.end() && it->first == index;
+         it = commit_checks_.erase(it))
+      if (it->second.first != term)
+        violation(fmt::format("commit by counting: slot {} as leader of term {} committed index {} of term {} (§5.4.2)",
+                              it->second.second, it->second.first, index, term));
     // Terms never decrease along the log.
     for (std::uint64_t i = index - 1; i > 0; --i)
       if (global_[i].set) {
@@ -650,6 +655,16 @@ void Checker::restarted(int slot) {
   n.commit = 0;
   n.applied = 0;
   n.observed_applied = 0;
+}
+
+void Checker::leader_commit(int slot, std::uint64_t term, std::uint64_t commit) {
+  if (known(commit)) {
+    if (global_[commit].term != term)
+      violation(fmt::format("commit by counting: slot {} as leader of term {} committed index {} of term {} (§5.4.2)",
+                            slot, term, commit, global_[commit].term));
+    return;
+  }
+  commit_checks_.emplace(commit, std::make_pair(term, slot));
 }
 
 void Checker::apply_succeeded(std::uint64_t index, const std::string& data) {

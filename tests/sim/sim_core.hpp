@@ -264,6 +264,10 @@ class Checker {
   void restored(int slot, std::uint64_t index, const std::vector<LogEntry>& entries);
   // A new incarnation of `slot` starts (after a crash): volatile indexes reset.
   void restarted(int slot);
+  // A leader of `term` moved its commit index to `commit` by counting: the
+  // entry there must be of `term` (§5.4.2, Figure 8). Checked as soon as the
+  // entry at `commit` is applied somewhere.
+  void leader_commit(int slot, std::uint64_t term, std::uint64_t commit);
   // A client's apply of `data` returned success with `index`.
   void apply_succeeded(std::uint64_t index, const std::string& data);
 
@@ -301,7 +305,8 @@ class Checker {
   std::vector<Rec> global_;
   std::vector<NodeObs> nodes_;
   std::vector<std::string> violations_;
-  std::map<std::uint64_t, std::string> expected_;  // successful applies: index -> data
+  std::map<std::uint64_t, std::string> expected_;
+  std::multimap<std::uint64_t, std::pair<std::uint64_t, int>> commit_checks_;  // index -> (term, slot)  // successful applies: index -> data
   // For each term, the highest commit index observed before any node reached
   // it (leader completeness compares new leaders against it).
   std::vector<std::uint64_t> commit_at_term_start_;

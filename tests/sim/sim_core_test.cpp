@@ -538,6 +538,24 @@ TEST(Checker, AppliedEntryDifferentFromTheReportedApplyResultIsAViolation) {
   EXPECT_TRUE(r.c.failed());
 }
 
+TEST(Checker, LeaderCommittingAPreviousTermEntryByCountingIsAViolation) {
+  CheckRig r;
+  r.c.applied(0, cmd(1, 1, "a"));
+  r.c.leader_commit(1, 3, 2);  // leader of term 3 commits index 2...
+  r.c.leader_commit(1, 3, 1);  // ...and index 1, of term 1: known at once
+  EXPECT_TRUE(r.c.failed());
+  CheckRig r2;
+  r2.c.leader_commit(1, 3, 2);
+  r2.c.applied(0, cmd(1, 1, "a"));
+  r2.c.applied(0, cmd(2, 2, "b"));  // index 2 turns out to be of term 2
+  EXPECT_TRUE(r2.c.failed());
+  CheckRig r3;
+  r3.c.leader_commit(1, 2, 2);
+  r3.c.applied(0, cmd(1, 1, "a"));
+  r3.c.applied(0, cmd(2, 2, "b"));
+  EXPECT_FALSE(r3.c.failed());
+}
+
 TEST(SimFsm, SnapshotRestoresTheSameEntries) {
   CheckRig r;
   SimFsm a(r.c, 0), b(r.c, 1);
