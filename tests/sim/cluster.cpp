@@ -255,14 +255,14 @@ std::size_t SimCluster::submit(int i, std::string cmd) {
 bool SimCluster::apply(Clock::duration bound, bool must) {
   const auto deadline = clock.now() + bound;
   while (clock.now() < deadline) {
-    int l = wait_leader(deadline - clock.now());
-    if (l < 0) break;
+    if (wait_leader(deadline - clock.now()) < 0) break;
+    const int l = leader();  // the leader of the highest term
     const auto k = submit(l);
     // A client gives up on a deposed leader and retries with the new one;
     // the first attempt stays pending and must settle later.
     run_until([&] { return ops_[k].done || leader() != l; }, deadline - clock.now());
     if (ops_[k].ok) return true;
-    if (ops_[k].done) run_for(et() / 10);
+    run_for(et() / 10);  // back off before retrying
   }
   if (must) liveness_failure("an apply did not commit in time");
   return false;
