@@ -188,6 +188,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   std::uint64_t reconnect_gen_ = 0;
   std::shared_ptr<Timer> reconnect_timer_;
   std::uint64_t leader_commit_ = 0;  // from heartbeats of term_
+  std::string leader_url_hint_;      // the leader's URL as its heartbeats tell it
   std::uint64_t acked_ = 0;
   bool ack_inflight_ = false;
 
@@ -251,7 +252,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   bool in_config(std::uint64_t id) const { return config_.node_by_id(id) != nullptr; }
   std::string url_of(std::uint64_t id) const {
     const auto* n = config_.node_by_id(id);
-    return n ? n->url : std::string();
+    if (n) return n->url;
+    if (id != 0 && id == leader_id_) return leader_url_hint_;
+    return std::string();
   }
 
   // ---------------------------------------------------------- lifecycle
@@ -807,7 +810,7 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
   auto it = peers_.find(peer);
   if (it == peers_.end() || it->second.hb_inflight || !o_.transport) return;
   it->second.hb_inflight = true;
-  const HeartbeatRequest req{term_, commit_, id_};
+  const HeartbeatRequest req{term_, commit_, id_, o_.url};
   o_.transport->heartbeat(url_of(peer), req, [self = shared_from_this(), ep = epoch_, term = term_, peer](result<HeartbeatResponse> r) {
     self->post_any_epoch([self, ep, term, peer, r] {
       if (self->epoch_ != ep) return;
@@ -1575,6 +1578,7 @@ void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatRe
   // term from someone else while we lead is a bug.
   RAFT_ASSERT(!(state_ == State::leader && req.leader_id != id_), "two leaders in one term");
   if (state_ != State::leader) {
+    if (!req.leader_url.empty()) leader_url_hint_ = req.leader_url;
     become_follower(req.leader_id);
     last_heard_ = clock_->now();
     leader_commit_ = std::max(leader_commit_, req.commit_index);
@@ -1789,7 +1793,7 @@ result<void> Log::flush() {
 }
 result<HeartbeatResponse> Log::heartbeat(std::uint64_t term, std::uint64_t commit_index, std::uint64_t leader_id) {
   auto r = run_blocking<HeartbeatResponse>(
-      *impl_, [&](Handler_fn<HeartbeatResponse> h) { handle_heartbeat({term, commit_index, leader_id}, std::move(h)); });
+      *impl_, [&](Handler_fn<HeartbeatResponse> h) { handle_heartbeat({term, commit_index, leader_id, {}}, std::move(h)); });
   if (r && r->error) return r->error;
   return r;
 }

@@ -35,6 +35,10 @@ struct HeartbeatRequest {
   std::uint64_t term = 0;
   std::uint64_t commit_index = 0;
   std::uint64_t leader_id = 0;
+  // The leader's URL (query parameter `leaderURL`, an addition to the seed's
+  // protocol): a follower whose log does not yet hold the configuration that
+  // added the leader could otherwise never find it to open its stream.
+  std::string leader_url;
 };
 struct HeartbeatResponse {
   std::uint64_t index = 0;  // follower's last log index

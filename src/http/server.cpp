@@ -276,6 +276,7 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       hb.term = *term;
       hb.commit_index = *commit;
       hb.leader_id = *leader;
+      if (const std::string* lu = p.one("leaderURL")) hb.leader_url = *lu;  // optional
       return svc.handle_heartbeat(hb, [this, cb](result<HeartbeatResponse> r) {
         if (!r) return cb(service_error(r.error()));
         Reply rep = make_reply(http::status::ok);

@@ -335,6 +335,7 @@ void HTTPTransport::heartbeat(const std::string& url, const HeartbeatRequest& re
   std::string pq = "/raft/heartbeat?" + query({{"term", std::to_string(req.term)},
                                                {"commitIndex", std::to_string(req.commit_index)},
                                                {"leaderID", std::to_string(req.leader_id)}});
+  if (!req.leader_url.empty()) pq += "&" + query({{"leaderURL", req.leader_url}});
   impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
     if (ec) return h(ec);
     auto index = header_u64(res, kHeaderIndex);

@@ -186,7 +186,7 @@ TEST(Log, NewLeaderAppendsANopOfItsTerm) {
 TEST(Log, HeartbeatWithStaleTermIsRefused) {
   auto c = three_node_cluster();
   auto* f = c->nodes[1].get();
-  auto r = c->call<HeartbeatResponse>([&](auto h) { f->log->handle_heartbeat({0, 0, 9}, std::move(h)); });
+  auto r = c->call<HeartbeatResponse>([&](auto h) { f->log->handle_heartbeat({0, 0, 9, {}}, std::move(h)); });
   ASSERT_TRUE(r);
   EXPECT_EQ(r->error, errc::stale_term);
   EXPECT_EQ(r->term, f->log->term());
