@@ -89,6 +89,9 @@ class SimCluster {
   // ---- faults and the end of a run ----
   void faults_on(bool mild = false);
   void faults_off();
+  // Snapshots with small thresholds on every node started from now on (most
+  // seeds draw this at random; the snapshot scenarios force it).
+  void snapshots_on() { snapshots_ = true; }
   // Liveness: heal everything, restart crashed members, then a leader must
   // be elected and every pending apply settle within 10 election timeouts.
   // Then the final checks: every successful apply is in the committed log of

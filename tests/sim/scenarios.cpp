@@ -396,6 +396,107 @@ void replace_every_member(SimCluster& c) {
   for (int m : c.members()) c.expect(m >= n, "an original member is still in the configuration");
 }
 
+// §5.2, Figure 2 ("votedFor: persistent"): a voter that reboots in the
+// middle of a split election must remember its vote. Seven nodes are split
+// into two halves of three joined only through the leader (the bridge). The
+// bridge then reboots again and again, faster than an election timeout (so
+// it never campaigns itself): both halves lose their leader at once and
+// campaign from the same term, and each needs the bridge's vote for a
+// majority of four. A node that forgot its vote elects two leaders in a term.
+void voter_reboots_during_split_election(SimCluster& c) {
+  c.bootstrap(7);
+  const int l = c.wait_leader(10 * c.et());
+  if (l < 0) return c.liveness_failure("no initial leader");
+  c.apply(10 * c.et());
+  auto rest = followers(c, l);
+  for (std::size_t i = 0; i < rest.size(); ++i) std::swap(rest[i], rest[i + c.rng.below(rest.size() - i)]);
+  c.net.bridge({rest[0], rest[1], rest[2]}, {rest[3], rest[4], rest[5]}, l);
+  c.run_for(c.et() / 2);
+  for (int k = 0; k < 24; ++k) {
+    c.crash(l);
+    c.restart(l);
+    c.run_for(c.et() / 8 + c.et() * static_cast<long>(c.rng.below(5)) / 8);
+  }
+  c.net.heal();
+  c.settle();
+}
+
+// ---- Snapshots and compaction (issue 5) ----
+
+// Snapshots and compaction under normal operation, then a restart of all.
+void snapshot_compaction(SimCluster& c) {
+  c.snapshots_on();
+  c.bootstrap(nodes_or(c, 3));
+  for (int i = 0; i < ops_or(c, 120); ++i) c.apply(10 * c.et());
+  c.settle();
+}
+
+// A follower partitioned past the compaction point is caught up by a
+// snapshot on the stream; `unreliable` adds drops, duplicates and delays.
+void snapshot_install(SimCluster& c, bool unreliable) {
+  c.snapshots_on();
+  c.bootstrap(nodes_or(c, 3));
+  if (unreliable) c.faults_on();
+  c.apply(20 * c.et());
+  const int l = c.leader();
+  if (l < 0) return c.liveness_failure("no leader");
+  auto f = followers(c, l);
+  const int lag = f[c.rng.below(f.size())];
+  c.net.isolate(lag);
+  for (int i = 0; i < ops_or(c, 100); ++i) c.apply(20 * c.et(), false);
+  c.net.heal();
+  c.run_for(4 * c.et());
+  c.faults_off();
+  c.settle();
+}
+void snapshot_install_after_partition(SimCluster& c) { snapshot_install(c, false); }
+void snapshot_install_unreliable(SimCluster& c) { snapshot_install(c, true); }
+
+// The receiver crashes again and again while it installs a snapshot: every
+// persistence point of the install path is hit across seeds.
+void snapshot_receiver_crashes(SimCluster& c) {
+  c.snapshots_on();
+  c.bootstrap(nodes_or(c, 3));
+  c.apply(10 * c.et());
+  const int l = c.leader();
+  if (l < 0) return c.liveness_failure("no leader");
+  auto f = followers(c, l);
+  const int lag = f[c.rng.below(f.size())];
+  c.crash(lag);
+  for (int i = 0; i < ops_or(c, 100); ++i) c.apply(10 * c.et(), false);
+  for (int k = 0; k < 8; ++k) {
+    c.restart(lag);
+    c.run_for(std::chrono::microseconds(c.rng.range(100, 40000)));
+    c.crash(lag);
+  }
+  c.restart(lag);
+  c.settle();
+}
+
+// Every node crashes after snapshots were taken and restarts from them.
+void snapshot_crash_all(SimCluster& c) {
+  c.snapshots_on();
+  c.bootstrap(nodes_or(c, 3));
+  for (int i = 0; i < ops_or(c, 80); ++i) c.apply(10 * c.et());
+  for (int i : c.up_nodes()) c.crash(i);
+  for (int i = 0; i < c.size(); ++i)
+    if (!c.retired(i)) c.restart(i);
+  c.apply(20 * c.et());
+  c.settle();
+}
+
+// A node added after many compactions starts from a snapshot.
+void snapshot_new_node(SimCluster& c) {
+  c.snapshots_on();
+  c.bootstrap(nodes_or(c, 3));
+  for (int i = 0; i < ops_or(c, 150); ++i) c.apply(10 * c.et());
+  bool ok = false;
+  c.add_member(true, &ok);
+  if (!ok) return c.liveness_failure("the new node did not join");
+  c.apply(10 * c.et());
+  c.settle();
+}
+
 }  // namespace
 
 const std::vector<ScenarioInfo>& scenarios() {
@@ -416,6 +517,13 @@ const std::vector<ScenarioInfo>& scenarios() {
       {"membership_add_remove_under_faults", membership_add_remove_under_faults},
       {"remove_leader", remove_leader},
       {"replace_every_member", replace_every_member},
+      {"voter_reboots_during_split_election", voter_reboots_during_split_election},
+      {"snapshot_compaction", snapshot_compaction},
+      {"snapshot_install_after_partition", snapshot_install_after_partition},
+      {"snapshot_install_unreliable", snapshot_install_unreliable},
+      {"snapshot_receiver_crashes", snapshot_receiver_crashes},
+      {"snapshot_crash_all", snapshot_crash_all},
+      {"snapshot_new_node", snapshot_new_node},
   };
   return v;
 }
