@@ -70,6 +70,8 @@ void SimCluster::start(int i) {
   if (snapshots_) {
     o.snapshot_threshold_entries = seed_rng_.range(4, 40);
     o.snapshot_tail_entries = seed_rng_.range(0, 8);
+    // Compaction drops whole segments only: small segments make it happen.
+    o.segment_size_bytes_max = seed_rng_.range(256, 4096);
   }
   o.inject_fault = params.fault;
   if (trace.on()) o.logger = [this, i](std::string_view l) { trace("n{} log: {}", i, l); };
