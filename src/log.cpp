@@ -163,6 +163,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     std::unique_ptr<Reader> snap;
     std::uint64_t snap_index = 0;
     bool need_snapshot = false;
+    std::uint64_t sent_commit = 0;  // commit index last told on this stream
   };
   std::map<std::uint64_t, std::shared_ptr<OutStream>> out_streams_;  // by peer id
 
@@ -241,6 +242,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     out(fmt::format("raft[{}] t{} {}: {}", id_, term_, to_string(state_), fmt::format(f, std::forward<A>(a)...)));
   }
   void publish();
+  // The hot path: only the indexes change (no config or string copies).
+  void publish_indexes();
   std::uint64_t last_index() const { return log_ ? std::max(log_->last_index(), pending_last()) : 0; }
   std::uint64_t pending_last() const { return pending_append_.empty() ? 0 : pending_append_.back().index; }
   std::uint64_t last_term() const {
@@ -375,6 +378,13 @@ void Log::Impl::publish() {
   view_.config = config_;
   view_open_ = state_ != State::stopped;
   view_path_ = view_open_ ? path_ : std::string();
+}
+
+void Log::Impl::publish_indexes() {
+  std::lock_guard lk(view_mu_);
+  view_.commit_index = commit_;
+  view_.applied_index = applied_;
+  view_.last_index = last_index();
 }
 
 std::uint64_t Log::Impl::term_at(std::uint64_t index) const {
@@ -515,6 +525,7 @@ void Log::Impl::note_config_entry(const LogEntry& e) {
   if (c.cluster_id == 0) c.cluster_id = cluster_id_;
   configs_.push_back(c);
   config_ = std::move(c);
+  publish();  // getters and /raft/status see the new configuration
   if (state_ == State::leader) {
     // Start or stop replicating to members as the configuration changes.
     for (const auto& n : config_.nodes)
@@ -667,6 +678,7 @@ bool Log::Impl::truncate_after(std::uint64_t index) {
   ++trunc_gen_;
   while (!configs_.empty() && configs_.back().index > index) configs_.pop_back();
   config_ = configs_.empty() ? base_config_ : configs_.back();
+  publish();
   // Client calls waiting on overwritten entries learn it now.
   for (auto it = pending_applies_.upper_bound(index); it != pending_applies_.end();) {
     if (it->second.timer) it->second.timer->cancel();
@@ -857,8 +869,11 @@ void Log::Impl::set_commit(std::uint64_t c) {
   commit_ = std::min(c, last_index());
   settle_pending();
   maybe_apply();
-  publish();
-  if (state_ == State::leader) send_heartbeats();  // followers learn the commit now
+  publish_indexes();
+  // Followers learn the new commit index on their streams (a commit frame
+  // after the entries), not by an extra heartbeat round per commit.
+  if (state_ == State::leader)
+    for (auto& [peer, st] : out_streams_) pump(st);
 }
 
 void Log::Impl::settle_pending() {
@@ -919,7 +934,7 @@ void Log::Impl::maybe_apply() {
         if (node.mapped().timer) node.mapped().timer->cancel();
         if (auto h = std::move(node.mapped().h)) h({});
       }
-      self->publish();
+      self->publish_indexes();
       self->maybe_apply();
       if (!self->applying_) self->maybe_snapshot();
     });
@@ -1012,7 +1027,8 @@ void Log::Impl::schedule_reconnect() {
 }
 
 void Log::Impl::open_stream() {
-  if (state_ != State::follower || leader_id_ == 0 || in_ || !o_.transport) return;
+  // A joining node streams only once it knows its own id.
+  if (state_ != State::follower || leader_id_ == 0 || id_ == 0 || in_ || !o_.transport) return;
   const std::string url = url_of(leader_id_);
   if (url.empty()) return;
   flush_appends();
@@ -1116,6 +1132,14 @@ result<void> Log::Impl::on_stream_event(InStream& s, const detail::StreamEvent& 
         if (!truncate_after(ev.index - 1)) return errc::store_failed;
       }
       batch.push_back(LogEntry{ev.type, ev.index, ev.term, std::string(ev.data)});
+      return {};
+    }
+    case K::commit: {
+      if (ev.term != s.term) return errc::protocol_error;
+      // The leader's commit index; we commit only what we hold durably and
+      // know to match (the same rule as for heartbeats).
+      leader_commit_ = std::max(leader_commit_, ev.index);
+      if (s.positioned) set_commit(std::min(leader_commit_, std::min(durable_, s.pos)));
       return {};
     }
     case K::snapshot_begin:
@@ -1333,13 +1357,40 @@ void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
     return;
   }
   const std::uint64_t last = log_->last_index();
-  if (s->next > last) return;
+  if (s->next > last) {
+    // Nothing new to send: tell the commit index if it moved (the follower
+    // caps it by what it holds, so it may run ahead of s->next).
+    if (commit_ <= s->sent_commit) return;
+    s->buf.clear();
+    detail::encode_frame(s->buf, detail::kFrameCommit, commit_, term_, {});
+    s->sent_commit = commit_;
+    s->buf_last = s->next - 1;
+    s->writing = true;
+    s->writer->write(s->buf, [self = shared_from_this(), ep = epoch_, s](std::error_code ec) {
+      self->post_any_epoch([self, ep, s, ec] {
+        s->writing = false;
+        if (self->epoch_ != ep || !s->alive) return;
+        if (ec) {
+          s->alive = false;
+          if (auto it = self->out_streams_.find(s->peer); it != self->out_streams_.end() && it->second == s)
+            self->out_streams_.erase(it);
+          return;
+        }
+        self->pump(s);
+      });
+    });
+    return;
+  }
   // Served from the log (page cache), never from an unbounded queue: a slow
   // follower simply falls behind and is read from disk when it catches up.
   auto batch = log_->read(s->next, last, o_.stream_batch_bytes_max);
   if (!batch) return fatal("reading entries to stream", batch.error());
   s->buf.clear();
   for (const auto& e : *batch) encode_entry(s->buf, e);
+  if (commit_ > s->sent_commit) {
+    detail::encode_frame(s->buf, detail::kFrameCommit, commit_, term_, {});
+    s->sent_commit = commit_;
+  }
   s->buf_last = batch->back().index;
   s->writing = true;
   s->writer->write(s->buf, [self = shared_from_this(), ep = epoch_, s](std::error_code ec) {
@@ -1381,7 +1432,7 @@ void Log::Impl::do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::ui
   }
   pending_applies_.emplace(index, std::move(p));
   append_local(std::move(e));
-  publish();
+  publish_indexes();
 }
 
 void Log::Impl::do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h) {

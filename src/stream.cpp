@@ -57,7 +57,8 @@ result<void> StreamParser::feed(std::string_view in, const std::function<result<
     if (avail.size() < kEntryHeaderSize) break;
     const EntryHeader h = decode_entry_header(reinterpret_cast<const std::byte*>(avail.data()));
     if (h.data_length > max_) return errc::entry_too_large;
-    const bool known = is_valid_entry_type(h.type) || h.type == kFramePosition || h.type == kFrameSnapshot;
+    const bool known = is_valid_entry_type(h.type) || h.type == kFramePosition || h.type == kFrameSnapshot ||
+                       h.type == kFrameCommit;
     if (!known) return errc::protocol_error;
     if (avail.size() < kEntryHeaderSize + h.data_length) break;
     StreamEvent ev{};
@@ -70,6 +71,9 @@ result<void> StreamParser::feed(std::string_view in, const std::function<result<
     } else if (h.type == kFramePosition) {
       if (h.data_length != 0) return errc::protocol_error;
       ev.kind = StreamEvent::Kind::position;
+    } else if (h.type == kFrameCommit) {
+      if (h.data_length != 0) return errc::protocol_error;
+      ev.kind = StreamEvent::Kind::commit;
     } else if (h.type == kFrameSnapshot) {
       ev.kind = StreamEvent::Kind::snapshot_begin;
     } else {

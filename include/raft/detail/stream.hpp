@@ -8,6 +8,9 @@
 //                      it holds (X, T) (Log Matching, §5.3): if so it drops its
 //                      uncommitted suffix after X and reads on; if not it
 //                      reconnects asking from an earlier point.
+//   type 252 commit    index = the leader's commit index, no data. Sent after
+//                      entries (and alone when only the commit moved), so a
+//                      follower learns commits without a heartbeat round.
 //   type 255 snapshot  index/term = the snapshot's last entry; data = the
 //                      config JSON at that index; then the FSM's bytes as
 //                      chunks `u64 length | bytes`, ended by a zero length.
@@ -24,6 +27,7 @@
 
 namespace raft::detail {
 
+inline constexpr std::uint8_t kFrameCommit = 252;
 inline constexpr std::uint8_t kFramePosition = 253;
 inline constexpr std::uint8_t kFrameConfig = 254;
 inline constexpr std::uint8_t kFrameSnapshot = 255;
@@ -32,7 +36,7 @@ void encode_frame(std::string& out, std::uint8_t type, std::uint64_t index, std:
 void encode_snapshot_chunk(std::string& out, std::string_view data);  // empty data = end
 
 struct StreamEvent {
-  enum class Kind { config, position, entry, snapshot_begin, snapshot_data, snapshot_end };
+  enum class Kind { config, position, commit, entry, snapshot_begin, snapshot_data, snapshot_end };
   Kind kind = Kind::entry;
   std::uint64_t index = 0;
   std::uint64_t term = 0;
