@@ -71,6 +71,7 @@ struct Opts {
   bool async = false;
   double rate = 0;  // >0: open loop
   int io_threads = 1;
+  bool apply_on_io = false;  // FSM on the network/strand io_context, no apply thread
   int repeat = 1;
   std::vector<int> sweep;  // client counts
   std::string svg = "raft-bench-sweep.svg";
@@ -87,7 +88,8 @@ struct Opts {
   std::fprintf(stderr,
                "raft-bench: %s\n"
                "usage: raft-bench [--nodes N] [--clients C] [--size BYTES] [--duration S] [--warmup S]\n"
-               "                  [--sync|--no-sync] [--async] [--rate OPS] [--io-threads T] [--repeat K]\n"
+               "                  [--sync|--no-sync] [--async] [--rate OPS] [--io-threads T] [--apply-on-io]\n"
+               "                  [--repeat K]\n"
                "                  [--sweep clients=1,4,16,64] [--svg FILE] [--dir DIR] [--json] [--verbose]\n"
                "       raft-bench --probe [--dir DIR] [--json]\n",
                msg);
@@ -113,6 +115,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--async") o.async = true;
     else if (a == "--rate") o.rate = std::stod(val());
     else if (a == "--io-threads") o.io_threads = std::stoi(val());
+    else if (a == "--apply-on-io") o.apply_on_io = true;
     else if (a == "--repeat") o.repeat = std::stoi(val());
     else if (a == "--svg") o.svg = val();
     else if (a == "--dir") o.dir = val();
@@ -248,7 +251,7 @@ struct Node {
   std::unique_ptr<raft::Server> server;
   std::string url;
 
-  bool start(const std::string& dir, bool sync, int io_threads, bool verbose) {
+  bool start(const std::string& dir, bool sync, int io_threads, bool verbose, bool apply_on_io) {
     const auto port = free_port();
     url = "http://127.0.0.1:" + std::to_string(port);
     transport = std::make_unique<raft::HTTPTransport>(rt.io.get_executor());
@@ -258,7 +261,7 @@ struct Node {
     lo.transport = transport.get();
     lo.executor = rt.io.get_executor();
     lo.storage_executor = rt.storage_io.get_executor();
-    lo.apply_executor = rt.apply_io.get_executor();
+    lo.apply_executor = apply_on_io ? rt.io.get_executor() : rt.apply_io.get_executor();
     lo.sync = sync;
     if (verbose)
       lo.logger = [](std::string_view l) { std::fprintf(stderr, "[%d] %.*s\n", int(::getpid()), int(l.size()), l.data()); };
@@ -297,7 +300,7 @@ int run_node(const Opts& o) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   Node n;
-  if (!n.start(o.node_dir, o.sync, o.io_threads, o.verbose)) return 1;
+  if (!n.start(o.node_dir, o.sync, o.io_threads, o.verbose, o.apply_on_io)) return 1;
   bool joined = false;
   for (int attempt = 0; attempt < 100 && !joined; ++attempt) {
     auto r = n.log->join(o.join);
@@ -363,6 +366,7 @@ pid_t spawn_follower(const Opts& o, const std::string& join_url, const std::stri
   std::vector<std::string> args = {"/proc/self/exe", "--node", "--join", join_url, "--node-dir", dir,
                                    o.sync ? "--sync" : "--no-sync", "--io-threads", std::to_string(o.io_threads)};
   if (o.verbose) args.push_back("--verbose");
+  if (o.apply_on_io) args.push_back("--apply-on-io");
   pid_t pid = ::fork();
   if (pid < 0) {
     std::perror("raft-bench: fork");
@@ -413,7 +417,7 @@ std::optional<Result> run_once(const Opts& o) {
   } cleanup{base};
 
   auto leader = std::make_unique<Node>();
-  if (!leader->start(base + "/n1", o.sync, o.io_threads, o.verbose)) return std::nullopt;
+  if (!leader->start(base + "/n1", o.sync, o.io_threads, o.verbose, o.apply_on_io)) return std::nullopt;
   struct StopNode {
     Node* n;
     ~StopNode() { n->stop(); }
@@ -561,8 +565,9 @@ std::optional<Result> run_once(const Opts& o) {
 
 // ------------------------------------------------------------------ output
 std::string mode_name(const Opts& o) {
-  if (o.rate > 0) return "open " + std::to_string(static_cast<long long>(o.rate)) + "/s";
-  return o.async ? "async" : "threads";
+  std::string m = o.rate > 0 ? "open " + std::to_string(static_cast<long long>(o.rate)) + "/s" : o.async ? "async" : "threads";
+  if (o.apply_on_io) m += "+aio";
+  return m;
 }
 
 void print_header() {
