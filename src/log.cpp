@@ -135,7 +135,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // Election.
   std::uint64_t election_gen_ = 0;
   std::shared_ptr<Timer> election_timer_;
-  std::map<std::uint64_t, bool> votes_;  // voter id -> granted
+  std::map<std::uint64_t, bool> votes_;  // voter id -> granted, for those who answered
+  std::shared_ptr<Timer> vote_retry_timer_;
 
   // Leader.
   struct Peer {
@@ -272,7 +273,12 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // ----------------------------------------------------------- roles
   void reset_election_timer();
   void on_election_timeout();
-  void become_follower(std::uint64_t leader);
+  void request_votes(std::uint64_t term);
+  // reset_timer=false: seeing a higher term is not hearing from a leader;
+  // only a leader's heartbeat or a granted vote resets the election timer
+  // (Figure 2), or a node with the most up-to-date log could be kept from
+  // ever campaigning by candidates it must refuse.
+  void become_follower(std::uint64_t leader, bool reset_timer = true);
   void become_leader();
   void start_heartbeats();
   void send_heartbeats();
@@ -528,7 +534,7 @@ void Log::Impl::close_now(std::error_code why) {
   if (state_ == State::leader) end_out_streams(errc::not_leader);
   out_streams_.clear();
   drop_in_stream();
-  for (auto* t : {&election_timer_, &heartbeat_timer_, &reconnect_timer_})
+  for (auto* t : {&election_timer_, &heartbeat_timer_, &reconnect_timer_, &vote_retry_timer_})
     if (*t) (*t)->cancel();
   ++election_gen_;
   ++heartbeat_gen_;
@@ -698,20 +704,26 @@ void Log::Impl::on_election_timeout() {
   logf("election started (last {}:{})", last_index(), last_term());
   publish();
   if (votes_.size() >= quorum()) return become_leader();
+  request_votes(term_);
+}
+
+void Log::Impl::request_votes(std::uint64_t term) {
+  if (state_ != State::candidate || term_ != term) return;
   const VoteRequest req{term_, id_, last_index(), last_term()};
   for (const auto& n : config_.nodes) {
-    if (n.id == id_) continue;
+    // Ask again only those who have not answered: requests and replies can
+    // be lost, and one lost vote should not cost a whole election round.
+    if (n.id == id_ || votes_.count(n.id)) continue;
     o_.transport->request_vote(n.url, req, [self = shared_from_this(), ep = epoch_, term = term_, voter = n.id](result<VoteResponse> r) {
       self->post_any_epoch([self, ep, term, voter, r] {
         if (self->epoch_ != ep || !r) return;
         if (r->term > self->term_) {
           self->set_term(r->term);
-          self->become_follower(0);
+          self->become_follower(0, false);
           return;
         }
         if (self->state_ != State::candidate || self->term_ != term) return;
-        if (!r->granted()) return;
-        self->votes_[voter] = true;
+        self->votes_[voter] = r->granted();
         std::size_t granted = 0;
         for (auto& [v, g] : self->votes_)
           if (g && self->in_config(v)) ++granted;
@@ -719,9 +731,14 @@ void Log::Impl::on_election_timeout() {
       });
     });
   }
+  vote_retry_timer_ = clock_->after(o_.heartbeat_interval, [self = shared_from_this(), ep = epoch_, term] {
+    self->post_any_epoch([self, ep, term] {
+      if (self->epoch_ == ep) self->request_votes(term);
+    });
+  });
 }
 
-void Log::Impl::become_follower(std::uint64_t leader) {
+void Log::Impl::become_follower(std::uint64_t leader, bool reset_timer) {
   const bool was_leader = state_ == State::leader;
   if (was_leader) {
     end_out_streams(errc::not_leader);
@@ -735,7 +752,7 @@ void Log::Impl::become_follower(std::uint64_t leader) {
     leader_id_ = leader;
     logf("following {}", leader);
   }
-  reset_election_timer();
+  if (reset_timer || was_leader || !election_timer_) reset_election_timer();
   publish();
 }
 
@@ -799,7 +816,7 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
       if (!r) return;
       if (r->term > self->term_) {
         self->set_term(r->term);
-        self->become_follower(0);
+        self->become_follower(0, false);
         return;
       }
       if (it != self->peers_.end() && self->term_ == term && !r->error) it->second.last_contact = self->clock_->now();
@@ -1194,7 +1211,7 @@ void Log::Impl::end_out_streams(std::error_code ec) {
 void Log::Impl::serve_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w) {
   if (req.term > term_) {
     set_term(req.term);
-    become_follower(0);
+    become_follower(0, false);
   }
   if (state_ != State::leader) return w->finish(errc::not_leader);
   if (req.term < term_) return w->finish(errc::stale_term);
@@ -1428,9 +1445,14 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
   o_.transport->join(url, o_.url, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
     self->post_any_epoch([self, ep, r, url, attempt, h = std::move(h)]() mutable {
       if (self->epoch_ != ep) return fail(h, errc::closed);
-      if (!r && r.error() == errc::change_in_progress && attempt < 100) {
-        // Another member is still joining or leaving (one change at a time):
-        // try again shortly rather than burden the caller with it.
+      const bool retry = !r && (r.error() == errc::change_in_progress || r.error() == errc::transport_error ||
+                                r.error() == errc::timeout || r.error() == errc::no_leader ||
+                                r.error() == errc::not_leader);
+      if (retry && attempt < 100) {
+        // Another member is still joining or leaving (one change at a time),
+        // or the request or its answer was lost: try again shortly rather
+        // than burden the caller. Joining is idempotent: a node the leader
+        // already added gets its id back.
         self->clock_->after(self->o_.heartbeat_interval, [self, ep, url, attempt, h = std::move(h)]() mutable {
           self->post_any_epoch([self, ep, url, attempt, h = std::move(h)]() mutable {
             if (self->epoch_ != ep) return fail(h, errc::closed);
@@ -1571,18 +1593,26 @@ void Log::Impl::do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) {
   // leader it ignores candidates, so removed or partitioned nodes cannot
   // disrupt the cluster by inflating terms.
   if (req.term > term_ && state_ == State::follower && leader_id_ != 0 &&
-      clock_->now() - last_heard_ < o_.election_timeout)
+      clock_->now() - last_heard_ < o_.election_timeout) {
+    logf("vote for {} in term {} refused: leader {} is alive", req.candidate_id, req.term, leader_id_);
     return h(VoteResponse{term_, make_error_code(errc::already_voted)});
+  }
   if (req.term > term_) {
     set_term(req.term);
     if (state_ == State::stopped) return fail(h, errc::store_failed);
-    become_follower(0);
+    become_follower(0, false);
   }
-  if (voted_for_ != 0 && voted_for_ != req.candidate_id) return h(VoteResponse{term_, make_error_code(errc::already_voted)});
+  if (voted_for_ != 0 && voted_for_ != req.candidate_id) {
+    logf("vote for {} refused: voted for {}", req.candidate_id, voted_for_);
+    return h(VoteResponse{term_, make_error_code(errc::already_voted)});
+  }
   // §5.4.1: grant only if the candidate's log is at least as up to date.
   const std::uint64_t lt = last_term(), li = last_index();
-  if (req.last_log_term < lt || (req.last_log_term == lt && req.last_log_index < li))
+  if (req.last_log_term < lt || (req.last_log_term == lt && req.last_log_index < li)) {
+    logf("vote for {} refused: its log {}:{} is behind ours {}:{}", req.candidate_id, req.last_log_index,
+         req.last_log_term, li, lt);
     return h(VoteResponse{term_, make_error_code(errc::out_of_date_log)});
+  }
   if (voted_for_ != req.candidate_id) {
     voted_for_ = req.candidate_id;
     if (!persist_meta()) return fail(h, errc::store_failed);  // durable before the reply
@@ -1596,7 +1626,7 @@ void Log::Impl::do_ack(const AckRequest& req, Handler_fn<void> h) {
   if (req.term < term_) return fail(h, errc::stale_term);
   if (req.term > term_) {
     set_term(req.term);
-    become_follower(0);
+    become_follower(0, false);
     return fail(h, errc::not_leader);
   }
   if (state_ != State::leader) return fail(h, errc::not_leader);

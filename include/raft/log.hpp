@@ -230,7 +230,7 @@ class Log final : public Service {
   };
   template <class T, class Token, class Start>
   auto initiate(Token&& token, Start start) {
-    using S = std::conditional_t<std::is_void_v<T>, void(std::error_code), typename Sig<T>::type>;
+    using S = typename Sig<T>::type;
     return boost::asio::async_initiate<Token, S>(
         [this](auto handler, Start start) {
           using H = decltype(handler);
@@ -251,6 +251,11 @@ class Log final : public Service {
   }
 
   std::shared_ptr<Impl> impl_;
+};
+
+template <>
+struct Log::Sig<void> {
+  using type = void(std::error_code);
 };
 
 }  // namespace raft

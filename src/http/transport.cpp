@@ -442,6 +442,9 @@ class StreamCall final : public StreamHandle, public std::enable_shared_from_thi
 
   void on_header() {
     conn_.stream.expires_never();
+    // flat_buffer reads only its free capacity (512 bytes when empty): give
+    // it room so one socket read can carry a whole large frame.
+    conn_.buffer.reserve(buf_.size());
     const auto& res = parser_.get();
     if (res.result() != http::status::ok) {
       std::error_code e = make_error_code(errc::transport_error);

@@ -23,7 +23,9 @@
 // each segment's header continues the previous segment's last entry.
 //
 // WRITING. append() encodes a batch into one reusable buffer and issues one
-// write per segment touched. A new segment starts when the next record would
+// write per segment touched (pwritev: data of 1 KiB or more is not copied
+// into the buffer but written from the caller's entry; a batch of more than
+// about 500 such entries takes one pwritev per IOV_MAX pieces). A new segment starts when the next record would
 // take the current one past segment_size_bytes_max (a record never spans
 // segments, so one large entry may exceed the limit). Before a segment is
 // created, the one it replaces is fdatasynced: a segment that is not the last
@@ -168,7 +170,34 @@ struct LogStore::Impl {
   // Owned by the Log's thread (append/read/truncate/compact/reset); the sync
   // thread never looks at them.
   std::vector<Segment> segs;  // never empty once open
-  std::string buf;            // append's reusable batch buffer
+  // append's batch, reused: the bytes staged for the current segment are
+  // `pieces` in order, each either a range of `buf` or a caller's data.
+  struct Piece {
+    const std::byte* ext;  // nullptr: bytes [off, off + len) of buf
+    std::size_t off, len;
+  };
+  std::string buf;
+  std::vector<Piece> pieces;
+  std::vector<std::span<const std::byte>> iov;
+  std::uint64_t staged = 0;
+
+  void stage_copy(const void* p, std::size_t n) {
+    if (!pieces.empty() && !pieces.back().ext)
+      pieces.back().len += n;
+    else
+      pieces.push_back(Piece{nullptr, buf.size(), n});
+    buf.append(static_cast<const char*>(p), n);
+    staged += n;
+  }
+  void stage_ref(const void* p, std::size_t n) {
+    pieces.push_back(Piece{static_cast<const std::byte*>(p), 0, n});
+    staged += n;
+  }
+  void clear_stage() {
+    buf.clear();
+    pieces.clear();
+    staged = 0;
+  }
 
   // Shared with sync(), guarded by mu.
   mutable std::mutex mu;
@@ -396,14 +425,17 @@ result<void> LogStore::Impl::recover() {
 // ----------------------------------------------------------------- writing
 
 result<void> LogStore::Impl::flush(Segment& seg, std::size_t entries_before) {
-  if (buf.empty()) return {};
-  if (auto r = seg.file->append(std::as_bytes(std::span(buf.data(), buf.size()))); !r) {
+  if (staged == 0) return {};
+  iov.clear();
+  for (const auto& p : pieces)
+    iov.emplace_back(p.ext ? p.ext : reinterpret_cast<const std::byte*>(buf.data()) + p.off, p.len);
+  if (auto r = seg.file->append_gather(iov); !r) {
     seg.entries.resize(entries_before);
-    buf.clear();
+    clear_stage();
     return fail(r.error());
   }
-  seg.end += buf.size();
-  buf.clear();
+  seg.end += staged;
+  clear_stage();
   std::lock_guard lk(mu);
   if (dirty.empty() || dirty.back() != seg.file) dirty.push_back(seg.file);
   written = seg.last_index();
@@ -474,23 +506,25 @@ result<void> LogStore::append(std::span<const LogEntry> entries) {
   std::size_t before = seg->entries.size();
   for (const auto& e : entries) {
     const std::uint64_t rec = kRecHeaderSize + e.data.size();
-    if ((!seg->entries.empty() || !m.buf.empty()) && seg->end + m.buf.size() + rec > m.opts.segment_size_bytes_max) {
+    if ((!seg->entries.empty() || m.staged) && seg->end + m.staged + rec > m.opts.segment_size_bytes_max) {
       if (auto r = m.flush(*seg, before); !r) return r;
       if (auto r = m.roll(); !r) return r;
       seg = &m.segs.back();
       before = seg->entries.size();
     }
-    seg->entries.push_back(EntryLoc{seg->end + m.buf.size(), e.term});
-    const std::size_t at = m.buf.size();
+    seg->entries.push_back(EntryLoc{seg->end + m.staged, e.term});
     std::byte h[kRecHeaderSize];
     detail::put_be32(h + 4, static_cast<std::uint32_t>(e.data.size()));
     h[8] = static_cast<std::byte>(e.type);
     detail::put_be64(h + 9, e.index);
     detail::put_be64(h + 17, e.term);
-    m.buf.append(reinterpret_cast<const char*>(h), kRecHeaderSize);
-    m.buf.append(e.data);
-    auto* p = reinterpret_cast<std::byte*>(m.buf.data() + at);
-    detail::put_be32(p, detail::crc_mask(detail::crc32c(0, p + 8, 17 + e.data.size())));
+    const std::uint32_t crc = detail::crc32c(detail::crc32c(0, h + 8, 17), e.data.data(), e.data.size());
+    detail::put_be32(h, detail::crc_mask(crc));
+    m.stage_copy(h, kRecHeaderSize);
+    if (e.data.size() >= 1024)
+      m.stage_ref(e.data.data(), e.data.size());
+    else
+      m.stage_copy(e.data.data(), e.data.size());
   }
   return m.flush(*seg, before);
 }

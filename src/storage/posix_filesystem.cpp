@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+#include <climits>
 #include <unistd.h>
 
 namespace raft::storage {
@@ -45,6 +47,37 @@ class PosixFile final : public File {
   // on Linux pwrite ignores its offset on an O_APPEND descriptor, which would
   // break write_at.
   result<void> append(std::span<const std::byte> data) override { return write_at(size_.load(), data); }
+
+  result<void> append_gather(std::span<const std::span<const std::byte>> parts) override {
+    iov_.clear();
+    for (const auto& p : parts)
+      if (!p.empty()) iov_.push_back(iovec{const_cast<std::byte*>(p.data()), p.size()});
+    std::uint64_t off = size_.load();
+    std::size_t i = 0;
+    while (i < iov_.size()) {
+      const int cnt = static_cast<int>(std::min<std::size_t>(IOV_MAX, iov_.size() - i));
+      const ssize_t n = ::pwritev(fd_, &iov_[i], cnt, static_cast<off_t>(off));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        const int e = errno;
+        bump_size(off);
+        return from_errno(e);
+      }
+      off += static_cast<std::uint64_t>(n);
+      for (auto left = static_cast<std::size_t>(n); left > 0;) {
+        if (left >= iov_[i].iov_len) {
+          left -= iov_[i].iov_len;
+          ++i;
+        } else {
+          iov_[i].iov_base = static_cast<char*>(iov_[i].iov_base) + left;
+          iov_[i].iov_len -= left;
+          left = 0;
+        }
+      }
+    }
+    bump_size(off);
+    return {};
+  }
 
   result<void> write_at(std::uint64_t offset, std::span<const std::byte> data) override {
     std::size_t done = 0;
@@ -87,6 +120,7 @@ class PosixFile final : public File {
   }
 
   int fd_;
+  std::vector<iovec> iov_;  // append_gather's, reused (one writer per file)
   // The file's size as this handle last left it; raft never has two writers
   // on one file, so caching it saves an fstat per append.
   std::atomic<std::uint64_t> size_;

@@ -114,6 +114,9 @@ inline ServerOptions quick_options() {
 // returns true on what arrived, or the wait limit.
 struct RawClient {
   explicit RawClient(net::io_context& ioc) : ioc(ioc), sock(ioc) {}
+  // Pending handlers may run after we are gone: they check `alive` first.
+  ~RawClient() { *alive = false; }
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   net::io_context& ioc;
   tcp::socket sock;
   std::string data;
@@ -134,7 +137,8 @@ struct RawClient {
     return connected;
   }
   void start_read() {
-    sock.async_read_some(net::buffer(buf), [this](boost::system::error_code ec, std::size_t n) {
+    sock.async_read_some(net::buffer(buf), [this, alive = alive](boost::system::error_code ec, std::size_t n) {
+      if (!*alive) return;
       data.append(buf, n);
       if (ec) {
         closed = true;

@@ -20,6 +20,14 @@ class File {
   virtual result<std::size_t> read_at(std::uint64_t offset, std::span<std::byte> out) = 0;
   // Appends at the end of the file.
   virtual result<void> append(std::span<const std::byte> data) = 0;
+  // Appends the concatenation of `parts` as one write where the platform
+  // allows (pwritev), so a batch of large entries needs no copy into one
+  // buffer. This default concatenates and calls append().
+  virtual result<void> append_gather(std::span<const std::span<const std::byte>> parts) {
+    std::string joined;
+    for (const auto& p : parts) joined.append(reinterpret_cast<const char*>(p.data()), p.size());
+    return append(std::as_bytes(std::span(joined.data(), joined.size())));
+  }
   virtual result<void> write_at(std::uint64_t offset, std::span<const std::byte> data) = 0;
   virtual result<void> sync() = 0;      // fsync: data and metadata
   virtual result<void> datasync() = 0;  // fdatasync

@@ -2,7 +2,10 @@
 // crash leaves behind:
 // * file data written but not yet fsynced/fdatasynced is lost on crash();
 // * the last unsynced write of a file can be torn at any byte on crash()
-//   (the cut is drawn from the seed given to the constructor);
+//   (the cut is drawn from the seed given to the constructor); precisely, a
+//   seed-chosen prefix of the unsynced writes survives, the last one cut at
+//   a seed-chosen byte (a prefix of zero writes: everything unsynced lost);
+// * an unsynced truncate may be lost even when later writes survive;
 // * create, rename and unlink are durable only after sync_dir() of their
 //   directory (a crash before that undoes them);
 // * a chosen operation can fail with EIO or ENOSPC;

@@ -1,0 +1,289 @@
+// Real clusters over 127.0.0.1: raft::Log + HTTPTransport + raft::Server with
+// real files and real time (elections in tens of milliseconds). Every wait is
+// a bounded wait on a condition.
+#include <raft/http.hpp>
+#include <raft/log.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+namespace raft::test {
+namespace {
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+// Waits (bounded) until pred() holds, re-checking every few milliseconds.
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
+  std::mutex m;
+  std::condition_variable cv;
+  std::unique_lock lk(m);
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    cv.wait_for(lk, 5ms);
+  }
+  return pred();
+}
+
+class CountingFsm final : public FSM {
+ public:
+  void must_apply(const LogEntry& e) override {
+    std::lock_guard lk(mu_);
+    if (e.type == LogEntryType::command) data_.push_back(e.data);
+    index_ = e.index;
+  }
+  std::uint64_t index() override { return 0; }  // in memory: replay after restart
+  result<std::uint64_t> snapshot(Writer& w) override {
+    std::lock_guard lk(mu_);
+    std::string out;
+    for (auto& d : data_) encode_entry(out, {LogEntryType::command, 0, 0, d});
+    if (auto r = write_all(w, out); !r) return r.error();
+    return index_;
+  }
+  result<void> restore(Reader& r) override {
+    std::vector<std::string> data;
+    LogEntryDecoder dec(r);
+    LogEntry e;
+    for (;;) {
+      auto ok = dec.decode(e);
+      if (!ok) return ok.error();
+      if (!*ok) break;
+      data.push_back(e.data);
+    }
+    std::lock_guard lk(mu_);
+    data_ = std::move(data);
+    return {};
+  }
+  std::vector<std::string> data() {
+    std::lock_guard lk(mu_);
+    return data_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> data_;
+  std::uint64_t index_ = 0;
+};
+
+// Lets the Server exist (and know its port) before the Log that needs the URL.
+class LateService final : public Service {
+ public:
+  void set(Service* s) {
+    std::lock_guard lk(mu_);
+    target_ = s;
+  }
+  std::uint64_t cluster_id() const override { return t() ? t()->cluster_id() : 0; }
+  Status status() const override { return t() ? t()->status() : Status{}; }
+  void handle_join(std::string u, Handler_fn<JoinResponse> h) override {
+    if (!t()) return h(errc::closed);
+    t()->handle_join(std::move(u), std::move(h));
+  }
+  void handle_leave(std::uint64_t id, Handler_fn<void> h) override {
+    if (!t()) return h(errc::closed);
+    t()->handle_leave(id, std::move(h));
+  }
+  void handle_heartbeat(const HeartbeatRequest& r, Handler_fn<HeartbeatResponse> h) override {
+    if (!t()) return h(errc::closed);
+    t()->handle_heartbeat(r, std::move(h));
+  }
+  void handle_vote(const VoteRequest& r, Handler_fn<VoteResponse> h) override {
+    if (!t()) return h(errc::closed);
+    t()->handle_vote(r, std::move(h));
+  }
+  void handle_ack(const AckRequest& r, Handler_fn<void> h) override {
+    if (!t()) return h(errc::closed);
+    t()->handle_ack(r, std::move(h));
+  }
+  void handle_stream(const StreamRequest& r, std::shared_ptr<StreamWriter> w) override {
+    if (!t()) return w->finish(errc::closed);
+    t()->handle_stream(r, std::move(w));
+  }
+
+ private:
+  Service* t() const {
+    std::lock_guard lk(mu_);
+    return target_;
+  }
+  mutable std::mutex mu_;
+  Service* target_ = nullptr;
+};
+
+struct Node {
+  std::string dir, url;
+  std::uint16_t port = 0;
+  LateService late;
+  std::unique_ptr<Handler> handler;
+  std::unique_ptr<Server> server;
+  std::unique_ptr<HTTPTransport> transport;
+  CountingFsm fsm;
+  std::unique_ptr<Log> log;
+};
+
+class RealCluster : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() /
+            ("raft-net-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
+    threads_.emplace_back([this] { storage_io_.run(); });
+  }
+  void TearDown() override {
+    for (auto& n : nodes_) stop(*n);
+    work_.reset();
+    storage_work_.reset();
+    io_.stop();
+    storage_io_.stop();
+    for (auto& t : threads_) t.join();
+    nodes_.clear();
+    std::filesystem::remove_all(root_);
+  }
+
+  Node& add() {
+    auto n = std::make_unique<Node>();
+    n->dir = (root_ / ("n" + std::to_string(nodes_.size() + 1))).string();
+    n->handler = std::make_unique<Handler>(n->late);
+    n->server = std::make_unique<Server>(io_.get_executor(), *n->handler);
+    auto port = n->server->listen("127.0.0.1", 0);
+    EXPECT_TRUE(port);
+    n->port = *port;
+    n->url = "http://127.0.0.1:" + std::to_string(n->port);
+    HTTPTransportOptions to;
+    to.request_timeout_ms = 500;
+    to.connect_timeout_ms = 300;
+    n->transport = std::make_unique<HTTPTransport>(io_.get_executor(), to);
+    nodes_.push_back(std::move(n));
+    start(*nodes_.back());
+    return *nodes_.back();
+  }
+  void start(Node& n) {
+    LogOptions o;
+    o.url = n.url;
+    o.fsm = &n.fsm;
+    o.transport = n.transport.get();
+    o.executor = io_.get_executor();
+    o.storage_executor = storage_io_.get_executor();
+    o.election_timeout = 150ms;
+    o.heartbeat_interval = 30ms;
+    o.reconnect_timeout = 20ms;
+    n.log = std::make_unique<Log>(o);
+    ASSERT_TRUE(n.log->open(n.dir));
+    n.late.set(n.log.get());
+  }
+  void stop(Node& n) {
+    n.late.set(nullptr);
+    if (n.log) (void)n.log->close();
+    n.log.reset();
+  }
+  void restart_server(Node& n) {
+    n.server = std::make_unique<Server>(io_.get_executor(), *n.handler);
+    ASSERT_TRUE(n.server->listen("127.0.0.1", n.port));
+  }
+  Node* leader() {
+    for (auto& n : nodes_)
+      if (n->log && n->log->state() == State::leader) return n.get();
+    return nullptr;
+  }
+  // Forms a cluster of `count` nodes by initialize + join (through node 1).
+  void form(std::size_t count) {
+    auto& first = add();
+    ASSERT_TRUE(first.log->initialize());
+    for (std::size_t i = 1; i < count; ++i) {
+      auto& n = add();
+      auto r = n.log->join(first.url);
+      ASSERT_TRUE(r) << r.error().message();
+    }
+    ASSERT_TRUE(eventually([&] {
+      for (auto& n : nodes_)
+        if (n->log->config().nodes.size() != count || n->log->applied_index() < count) return false;
+      return true;
+    }));
+  }
+  std::uint64_t apply_via_leader(const std::string& cmd) {
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      Node* l = nullptr;
+      eventually([&] { return (l = leader()) != nullptr; }, 5s);
+      if (!l) continue;
+      auto r = l->log->apply(cmd, 2s);
+      if (r) return *r;
+    }
+    ADD_FAILURE() << "apply never succeeded: " << cmd;
+    return 0;
+  }
+  bool all_have(std::size_t n_cmds, std::chrono::milliseconds limit = 15s) {
+    return eventually([&] {
+      for (auto& n : nodes_)
+        if (n->log && n->fsm.data().size() < n_cmds) return false;
+      return true;
+    }, limit);
+  }
+
+  std::filesystem::path root_;
+  net::io_context io_;
+  net::io_context storage_io_{1};
+  net::executor_work_guard<net::io_context::executor_type> work_{io_.get_executor()};
+  net::executor_work_guard<net::io_context::executor_type> storage_work_{storage_io_.get_executor()};
+  std::vector<std::thread> threads_;
+  std::vector<std::unique_ptr<Node>> nodes_;
+};
+
+TEST_F(RealCluster, ThreeNodesFormByInitializeAndJoinAndReplicate) {
+  form(3);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(nodes_[i]->log->id(), i + 1);
+  for (int i = 0; i < 100; ++i) apply_via_leader("c" + std::to_string(i));
+  ASSERT_TRUE(all_have(100));
+  for (auto& n : nodes_) {
+    auto d = n->fsm.data();
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(d[i], "c" + std::to_string(i));
+  }
+}
+
+TEST_F(RealCluster, FiveNodesSurviveTheLossOfTheLeader) {
+  form(5);
+  for (int i = 0; i < 20; ++i) apply_via_leader("a" + std::to_string(i));
+  Node* old = leader();
+  ASSERT_NE(old, nullptr);
+  old->server->stop();
+  stop(*old);
+  ASSERT_TRUE(eventually([&] { return leader() != nullptr; }));
+  for (int i = 20; i < 40; ++i) apply_via_leader("a" + std::to_string(i));
+  ASSERT_TRUE(all_have(40));
+}
+
+TEST_F(RealCluster, RestartedNodeCatchesUp) {
+  form(3);
+  Node* f = nullptr;
+  for (auto& n : nodes_)
+    if (n->log->state() != State::leader) f = n.get();
+  stop(*f);
+  for (int i = 0; i < 50; ++i) apply_via_leader("r" + std::to_string(i));
+  start(*f);
+  ASSERT_TRUE(all_have(50));
+  EXPECT_EQ(f->fsm.data().back(), "r49");
+}
+
+TEST_F(RealCluster, PartitionedFollowerCatchesUpThroughTheStream) {
+  form(3);
+  Node* f = nullptr;
+  for (auto& n : nodes_)
+    if (n->log->state() != State::leader) f = n.get();
+  // Its server stops: the leader cannot reach it, nor it the others' streams
+  // (its own transport still works, but nobody answers it as leader).
+  f->server->stop();
+  for (int i = 0; i < 200; ++i) apply_via_leader("p" + std::to_string(i));
+  restart_server(*f);
+  ASSERT_TRUE(all_have(200, 20s));
+  EXPECT_EQ(f->fsm.data().back(), "p199");
+}
+
+}  // namespace
+}  // namespace raft::test

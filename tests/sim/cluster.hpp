@@ -1,0 +1,174 @@
+// SimCluster: N raft::Logs on one single-threaded io_context, one
+// VirtualClock, the in-memory network and one MemoryFilesystem per node.
+// One seed names one execution. Scenarios (scenarios.cpp) drive it through
+// the Log's public asynchronous API only.
+#pragma once
+
+#include "sim_core.hpp"
+
+#include <raft/log.hpp>
+#include <raft/storage/memory_filesystem.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace raft::sim {
+
+struct SimParams {
+  std::uint64_t seed = 1;
+  int nodes = 0;  // 0: the scenario's default
+  int ops = 0;    // 0: the scenario's default
+  bool echo_trace = false;
+  std::string* capture_trace = nullptr;
+  LogOptions::Fault fault = LogOptions::Fault::none;
+  // Stop a run at its first safety violation (the checks keep running
+  // otherwise, so the trace shows what followed).
+  bool stop_at_violation = true;
+};
+
+// Thrown out of the run loop to end a run early (violation or bound hit).
+struct StopRun {};
+
+class SimCluster {
+ public:
+  explicit SimCluster(const SimParams& p);
+  ~SimCluster();
+  SimCluster(const SimCluster&) = delete;
+  SimCluster& operator=(const SimCluster&) = delete;
+
+  // ---- nodes ----
+  int add_node();          // a new slot with an empty filesystem, not started
+  void start(int i);       // a new Log incarnation on the slot's filesystem, open()ed
+  void crash(int i);       // power cut: unsynced data lost, Log destroyed
+  void restart(int i) { start(i); }
+  void retire(int i);      // removed from the cluster: stopped for good
+  bool up(int i) const { return nodes_[static_cast<std::size_t>(i)]->log != nullptr; }
+  bool retired(int i) const { return nodes_[static_cast<std::size_t>(i)]->retired; }
+  int size() const { return static_cast<int>(nodes_.size()); }
+  Log& log(int i) { return *nodes_[static_cast<std::size_t>(i)]->log; }
+  const std::string& url(int i) const { return net.url(i); }
+  std::vector<int> up_nodes() const;
+  std::vector<int> down_nodes() const;  // crashed, not retired
+
+  // ---- cluster set-up ----
+  // Node 0 initializes; nodes 1..n-1 join one by one. Liveness failure if
+  // that does not finish in time.
+  void bootstrap(int n);
+  // Starts a new node and joins it through a random up member; returns its
+  // slot. `wait`: run until the join returns (ok or not).
+  int add_member(bool wait, bool* ok = nullptr);
+  // Leader-side remove of node `victim` (by slot). Returns true on success.
+  bool remove_member(int victim);
+
+  // ---- clients ----
+  // Submits `cmd` to node i; the result is recorded. Returns the op number.
+  std::size_t submit(int i);
+  std::size_t submit(int i, std::string cmd);
+  bool op_done(std::size_t k) const { return ops_[k].done; }
+  bool op_ok(std::size_t k) const { return ops_[k].ok; }
+  std::size_t pending_ops() const { return pending_; }
+  // Applies one command through the current leader, retrying through leader
+  // changes, until success or `bound`. Liveness failure if `must`.
+  bool apply(Clock::duration bound, bool must = true);
+
+  // ---- time ----
+  void run_for(Clock::duration d);
+  // Runs until pred() holds (checked after every step) or `bound` passes.
+  bool run_until(const std::function<bool()>& pred, Clock::duration bound);
+  // The up node that is leader in the highest term, or -1.
+  int leader() const;
+  // A leader among `among` (every up node if empty) within `bound`, or -1.
+  int wait_leader(Clock::duration bound, const std::vector<int>& among = {});
+
+  // ---- faults and the end of a run ----
+  void faults_on(bool mild = false);
+  void faults_off();
+  // Liveness: heal everything, restart crashed members, then a leader must
+  // be elected and every pending apply settle within 10 election timeouts.
+  // Then the final checks: every successful apply is in the committed log of
+  // every member.
+  void settle();
+  // A leader, no pending applies, everything committed and applied on every
+  // member, all members following the leader in its term.
+  bool quiet();
+  void liveness_failure(std::string what);
+  void expect(bool cond, std::string what);  // a scenario-specific safety check
+
+  std::vector<int> members() const;  // slots in the current leader's config
+  Clock::duration et() const { return election_timeout_; }
+
+  const SimParams params;
+  VirtualClock clock;
+  Trace trace;
+  Checker checker;
+  Rng rng;  // the scenario's choices
+  SimNetwork net;
+  std::string liveness;  // first liveness failure ("" if none)
+  std::uint64_t steps = 0;
+
+ private:
+  struct Node {
+    std::unique_ptr<storage::MemoryFilesystem> fs;
+    std::unique_ptr<SimFsm> fsm;
+    std::unique_ptr<DriftClock> clock;
+    std::unique_ptr<Log> log;
+    std::uint32_t drift_permille = 1000;
+    bool retired = false;
+    bool started = false;
+    std::string last_state = "stopped";
+    std::uint64_t last_term = 0, last_commit = 0;
+    std::uint64_t leader_term = 0, leader_commit = 0;  // as leader, this incarnation
+    std::uint64_t incarnation = 0;
+  };
+  struct Op {
+    std::string cmd;
+    int slot = 0;
+    bool done = false, ok = false;
+    std::uint64_t index = 0;
+  };
+  void check();
+  void stop_node(int i, bool retire);
+
+  Clock::duration election_timeout_;
+  Rng seed_rng_;  // per-node seeds (fs, Log rand)
+  bool snapshots_;
+  bool drift_;
+  std::vector<std::unique_ptr<Node>> nodes_;
+  std::vector<Op> ops_;
+  std::size_t pending_ = 0;
+  std::uint64_t op_serial_ = 0;
+  // What dead incarnations may still reference from handlers queued in the
+  // io_context: kept until the io_context is gone.
+  std::vector<std::unique_ptr<SimFsm>> dead_fsms_;
+  std::vector<std::unique_ptr<DriftClock>> dead_clocks_;
+  std::uint64_t max_steps_;
+
+  // Declared last: destroyed first, so queued handlers (and the Log
+  // internals they keep alive) go before the filesystems and clocks.
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_{io_.get_executor()};
+};
+
+// Scenarios.
+using Scenario = void (*)(SimCluster&);
+struct ScenarioInfo {
+  const char* name;
+  Scenario run;
+};
+const std::vector<ScenarioInfo>& scenarios();
+
+struct RunResult {
+  std::vector<std::string> violations;
+  std::string liveness;
+  Clock::duration virtual_time{};
+  std::uint64_t steps = 0;
+};
+RunResult run_scenario(const ScenarioInfo& s, const SimParams& p);
+
+}  // namespace raft::sim

@@ -1,0 +1,423 @@
+// Scenarios, named as the Raft literature (the paper, MIT 6.824's tests,
+// etcd and LogCabin) names them. Each drives a SimCluster through the Log's
+// public asynchronous API, injects its faults, and ends with settle() (the
+// liveness check and the final checks). Safety invariants are checked by
+// the cluster after every step regardless of the scenario.
+#include "cluster.hpp"
+
+#include <algorithm>
+
+namespace raft::sim {
+namespace {
+
+using namespace std::chrono_literals;
+
+int nodes_or(const SimCluster& c, int d) { return c.params.nodes > 0 ? c.params.nodes : d; }
+int ops_or(const SimCluster& c, int d) { return c.params.ops > 0 ? c.params.ops : d; }
+
+// k distinct random elements of v.
+std::vector<int> pick(Rng& r, std::vector<int> v, std::size_t k) {
+  for (std::size_t i = 0; i < v.size(); ++i) std::swap(v[i], v[i + r.below(v.size() - i)]);
+  v.resize(std::min(k, v.size()));
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::vector<int> all_but(const SimCluster& c, const std::vector<int>& out) {
+  std::vector<int> v;
+  for (int i = 0; i < c.size(); ++i)
+    if (std::find(out.begin(), out.end(), i) == out.end()) v.push_back(i);
+  return v;
+}
+
+std::vector<int> followers(SimCluster& c, int leader) {
+  std::vector<int> v;
+  for (int i : c.up_nodes())
+    if (i != leader) v.push_back(i);
+  return v;
+}
+
+// §5.2: a leader is elected, and with no faults it stays.
+void initial_election(SimCluster& c) {
+  c.bootstrap(nodes_or(c, 3));
+  c.run_for(2 * c.et());
+  const int l = c.leader();
+  if (l < 0) c.liveness_failure("no leader after the initial election");
+  const auto term = c.log(l).term();
+  c.run_for(4 * c.et());
+  if (c.leader() != l || c.log(l).term() != term)
+    c.liveness_failure("the term changed on a healthy network");
+  c.settle();
+}
+
+// §5.2: losing the leader elects a new one; without a majority none.
+void reelection_after_leader_loss(SimCluster& c) {
+  const int n = nodes_or(c, 3);
+  c.bootstrap(n);
+  const int l1 = c.wait_leader(10 * c.et());
+  c.net.isolate(l1);
+  const int l2 = c.wait_leader(10 * c.et(), all_but(c, {l1}));
+  if (l2 < 0) c.liveness_failure("no new leader after the leader was isolated");
+  c.net.heal();
+  c.run_for(2 * c.et());
+  const int l3 = c.wait_leader(10 * c.et());
+  if (l3 < 0) c.liveness_failure("no leader after the old leader came back");
+  // Leader and enough others gone: the rest must not elect anyone new
+  // (the checker sees any two leaders per term).
+  auto gone = pick(c.rng, followers(c, l3), static_cast<std::size_t>(n / 2));
+  gone.push_back(l3);
+  for (int g : gone) c.net.isolate(g);
+  c.run_for(4 * c.et());
+  c.net.heal();
+  c.settle();
+}
+
+// 7 nodes, repeated random disconnects of 3: a leader among the 4 each time.
+void many_elections(SimCluster& c) {
+  const int n = nodes_or(c, 7);
+  c.bootstrap(n);
+  for (int iter = 0; iter < 8; ++iter) {
+    auto out = pick(c.rng, c.up_nodes(), static_cast<std::size_t>((n - 1) / 2));
+    for (int o : out) c.net.isolate(o);
+    c.run_for(c.rng.duration(c.et() / 2, 2 * c.et()));
+    if (c.wait_leader(10 * c.et(), all_but(c, out)) < 0)
+      c.liveness_failure("no leader in the connected majority");
+    c.net.heal();
+  }
+  c.settle();
+}
+
+// Applies commit on every node (§5.3).
+void basic_agreement(SimCluster& c) {
+  c.bootstrap(nodes_or(c, 3));
+  const int k = ops_or(c, 10);
+  for (int i = 0; i < k; ++i) c.apply(10 * c.et());
+  c.settle();
+}
+
+// A majority keeps committing while a follower is away; it catches up.
+void agreement_despite_follower_failure(SimCluster& c) {
+  c.bootstrap(nodes_or(c, 3));
+  const int k = ops_or(c, 5);
+  for (int i = 0; i < k; ++i) c.apply(10 * c.et());
+  const int l = c.leader();
+  const int f = followers(c, l)[c.rng.below(followers(c, l).size())];
+  const bool crash = c.rng.one_in(2);
+  if (crash) c.crash(f);
+  else c.net.isolate(f);
+  for (int i = 0; i < k; ++i) c.apply(10 * c.et());
+  if (crash) c.restart(f);
+  else c.net.heal();
+  for (int i = 0; i < k; ++i) c.apply(10 * c.et());
+  c.settle();
+}
+
+// 3 of 5 down: nothing commits; back up: agreement resumes.
+void no_agreement_without_majority(SimCluster& c) {
+  const int n = nodes_or(c, 5);
+  c.bootstrap(n);
+  c.apply(10 * c.et());
+  const int l = c.leader();
+  const auto down = pick(c.rng, followers(c, l), static_cast<std::size_t>(n / 2 + 1));
+  const bool crash = c.rng.one_in(2);
+  for (int d : down) {
+    if (crash) c.crash(d);
+    else c.net.isolate(d);
+  }
+  const auto commit_before = c.log(l).commit_index();
+  const auto k = c.submit(l);
+  c.run_for(4 * c.et());
+  c.expect(!c.op_ok(k), "an apply committed with 3 of 5 nodes down");
+  if (c.up(l)) c.expect(c.log(l).commit_index() == commit_before, "commit index advanced without a majority");
+  for (int d : down) {
+    if (crash) c.restart(d);
+  }
+  c.net.heal();
+  for (int i = 0; i < ops_or(c, 3); ++i) c.apply(10 * c.et());
+  c.settle();
+}
+
+// Many clients at once: every apply gets its own index (checked by the
+// checker), all commit.
+void concurrent_applies(SimCluster& c) {
+  c.bootstrap(nodes_or(c, 3));
+  const int l = c.wait_leader(10 * c.et());
+  std::vector<std::size_t> ks;
+  for (int i = 0; i < ops_or(c, 40); ++i) ks.push_back(c.submit(l));
+  c.run_until([&] { return c.pending_ops() == 0; }, 10 * c.et());
+  if (c.leader() == l)
+    for (auto k : ks)
+      if (!c.op_ok(k)) c.liveness_failure("a concurrent apply failed under a stable leader");
+  c.settle();
+}
+
+// 6.824 TestRejoin: a partitioned leader with uncommitted entries comes back.
+void partitioned_leader_rejoins(SimCluster& c) {
+  c.bootstrap(nodes_or(c, 3));
+  c.apply(10 * c.et());
+  const int l1 = c.leader();
+  c.net.isolate(l1);
+  for (int i = 0; i < 3; ++i) c.submit(l1);  // never commit
+  const int l2 = c.wait_leader(10 * c.et(), all_but(c, {l1}));
+  if (l2 < 0) c.liveness_failure("no leader in the majority");
+  c.apply(10 * c.et());
+  c.net.heal();
+  c.net.isolate(l2);  // the old leader and the third node
+  c.run_for(c.et());
+  c.apply(10 * c.et());
+  c.net.heal();
+  c.apply(10 * c.et());
+  c.settle();
+}
+
+// 6.824 TestBackup: a long divergent uncommitted suffix is backed over fast.
+void fast_backup(SimCluster& c) {
+  const int n = nodes_or(c, 5);
+  const int k = ops_or(c, 30);
+  c.bootstrap(n);
+  c.apply(10 * c.et());
+  const int l1 = c.leader();
+  const int f1 = followers(c, l1)[0];
+  c.net.partition({l1, f1});
+  for (int i = 0; i < k; ++i) c.submit(l1);  // uncommitted on the minority
+  const auto rest = all_but(c, {l1, f1});
+  const int l2 = c.wait_leader(10 * c.et(), rest);
+  if (l2 < 0) c.liveness_failure("no leader in the majority");
+  for (int i = 0; i < k; ++i) c.submit(l2);
+  c.run_for(2 * c.et());
+  // Break the majority: l2 and one more keep a divergent uncommitted suffix.
+  std::vector<int> other;
+  for (int r : rest)
+    if (r != l2) other.push_back(r);
+  c.net.partition({l2, other[0]});
+  for (int i = 0; i < k; ++i) c.submit(l2);
+  c.run_for(c.et());
+  // The old minority and the remaining node form a majority.
+  std::vector<int> side = {l1, f1};
+  for (std::size_t i = 1; i < other.size(); ++i) side.push_back(other[i]);
+  c.net.partition(side);
+  c.run_for(2 * c.et());
+  c.apply(10 * c.et());
+  c.net.heal();
+  c.apply(10 * c.et());
+  c.settle();
+}
+
+// Crash and restart of all nodes, of the leader, of subsets: durable state
+// survives, unsynced state may not.
+void persistence(SimCluster& c) {
+  const int n = nodes_or(c, 3);
+  c.bootstrap(n);
+  const int k = ops_or(c, 4);
+  for (int i = 0; i < k; ++i) c.apply(10 * c.et());
+  for (int i : c.up_nodes()) c.crash(i);
+  for (int i : c.down_nodes()) c.restart(i);
+  for (int i = 0; i < k; ++i) c.apply(10 * c.et());
+  const int l = c.leader();
+  if (l >= 0) c.crash(l);
+  c.run_for(c.rng.duration(0ms, 2 * c.et()));
+  if (l >= 0) c.restart(l);
+  for (int i = 0; i < k; ++i) c.apply(10 * c.et());
+  for (int round = 0; round < 3; ++round) {
+    const auto sub = pick(c.rng, c.up_nodes(), c.rng.range(1, static_cast<std::uint64_t>(n)));
+    if (c.pending_ops() == 0 && c.leader() >= 0) c.submit(c.leader());
+    c.run_for(c.rng.duration(0ms, 100ms));
+    for (int i : sub) c.crash(i);
+    c.run_for(c.rng.duration(0ms, 2 * c.et()));
+    for (int i : sub) c.restart(i);
+    c.apply(10 * c.et());
+  }
+  c.settle();
+}
+
+// Figure 8 (§5.4.2): leaders crash right after appending; a majority stays
+// up. Only current-term entries may be committed by counting.
+void figure8_common(SimCluster& c, bool unreliable) {
+  const int n = nodes_or(c, 5);
+  c.bootstrap(n);
+  if (unreliable) c.faults_on();
+  const int iters = ops_or(c, 30);
+  for (int it = 0; it < iters; ++it) {
+    int l = c.leader();
+    if (l >= 0) c.submit(l);
+    if (unreliable) c.submit(c.up_nodes()[c.rng.below(c.up_nodes().size())]);
+    c.run_for(c.rng.one_in(10) ? c.rng.duration(0ms, c.et() / 2) : c.rng.duration(0ms, 13ms));
+    l = c.leader();
+    if (l >= 0 && !c.rng.one_in(3)) {
+      if (unreliable) c.net.isolate(l);
+      else c.crash(l);
+    }
+    // Keep a majority available.
+    if (unreliable) {
+      int connected = 0;
+      for (int i = 0; i < n; ++i) connected += c.net.link(i, (i + 1) % n) || c.net.link((i + 1) % n, i);
+      if (c.rng.one_in(3) || connected < n / 2 + 1) {
+        c.net.heal();
+      }
+    } else if (static_cast<int>(c.up_nodes().size()) < n / 2 + 1) {
+      auto down = c.down_nodes();
+      c.restart(down[c.rng.below(down.size())]);
+    }
+  }
+  c.settle();
+  c.apply(10 * c.et());
+  c.settle();
+}
+void figure8(SimCluster& c) { figure8_common(c, false); }
+void figure8_unreliable(SimCluster& c) { figure8_common(c, true); }
+
+// Random crashes, restarts and partitions (symmetric, one-way, bridge)
+// while clients apply.
+void churn(SimCluster& c) {
+  const int n = nodes_or(c, 5);
+  c.bootstrap(n);
+  c.faults_on(c.rng.one_in(2));
+  const int iters = ops_or(c, 40);
+  for (int it = 0; it < iters; ++it) {
+    auto ups = c.up_nodes();
+    switch (c.rng.below(11)) {
+      case 0:
+      case 1:
+      case 2: {
+        int l = c.leader();
+        c.submit(l >= 0 ? l : ups[c.rng.below(ups.size())]);
+        break;
+      }
+      case 3:
+        if (ups.size() > 1) c.crash(ups[c.rng.below(ups.size())]);
+        break;
+      case 10: {
+        // A quick reboot, typically in the middle of an election: a voter
+        // must remember its vote (§5.2, Figure 2 "persistent state").
+        const int x = ups[c.rng.below(ups.size())];
+        c.crash(x);
+        c.run_for(c.rng.duration(0ms, 30ms));
+        c.restart(x);
+        break;
+      }
+      case 4: {
+        auto down = c.down_nodes();
+        if (!down.empty()) c.restart(down[c.rng.below(down.size())]);
+        break;
+      }
+      case 5:
+        c.net.isolate(static_cast<int>(c.rng.below(static_cast<std::uint64_t>(n))));
+        break;
+      case 6: {
+        c.net.heal();
+        c.net.partition(pick(c.rng, all_but(c, {}), c.rng.range(1, static_cast<std::uint64_t>(n / 2))));
+        break;
+      }
+      case 7: {
+        c.net.heal();
+        auto all = pick(c.rng, all_but(c, {}), static_cast<std::size_t>(n));
+        const int br = all.back();
+        all.pop_back();
+        std::vector<int> a(all.begin(), all.begin() + static_cast<long>(all.size() / 2));
+        std::vector<int> b(all.begin() + static_cast<long>(all.size() / 2), all.end());
+        c.net.bridge(a, b, br);
+        break;
+      }
+      case 8: {
+        const int x = static_cast<int>(c.rng.below(static_cast<std::uint64_t>(n)));
+        const int y = static_cast<int>(c.rng.below(static_cast<std::uint64_t>(n)));
+        c.net.set_link(x, y, false);  // one way
+        break;
+      }
+      default:
+        c.net.heal();
+    }
+    c.run_for(c.rng.duration(0ms, c.et()));
+  }
+  c.settle();
+}
+
+// Single-server changes (thesis §4.1) with drops and delays, crashes too.
+void membership_add_remove_under_faults(SimCluster& c) {
+  c.bootstrap(nodes_or(c, 3));
+  c.faults_on(true);
+  for (int it = 0; it < 6; ++it) {
+    const auto mem = c.members();
+    if (c.rng.one_in(2) && c.size() < 10) {
+      c.add_member(true);
+    } else if (mem.size() > 2) {
+      const int victim = mem[c.rng.below(mem.size())];
+      if (c.remove_member(victim)) c.retire(victim);
+    }
+    if (c.leader() >= 0) c.submit(c.leader());
+    if (c.rng.one_in(3)) {
+      auto ups = c.up_nodes();
+      const int x = ups[c.rng.below(ups.size())];
+      c.crash(x);
+      c.run_for(c.rng.duration(0ms, c.et()));
+      c.restart(x);
+    }
+    c.run_for(c.rng.duration(0ms, c.et()));
+  }
+  c.settle();
+}
+
+// Removing the leader: it steps down once the change commits (thesis §4.2.2).
+void remove_leader(SimCluster& c) {
+  c.bootstrap(nodes_or(c, 3));
+  for (int i = 0; i < 3; ++i) c.apply(10 * c.et());
+  const int l = c.leader();
+  if (!c.remove_member(l)) c.liveness_failure("removing the leader did not complete");
+  const int l2 = c.wait_leader(10 * c.et(), all_but(c, {l}));
+  if (l2 < 0) c.liveness_failure("no leader after removing the leader");
+  c.retire(l);
+  for (int i = 0; i < 3; ++i) c.apply(10 * c.et());
+  c.settle();
+  for (int m : c.members()) c.expect(m != l, "the removed leader is still in the configuration");
+}
+
+// Every original member is replaced, one add and one remove at a time.
+void replace_every_member(SimCluster& c) {
+  const int n = nodes_or(c, 3);
+  c.bootstrap(n);
+  c.faults_on(true);
+  for (int o = 0; o < n; ++o) {
+    bool ok = false;
+    const int s = c.add_member(true, &ok);
+    if (!ok) {
+      // The join's answer may have been lost while the change committed.
+      ok = c.run_until([&] {
+        const auto m = c.members();
+        return std::find(m.begin(), m.end(), s) != m.end();
+      }, 10 * c.et());
+    }
+    if (!ok) c.liveness_failure("a join did not complete");
+    c.apply(10 * c.et());
+    if (!c.remove_member(o)) c.liveness_failure("removing an original member did not complete");
+    c.retire(o);
+    c.apply(10 * c.et());
+  }
+  c.settle();
+  for (int m : c.members()) c.expect(m >= n, "an original member is still in the configuration");
+}
+
+}  // namespace
+
+const std::vector<ScenarioInfo>& scenarios() {
+  static const std::vector<ScenarioInfo> v = {
+      {"initial_election", initial_election},
+      {"reelection_after_leader_loss", reelection_after_leader_loss},
+      {"many_elections", many_elections},
+      {"basic_agreement", basic_agreement},
+      {"agreement_despite_follower_failure", agreement_despite_follower_failure},
+      {"no_agreement_without_majority", no_agreement_without_majority},
+      {"concurrent_applies", concurrent_applies},
+      {"partitioned_leader_rejoins", partitioned_leader_rejoins},
+      {"fast_backup", fast_backup},
+      {"persistence", persistence},
+      {"figure8", figure8},
+      {"figure8_unreliable", figure8_unreliable},
+      {"churn", churn},
+      {"membership_add_remove_under_faults", membership_add_remove_under_faults},
+      {"remove_leader", remove_leader},
+      {"replace_every_member", replace_every_member},
+  };
+  return v;
+}
+
+}  // namespace raft::sim
