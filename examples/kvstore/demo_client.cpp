@@ -9,7 +9,7 @@
 //   raft-demo write       --nodes U,U,... --count N [--token T] [--workers W]
 //   raft-demo check       --nodes U,U,... --count N [--token T] [--workers W]
 //   raft-demo failover    --nodes U,U,... --kill-pid PID --old-leader U
-//   raft-demo catchup     --nodes U,U,... --node U [--timeout S]
+//   raft-demo catchup     --nodes U,U,... --node U [--from N] [--timeout S]
 //
 // Human-readable progress goes to stderr; the one value a script needs (a
 // leader URL, a list of ports) goes to stdout. Exit status 0 iff the step's
@@ -273,6 +273,7 @@ struct Args {
   std::size_t count = 1000, workers = 8;
   double timeout = 20;
   pid_t kill_pid = 0;
+  std::uint64_t from = 0;  // catchup: the node's appliedIndex when it was killed
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -438,6 +439,8 @@ int cmd_failover(const Args& a) {
     std::fprintf(stderr, "raft-demo failover: --kill-pid and --old-leader are required\n");
     return 2;
   }
+  HttpClient http;
+  const auto before = get_status(http, a.old_leader);
   const auto t0 = Clock::now();
   if (::kill(a.kill_pid, SIGKILL) != 0) {
     std::perror("raft-demo: kill");
@@ -452,7 +455,7 @@ int cmd_failover(const Args& a) {
   }
   std::fprintf(stderr, "  new leader: %snode %llu%s at %s (term %llu), elected %s%.0f ms%s after the kill\n", BOLD,
                (unsigned long long)s->id, RESET, url.c_str(), (unsigned long long)s->term, BOLD, ms_since(t0), RESET);
-  std::printf("%s %.0f\n", url.c_str(), ms_since(t0));
+  std::printf("%s %.0f %llu\n", url.c_str(), ms_since(t0), (unsigned long long)(before ? before->applied : 0));
   return 0;
 }
 
@@ -460,8 +463,8 @@ int cmd_catchup(const Args& a) {
   HttpClient http;
   const auto t0 = Clock::now();
   const auto deadline = t0 + std::chrono::milliseconds(static_cast<long>(a.timeout * 1000));
-  std::uint64_t first = 0;
-  bool seen = false;
+  std::uint64_t first = a.from;
+  bool seen = a.from != 0;
   while (Clock::now() < deadline) {
     std::string lurl;
     auto leader = find_leader(a, "", std::min(deadline, Clock::now() + 2s), &lurl);
@@ -475,7 +478,7 @@ int cmd_catchup(const Args& a) {
                    (unsigned long long)mine->id, (unsigned long long)mine->applied, (unsigned long long)leader->commit);
       if (!kTty) std::fprintf(stderr, "\n");
       if (mine->applied >= leader->commit && mine->state == "follower") {
-        std::fprintf(stderr, "%s  %scaught up%s: appliedIndex %llu -> %llu, %.0f ms after the restart\n",
+        std::fprintf(stderr, "%s  %scaught up%s: appliedIndex %llu (when killed) -> %llu, %.0f ms after the restart\n",
                      kTty ? "\n" : "", GREEN, RESET, (unsigned long long)first, (unsigned long long)mine->applied, ms_since(t0));
         std::printf("%llu %llu %.0f\n", (unsigned long long)first, (unsigned long long)mine->applied, ms_since(t0));
         return 0;
@@ -491,7 +494,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: raft-demo ports N\n"
                "       raft-demo status|wait-leader|write|check|failover|catchup --nodes URL,URL,... [options]\n"
-               "options: --count N --workers N --token T --exclude URL --timeout S --kill-pid PID --old-leader URL --node URL\n");
+               "options: --count N --workers N --token T --exclude URL --timeout S --kill-pid PID --old-leader URL --node URL --from N\n");
   return 2;
 }
 
@@ -515,6 +518,7 @@ int main(int argc, char** argv) {
       else if (k == "--count") a.count = std::stoul(v);
       else if (k == "--workers") a.workers = std::max<std::size_t>(1, std::stoul(v));
       else if (k == "--timeout") a.timeout = std::stod(v);
+      else if (k == "--from") a.from = std::stoull(v);
       else if (k == "--kill-pid") a.kill_pid = static_cast<pid_t>(std::stol(v));
       else return usage();
     }
