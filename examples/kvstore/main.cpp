@@ -21,6 +21,7 @@
 #include <boost/url.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -428,6 +429,9 @@ int main(int argc, char** argv) {
   lo.apply_executor = apply_io.get_executor();
   lo.sync = !opts.no_sync;
   lo.snapshot_threshold_entries = opts.snapshot_entries;
+  // Compaction deletes whole segments: keep segments small next to the
+  // snapshot interval so the log really shrinks (about 128 B per entry).
+  lo.segment_size_bytes_max = std::clamp<std::uint64_t>(opts.snapshot_entries * 128, 64u << 10, 64u << 20);
   if (!opts.quiet)
     lo.logger = [](std::string_view line) { std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data()); };
   raft::Log log(lo);

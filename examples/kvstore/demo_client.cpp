@@ -1,0 +1,537 @@
+// raft-demo: the client side of scripts/demo. scripts/demo starts and kills
+// the raft-kv processes; this binary talks HTTP to them (Boost.Beast,
+// synchronous style, one keep-alive connection per worker, follows 307
+// redirects to the leader, retries 503 with a bounded backoff).
+//
+//   raft-demo ports N                                  N free localhost ports
+//   raft-demo status      --nodes U,U,...              one line per node
+//   raft-demo wait-leader --nodes U,U,... [--exclude U] [--timeout S]
+//   raft-demo write       --nodes U,U,... --count N [--token T] [--workers W]
+//   raft-demo check       --nodes U,U,... --count N [--token T] [--workers W]
+//   raft-demo failover    --nodes U,U,... --kill-pid PID --old-leader U
+//   raft-demo catchup     --nodes U,U,... --node U [--from N] [--timeout S]
+//
+// Human-readable progress goes to stderr; the one value a script needs (a
+// leader URL, a list of ports) goes to stdout. Exit status 0 iff the step's
+// check held.
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+// ---------------------------------------------------------------- HTTP client
+
+struct Url {
+  std::string host, port, target;
+  std::string base() const { return "http://" + host + ":" + port; }
+};
+
+std::optional<Url> parse_url(const std::string& s) {
+  const std::string scheme = "http://";
+  if (s.rfind(scheme, 0) != 0) return std::nullopt;
+  const auto rest = s.substr(scheme.size());
+  const auto slash = rest.find('/');
+  const auto hostport = rest.substr(0, slash);
+  const auto colon = hostport.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  Url u{hostport.substr(0, colon), hostport.substr(colon + 1), slash == std::string::npos ? "/" : rest.substr(slash)};
+  return u;
+}
+
+struct Response {
+  int status = 0;
+  std::string body, location;
+};
+
+// One keep-alive connection at a time, to whichever node the last request
+// went to. Every call has a deadline; async operations are run on a private
+// io_context with run_for so that a stopped or partitioned peer cannot hang us.
+class HttpClient {
+ public:
+  // Returns nullopt on any transport error or when the deadline passes.
+  std::optional<Response> request(http::verb method, const Url& url, const std::string& body, Clock::time_point deadline) {
+    if (!stream_ || url.host != host_ || url.port != port_ || !alive()) {
+      if (!connect(url, deadline)) return std::nullopt;
+    }
+    http::request<http::string_body> req{method, url.target, 11};
+    req.set(http::field::host, url.host + ":" + url.port);
+    req.keep_alive(true);
+    if (method == http::verb::put || method == http::verb::post) req.body() = body;
+    req.prepare_payload();
+    beast::error_code ec = net::error::timed_out;
+    http::response<http::string_body> res;
+    beast::flat_buffer buf;
+    stream_->expires_at(deadline);
+    http::async_write(*stream_, req, [&](beast::error_code e, std::size_t) {
+      ec = e;
+      if (!e) http::async_read(*stream_, buf, res, [&](beast::error_code e2, std::size_t) { ec = e2; });
+    });
+    if (!run(deadline) || ec) {
+      reset();
+      return std::nullopt;
+    }
+    Response r;
+    r.status = static_cast<int>(res.result_int());
+    r.body = std::move(res.body());
+    if (auto it = res.find(http::field::location); it != res.end()) r.location = std::string(it->value());
+    if (!res.keep_alive()) reset();
+    return r;
+  }
+  void reset() {
+    if (stream_) {
+      beast::error_code ignored;
+      stream_->socket().close(ignored);
+    }
+    stream_.reset();
+    ioc_.restart();
+  }
+
+ private:
+  // A kept-alive connection the server has closed (restart, idle timeout) is
+  // readable with EOF: reconnect instead of sending into it.
+  bool alive() {
+    auto& s = stream_->socket();
+    if (s.available() > 0) return false;  // unsolicited bytes: not ours
+    char c;
+    const auto n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return false;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    return true;
+  }
+  bool connect(const Url& url, Clock::time_point deadline) {
+    reset();
+    beast::error_code ec;
+    auto addr = net::ip::make_address(url.host, ec);
+    if (ec) return false;
+    stream_.emplace(ioc_);
+    ec = net::error::timed_out;
+    stream_->expires_at(deadline);
+    stream_->async_connect(tcp::endpoint(addr, static_cast<unsigned short>(std::stoi(url.port))),
+                           [&](beast::error_code e) { ec = e; });
+    if (!run(deadline) || ec) {
+      reset();
+      return false;
+    }
+    stream_->socket().set_option(tcp::no_delay(true));
+    host_ = url.host;
+    port_ = url.port;
+    return true;
+  }
+  bool run(Clock::time_point deadline) {
+    ioc_.restart();
+    ioc_.run_until(deadline + 100ms);  // tcp_stream's own timer fires at deadline
+    if (!ioc_.stopped()) {
+      reset();
+      ioc_.run_for(1s);  // let the cancelled handlers finish
+      return false;
+    }
+    return true;
+  }
+
+  net::io_context ioc_;
+  std::optional<beast::tcp_stream> stream_;
+  std::string host_, port_;
+};
+
+// Key-value calls: follow 307 to the leader, retry 503 (no leader) and
+// transport errors with a bounded backoff until the deadline. Puts of a fixed
+// value are idempotent, so retrying them is harmless for the demo.
+struct KvClient {
+  std::vector<std::string> nodes;
+  HttpClient http;
+  std::mt19937 rng{std::random_device{}()};
+  std::string leader;  // last known leader base URL
+
+  std::optional<Response> call(http::verb method, const std::string& path, const std::string& body,
+                               Clock::duration budget = 20s) {
+    const auto deadline = Clock::now() + budget;
+    std::string base = leader.empty() ? nodes[rng() % nodes.size()] : leader;
+    auto backoff = 20ms;
+    int redirects = 0;
+    while (Clock::now() < deadline) {
+      auto url = parse_url(base + path);
+      if (!url) return std::nullopt;
+      auto per_try = std::min(deadline, Clock::now() + 3s);
+      auto r = http.request(method, *url, body, per_try);
+      if (r && r->status == 307 && !r->location.empty() && ++redirects < 10) {
+        auto loc = parse_url(r->location);
+        if (loc) {
+          base = loc->base();
+          leader = base;
+          continue;
+        }
+      }
+      if (r && r->status != 503 && r->status != 504 && r->status != 307) {
+        leader = base;
+        return r;
+      }
+      // No leader, timed out, or the node is gone: back off, try another node.
+      leader.clear();
+      redirects = 0;
+      std::this_thread::sleep_for(std::min<Clock::duration>(backoff, deadline - Clock::now()));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
+      base = nodes[rng() % nodes.size()];
+    }
+    return std::nullopt;
+  }
+};
+
+// ---------------------------------------------------------------- status
+
+struct Status {
+  std::uint64_t id = 0, term = 0, leader_id = 0, commit = 0, applied = 0, last = 0;
+  std::string state, leader_url;
+};
+
+std::optional<Status> get_status(HttpClient& c, const std::string& node, Clock::duration budget = 500ms) {
+  auto url = parse_url(node + "/raft/status");
+  if (!url) return std::nullopt;
+  auto r = c.request(http::verb::get, *url, "", Clock::now() + budget);
+  if (!r || r->status != 200) return std::nullopt;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r->body, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto& o = v.as_object();
+  Status s;
+  auto u64 = [&](const char* k) -> std::uint64_t {
+    auto* p = o.if_contains(k);
+    if (!p) return 0;
+    if (p->is_uint64()) return p->as_uint64();
+    if (p->is_int64()) return static_cast<std::uint64_t>(p->as_int64());
+    return 0;
+  };
+  auto str = [&](const char* k) -> std::string {
+    auto* p = o.if_contains(k);
+    return p && p->is_string() ? std::string(p->as_string()) : std::string();
+  };
+  s.id = u64("id");
+  s.term = u64("term");
+  s.leader_id = u64("leaderID");
+  s.commit = u64("commitIndex");
+  s.applied = u64("appliedIndex");
+  s.last = u64("lastIndex");
+  s.state = str("state");
+  s.leader_url = str("leaderURL");
+  return s;
+}
+
+// ---------------------------------------------------------------- output
+
+const bool kTty = isatty(STDERR_FILENO);
+const char* c(const char* code) { return kTty ? code : ""; }
+#define GREEN c("\033[32m")
+#define RED c("\033[31m")
+#define BOLD c("\033[1m")
+#define DIM c("\033[2m")
+#define RESET c("\033[0m")
+
+void progress(const char* what, std::size_t done, std::size_t total, Clock::time_point t0) {
+  const int width = 40;
+  const int fill = total ? static_cast<int>(width * done / total) : width;
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double rate = secs > 0 ? done / secs : 0;
+  std::string bar(fill, '#');
+  bar += std::string(width - fill, '.');
+  std::fprintf(stderr, "%s  %s [%s] %4zu/%zu  %6.0f ops/s", kTty ? "\r" : "", what, bar.c_str(), done, total, rate);
+  if (!kTty) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+// ---------------------------------------------------------------- commands
+
+struct Args {
+  std::vector<std::string> nodes;
+  std::string exclude, node, token = "demo", old_leader;
+  std::size_t count = 1000, workers = 8;
+  double timeout = 20;
+  pid_t kill_pid = 0;
+  std::uint64_t from = 0;  // catchup: the node's appliedIndex when it was killed
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    auto comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    if (comma > start) out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string key_name(std::size_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "key-%04zu", i);
+  return buf;
+}
+std::string value_of(std::size_t i, const std::string& token) { return "value-" + std::to_string(i) + "-" + token; }
+
+// Polls every node (but `exclude`) until one says it is the leader.
+std::optional<Status> find_leader(const Args& a, const std::string& exclude, Clock::time_point deadline,
+                                  std::string* url_out) {
+  HttpClient http;
+  while (Clock::now() < deadline) {
+    for (const auto& n : a.nodes) {
+      if (n == exclude) continue;
+      auto s = get_status(http, n);
+      if (s && s->state == "leader") {
+        *url_out = n;
+        return s;
+      }
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return std::nullopt;
+}
+
+int cmd_ports(std::size_t n) {
+  net::io_context ioc;
+  std::vector<tcp::acceptor> held;
+  for (std::size_t i = 0; i < n; ++i) {
+    held.emplace_back(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    std::printf("%s%u", i ? " " : "", held.back().local_endpoint().port());
+  }
+  std::printf("\n");
+  return 0;
+}
+
+int cmd_status(const Args& a) {
+  HttpClient http;
+  std::fprintf(stderr, "  %s%-24s %-3s %-9s %5s %8s %8s%s\n", DIM, "node", "id", "state", "term", "commit", "applied", RESET);
+  for (const auto& n : a.nodes) {
+    auto s = get_status(http, n);
+    if (!s) {
+      std::fprintf(stderr, "  %-24s %s(down)%s\n", n.c_str(), DIM, RESET);
+      continue;
+    }
+    std::fprintf(stderr, "  %-24s %-3llu %s%-9s%s %5llu %8llu %8llu\n", n.c_str(), (unsigned long long)s->id,
+                 s->state == "leader" ? GREEN : "", s->state.c_str(), RESET, (unsigned long long)s->term,
+                 (unsigned long long)s->commit, (unsigned long long)s->applied);
+  }
+  return 0;
+}
+
+int cmd_wait_leader(const Args& a) {
+  const auto t0 = Clock::now();
+  std::string url;
+  auto s = find_leader(a, a.exclude, t0 + std::chrono::milliseconds(static_cast<long>(a.timeout * 1000)), &url);
+  if (!s) {
+    std::fprintf(stderr, "  %sno leader within %.0f s%s\n", RED, a.timeout, RESET);
+    return 1;
+  }
+  std::fprintf(stderr, "  leader: %snode %llu%s at %s (term %llu), found in %.0f ms\n", BOLD,
+               (unsigned long long)s->id, RESET, url.c_str(), (unsigned long long)s->term, ms_since(t0));
+  std::printf("%s\n", url.c_str());
+  return 0;
+}
+
+// Runs `op(i, client)` for i in [0, count) on `workers` threads, each with its
+// own keep-alive connection, drawing a progress bar. Returns the failures.
+template <class Op>
+std::size_t run_parallel(const Args& a, const char* what, Op op, double* rate) {
+  std::atomic<std::size_t> next{0}, done{0}, failed{0};
+  const auto t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (std::size_t w = 0; w < a.workers; ++w) {
+    threads.emplace_back([&] {
+      KvClient kv;
+      kv.nodes = a.nodes;
+      for (;;) {
+        const auto i = next++;
+        if (i >= a.count) return;
+        if (!op(i, kv)) ++failed;
+        ++done;
+      }
+    });
+  }
+  while (done < a.count) {
+    progress(what, done, a.count, t0);
+    std::this_thread::sleep_for(50ms);
+  }
+  for (auto& t : threads) t.join();
+  progress(what, done, a.count, t0);
+  std::fprintf(stderr, "\n");
+  *rate = a.count / std::chrono::duration<double>(Clock::now() - t0).count();
+  return failed;
+}
+
+int cmd_write(const Args& a) {
+  std::mutex mu;
+  std::vector<std::string> errors;
+  double rate = 0;
+  const auto t0 = Clock::now();
+  auto failed = run_parallel(a, "write", [&](std::size_t i, KvClient& kv) {
+    auto r = kv.call(http::verb::put, "/kv/" + key_name(i), value_of(i, a.token));
+    if (r && r->status == 204) return true;
+    std::lock_guard lk(mu);
+    errors.push_back(key_name(i) + ": " + (r ? std::to_string(r->status) + " " + r->body : std::string("no answer")));
+    return false;
+  }, &rate);
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (std::size_t i = 0; i < errors.size() && i < 5; ++i) std::fprintf(stderr, "  %s%s%s\n", RED, errors[i].c_str(), RESET);
+  if (failed) {
+    std::fprintf(stderr, "  %s%zu of %zu writes failed%s\n", RED, failed, a.count, RESET);
+    return 1;
+  }
+  std::fprintf(stderr, "  %s%zu keys written%s in %.2f s: %s%.0f writes/s%s (%zu clients, each write committed on a majority and fsynced)\n",
+               GREEN, a.count, RESET, secs, BOLD, rate, RESET, a.workers);
+  std::printf("%.0f\n", rate);
+  return 0;
+}
+
+int cmd_check(const Args& a) {
+  std::mutex mu;
+  std::vector<std::string> errors;
+  double rate = 0;
+  const auto t0 = Clock::now();
+  auto failed = run_parallel(a, "read ", [&](std::size_t i, KvClient& kv) {
+    auto r = kv.call(http::verb::get, "/kv/" + key_name(i), "");
+    const auto want = value_of(i, a.token);
+    if (r && r->status == 200 && r->body == want) return true;
+    std::lock_guard lk(mu);
+    errors.push_back(key_name(i) + ": want " + want + ", got " +
+                     (r ? std::to_string(r->status) + " " + r->body : std::string("no answer")));
+    return false;
+  }, &rate);
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (std::size_t i = 0; i < errors.size() && i < 5; ++i) std::fprintf(stderr, "  %s%s%s\n", RED, errors[i].c_str(), RESET);
+  if (failed) {
+    std::fprintf(stderr, "  %s%zu of %zu keys wrong or missing%s\n", RED, failed, a.count, RESET);
+    return 1;
+  }
+  std::fprintf(stderr, "  %s%zu of %zu keys read back, every value correct%s in %.2f s (%.0f linearizable reads/s)\n",
+               GREEN, a.count, a.count, RESET, secs, rate);
+  std::printf("%.0f\n", rate);
+  return 0;
+}
+
+int cmd_failover(const Args& a) {
+  if (a.kill_pid <= 0 || a.old_leader.empty()) {
+    std::fprintf(stderr, "raft-demo failover: --kill-pid and --old-leader are required\n");
+    return 2;
+  }
+  HttpClient http;
+  const auto before = get_status(http, a.old_leader);
+  const auto t0 = Clock::now();
+  if (::kill(a.kill_pid, SIGKILL) != 0) {
+    std::perror("raft-demo: kill");
+    return 1;
+  }
+  std::fprintf(stderr, "  sent SIGKILL to pid %d (the leader, %s)\n", static_cast<int>(a.kill_pid), a.old_leader.c_str());
+  std::string url;
+  auto s = find_leader(a, a.old_leader, t0 + std::chrono::milliseconds(static_cast<long>(a.timeout * 1000)), &url);
+  if (!s) {
+    std::fprintf(stderr, "  %sno new leader within %.0f s%s\n", RED, a.timeout, RESET);
+    return 1;
+  }
+  std::fprintf(stderr, "  new leader: %snode %llu%s at %s (term %llu), elected %s%.0f ms%s after the kill\n", BOLD,
+               (unsigned long long)s->id, RESET, url.c_str(), (unsigned long long)s->term, BOLD, ms_since(t0), RESET);
+  std::printf("%s %.0f %llu\n", url.c_str(), ms_since(t0), (unsigned long long)(before ? before->applied : 0));
+  return 0;
+}
+
+int cmd_catchup(const Args& a) {
+  HttpClient http;
+  const auto t0 = Clock::now();
+  const auto deadline = t0 + std::chrono::milliseconds(static_cast<long>(a.timeout * 1000));
+  std::uint64_t first = a.from;
+  bool seen = a.from != 0;
+  while (Clock::now() < deadline) {
+    std::string lurl;
+    auto leader = find_leader(a, "", std::min(deadline, Clock::now() + 2s), &lurl);
+    auto mine = get_status(http, a.node);
+    if (leader && mine) {
+      if (!seen) {
+        first = mine->applied;
+        seen = true;
+      }
+      std::fprintf(stderr, "%s  node %llu appliedIndex %llu / leader commitIndex %llu", kTty ? "\r" : "",
+                   (unsigned long long)mine->id, (unsigned long long)mine->applied, (unsigned long long)leader->commit);
+      if (!kTty) std::fprintf(stderr, "\n");
+      if (mine->applied >= leader->commit && mine->state == "follower") {
+        std::fprintf(stderr, "%s  %scaught up%s: appliedIndex %llu (when killed) -> %llu, %.0f ms after the restart\n",
+                     kTty ? "\n" : "", GREEN, RESET, (unsigned long long)first, (unsigned long long)mine->applied, ms_since(t0));
+        std::printf("%llu %llu %.0f\n", (unsigned long long)first, (unsigned long long)mine->applied, ms_since(t0));
+        return 0;
+      }
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  std::fprintf(stderr, "\n  %snode %s did not catch up within %.0f s%s\n", RED, a.node.c_str(), a.timeout, RESET);
+  return 1;
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: raft-demo ports N\n"
+               "       raft-demo status|wait-leader|write|check|failover|catchup --nodes URL,URL,... [options]\n"
+               "options: --count N --workers N --token T --exclude URL --timeout S --kill-pid PID --old-leader URL --node URL --from N\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage();
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "ports") return argc == 3 ? cmd_ports(std::stoul(argv[2])) : usage();
+    Args a;
+    for (int i = 2; i < argc; ++i) {
+      const std::string k = argv[i];
+      if (i + 1 >= argc) return usage();
+      const std::string v = argv[++i];
+      if (k == "--nodes") a.nodes = split(v);
+      else if (k == "--exclude") a.exclude = v;
+      else if (k == "--node") a.node = v;
+      else if (k == "--token") a.token = v;
+      else if (k == "--old-leader") a.old_leader = v;
+      else if (k == "--count") a.count = std::stoul(v);
+      else if (k == "--workers") a.workers = std::max<std::size_t>(1, std::stoul(v));
+      else if (k == "--timeout") a.timeout = std::stod(v);
+      else if (k == "--from") a.from = std::stoull(v);
+      else if (k == "--kill-pid") a.kill_pid = static_cast<pid_t>(std::stol(v));
+      else return usage();
+    }
+    if (a.nodes.empty()) return usage();
+    if (cmd == "status") return cmd_status(a);
+    if (cmd == "wait-leader") return cmd_wait_leader(a);
+    if (cmd == "write") return cmd_write(a);
+    if (cmd == "check") return cmd_check(a);
+    if (cmd == "failover") return cmd_failover(a);
+    if (cmd == "catchup") return a.node.empty() ? usage() : cmd_catchup(a);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "raft-demo: %s\n", e.what());
+    return 2;
+  }
+  return usage();
+}
