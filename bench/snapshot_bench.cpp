@@ -19,6 +19,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -86,6 +87,7 @@ bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const std::uint64_t mib = argc > 1 ? std::stoull(argv[1]) : 1024;
   const auto root = std::filesystem::temp_directory_path() / ("raft-snapshot-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(root);
@@ -123,6 +125,8 @@ int main(int argc, char** argv) {
     o.snapshot_threshold_entries = 8;
     o.snapshot_tail_entries = 0;
     o.segment_size_bytes_max = 4096;
+    if (std::getenv("RAFT_BENCH_LOG"))
+      o.logger = [name](std::string_view l) { std::fprintf(stderr, "%s: %.*s\n", name, static_cast<int>(l.size()), l.data()); };
     n->log = std::make_unique<raft::Log>(o);
     n->handler = std::make_unique<raft::Handler>(*n->log);
     n->server = std::make_unique<raft::Server>(io.get_executor(), *n->handler);
@@ -136,8 +140,9 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 64; ++i)
     if (!a->log->apply(std::string(100, 'x'))) return 1;
   std::printf("waiting for node A to write its %llu MiB snapshot and compact...\n", static_cast<unsigned long long>(mib));
-  if (!eventually([&] { return std::filesystem::exists(root / "a" / "log") && a->log->status().last_index > 0 &&
-                               !std::filesystem::is_empty(root / "a" / "snapshots"); },
+  // Compacted: the first segment (entries from index 1) is gone.
+  if (!eventually([&] { return a->log->applied_index() >= 65 && !std::filesystem::is_empty(root / "a" / "snapshots") &&
+                               !std::filesystem::exists(root / "a" / "log" / "00000000000000000001.seg"); },
                   600s))
     return 1;
   const long rss0 = max_rss_kib();
