@@ -273,7 +273,12 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void flush_appends();
   void request_sync();
   void on_synced(std::uint64_t durable);
-  bool truncate_after(std::uint64_t index);
+  // `why` is what pending apply() calls on the removed entries learn:
+  // errc::not_committed when a conflicting entry proves they cannot commit,
+  // errc::timeout (outcome unknown) when they are dropped only because their
+  // match with the leader is not yet established (they may come back).
+  bool truncate_after(std::uint64_t index, errc why);
+  void fail_pending_after(std::uint64_t index, errc why);
   void note_config_entry(const LogEntry& e);
 
   // ----------------------------------------------------------- roles
@@ -663,7 +668,15 @@ void Log::Impl::on_synced(std::uint64_t durable) {
   }
 }
 
-bool Log::Impl::truncate_after(std::uint64_t index) {
+void Log::Impl::fail_pending_after(std::uint64_t index, errc why) {
+  for (auto it = pending_applies_.upper_bound(index); it != pending_applies_.end();) {
+    if (it->second.timer) it->second.timer->cancel();
+    fail(it->second.h, why);
+    it = pending_applies_.erase(it);
+  }
+}
+
+bool Log::Impl::truncate_after(std::uint64_t index, errc why) {
   // Committed entries are never truncated (DESIGN 5).
   RAFT_ASSERT(index >= commit_, "truncating a committed entry");
   flush_appends();
@@ -679,12 +692,8 @@ bool Log::Impl::truncate_after(std::uint64_t index) {
   while (!configs_.empty() && configs_.back().index > index) configs_.pop_back();
   config_ = configs_.empty() ? base_config_ : configs_.back();
   publish();
-  // Client calls waiting on overwritten entries learn it now.
-  for (auto it = pending_applies_.upper_bound(index); it != pending_applies_.end();) {
-    if (it->second.timer) it->second.timer->cancel();
-    fail(it->second.h, errc::not_committed);
-    it = pending_applies_.erase(it);
-  }
+  // Client calls waiting on removed entries learn it now.
+  fail_pending_after(index, why);
   return true;
 }
 
@@ -1113,7 +1122,7 @@ result<void> Log::Impl::on_stream_event(InStream& s, const detail::StreamEvent& 
       }
       stream_from_.reset();
       const std::uint64_t keep = std::max(x, commit_);
-      if (keep < last_index() && !truncate_after(keep)) return errc::store_failed;
+      if (keep < last_index() && !truncate_after(keep, errc::timeout)) return errc::store_failed;
       s.positioned = true;
       s.pos = x;
       return {};
@@ -1129,7 +1138,9 @@ result<void> Log::Impl::on_stream_event(InStream& s, const detail::StreamEvent& 
         if (have_term == ev.term) return {};  // already have it
         for (auto& e : batch) append_local(std::move(e));
         batch.clear();
-        if (!truncate_after(ev.index - 1)) return errc::store_failed;
+        // The leader's entry here has another term, so ours (and, by Log
+        // Matching, every later one of ours) is not in its log: not committed.
+        if (!truncate_after(ev.index - 1, errc::not_committed)) return errc::store_failed;
       }
       batch.push_back(LogEntry{ev.type, ev.index, ev.term, std::string(ev.data)});
       return {};
@@ -1198,6 +1209,7 @@ result<void> Log::Impl::on_snapshot_event(InStream& s, const detail::StreamEvent
     ++trunc_gen_;
     durable_ = meta->index;
     configs_.clear();
+    fail_pending_after(meta->index, errc::timeout);  // dropped, fate unknown
   }
   commit_ = std::max(commit_, meta->index);
   compact_to(*meta);
