@@ -303,6 +303,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   const Config& config_at(std::uint64_t index) const;
   result<void> on_snapshot_event(InStream& s, const detail::StreamEvent& ev);
   void begin_snapshot_send(const std::shared_ptr<OutStream>& s);
+  void send_buf(const std::shared_ptr<OutStream>& s, bool advance);
 
   // ---------------------------------------------------------- streams
   void open_stream();
@@ -1285,20 +1286,7 @@ void Log::Impl::serve_stream(const StreamRequest& req, std::shared_ptr<StreamWri
     old->second->writer->finish(errc::canceled);
   }
   out_streams_[req.id] = s;
-  s->writing = true;
-  s->writer->write(s->buf, [self = shared_from_this(), ep = epoch_, s](std::error_code ec) {
-    self->post_any_epoch([self, ep, s, ec] {
-      s->writing = false;
-      if (self->epoch_ != ep || !s->alive) return;
-      if (ec) {
-        s->alive = false;
-        if (auto it = self->out_streams_.find(s->peer); it != self->out_streams_.end() && it->second == s)
-          self->out_streams_.erase(it);
-        return;
-      }
-      self->pump(s);
-    });
-  });
+  send_buf(s, false);  // s->next is already where entries start
 }
 
 void Log::Impl::begin_snapshot_send(const std::shared_ptr<OutStream>& s) {
@@ -1351,21 +1339,7 @@ void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
   }
   if (after) {
     s->buf_last = *after - 1;
-    s->writing = true;
-    s->writer->write(s->buf, [self = shared_from_this(), ep = epoch_, s](std::error_code ec) {
-      self->post_any_epoch([self, ep, s, ec] {
-        s->writing = false;
-        if (self->epoch_ != ep || !s->alive) return;
-        if (ec) {
-          s->alive = false;
-          if (auto it = self->out_streams_.find(s->peer); it != self->out_streams_.end() && it->second == s)
-            self->out_streams_.erase(it);
-          return;
-        }
-        s->next = s->buf_last + 1;
-        self->pump(s);
-      });
-    });
+    send_buf(s, true);
     return;
   }
   const std::uint64_t last = log_->last_index();
@@ -1377,20 +1351,7 @@ void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
     detail::encode_frame(s->buf, detail::kFrameCommit, commit_, term_, {});
     s->sent_commit = commit_;
     s->buf_last = s->next - 1;
-    s->writing = true;
-    s->writer->write(s->buf, [self = shared_from_this(), ep = epoch_, s](std::error_code ec) {
-      self->post_any_epoch([self, ep, s, ec] {
-        s->writing = false;
-        if (self->epoch_ != ep || !s->alive) return;
-        if (ec) {
-          s->alive = false;
-          if (auto it = self->out_streams_.find(s->peer); it != self->out_streams_.end() && it->second == s)
-            self->out_streams_.erase(it);
-          return;
-        }
-        self->pump(s);
-      });
-    });
+    send_buf(s, true);
     return;
   }
   // Served from the log (page cache), never from an unbounded queue: a slow
@@ -1404,9 +1365,15 @@ void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
     s->sent_commit = commit_;
   }
   s->buf_last = batch->back().index;
+  send_buf(s, true);
+}
+
+void Log::Impl::send_buf(const std::shared_ptr<OutStream>& s, bool advance) {
+  // One write outstanding per stream (s->writing): the transport's `done` is
+  // the back-pressure, and s->buf stays untouched until it runs.
   s->writing = true;
-  s->writer->write(s->buf, [self = shared_from_this(), ep = epoch_, s](std::error_code ec) {
-    self->post_any_epoch([self, ep, s, ec] {
+  s->writer->write(s->buf, [self = shared_from_this(), ep = epoch_, s, advance](std::error_code ec) {
+    self->post_any_epoch([self, ep, s, ec, advance] {
       s->writing = false;
       if (self->epoch_ != ep || !s->alive) return;
       if (ec) {
@@ -1415,7 +1382,7 @@ void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
           self->out_streams_.erase(it);
         return;
       }
-      s->next = s->buf_last + 1;
+      if (advance) s->next = s->buf_last + 1;
       self->pump(s);
     });
   });
