@@ -287,3 +287,41 @@ TEST(Log, WaitReturnsOnceApplied) {
 
 }  // namespace
 }  // namespace raft::test
+
+namespace raft::test {
+namespace {
+
+// DESIGN 5: entries are durable before they are acknowledged. A follower
+// whose fsync fails never acknowledges, so a two-node cluster cannot commit.
+TEST(Log, EntriesAreDurableBeforeTheyAreAcknowledged) {
+  LocalCluster c;
+  auto& a = c.add();
+  ASSERT_TRUE(c.initialize(a));
+  auto& b = c.add();
+  ASSERT_TRUE(c.join(b, a.url));
+  ASSERT_TRUE(c.net.run_until([&] { return a.log->commit_index() >= 2 && b.log->commit_index() >= 2; }));
+  const auto before = a.log->commit_index();
+  b.fs.fail_next("sync", errc::io_error);
+  std::optional<result<std::uint64_t>> r;
+  a.log->start_apply("x", {}, [&](result<std::uint64_t> x) { r = x; });
+  c.net.run_for(std::chrono::seconds(3));
+  EXPECT_FALSE(r.has_value()) << "committed without the follower's durable copy";
+  EXPECT_EQ(a.log->commit_index(), before);
+  EXPECT_EQ(b.log->state(), State::stopped) << "a failed fsync is fatal (fail-stop)";
+}
+
+// Thesis §4.1: one membership change at a time.
+TEST(Log, OneMembershipChangeAtATime) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  std::optional<result<std::pair<std::uint64_t, Config>>> first, second;
+  l->log->start_add_peer("http://x1", [&](auto r) { first = r; });
+  l->log->start_add_peer("http://x2", [&](auto r) { second = r; });
+  c->net.run_until([&] { return second.has_value(); });
+  ASSERT_TRUE(second.has_value());
+  ASSERT_FALSE(*second);
+  EXPECT_EQ(second->error(), errc::change_in_progress);
+}
+
+}  // namespace
+}  // namespace raft::test
