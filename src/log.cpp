@@ -778,6 +778,9 @@ void Log::Impl::become_follower(std::uint64_t leader, bool reset_timer) {
     logf("following {}", leader);
   }
   if (reset_timer || was_leader || !election_timer_) reset_election_timer();
+  // A node whose latest configuration leaves it out may never hear of later
+  // commits: its pending calls learn now that their outcome is unknown here.
+  if (id_ != 0 && !config_.nodes.empty() && !in_config(id_)) fail_pending_after(commit_, errc::removed);
   publish();
 }
 
@@ -870,6 +873,9 @@ void Log::Impl::advance_commit() {
   // A leader removed by a committed change steps down (thesis §4.2.2).
   if (!in_config(id_) && commit_ >= config_.index && state_ == State::leader) {
     logf("removed from the configuration; stepping down");
+    // Nobody will tell a removed node about later commits: calls waiting on
+    // entries after the removal learn that their outcome is unknown here.
+    fail_pending_after(commit_, errc::removed);
     become_follower(0);
   }
 }
@@ -1393,6 +1399,9 @@ void Log::Impl::send_buf(const std::shared_ptr<OutStream>& s, bool advance) {
 void Log::Impl::do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::uint64_t> h) {
   if (state_ == State::stopped) return fail(h, errc::closed);
   if (state_ != State::leader) return fail(h, errc::not_leader);
+  // A leader that is removing itself takes no new work (it steps down once
+  // the removal commits, and would strand entries appended after it).
+  if (!in_config(id_)) return fail(h, errc::not_leader);
   if (e.data.size() > o_.entry_size_bytes_max) return fail(h, errc::entry_too_large);
   e.index = last_index() + 1;
   e.term = term_;

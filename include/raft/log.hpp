@@ -139,8 +139,11 @@ class Log final : public Service {
   result<void> remove_peer(std::uint64_t id);
 
   // Leader only: appends a command; returns its index once committed.
-  // errc::not_leader, errc::not_committed (overwritten by a later leader),
-  // errc::timeout (timeout > 0 and it passed; the entry may still commit).
+  // errc::not_leader (nothing appended), errc::not_committed (overwritten by
+  // a later leader: it will never commit), errc::timeout (timeout > 0 and it
+  // passed, or the entry was dropped without proof either way: it may still
+  // commit), errc::removed (this node left the configuration: outcome
+  // unknown here).
   result<std::uint64_t> apply(std::string command, Clock::duration timeout = {});
   // Returns once the FSM has applied `index`.
   result<void> wait(std::uint64_t index, Clock::duration timeout = {});

@@ -297,10 +297,14 @@ void SimCluster::bootstrap(int n) {
 int SimCluster::add_member(bool wait, bool* ok) {
   const int slot = add_node();
   start(slot);
+  // Join through a running member: a node already removed from the
+  // configuration knows no leader to point to (a real operator would not
+  // pick it either). With no leader known, any running node.
   auto ups = up_nodes();
+  const auto mem = members();
   std::vector<int> others;
   for (int u : ups)
-    if (u != slot) others.push_back(u);
+    if (u != slot && (mem.empty() || std::find(mem.begin(), mem.end(), u) != mem.end())) others.push_back(u);
   const int via = others.empty() ? 0 : others[rng.below(others.size())];
   auto state = std::make_shared<std::pair<bool, bool>>(false, false);
   trace("n{} join via n{}", slot, via);
