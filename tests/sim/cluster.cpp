@@ -320,7 +320,14 @@ int SimCluster::add_member(bool wait, bool* ok) {
 
 bool SimCluster::remove_member(int victim) {
   const auto deadline = clock.now() + 10 * et();
-  const std::uint64_t id = up(victim) ? log(victim).id() : 0;
+  // The victim may be down: find its id in the leader's configuration.
+  std::uint64_t id = up(victim) ? log(victim).id() : 0;
+  if (id == 0) {
+    const int l = wait_leader(deadline - clock.now());
+    if (l >= 0)
+      for (const auto& n : log(l).config().nodes)
+        if (n.url == url(victim)) id = n.id;
+  }
   if (id == 0) return false;
   while (clock.now() < deadline) {
     const int l = wait_leader(deadline - clock.now());
