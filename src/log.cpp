@@ -705,7 +705,9 @@ void Log::Impl::reset_election_timer() {
   const auto t = o_.election_timeout;
   const auto jitter = Clock::duration(static_cast<Clock::duration::rep>(rand() % std::max<std::uint64_t>(1, t.count())));
   const auto gen = ++election_gen_;
-  election_timer_ = clock_->after(t + jitter, [self = shared_from_this(), ep = epoch_, gen] {
+  election_timer_ = clock_->after(t + jitter, [weak = weak_from_this(), ep = epoch_, gen] {
+    auto self = weak.lock();
+    if (!self) return;
     self->post_any_epoch([self, ep, gen] {
       if (self->epoch_ != ep || self->election_gen_ != gen) return;
       self->on_election_timeout();
@@ -756,7 +758,9 @@ void Log::Impl::request_votes(std::uint64_t term) {
       });
     });
   }
-  vote_retry_timer_ = clock_->after(o_.heartbeat_interval, [self = shared_from_this(), ep = epoch_, term] {
+  vote_retry_timer_ = clock_->after(o_.heartbeat_interval, [weak = weak_from_this(), ep = epoch_, term] {
+    auto self = weak.lock();
+    if (!self) return;
     self->post_any_epoch([self, ep, term] {
       if (self->epoch_ == ep) self->request_votes(term);
     });
@@ -819,7 +823,9 @@ void Log::Impl::start_heartbeats() {
       return;
     }
   }
-  heartbeat_timer_ = clock_->after(o_.heartbeat_interval, [self = shared_from_this(), ep = epoch_, gen] {
+  heartbeat_timer_ = clock_->after(o_.heartbeat_interval, [weak = weak_from_this(), ep = epoch_, gen] {
+    auto self = weak.lock();
+    if (!self) return;
     self->post_any_epoch([self, ep, gen] {
       if (self->epoch_ != ep || self->heartbeat_gen_ != gen || self->state_ != State::leader) return;
       self->start_heartbeats();
@@ -1034,7 +1040,9 @@ void Log::Impl::drop_in_stream() {
 void Log::Impl::schedule_reconnect() {
   if (reconnect_timer_) reconnect_timer_->cancel();
   const auto gen = ++reconnect_gen_;
-  reconnect_timer_ = clock_->after(o_.reconnect_timeout, [self = shared_from_this(), ep = epoch_, gen] {
+  reconnect_timer_ = clock_->after(o_.reconnect_timeout, [weak = weak_from_this(), ep = epoch_, gen] {
+    auto self = weak.lock();
+    if (!self) return;
     self->post_any_epoch([self, ep, gen] {
       if (self->epoch_ != ep || self->reconnect_gen_ != gen) return;
       self->open_stream();
@@ -1062,14 +1070,20 @@ void Log::Impl::open_stream() {
   const auto serial = s->serial;
   in_ = std::move(s);
   StreamCallbacks cb;
-  cb.on_data = [self = shared_from_this(), ep = epoch_, serial](std::string_view bytes, std::function<void()> more) {
+  // The transport keeps these callbacks while we keep its handle (in_):
+  // capture the Impl weakly, or the two keep each other alive forever.
+  cb.on_data = [weak = weak_from_this(), ep = epoch_, serial](std::string_view bytes, std::function<void()> more) {
+    auto self = weak.lock();
+    if (!self) return more();
     self->post_any_epoch([self, ep, serial, data = std::string(bytes), more = std::move(more)] {
       if (self->epoch_ == ep) self->on_stream_bytes(serial, data);
       // Read on only after these bytes were consumed: memory stays bounded.
       more();
     });
   };
-  cb.on_end = [self = shared_from_this(), ep = epoch_, serial](std::error_code ec) {
+  cb.on_end = [weak = weak_from_this(), ep = epoch_, serial](std::error_code ec) {
+    auto self = weak.lock();
+    if (!self) return;
     self->post_any_epoch([self, ep, serial, ec] {
       if (self->epoch_ != ep || !self->in_ || self->in_->serial != serial) return;
       self->logf("stream from {} ended: {}", self->in_->leader, ec ? ec.message() : "eof");
@@ -1408,7 +1422,9 @@ void Log::Impl::do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::ui
   const std::uint64_t index = e.index;
   PendingApply p{term_, std::move(h), nullptr};
   if (timeout > Clock::duration::zero()) {
-    p.timer = clock_->after(timeout, [self = shared_from_this(), ep = epoch_, index, term = term_] {
+    p.timer = clock_->after(timeout, [weak = weak_from_this(), ep = epoch_, index, term = term_] {
+      auto self = weak.lock();
+      if (!self) return;
       self->post_any_epoch([self, ep, index, term] {
         if (self->epoch_ != ep) return;
         auto it = self->pending_applies_.find(index);
@@ -1429,7 +1445,9 @@ void Log::Impl::do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn
   const auto serial = ++waiter_serial_;
   Waiter w{serial, std::move(h), nullptr};
   if (timeout > Clock::duration::zero()) {
-    w.timer = clock_->after(timeout, [self = shared_from_this(), ep = epoch_, index, serial] {
+    w.timer = clock_->after(timeout, [weak = weak_from_this(), ep = epoch_, index, serial] {
+      auto self = weak.lock();
+      if (!self) return;
       self->post_any_epoch([self, ep, index, serial] {
         if (self->epoch_ != ep) return;
         auto [b, e] = self->waiters_.equal_range(index);
@@ -1495,7 +1513,9 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
         // or the request or its answer was lost: try again shortly rather
         // than burden the caller. Joining is idempotent: a node the leader
         // already added gets its id back.
-        self->clock_->after(self->o_.heartbeat_interval, [self, ep, url, attempt, h = std::move(h)]() mutable {
+        self->clock_->after(self->o_.heartbeat_interval, [weak = self->weak_from_this(), ep, url, attempt, h = std::move(h)]() mutable {
+          auto self = weak.lock();
+          if (!self) return;
           self->post_any_epoch([self, ep, url, attempt, h = std::move(h)]() mutable {
             if (self->epoch_ != ep) return fail(h, errc::closed);
             self->join_attempt(std::move(url), attempt + 1, std::move(h));

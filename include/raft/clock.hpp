@@ -71,6 +71,9 @@ class VirtualClock final : public Clock {
   bool fire_next();
   std::optional<time_point> next_deadline() const;
   std::size_t pending() const { return timers_.size(); }
+  // Drops every pending timer without running it (test teardown: what the
+  // callbacks hold is released while the executors they need still exist).
+  void clear() { timers_.clear(); }
 
  private:
   class VTimer;

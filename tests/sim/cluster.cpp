@@ -36,6 +36,9 @@ SimCluster::~SimCluster() {
     n.fsm->kill();
     n.log.reset();
   }
+  // Messages in flight are clock timers holding Log internals: release them
+  // now, while the io_context those internals were built on still exists.
+  clock.clear();
   io_.stop();
 }
 

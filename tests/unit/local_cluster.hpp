@@ -157,6 +157,7 @@ inline void LocalTransport::join(const std::string& url, const std::string& node
               if (!leader.empty()) return (*attempt)(leader, hops + 1);
             }
           }
+          *attempt = nullptr;  // the function holds itself: break the cycle
           h(std::move(r));
         });
   };
