@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <future>
 #include <map>
 #include <mutex>
@@ -125,6 +126,14 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   std::uint64_t trunc_gen_ = 0;
   std::vector<LogEntry> pending_append_;  // batched into one store append
   bool flush_posted_ = false;
+  // The newest entries written to the store, kept in memory: the stream pump
+  // and the apply batches read them from here instead of the segment files
+  // (a pread, a CRC check and an allocation per entry per reader). cache_[i]
+  // has index cache_first_ + i; its last entry is log_->last_index().
+  // Bounded by o_.entry_cache_bytes of entry data.
+  std::deque<LogEntry> cache_;
+  std::uint64_t cache_first_ = 0;
+  std::size_t cache_bytes_ = 0;
 
   // The configuration: latest in the log (thesis §4.1), with history so a
   // truncation can roll it back. `join_config_` bridges a new node's empty log.
@@ -251,6 +260,33 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     return log_ ? log_->last_term() : 0;
   }
   std::uint64_t term_at(std::uint64_t index) const;
+  void cache_add(std::vector<LogEntry>& entries);
+  void cache_truncate_after(std::uint64_t index);
+  void cache_clear() {
+    cache_.clear();
+    cache_bytes_ = 0;
+  }
+  // Calls f(const LogEntry&) for entries [from, to] in order, stopping once
+  // max_bytes of data were visited (always at least one entry): from the
+  // cache when it holds `from`, else read from the store.
+  template <class F>
+  result<void> visit_entries(std::uint64_t from, std::uint64_t to, std::size_t max_bytes, F&& f) {
+    if (from > to) return {};
+    if (!cache_.empty() && from >= cache_first_ && to < cache_first_ + cache_.size()) {
+      std::size_t bytes = 0;
+      for (std::uint64_t i = from; i <= to; ++i) {
+        const LogEntry& e = cache_[i - cache_first_];
+        if (i > from && bytes + e.data.size() > max_bytes) break;
+        bytes += e.data.size();
+        f(e);
+      }
+      return {};
+    }
+    auto batch = log_->read(from, to, max_bytes);
+    if (!batch) return batch.error();
+    for (const auto& e : *batch) f(e);
+    return {};
+  }
   std::size_t quorum() const { return config_.nodes.size() / 2 + 1; }
   bool in_config(std::uint64_t id) const { return config_.node_by_id(id) != nullptr; }
   std::string url_of(std::uint64_t id) const {
@@ -391,6 +427,30 @@ void Log::Impl::publish_indexes() {
   view_.commit_index = commit_;
   view_.applied_index = applied_;
   view_.last_index = last_index();
+}
+
+void Log::Impl::cache_add(std::vector<LogEntry>& entries) {
+  if (entries.empty() || o_.entry_cache_bytes == 0) return;
+  if (cache_.empty() || cache_first_ + cache_.size() != entries.front().index) {
+    cache_clear();
+    cache_first_ = entries.front().index;
+  }
+  for (auto& e : entries) {
+    cache_bytes_ += e.data.size();
+    cache_.push_back(std::move(e));
+  }
+  while (cache_bytes_ > o_.entry_cache_bytes && !cache_.empty()) {
+    cache_bytes_ -= cache_.front().data.size();
+    cache_.pop_front();
+    ++cache_first_;
+  }
+}
+
+void Log::Impl::cache_truncate_after(std::uint64_t index) {
+  while (!cache_.empty() && cache_first_ + cache_.size() - 1 > index) {
+    cache_bytes_ -= cache_.back().data.size();
+    cache_.pop_back();
+  }
 }
 
 std::uint64_t Log::Impl::term_at(std::uint64_t index) const {
@@ -576,6 +636,7 @@ void Log::Impl::close_now(std::error_code why) {
     (void)log_->sync();
   }
   pending_append_.clear();
+  cache_clear();
   peers_.clear();
   leader_id_ = 0;
   publish();
@@ -622,8 +683,12 @@ void Log::Impl::append_local(LogEntry e) {
 void Log::Impl::flush_appends() {
   if (pending_append_.empty() || state_ == State::stopped) return;
   auto r = log_->append(pending_append_);
+  if (!r) {
+    pending_append_.clear();
+    return fatal("appending to the log", r.error());
+  }
+  cache_add(pending_append_);
   pending_append_.clear();
-  if (!r) return fatal("appending to the log", r.error());
   request_sync();
   for (auto& [peer, s] : out_streams_) pump(s);
 }
@@ -684,6 +749,7 @@ bool Log::Impl::truncate_after(std::uint64_t index, errc why) {
   if (index >= log_->last_index()) return true;
   logf("truncating log after {} (last {})", index, log_->last_index());
   auto r = log_->truncate_suffix(index, commit_);
+  cache_truncate_after(index);
   if (!r) {
     fatal("truncating the log", r.error());
     return false;
@@ -941,10 +1007,11 @@ void Log::Impl::maybe_apply() {
   flush_appends();
   const std::uint64_t to = std::min(commit_, log_->last_index());
   if (applied_ >= to) return;
-  auto batch = log_->read(applied_ + 1, std::min(to, applied_ + 4096), 4u << 20);
-  if (!batch) return fatal("reading committed entries", batch.error());
+  auto entries = std::make_shared<std::vector<LogEntry>>();
+  auto r = visit_entries(applied_ + 1, std::min(to, applied_ + 4096), 4u << 20,
+                         [&](const LogEntry& e) { entries->push_back(e); });
+  if (!r) return fatal("reading committed entries", r.error());
   applying_ = true;
-  auto entries = std::make_shared<std::vector<LogEntry>>(std::move(*batch));
   net::post(apply_ex_, [self = shared_from_this(), ep = epoch_, entries] {
     for (const auto& e : *entries) self->o_.fsm->must_apply(e);
     self->post_any_epoch([self, ep, last = entries->back().index] {
@@ -1223,6 +1290,7 @@ result<void> Log::Impl::on_snapshot_event(InStream& s, const detail::StreamEvent
                     term_at(meta->index) == meta->term;
   if (!have) {
     flush_appends();
+    cache_clear();
     if (auto r = log_->reset(meta->index, meta->term); !r) {
       fatal("resetting the log after a snapshot", r.error());
       return errc::store_failed;
@@ -1376,15 +1444,18 @@ void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
   }
   // Served from the log (page cache), never from an unbounded queue: a slow
   // follower simply falls behind and is read from disk when it catches up.
-  auto batch = log_->read(s->next, last, o_.stream_batch_bytes_max);
-  if (!batch) return fatal("reading entries to stream", batch.error());
   s->buf.clear();
-  for (const auto& e : *batch) encode_entry(s->buf, e);
+  std::uint64_t batch_last = 0;
+  auto r = visit_entries(s->next, last, o_.stream_batch_bytes_max, [&](const LogEntry& e) {
+    encode_entry(s->buf, e);
+    batch_last = e.index;
+  });
+  if (!r) return fatal("reading entries to stream", r.error());
   if (commit_ > s->sent_commit) {
     detail::encode_frame(s->buf, detail::kFrameCommit, commit_, term_, {});
     s->sent_commit = commit_;
   }
-  s->buf_last = batch->back().index;
+  s->buf_last = batch_last;
   send_buf(s, true);
 }
 

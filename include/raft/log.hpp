@@ -75,6 +75,10 @@ struct LogOptions {
   std::uint64_t entry_size_bytes_max = 64ull << 20;
   // Leader: most bytes of entries read from disk into one stream write.
   std::size_t stream_batch_bytes_max = 1u << 20;
+  // The newest entries are also kept in memory, up to this many bytes of
+  // entry data, so streaming them to followers and applying them does not
+  // read them back from the segment files (0: always read from disk).
+  std::size_t entry_cache_bytes = 16u << 20;
 
   // Snapshots: taken when the log since the last snapshot exceeds either
   // threshold (0 disables that threshold; both 0 disables snapshots).
