@@ -206,9 +206,14 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   struct PendingApply {
     std::uint64_t term;
     Handler_fn<std::uint64_t> h;
-    std::shared_ptr<Timer> timer;
+    Clock::time_point deadline = Clock::time_point::max();  // max: no timeout
   };
   std::map<std::uint64_t, PendingApply> pending_applies_;
+  // One timer for every apply() timeout, armed at the earliest deadline (a
+  // timer per call cost more than the rest of the call on the hot path).
+  std::shared_ptr<Timer> apply_timer_;
+  Clock::time_point apply_timer_at_ = Clock::time_point::max();
+  std::uint64_t apply_timer_gen_ = 0;
   struct Waiter {
     std::uint64_t serial;
     Handler_fn<void> h;
@@ -334,6 +339,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void set_commit(std::uint64_t c);
   void maybe_apply();
   void settle_pending();
+  void arm_apply_timer(Clock::time_point at);
+  void on_apply_timer();
   void maybe_snapshot();
   void compact_to(const storage::SnapshotMeta& meta);
   const Config& config_at(std::uint64_t index) const;
@@ -621,11 +628,11 @@ void Log::Impl::close_now(std::error_code why) {
   ++reconnect_gen_;
   state_ = State::stopped;
   ++epoch_;
-  for (auto& [i, p] : pending_applies_) {
-    if (p.timer) p.timer->cancel();
-    fail(p.h, why);
-  }
+  for (auto& [i, p] : pending_applies_) fail(p.h, why);
   pending_applies_.clear();
+  if (apply_timer_) apply_timer_->cancel();
+  apply_timer_at_ = Clock::time_point::max();
+  ++apply_timer_gen_;
   for (auto& [i, w] : waiters_) {
     if (w.timer) w.timer->cancel();
     fail(w.h, why);
@@ -736,7 +743,6 @@ void Log::Impl::on_synced(std::uint64_t durable) {
 
 void Log::Impl::fail_pending_after(std::uint64_t index, errc why) {
   for (auto it = pending_applies_.upper_bound(index); it != pending_applies_.end();) {
-    if (it->second.timer) it->second.timer->cancel();
     fail(it->second.h, why);
     it = pending_applies_.erase(it);
   }
@@ -968,7 +974,6 @@ void Log::Impl::settle_pending() {
   while (!pending_applies_.empty() && pending_applies_.begin()->first <= commit_) {
     auto node = pending_applies_.extract(pending_applies_.begin());
     auto& p = node.mapped();
-    if (p.timer) p.timer->cancel();
     auto h = std::move(p.h);
     if (!h) continue;
     if (node.key() < log_->prev_index()) {
@@ -1491,23 +1496,47 @@ void Log::Impl::do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::ui
   e.index = last_index() + 1;
   e.term = term_;
   const std::uint64_t index = e.index;
-  PendingApply p{term_, std::move(h), nullptr};
+  PendingApply p{term_, std::move(h)};
   if (timeout > Clock::duration::zero()) {
-    p.timer = clock_->after(timeout, [weak = weak_from_this(), ep = epoch_, index, term = term_] {
-      auto self = weak.lock();
-      if (!self) return;
-      self->post_any_epoch([self, ep, index, term] {
-        if (self->epoch_ != ep) return;
-        auto it = self->pending_applies_.find(index);
-        if (it == self->pending_applies_.end() || it->second.term != term) return;
-        fail(it->second.h, errc::timeout);
-        self->pending_applies_.erase(it);
-      });
-    });
+    p.deadline = clock_->now() + timeout;
+    if (p.deadline < apply_timer_at_) arm_apply_timer(p.deadline);
   }
   pending_applies_.emplace(index, std::move(p));
   append_local(std::move(e));
   publish_indexes();
+}
+
+void Log::Impl::arm_apply_timer(Clock::time_point at) {
+  if (apply_timer_) apply_timer_->cancel();
+  apply_timer_at_ = at;
+  const auto gen = ++apply_timer_gen_;
+  apply_timer_ = clock_->after(std::max(at - clock_->now(), Clock::duration::zero()),
+                               [weak = weak_from_this(), ep = epoch_, gen] {
+                                 auto self = weak.lock();
+                                 if (!self) return;
+                                 self->post_any_epoch([self, ep, gen] {
+                                   if (self->epoch_ != ep || self->apply_timer_gen_ != gen) return;
+                                   self->on_apply_timer();
+                                 });
+                               });
+}
+
+void Log::Impl::on_apply_timer() {
+  // Fails every call past its deadline and re-arms for the earliest left:
+  // O(pending) once per deadline, not a timer per call.
+  apply_timer_at_ = Clock::time_point::max();
+  const auto now = clock_->now();
+  auto next = Clock::time_point::max();
+  for (auto it = pending_applies_.begin(); it != pending_applies_.end();) {
+    if (it->second.deadline <= now) {
+      fail(it->second.h, errc::timeout);
+      it = pending_applies_.erase(it);
+    } else {
+      next = std::min(next, it->second.deadline);
+      ++it;
+    }
+  }
+  if (next != Clock::time_point::max()) arm_apply_timer(next);
 }
 
 void Log::Impl::do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h) {
@@ -1676,8 +1705,7 @@ void Log::Impl::do_add_peer(std::string url, bool wait_commit, Handler_fn<std::p
   pending_applies_.emplace(index, PendingApply{term_, [h = std::move(h), new_id, c](result<std::uint64_t> r) mutable {
                                                  if (!r) return fail(h, r.error());
                                                  h(std::make_pair(new_id, c));
-                                               },
-                                               nullptr});
+                                               }});
 }
 
 void Log::Impl::do_remove_peer(std::uint64_t id, Handler_fn<void> h) {
@@ -1691,8 +1719,7 @@ void Log::Impl::do_remove_peer(std::uint64_t id, Handler_fn<void> h) {
   pending_applies_.emplace(index, PendingApply{term_, [h = std::move(h)](result<std::uint64_t> r) mutable {
                                                  if (!r) return fail(h, r.error());
                                                  h({});
-                                               },
-                                               nullptr});
+                                               }});
   advance_commit();  // removing a slow node can itself complete a majority
 }
 

@@ -310,6 +310,40 @@ TEST(Log, EntriesAreDurableBeforeTheyAreAcknowledged) {
   EXPECT_EQ(b.log->state(), State::stopped) << "a failed fsync is fatal (fail-stop)";
 }
 
+// apply() timeouts share one timer armed at the earliest deadline: each call
+// still fails with errc::timeout at its own deadline, in deadline order
+// whatever the call order, and a call without a timeout keeps waiting.
+TEST(Log, ApplyTimeoutsFireAtEachCallsDeadline) {
+  LocalCluster c;
+  auto& a = c.add();
+  ASSERT_TRUE(c.initialize(a));
+  auto& b = c.add();
+  ASSERT_TRUE(c.join(b, a.url));
+  ASSERT_TRUE(c.net.run_until([&] { return b.log->commit_index() >= 2; }));
+  c.crash(b);  // no quorum: nothing commits from here on
+  const auto t0 = c.net.clock.now();
+  std::map<int, std::pair<result<std::uint64_t>, Clock::time_point>> done;
+  auto start = [&](int k, Clock::duration timeout) {
+    a.log->start_apply("t" + std::to_string(k), timeout, [&, k](result<std::uint64_t> r) {
+      done.emplace(k, std::make_pair(r, c.net.clock.now()));
+    });
+  };
+  start(3, 3s);
+  start(1, 1s);
+  start(0, {});
+  start(2, 2s);
+  ASSERT_TRUE(c.net.run_until([&] { return done.size() == 3; }, 10s));
+  for (int k = 1; k <= 3; ++k) {
+    ASSERT_TRUE(done.count(k)) << k;
+    EXPECT_EQ(done.at(k).first.error(), errc::timeout) << k;
+    const auto at = done.at(k).second - t0;
+    EXPECT_GE(at, std::chrono::seconds(k)) << k;
+    EXPECT_LT(at, std::chrono::seconds(k) + 100ms) << k;
+  }
+  c.net.run_for(5s);
+  EXPECT_EQ(done.count(0), 0u) << "a call without a timeout waits for its outcome";
+}
+
 // Thesis §4.1: one membership change at a time.
 TEST(Log, OneMembershipChangeAtATime) {
   auto c = three_node_cluster();
