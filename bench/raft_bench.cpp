@@ -72,6 +72,7 @@ struct Opts {
   double rate = 0;  // >0: open loop
   int io_threads = 1;
   bool apply_on_io = false;  // FSM on the network/strand io_context, no apply thread
+  bool storage_on_io = false;  // fsync on the network/strand io_context, no storage thread
   int repeat = 1;
   std::vector<int> sweep;  // client counts
   std::string svg = "raft-bench-sweep.svg";
@@ -88,7 +89,7 @@ struct Opts {
   std::fprintf(stderr,
                "raft-bench: %s\n"
                "usage: raft-bench [--nodes N] [--clients C] [--size BYTES] [--duration S] [--warmup S]\n"
-               "                  [--sync|--no-sync] [--async] [--rate OPS] [--io-threads T] [--apply-on-io]\n"
+               "                  [--sync|--no-sync] [--async] [--rate OPS] [--io-threads T] [--apply-on-io] [--storage-on-io]\n"
                "                  [--repeat K]\n"
                "                  [--sweep clients=1,4,16,64] [--svg FILE] [--dir DIR] [--json] [--verbose]\n"
                "       raft-bench --probe [--dir DIR] [--json]\n",
@@ -116,6 +117,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--rate") o.rate = std::stod(val());
     else if (a == "--io-threads") o.io_threads = std::stoi(val());
     else if (a == "--apply-on-io") o.apply_on_io = true;
+    else if (a == "--storage-on-io") o.storage_on_io = true;
     else if (a == "--repeat") o.repeat = std::stoi(val());
     else if (a == "--svg") o.svg = val();
     else if (a == "--dir") o.dir = val();
@@ -251,7 +253,7 @@ struct Node {
   std::unique_ptr<raft::Server> server;
   std::string url;
 
-  bool start(const std::string& dir, bool sync, int io_threads, bool verbose, bool apply_on_io) {
+  bool start(const std::string& dir, bool sync, int io_threads, bool verbose, bool apply_on_io, bool storage_on_io) {
     const auto port = free_port();
     url = "http://127.0.0.1:" + std::to_string(port);
     transport = std::make_unique<raft::HTTPTransport>(rt.io.get_executor());
@@ -260,7 +262,7 @@ struct Node {
     lo.fsm = &fsm;
     lo.transport = transport.get();
     lo.executor = rt.io.get_executor();
-    lo.storage_executor = rt.storage_io.get_executor();
+    lo.storage_executor = storage_on_io ? rt.io.get_executor() : rt.storage_io.get_executor();
     lo.apply_executor = apply_on_io ? rt.io.get_executor() : rt.apply_io.get_executor();
     lo.sync = sync;
     if (verbose)
@@ -300,7 +302,7 @@ int run_node(const Opts& o) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   Node n;
-  if (!n.start(o.node_dir, o.sync, o.io_threads, o.verbose, o.apply_on_io)) return 1;
+  if (!n.start(o.node_dir, o.sync, o.io_threads, o.verbose, o.apply_on_io, o.storage_on_io)) return 1;
   bool joined = false;
   for (int attempt = 0; attempt < 100 && !joined; ++attempt) {
     auto r = n.log->join(o.join);
@@ -367,6 +369,7 @@ pid_t spawn_follower(const Opts& o, const std::string& join_url, const std::stri
                                    o.sync ? "--sync" : "--no-sync", "--io-threads", std::to_string(o.io_threads)};
   if (o.verbose) args.push_back("--verbose");
   if (o.apply_on_io) args.push_back("--apply-on-io");
+  if (o.storage_on_io) args.push_back("--storage-on-io");
   pid_t pid = ::fork();
   if (pid < 0) {
     std::perror("raft-bench: fork");
@@ -417,7 +420,7 @@ std::optional<Result> run_once(const Opts& o) {
   } cleanup{base};
 
   auto leader = std::make_unique<Node>();
-  if (!leader->start(base + "/n1", o.sync, o.io_threads, o.verbose, o.apply_on_io)) return std::nullopt;
+  if (!leader->start(base + "/n1", o.sync, o.io_threads, o.verbose, o.apply_on_io, o.storage_on_io)) return std::nullopt;
   struct StopNode {
     Node* n;
     ~StopNode() { n->stop(); }
@@ -567,6 +570,7 @@ std::optional<Result> run_once(const Opts& o) {
 std::string mode_name(const Opts& o) {
   std::string m = o.rate > 0 ? "open " + std::to_string(static_cast<long long>(o.rate)) + "/s" : o.async ? "async" : "threads";
   if (o.apply_on_io) m += "+aio";
+  if (o.storage_on_io) m += "+sio";
   return m;
 }
 

@@ -312,6 +312,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void set_term(std::uint64_t term);
   void append_local(LogEntry e);
   void flush_appends();
+  void schedule_flush();
   void request_sync();
   void on_synced(std::uint64_t durable);
   // `why` is what pending apply() calls on the removed entries learn:
@@ -677,18 +678,26 @@ void Log::Impl::append_local(LogEntry e) {
   if (e.type == LogEntryType::initialize || e.type == LogEntryType::add_peer || e.type == LogEntryType::remove_peer)
     note_config_entry(e);
   pending_append_.push_back(std::move(e));
-  if (!flush_posted_) {
-    // Everything appended in this strand turn goes out as one store write.
-    flush_posted_ = true;
-    post([this] {
-      flush_posted_ = false;
-      flush_appends();
-    });
-  }
+  schedule_flush();
+}
+
+void Log::Impl::schedule_flush() {
+  if (flush_posted_) return;
+  // Everything appended in this strand turn goes out as one store write and
+  // one stream write per follower.
+  flush_posted_ = true;
+  post([this] {
+    flush_posted_ = false;
+    flush_appends();
+  });
 }
 
 void Log::Impl::flush_appends() {
-  if (pending_append_.empty() || state_ == State::stopped) return;
+  if (state_ == State::stopped) return;
+  if (pending_append_.empty()) {
+    for (auto& [peer, s] : out_streams_) pump(s);
+    return;
+  }
   auto r = log_->append(pending_append_);
   if (!r) {
     pending_append_.clear();
@@ -965,9 +974,10 @@ void Log::Impl::set_commit(std::uint64_t c) {
   maybe_apply();
   publish_indexes();
   // Followers learn the new commit index on their streams (a commit frame
-  // after the entries), not by an extra heartbeat round per commit.
-  if (state_ == State::leader)
-    for (auto& [peer, st] : out_streams_) pump(st);
+  // after the entries), not by an extra heartbeat round per commit. Sent at
+  // the end of this strand turn: the applies that the settled calls trigger
+  // right away then share the stream write (one send instead of two).
+  if (state_ == State::leader) schedule_flush();
 }
 
 void Log::Impl::settle_pending() {
