@@ -39,6 +39,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -46,11 +47,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <semaphore>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace net = boost::asio;
@@ -659,7 +663,143 @@ void write_svg(const std::string& path, const std::vector<Result>& rs) {
 struct ProbeResult {
   double rtt_p50_us = 0, rtt_p99_us = 0, loop_gbps = 0;
   double fdatasync_per_s = 0, fdatasync_p50_us = 0, seq_sync_mb_s = 0;
+  double wake_ceiling_1 = 0, wake_ceiling_16 = 0, wake_ceiling_64 = 0;
+  double group_commit_64 = 0, group_commit_per_sync = 0;
 };
+
+// The ceiling of the benchmark's own shape with no raft at all: C client
+// threads each hand a request to one server thread and block until it is
+// answered (what log.apply() does: post to the Log's strand, wait for the
+// commit). The server answers everything queued at once. Every op still
+// costs a wake-up of the server (when idle) and of the client: on a small
+// VM that, not consensus, bounds blocking-client throughput.
+double probe_wake_ceiling(int clients, std::chrono::milliseconds d) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> queue;
+  bool stop = false;
+  std::vector<std::unique_ptr<std::binary_semaphore>> done;
+  for (int i = 0; i < clients; ++i) done.push_back(std::make_unique<std::binary_semaphore>(0));
+  std::atomic<std::uint64_t> ops{0};
+  std::thread server([&] {
+    std::vector<int> batch;
+    std::unique_lock lk(mu);
+    for (;;) {
+      cv.wait(lk, [&] { return stop || !queue.empty(); });
+      if (stop) break;
+      batch.swap(queue);
+      lk.unlock();
+      for (int id : batch) done[std::size_t(id)]->release();
+      batch.clear();
+      lk.lock();
+    }
+  });
+  std::atomic<bool> running{true};
+  std::vector<std::thread> cs;
+  for (int i = 0; i < clients; ++i)
+    cs.emplace_back([&, i] {
+      while (running.load(std::memory_order_relaxed)) {
+        {
+          std::lock_guard lk(mu);
+          queue.push_back(i);
+        }
+        cv.notify_one();
+        done[std::size_t(i)]->acquire();
+        ops.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  std::this_thread::sleep_for(d / 5);  // warm-up
+  const auto a = ops.load();
+  const auto t0 = Clk::now();
+  std::this_thread::sleep_for(d);
+  const double rate = double(ops.load() - a) / secs(Clk::now() - t0);
+  running = false;
+  for (auto& t : cs) t.join();
+  {
+    std::lock_guard lk(mu);
+    stop = true;
+  }
+  cv.notify_one();
+  server.join();
+  return rate;
+}
+
+// The raw group-commit limit of the disk in the same shape: 64 client
+// threads each append a 256 B record and wait until an fdatasync covers it;
+// one syncer thread writes everything queued with one write() and one
+// fdatasync. Returns entries/s and entries per fdatasync.
+std::pair<double, double> probe_group_commit(const std::string& path, int clients, std::chrono::milliseconds d) {
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0600);
+  if (fd < 0) return {0, 0};
+  std::mutex mu;
+  std::condition_variable work, durable_cv;
+  std::string pending;
+  std::uint64_t queued = 0, durable = 0, syncs = 0;
+  bool stop = false, failed = false;
+  std::thread syncer([&] {
+    std::string out;
+    std::unique_lock lk(mu);
+    for (;;) {
+      work.wait(lk, [&] { return stop || !pending.empty(); });
+      if (stop) break;
+      out.swap(pending);
+      const std::uint64_t upto = queued;
+      lk.unlock();
+      const bool ok = ::write(fd, out.data(), out.size()) == ssize_t(out.size()) && ::fdatasync(fd) == 0;
+      out.clear();
+      lk.lock();
+      if (!ok) failed = stop = true;
+      durable = upto;
+      ++syncs;
+      durable_cv.notify_all();
+    }
+  });
+  std::atomic<bool> running{true};
+  std::atomic<std::uint64_t> ops{0};
+  std::vector<std::thread> cs;
+  const std::string rec(256, 'g');
+  for (int i = 0; i < clients; ++i)
+    cs.emplace_back([&] {
+      while (running.load(std::memory_order_relaxed)) {
+        std::unique_lock lk(mu);
+        pending += rec;
+        const std::uint64_t mine = ++queued;
+        work.notify_one();
+        durable_cv.wait(lk, [&] { return stop || durable >= mine; });
+        if (stop) return;
+        lk.unlock();
+        ops.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  std::this_thread::sleep_for(d / 5);
+  std::uint64_t a, sa;
+  {
+    std::lock_guard lk(mu);
+    a = ops.load();
+    sa = syncs;
+  }
+  const auto t0 = Clk::now();
+  std::this_thread::sleep_for(d);
+  std::uint64_t b, sb;
+  {
+    std::lock_guard lk(mu);
+    b = ops.load();
+    sb = syncs;
+  }
+  const double el = secs(Clk::now() - t0);
+  running = false;
+  for (auto& t : cs) t.join();  // each returns once its record is durable
+  {
+    std::lock_guard lk(mu);
+    stop = true;
+  }
+  work.notify_one();
+  syncer.join();
+  ::close(fd);
+  ::unlink(path.c_str());
+  if (failed) return {0, 0};
+  return {double(b - a) / el, sb > sa ? double(b - a) / double(sb - sa) : 0};
+}
 
 ProbeResult run_probe(const Opts& o) {
   ProbeResult pr;
@@ -751,7 +891,12 @@ ProbeResult run_probe(const Opts& o) {
     pr.seq_sync_mb_s = double(bytes) / secs(Clk::now() - t1) / 1e6;
     ::close(fd);
     ::unlink(path.c_str());
+    std::tie(pr.group_commit_64, pr.group_commit_per_sync) = probe_group_commit(path, 64, std::chrono::seconds(3));
   }
+  // 3. Thread wake-ups: the ceiling of C blocking clients with no raft.
+  pr.wake_ceiling_1 = probe_wake_ceiling(1, std::chrono::seconds(2));
+  pr.wake_ceiling_16 = probe_wake_ceiling(16, std::chrono::seconds(2));
+  pr.wake_ceiling_64 = probe_wake_ceiling(64, std::chrono::seconds(2));
   return pr;
 }
 
@@ -767,15 +912,21 @@ int main(int argc, char** argv) {
     auto p = run_probe(o);
     if (o.json)
       std::printf("{\"loopback_rtt_us\":{\"p50\":%.1f,\"p99\":%.1f},\"loopback_gb_per_s\":%.2f,"
-                  "\"fdatasync_256b\":{\"per_s\":%.0f,\"p50_us\":%.1f},\"seq_sync_1mib_mb_per_s\":%.0f}\n",
-                  p.rtt_p50_us, p.rtt_p99_us, p.loop_gbps, p.fdatasync_per_s, p.fdatasync_p50_us, p.seq_sync_mb_s);
+                  "\"fdatasync_256b\":{\"per_s\":%.0f,\"p50_us\":%.1f},\"seq_sync_1mib_mb_per_s\":%.0f,"
+                  "\"group_commit_64_clients_256b\":{\"per_s\":%.0f,\"per_fdatasync\":%.1f},"
+                  "\"blocking_client_ceiling_per_s\":{\"1\":%.0f,\"16\":%.0f,\"64\":%.0f}}\n",
+                  p.rtt_p50_us, p.rtt_p99_us, p.loop_gbps, p.fdatasync_per_s, p.fdatasync_p50_us, p.seq_sync_mb_s,
+                  p.group_commit_64, p.group_commit_per_sync, p.wake_ceiling_1, p.wake_ceiling_16, p.wake_ceiling_64);
     else
       std::printf("loopback TCP RTT (1 B ping-pong, NODELAY): p50 %.1f us, p99 %.1f us\n"
                   "loopback bandwidth (1 GiB, 1 MiB writes):  %.2f GB/s\n"
                   "append 256 B + fdatasync (%s):            %.0f /s, p50 %.1f us\n"
-                  "sequential 1 MiB write + fdatasync:        %.0f MB/s\n",
+                  "sequential 1 MiB write + fdatasync:        %.0f MB/s\n"
+                  "group commit, 64 threads x 256 B:          %.0f entries/s (%.1f per fdatasync)\n"
+                  "blocking-client ceiling (no raft), 1/16/64 threads: %.0f / %.0f / %.0f ops/s\n",
                   p.rtt_p50_us, p.rtt_p99_us, p.loop_gbps, o.dir.c_str(), p.fdatasync_per_s, p.fdatasync_p50_us,
-                  p.seq_sync_mb_s);
+                  p.seq_sync_mb_s, p.group_commit_64, p.group_commit_per_sync, p.wake_ceiling_1, p.wake_ceiling_16,
+                  p.wake_ceiling_64);
     return 0;
   }
 
