@@ -27,7 +27,12 @@
 #include <boost/asio/strand.hpp>
 #include <fmt/format.h>
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <future>
 #include <map>
@@ -221,6 +226,20 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   };
   std::multimap<std::uint64_t, Waiter> waiters_;
   std::uint64_t waiter_serial_ = 0;
+
+  // apply() calls from other threads queue here; one strand handler takes
+  // all that queued meanwhile (a post per batch, not per call: the posts'
+  // lock traffic and wake-ups were a large part of a blocking client's cost).
+  struct Submission {
+    std::string command;
+    Clock::duration timeout;
+    Handler_fn<std::uint64_t> h;
+  };
+  std::mutex submit_mu_;
+  std::vector<Submission> submit_q_;  // guarded by submit_mu_
+  bool submit_posted_ = false;        // guarded by submit_mu_
+  void submit_apply(Submission sub);
+  void drain_submissions();
 
   // A view of the state for getters on other threads.
   mutable std::mutex view_mu_;
@@ -1549,6 +1568,27 @@ void Log::Impl::on_apply_timer() {
   if (next != Clock::time_point::max()) arm_apply_timer(next);
 }
 
+void Log::Impl::submit_apply(Submission sub) {
+  bool post_now = false;
+  {
+    std::lock_guard lk(submit_mu_);
+    submit_q_.push_back(std::move(sub));
+    post_now = !std::exchange(submit_posted_, true);
+  }
+  if (post_now) post_any_epoch([this] { drain_submissions(); });
+}
+
+void Log::Impl::drain_submissions() {
+  std::vector<Submission> batch;
+  {
+    std::lock_guard lk(submit_mu_);
+    batch.swap(submit_q_);
+    submit_posted_ = false;
+  }
+  for (auto& sub : batch)
+    do_apply(LogEntry{LogEntryType::command, 0, 0, std::move(sub.command)}, sub.timeout, std::move(sub.h));
+}
+
 void Log::Impl::do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h) {
   if (state_ == State::stopped) return fail(h, errc::closed);
   if (applied_ >= index) return h({});
@@ -1832,7 +1872,48 @@ result<T> run_blocking(Log::Impl& impl, Start start) {
   auto p = std::make_shared<std::promise<result<T>>>();
   auto f = p->get_future();
   start([p](result<T> r) { p->set_value(std::move(r)); });
-  return f.get();
+  return f.get();  // a handler dropped uncalled (e.g. by a transport) breaks the promise
+}
+
+// The hot path of apply() and wait(): their handlers stay inside the Log
+// (pending calls, which close() fails), so each runs exactly once and the
+// result can land in this frame: no allocation, once-flag or shared state as
+// with a promise/future pair.
+// One thread waits, one thread posts, once: an atomic word and at most one
+// futex wait and one futex wake (std::binary_semaphore in libstdc++ 12 spins
+// on sched_yield first, a mutex + condition variable makes the woken waiter
+// block again on the mutex; both cost context switches on a busy machine).
+class Baton {
+ public:
+  void post() {
+    if (state_.exchange(kPosted, std::memory_order_release) == kWaiting)
+      ::syscall(SYS_futex, &state_, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+  }
+  void wait() {
+    std::uint32_t s = kEmpty;
+    if (!state_.compare_exchange_strong(s, kWaiting, std::memory_order_acquire)) return;  // posted already
+    while (state_.load(std::memory_order_acquire) != kPosted)
+      ::syscall(SYS_futex, &state_, FUTEX_WAIT_PRIVATE, kWaiting, nullptr, nullptr, 0);
+  }
+
+ private:
+  static constexpr std::uint32_t kEmpty = 0, kWaiting = 1, kPosted = 2;
+  std::atomic<std::uint32_t> state_{kEmpty};
+};
+
+template <class T, class Start>
+result<T> run_blocking_local(Log::Impl& impl, Start start) {
+  if (impl.strand_.running_in_this_thread()) return errc::would_block;
+  struct Slot {
+    std::optional<result<T>> r;
+    Baton done;
+  } slot;
+  start([s = &slot](result<T> r) {
+    s->r.emplace(std::move(r));
+    s->done.post();  // a wake of an address whose frame just returned is harmless
+  });
+  slot.done.wait();
+  return std::move(*slot.r);
 }
 }  // namespace
 
@@ -1901,9 +1982,7 @@ void Log::set_log_output(std::function<void(std::string_view)> out) {
 }
 
 void Log::start_apply(std::string command, Clock::duration timeout, Handler_fn<std::uint64_t> h) {
-  impl_->post_any_epoch([i = impl_.get(), c = std::move(command), timeout, h = std::move(h)]() mutable {
-    i->do_apply(LogEntry{LogEntryType::command, 0, 0, std::move(c)}, timeout, std::move(h));
-  });
+  impl_->submit_apply(Impl::Submission{std::move(command), timeout, std::move(h)});
 }
 void Log::start_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), index, timeout, h = std::move(h)]() mutable { i->do_wait(index, timeout, std::move(h)); });
@@ -1927,10 +2006,10 @@ void Log::start_remove_peer(std::uint64_t id, Handler_fn<void> h) {
 }
 
 result<std::uint64_t> Log::apply(std::string command, Clock::duration timeout) {
-  return run_blocking<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) { start_apply(std::move(command), timeout, std::move(h)); });
+  return run_blocking_local<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) { start_apply(std::move(command), timeout, std::move(h)); });
 }
 result<void> Log::wait(std::uint64_t index, Clock::duration timeout) {
-  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_wait(index, timeout, std::move(h)); });
+  return run_blocking_local<void>(*impl_, [&](Handler_fn<void> h) { start_wait(index, timeout, std::move(h)); });
 }
 result<void> Log::initialize() {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_initialize(std::move(h)); });
