@@ -1176,8 +1176,10 @@ void Log::Impl::open_stream() {
   cb.on_data = [weak = weak_from_this(), ep = epoch_, serial](std::string_view bytes, std::function<void()> more) {
     auto self = weak.lock();
     if (!self) return more();
-    self->post_any_epoch([self, ep, serial, data = std::string(bytes), more = std::move(more)] {
-      if (self->epoch_ == ep) self->on_stream_bytes(serial, data);
+    // No copy: the transport keeps the bytes until `more` is called, and
+    // `more` keeps the transport's stream (hence its buffer) alive.
+    self->post_any_epoch([self, ep, serial, bytes, more = std::move(more)] {
+      if (self->epoch_ == ep) self->on_stream_bytes(serial, bytes);
       // Read on only after these bytes were consumed: memory stays bounded.
       more();
     });

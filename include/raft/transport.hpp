@@ -76,8 +76,10 @@ struct StreamRequest {
 };
 
 // Follower side of a stream: the transport hands bytes, in order, as they
-// arrive. The bytes stay valid until `more` is called; the transport reads
-// nothing further until then (back-pressure). `on_end` is called once, last.
+// arrive. The bytes stay valid until `more` is called (even if the handle is
+// released meanwhile: `more` keeps them), so the consumer need not copy them;
+// the transport reads nothing further until then (back-pressure). `on_end`
+// is called once, last.
 struct StreamCallbacks {
   std::function<void(std::string_view bytes, std::function<void()> more)> on_data;
   std::function<void(std::error_code)> on_end;

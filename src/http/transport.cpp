@@ -486,11 +486,10 @@ class StreamCall final : public StreamHandle, public std::enable_shared_from_thi
     }
     if (got == 0) return do_read_body();
     waiting_more_ = true;
-    std::weak_ptr<StreamCall> weak = shared_from_this();
+    // `more` owns the call: the bytes handed out live in buf_, and the
+    // consumer may read them until it calls `more` (StreamCallbacks).
     auto ex = conn_.stream.get_executor();
-    auto more = [weak, ex] {
-      if (auto self = weak.lock()) net::post(ex, [self] { self->do_read_body(); });
-    };
+    auto more = [self = shared_from_this(), ex] { net::post(ex, [self] { self->do_read_body(); }); };
     cb_.on_data(std::string_view(buf_.data(), got), std::move(more));
   }
 

@@ -138,7 +138,11 @@ struct LocalStream final : StreamHandle, StreamWriter, std::enable_shared_from_t
         self->end(make_error_code(errc::transport_error));
         return done(make_error_code(errc::transport_error));
       }
-      self->cb.on_data(data, [self, done = std::move(done)] { boost::asio::post(self->net->io, [done] { done({}); }); });
+      // The bytes must stay valid until `more` runs (StreamCallbacks).
+      auto held = std::make_shared<std::string>(std::move(data));
+      self->cb.on_data(*held, [self, held, done = std::move(done)] {
+        boost::asio::post(self->net->io, [done] { done({}); });
+      });
     });
   }
   void finish(std::error_code ec) override { end(ec ? ec : make_error_code(errc::transport_error)); }
