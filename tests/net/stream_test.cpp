@@ -220,6 +220,36 @@ TEST_F(StreamTest, IdleTimeoutCutsASilentStream) {
   EXPECT_EQ(f.end_ec, errc::timeout);
 }
 
+// The idle timeout counts from the last chunk received, and not while the
+// consumer holds the bytes (one timer re-armed lazily, not one per read).
+TEST_F(StreamTest, IdleTimeoutCountsOnlySilenceOnTheWire) {
+  HTTPTransportOptions o;
+  o.stream_idle_timeout_ms = 200;
+  HTTPTransport t(ioc.get_executor(), o);
+  Follower f;
+  auto h = t.read_from(url, {2, 1, 0, 0}, f.callbacks());
+  ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
+  std::string expect;
+  for (int i = 0; i < 12; ++i) {  // 12 x 50 ms: three times the timeout
+    expect += std::to_string(i);
+    writer->write(std::to_string(i), [](std::error_code) {});
+    run_for(ioc, 50ms);
+    ASSERT_EQ(f.ends, 0) << "cut after chunk " << i << " although chunks kept coming";
+  }
+  EXPECT_EQ(f.got, expect);
+  f.hold = true;  // the consumer keeps the next bytes for 3 timeouts
+  writer->write("h", [](std::error_code) {});
+  ASSERT_TRUE(run_until(ioc, [&] { return f.pending_more != nullptr; }));
+  run_for(ioc, 600ms);
+  EXPECT_EQ(f.ends, 0) << "time spent in the consumer counted as silence";
+  f.hold = false;
+  auto more = std::move(f.pending_more);
+  more();
+  ASSERT_TRUE(run_until(ioc, [&] { return f.ends == 1; }));  // then real silence cuts it
+  EXPECT_EQ(f.end_ec, errc::timeout);
+  EXPECT_EQ(f.got, expect + "h");
+}
+
 // A follower that opens the stream and never reads: the leader's write
 // stalls, then write_timeout_ms cuts the connection; nothing piles up.
 TEST_F(StreamTest, FollowerThatNeverReadsIsCutOff) {
