@@ -7,6 +7,7 @@
 // Map of the rules (Raft paper section numbers; DESIGN 5):
 //   persist_meta()      term and vote durable before any reply (§5.1, Fig. 2)
 //   handle_vote()       §5.2 one vote per term, §5.4.1 up-to-date check
+//   on_election_timeout()  pre-vote before the term goes up (thesis §9.6)
 //   become_leader()     Nop of the new term (§5.4.2, §8)
 //   advance_commit()    commit only current-term entries by counting (§5.4.2)
 //   on_position()/on_entry()  Log Matching on the stream (§5.3)
@@ -151,6 +152,14 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   std::shared_ptr<Timer> election_timer_;
   std::map<std::uint64_t, bool> votes_;  // voter id -> granted, for those who answered
   std::shared_ptr<Timer> vote_retry_timer_;
+  // Pre-vote (thesis §9.6): a round asks whether a majority would vote for
+  // us in prevote_term_ (= term_ + 1) before that election starts. Anything
+  // that resets the election timer (a leader heard, a vote granted) or
+  // changes the term ends the round.
+  std::uint64_t prevote_round_ = 0;
+  std::uint64_t prevote_term_ = 0;
+  std::map<std::uint64_t, bool> prevotes_;  // voter id -> would grant
+  std::shared_ptr<Timer> prevote_retry_timer_;
 
   // Leader.
   struct Peer {
@@ -345,7 +354,14 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // ----------------------------------------------------------- roles
   void reset_election_timer();
   void on_election_timeout();
+  void request_prevotes(std::uint64_t round);
+  void start_election();
   void request_votes(std::uint64_t term);
+  // Leader stickiness (thesis §4.2.3): we follow a leader heard from within
+  // an election timeout.
+  bool leader_alive() const {
+    return state_ == State::follower && leader_id_ != 0 && clock_->now() - last_heard_ < o_.election_timeout;
+  }
   // reset_timer=false: seeing a higher term is not hearing from a leader;
   // only a leader's heartbeat or a granted vote resets the election timer
   // (Figure 2), or a node with the most up-to-date log could be kept from
@@ -641,7 +657,7 @@ void Log::Impl::close_now(std::error_code why) {
   if (state_ == State::leader) end_out_streams(errc::not_leader);
   out_streams_.clear();
   drop_in_stream();
-  for (auto* t : {&election_timer_, &heartbeat_timer_, &reconnect_timer_, &vote_retry_timer_})
+  for (auto* t : {&election_timer_, &heartbeat_timer_, &reconnect_timer_, &vote_retry_timer_, &prevote_retry_timer_})
     if (*t) (*t)->cancel();
   ++election_gen_;
   ++heartbeat_gen_;
@@ -802,6 +818,7 @@ bool Log::Impl::truncate_after(std::uint64_t index, errc why) {
 
 void Log::Impl::reset_election_timer() {
   if (election_timer_) election_timer_->cancel();
+  ++prevote_round_;  // a leader was heard or a vote granted: no election now
   const auto t = o_.election_timeout;
   const auto jitter = Clock::duration(static_cast<Clock::duration::rep>(rand() % std::max<std::uint64_t>(1, t.count())));
   const auto gen = ++election_gen_;
@@ -817,9 +834,68 @@ void Log::Impl::reset_election_timer() {
 
 void Log::Impl::on_election_timeout() {
   if (state_ == State::stopped || state_ == State::leader) return;
-  reset_election_timer();
   // Only members campaign: a removed node or one still joining stays quiet.
-  if (id_ == 0 || !in_config(id_)) return;
+  if (id_ == 0 || !in_config(id_)) return reset_election_timer();
+  if (quorum() == 1) return start_election();  // our own vote decides
+  reset_election_timer();
+  // Pre-vote first (thesis §9.6): the term goes up, and our vote goes to
+  // ourselves, only once a majority says it would vote for us. A node that
+  // cannot win otherwise disrupts the one that can, again and again: the
+  // simulator found a member whose configuration was stale (it had missed
+  // the entry adding the only other voter that could lead) and whose only
+  // known voter, holding a longer log, always refused it; it still raised
+  // its term and voted for itself every election timeout, usually just
+  // before the electable node asked it for its vote in that same term, so no
+  // leader was elected for 15 s (membership_add_remove_under_faults seed
+  // 4311). Likewise a joiner whose AddPeer entry was lost (its log empty,
+  // its configuration the one it joined with) deposed every new leader with
+  // its ever-higher terms (seed 9007).
+  prevote_term_ = term_ + 1;
+  prevotes_.clear();
+  prevotes_[id_] = true;
+  const auto round = ++prevote_round_;
+  logf("pre-vote for term {} (last {}:{})", prevote_term_, last_index(), last_term());
+  request_prevotes(round);
+}
+
+void Log::Impl::request_prevotes(std::uint64_t round) {
+  if (round != prevote_round_ || term_ + 1 != prevote_term_ || state_ == State::stopped || state_ == State::leader)
+    return;
+  const VoteRequest req{prevote_term_, id_, last_index(), last_term(), true};
+  for (const auto& n : config_.nodes) {
+    if (n.id == id_ || prevotes_.count(n.id)) continue;
+    o_.transport->request_vote(n.url, req, [self = shared_from_this(), ep = epoch_, round, voter = n.id](result<VoteResponse> r) {
+      self->post_any_epoch([self, ep, round, voter, r] {
+        if (self->epoch_ != ep || !r) return;
+        if (!r->granted() && r->term > self->term_) {
+          // Refused by a voter of a later term: catch up with it. (A voter
+          // may grant in its own term, which is the one we ask about.)
+          self->set_term(r->term);
+          self->become_follower(0, false);
+          return;
+        }
+        if (round != self->prevote_round_ || self->term_ + 1 != self->prevote_term_ ||
+            self->state_ == State::stopped || self->state_ == State::leader)
+          return;
+        self->prevotes_[voter] = r->granted();
+        std::size_t granted = 0;
+        for (auto& [v, g] : self->prevotes_)
+          if (g && self->in_config(v)) ++granted;
+        if (granted >= self->quorum()) self->start_election();
+      });
+    });
+  }
+  prevote_retry_timer_ = clock_->after(o_.heartbeat_interval, [weak = weak_from_this(), ep = epoch_, round] {
+    auto self = weak.lock();
+    if (!self) return;
+    self->post_any_epoch([self, ep, round] {
+      if (self->epoch_ == ep) self->request_prevotes(round);
+    });
+  });
+}
+
+void Log::Impl::start_election() {
+  reset_election_timer();  // a full election timeout for this election
   flush_appends();
   set_term(term_ + 1);
   voted_for_ = id_;
@@ -1802,11 +1878,24 @@ void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatRe
 void Log::Impl::do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) {
   if (state_ == State::stopped) return fail(h, errc::closed);
   if (req.term < term_) return h(VoteResponse{term_, make_error_code(errc::stale_term)});
+  if (req.pre_vote) {
+    // Would we vote for this candidate in req.term? The rules below (leader
+    // stickiness, one vote per term, §5.4.1), but nothing changes here: no
+    // term, no vote, no timer. A live leader, or a follower of one, refuses
+    // in its own term too (the leader holds a majority of that term's
+    // votes); a leader steps down by check-quorum once it lost its majority.
+    if (state_ == State::leader || leader_alive()) return h(VoteResponse{term_, make_error_code(errc::already_voted)});
+    if (req.term == term_ && voted_for_ != 0 && voted_for_ != req.candidate_id)
+      return h(VoteResponse{term_, make_error_code(errc::already_voted)});
+    const std::uint64_t lt = last_term(), li = last_index();
+    if (req.last_log_term < lt || (req.last_log_term == lt && req.last_log_index < li))
+      return h(VoteResponse{term_, make_error_code(errc::out_of_date_log)});
+    return h(VoteResponse{term_, {}});
+  }
   // Leader stickiness (thesis §4.2.3): while a follower hears from a live
   // leader it ignores candidates, so removed or partitioned nodes cannot
   // disrupt the cluster by inflating terms.
-  if (req.term > term_ && state_ == State::follower && leader_id_ != 0 &&
-      clock_->now() - last_heard_ < o_.election_timeout) {
+  if (req.term > term_ && leader_alive()) {
     logf("vote for {} in term {} refused: leader {} is alive", req.candidate_id, req.term, leader_id_);
     return h(VoteResponse{term_, make_error_code(errc::already_voted)});
   }

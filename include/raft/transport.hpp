@@ -51,6 +51,9 @@ struct VoteRequest {
   std::uint64_t candidate_id = 0;
   std::uint64_t last_log_index = 0;
   std::uint64_t last_log_term = 0;
+  // Pre-vote (thesis §9.6): "would you vote for me in `term`?" The voter
+  // answers as it would a vote but changes nothing (term, vote, timer).
+  bool pre_vote = false;
 };
 struct VoteResponse {
   std::uint64_t term = 0;  // voter's current term (after the request)

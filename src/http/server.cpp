@@ -301,6 +301,10 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       v.candidate_id = *cand;
       v.last_log_index = *lli;
       v.last_log_term = *llt;
+      if (const std::string* pre = p.one("preVote")) {
+        if (*pre != "0" && *pre != "1") return bad("invalid pre-vote flag");
+        v.pre_vote = *pre == "1";
+      }
       return svc.handle_vote(v, [this, cb](result<VoteResponse> r) {
         if (!r) return cb(service_error(r.error()));
         Reply rep = make_reply(http::status::ok);

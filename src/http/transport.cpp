@@ -359,6 +359,7 @@ void HTTPTransport::request_vote(const std::string& url, const VoteRequest& req,
                                           {"candidateID", std::to_string(req.candidate_id)},
                                           {"lastLogIndex", std::to_string(req.last_log_index)},
                                           {"lastLogTerm", std::to_string(req.last_log_term)}});
+  if (req.pre_vote) pq += "&preVote=1";  // absent: a real vote (the seed's request)
   impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
     if (ec) return h(ec);
     auto term = header_u64(res, kHeaderTerm);

@@ -70,6 +70,7 @@ TEST_F(HandlerTest, BadParametersAre400WithTheSeedTexts) {
       {"/raft/vote?candidateID=1&lastLogIndex=0&lastLogTerm=0", "invalid term"},
       {"/raft/vote?term=1&candidateID=1&lastLogTerm=0", "invalid last log index"},
       {"/raft/vote?term=1&candidateID=1&lastLogIndex=0&lastLogTerm=z", "invalid last log term"},
+      {"/raft/vote?term=1&candidateID=1&lastLogIndex=0&lastLogTerm=0&preVote=yes", "invalid pre-vote flag"},
       {"/raft/leave", "invalid raft id"},
       {"/raft/leave?id=abc", "invalid raft id"},
       {"/raft/leave?id=0", "invalid raft id"},

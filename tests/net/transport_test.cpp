@@ -82,6 +82,13 @@ TEST_F(TransportTest, VoteGrantedAndRefused) {
   EXPECT_EQ(svc.last_vote.candidate_id, 2u);
   EXPECT_EQ(svc.last_vote.last_log_index, 10u);
   EXPECT_EQ(svc.last_vote.last_log_term, 3u);
+  EXPECT_FALSE(svc.last_vote.pre_vote);
+
+  Got<VoteResponse> pre;
+  transport.request_vote(url, {4, 2, 10, 3, true}, pre.fn());
+  ASSERT_TRUE(wait(pre));
+  EXPECT_TRUE(svc.last_vote.pre_vote);
+  EXPECT_EQ(svc.last_vote.term, 4u);
 
   for (errc e : {errc::already_voted, errc::stale_term, errc::out_of_date_log}) {
     svc.vote_result = VoteResponse{5, make_error_code(e)};

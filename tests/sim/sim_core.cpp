@@ -353,8 +353,8 @@ void SimTransport::heartbeat(const std::string& url, const HeartbeatRequest& req
 void SimTransport::request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) {
   net_.rpc<VoteResponse>(
       slot_, url, "vote",
-      net_.trace_.on() ? fmt::format("term={} candidate={} last={}/{}", req.term, req.candidate_id,
-                                     req.last_log_index, req.last_log_term)
+      net_.trace_.on() ? fmt::format("{}term={} candidate={} last={}/{}", req.pre_vote ? "pre-vote " : "", req.term,
+                                     req.candidate_id, req.last_log_index, req.last_log_term)
                        : std::string(),
       [req](Service& s, Handler_fn<VoteResponse> reply) { s.handle_vote(req, std::move(reply)); }, std::move(h),
       true);

@@ -169,6 +169,105 @@ TEST(Log, VoteIsDurableBeforeTheReply) {
   EXPECT_EQ(r2->error, errc::already_voted);
 }
 
+// Pre-vote (thesis §9.6): answering one changes nothing on the voter (no
+// term, no vote); it is answered by the rules of a real vote.
+TEST(Log, PreVoteChangesNoTermAndNoVote) {
+  LocalCluster c;
+  auto& a = c.add();
+  const auto t0 = a.log->term();
+  const auto t = t0 + 5;
+  auto pre = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 2, 10, 10, true}, std::move(h)); });
+  ASSERT_TRUE(pre);
+  EXPECT_TRUE(pre->granted());
+  EXPECT_EQ(pre->term, t0);
+  EXPECT_EQ(a.log->term(), t0);
+  // The vote of term t is still free: another candidate gets it.
+  auto real = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 3, 10, 10}, std::move(h)); });
+  EXPECT_TRUE(real->granted());
+  // Now a pre-vote for another candidate in t is refused as the vote would be.
+  auto again = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 2, 10, 10, true}, std::move(h)); });
+  EXPECT_EQ(again->error, errc::already_voted);
+  auto same = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t, 3, 10, 10, true}, std::move(h)); });
+  EXPECT_TRUE(same->granted());
+  auto stale = c.call<VoteResponse>([&](auto h) { a.log->handle_vote({t - 1, 2, 10, 10, true}, std::move(h)); });
+  EXPECT_EQ(stale->error, errc::stale_term);
+  EXPECT_EQ(stale->term, t);
+}
+
+// Leader stickiness (thesis §4.2.3) holds for pre-votes; the leader refuses
+// too (check-quorum makes it step down once it lost its majority).
+TEST(Log, PreVoteIsRefusedWhileALeaderIsAlive) {
+  auto c = three_node_cluster();
+  c->net.run_for(4 * kDefaultHeartbeatInterval);  // every follower has heard the leader
+  for (auto& n : c->nodes) {
+    const auto t = n->log->term();
+    auto r = c->call<VoteResponse>([&](auto h) { n->log->handle_vote({t + 1, 9, 1000, 1000, true}, std::move(h)); });
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->error, errc::already_voted) << n->url;
+    EXPECT_EQ(n->log->term(), t);
+  }
+}
+
+// Thesis §9.6: a member that cannot win an election does not raise its term,
+// so it does not disrupt the cluster. Without pre-vote an isolated follower
+// raised its term every election timeout and, back, deposed the leader. The
+// simulator found the same disruption deadlock a cluster: a member with a
+// stale configuration, refused by the only voter it knew, kept voting for
+// itself in every term just before the one electable node asked it
+// (membership_add_remove_under_faults seed 4311); a joiner whose AddPeer was
+// lost deposed every new leader (seed 9007).
+TEST(Log, IsolatedMemberDoesNotRaiseItsTermOrDeposeTheLeaderOnReturn) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_NE(l, nullptr);
+  const auto term = l->log->term();
+  LocalNode* f = c->nodes[0].get() == l ? c->nodes[1].get() : c->nodes[0].get();
+  c->net.down[f->url] = true;
+  bool campaigned = false;
+  c->net.run_until([&] {
+    campaigned = campaigned || f->log->state() == State::candidate;
+    return false;
+  }, 10 * kDefaultElectionTimeout);
+  EXPECT_FALSE(campaigned);
+  EXPECT_EQ(f->log->term(), term);
+  c->net.down[f->url] = false;
+  c->net.run_for(4 * kDefaultElectionTimeout);
+  EXPECT_EQ(c->leader(), l);
+  EXPECT_EQ(l->log->term(), term);
+  EXPECT_EQ(f->log->term(), term);
+  EXPECT_EQ(f->log->leader().first, l->log->id());
+}
+
+// A member whose log is behind cannot win; it does not campaign either, so
+// the member that can win is elected in the very next term. The one behind
+// heard the leader last, so its election timer fires first: without
+// pre-vote it took term + 1 for itself and the other needed term + 2.
+TEST(Log, MemberWithAnOlderLogDoesNotCampaign) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_NE(l, nullptr);
+  const auto term = l->log->term();
+  std::vector<LocalNode*> fs;
+  for (auto& n : c->nodes)
+    if (n.get() != l) fs.push_back(n.get());
+  auto* behind = fs[0];
+  auto* ahead = fs[1];
+  c->net.down[behind->url] = true;
+  ASSERT_TRUE(c->apply(*l, "x"));
+  ASSERT_TRUE(c->net.run_until([&] { return ahead->log->last_index() == l->log->last_index(); }));
+  c->net.run_for(kDefaultElectionTimeout * 9 / 10);  // less than any election timeout
+  c->crash(*l);
+  c->net.down[behind->url] = false;
+  bool campaigned = false;
+  ASSERT_TRUE(c->net.run_until([&] {
+    campaigned = campaigned || behind->log->state() == State::candidate;
+    return c->leader() != nullptr;
+  }));
+  EXPECT_FALSE(campaigned);
+  EXPECT_EQ(c->leader(), ahead);
+  EXPECT_EQ(ahead->log->term(), term + 1);
+}
+
 // §5.4.2, §8: a new leader appends a Nop of its term.
 TEST(Log, NewLeaderAppendsANopOfItsTerm) {
   auto c = three_node_cluster();
