@@ -85,6 +85,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <utility>
 
 namespace raft::storage {
 namespace {
@@ -158,46 +159,75 @@ class OffsetIndex {
  public:
   static constexpr std::size_t kBlockBits = 12;  // 4096 entries, 16 KiB
   static constexpr std::size_t kBlock = std::size_t{1} << kBlockBits;
+  static constexpr std::size_t kMask = kBlock - 1;
+
+  OffsetIndex() = default;
+  OffsetIndex(OffsetIndex&& o) noexcept
+      : blocks_(std::move(o.blocks_)), size_(std::exchange(o.size_, 0)), cap_(std::exchange(o.cap_, 0)) {}
+  OffsetIndex& operator=(OffsetIndex&& o) noexcept {
+    blocks_ = std::move(o.blocks_);
+    size_ = std::exchange(o.size_, 0);
+    cap_ = std::exchange(o.cap_, 0);
+    return *this;
+  }
 
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  std::uint32_t operator[](std::size_t i) const { return blocks_[i >> kBlockBits][i & (kBlock - 1)]; }
+  std::uint32_t operator[](std::size_t i) const { return blocks_[i >> kBlockBits][i & kMask]; }
 
   void push_back(std::uint32_t off) {
-    if ((size_ & (kBlock - 1)) == 0) {
-      blocks_.emplace_back();
-      // Past the first block the segment is clearly big: no doubling.
-      if (size_ != 0) blocks_.back().reserve(kBlock);
-    }
-    auto& b = blocks_.back();
-    // The first block grows by doubling up to kBlock, so a segment of a few
-    // entries (tiny segment_size_bytes_max) does not pay for a whole block.
-    if (b.size() == b.capacity()) b.reserve(std::min(kBlock, std::max<std::size_t>(16, 2 * b.capacity())));
-    b.push_back(off);
+    if (size_ == cap_) grow();
+    blocks_[size_ >> kBlockBits][size_ & kMask] = off;
     ++size_;
   }
   // Keeps the first n offsets.
   void truncate(std::size_t n) {
     if (n >= size_) return;
-    const std::size_t blocks = (n + kBlock - 1) >> kBlockBits;
-    blocks_.resize(blocks);
-    if (blocks) blocks_.back().resize(n - ((blocks - 1) << kBlockBits));
+    const std::size_t blocks = (n + kMask) >> kBlockBits;
+    if (blocks < blocks_.size()) {
+      blocks_.resize(blocks);
+      cap_ = blocks * kBlock;  // every block but the last is full-sized
+    }
     size_ = n;
   }
   // For a segment that is sealed: drops the last block's slack.
   void shrink_to_fit() {
-    if (!blocks_.empty()) blocks_.back().shrink_to_fit();
+    if (cap_ > size_) resize_last(size_ - ((blocks_.size() - 1) << kBlockBits));
     blocks_.shrink_to_fit();
   }
-  std::size_t capacity_bytes() const {
-    std::size_t n = blocks_.capacity() * sizeof(blocks_[0]);
-    for (const auto& b : blocks_) n += b.capacity() * sizeof(std::uint32_t);
-    return n;
-  }
+  std::size_t capacity_bytes() const { return blocks_.capacity() * sizeof(blocks_[0]) + cap_ * sizeof(std::uint32_t); }
 
  private:
-  std::vector<std::vector<std::uint32_t>> blocks_;
+  // Only the last block may be smaller than kBlock.
+  std::size_t last_cap() const { return cap_ - ((blocks_.size() - 1) << kBlockBits); }
+  void resize_last(std::size_t n) {
+    const std::size_t used = size_ - ((blocks_.size() - 1) << kBlockBits);
+    cap_ -= last_cap();
+    if (n == 0) {
+      blocks_.pop_back();
+      return;
+    }
+    auto b = std::make_unique_for_overwrite<std::uint32_t[]>(n);
+    std::copy_n(blocks_.back().get(), std::min(used, n), b.get());
+    blocks_.back() = std::move(b);
+    cap_ += n;
+  }
+  // The first block grows by doubling up to kBlock, so a segment of a few
+  // entries (tiny segment_size_bytes_max) does not pay for a whole block;
+  // later ones are allocated whole.
+  void grow() {
+    if (!blocks_.empty() && last_cap() < kBlock) {
+      resize_last(std::min(kBlock, 2 * last_cap()));
+      return;
+    }
+    const std::size_t n = blocks_.empty() ? 16 : kBlock;
+    blocks_.push_back(std::make_unique_for_overwrite<std::uint32_t[]>(n));
+    cap_ += n;
+  }
+
+  std::vector<std::unique_ptr<std::uint32_t[]>> blocks_;
   std::size_t size_ = 0;
+  std::size_t cap_ = 0;  // slots allocated across blocks_
 };
 
 struct Segment {

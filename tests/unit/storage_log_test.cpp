@@ -505,6 +505,53 @@ TEST(StorageLog, CompactUpToAnEmptyLastSegmentLeavesAnEmptyLog) {
   expect_terms(*log, terms);
 }
 
+TEST(StorageLog, TruncateAndRegrowAcrossIndexBlocks) {
+  // Offsets are kept in blocks of 4096 per segment, and a sealed segment's
+  // last block is trimmed to size: truncate at and around block boundaries,
+  // into a sealed segment, and grow again.
+  MemoryFilesystem fs;
+  std::vector<LogEntry> all;
+  auto add = [&](LogStore& log, std::uint64_t last, std::uint64_t term) {
+    auto v = make_entries(all.size() + 1, last, term, 8);
+    ASSERT_TRUE(log.append(v));
+    all.insert(all.end(), v.begin(), v.end());
+  };
+  auto cut = [&](LogStore& log, std::uint64_t index) {
+    ASSERT_TRUE(log.truncate_suffix(index, 0));
+    all.resize(index);
+  };
+  auto check = [&](const LogStore& log) {
+    ASSERT_EQ(log.last_index(), all.size());
+    auto got = log.read(1, all.size(), SIZE_MAX);
+    ASSERT_TRUE(got);
+    ASSERT_TRUE(*got == all);
+    for (const auto& e : all) ASSERT_EQ(*log.term_at(e.index), e.term) << e.index;
+  };
+  {
+    auto log = open_ok(fs, Warnings{}.opts(400 << 10));  // about 10,000 entries a segment
+    add(*log, 25000, 1);
+    ASSERT_EQ(log->segment_count(), 3u);
+    cut(*log, 15000);  // into the second segment, sealed and trimmed
+    ASSERT_EQ(log->segment_count(), 2u);
+    add(*log, 26000, 2);
+    check(*log);
+    cut(*log, 4096);  // exactly one block of the first segment
+    add(*log, 5000, 3);
+    cut(*log, 4097);
+    add(*log, 8192, 3);
+    cut(*log, 8191);
+    add(*log, 30000, 4);
+    check(*log);
+    ASSERT_TRUE(log->sync());
+  }
+  fs.crash();
+  auto log = open_ok(fs, Warnings{}.opts(400 << 10));
+  check(*log);
+  cut(*log, 12000);  // into a segment trimmed at recovery
+  add(*log, 20000, 5);
+  check(*log);
+}
+
 TEST(StorageLog, OptionsBeyondThirtyTwoBitOffsetsAreRefused) {
   MemoryFilesystem fs;
   auto open_with = [&](std::uint64_t seg, std::uint64_t entry, Warnings& w) {
