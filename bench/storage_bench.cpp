@@ -11,9 +11,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <filesystem>
+#include <memory>
+#include <span>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -198,6 +201,148 @@ void BM_Recovery1GiB(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_Recovery1GiB)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+// A log of `n` entries of `size` bytes, terms changing every `per_term`
+// entries, in segments of `seg` bytes. Returns the open store.
+std::unique_ptr<raft::storage::LogStore> fill_log(raft::storage::Filesystem& fs, const std::string& dir,
+                                                  std::uint64_t n, std::size_t size, std::uint64_t per_term,
+                                                  std::uint64_t seg) {
+  raft::storage::LogStoreOptions o;
+  o.segment_size_bytes_max = seg;
+  auto log = std::move(*raft::storage::LogStore::open(fs, dir, o));
+  auto entries = make_batch(256, size);
+  for (std::uint64_t next = 1; next <= n;) {
+    const auto k = static_cast<std::size_t>(std::min<std::uint64_t>(256, n - next + 1));
+    for (std::size_t i = 0; i < k; ++i) {
+      entries[i].index = next;
+      entries[i].term = 1 + (next - 1) / per_term;
+      ++next;
+    }
+    if (!log->append(std::span(entries).first(k))) return nullptr;
+  }
+  return log;
+}
+
+// read() of `range` consecutive 256-byte entries from a warm 200k-entry log
+// in 4 MiB segments (so some reads cross segments), walking the log in order.
+void BM_ReadRange(benchmark::State& state) {
+  const auto range = static_cast<std::uint64_t>(state.range(0));
+  constexpr std::uint64_t kN = 200000;
+  auto fs = raft::storage::make_posix_filesystem();
+  const std::string dir = fresh_dir();
+  auto log = fill_log(*fs, dir + "/log", kN, 256, 50000, 4u << 20);
+  if (!log) {
+    state.SkipWithError("fill failed");
+    return;
+  }
+  std::uint64_t from = 1, items = 0;
+  for (auto _ : state) {
+    if (from + range - 1 > kN) from = 1;
+    auto r = log->read(from, from + range - 1, SIZE_MAX);
+    if (!r || r->size() != range) state.SkipWithError("read failed");
+    benchmark::DoNotOptimize(r);
+    from += range;
+    items += range;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(items));
+  log.reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_ReadRange)->Arg(1)->Arg(64)->UseRealTime()->MinTime(1.0);
+
+// term_at on a 1M-entry log of 16-byte entries, 10 terms, 4 MiB segments:
+// arg 0 asks for indexes near the tail (the common case: AppendEntries
+// consistency checks and commit), arg 1 for random indexes.
+void BM_TermAt(benchmark::State& state) {
+  const bool random = state.range(0) != 0;
+  constexpr std::uint64_t kN = 1000000;
+  auto fs = raft::storage::make_posix_filesystem();
+  const std::string dir = fresh_dir();
+  auto log = fill_log(*fs, dir + "/log", kN, 16, kN / 10, 4u << 20);
+  if (!log) {
+    state.SkipWithError("fill failed");
+    return;
+  }
+  std::vector<std::uint64_t> idx(4096);
+  std::uint64_t x = 88172645463325252ull;
+  for (auto& i : idx) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    i = random ? 1 + x % kN : kN - x % 1000;
+  }
+  std::size_t k = 0;
+  std::uint64_t sum = 0;
+  for (auto _ : state) {
+    sum += *log->term_at(idx[k++ & 4095]);
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations());
+  log.reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_TermAt)->Arg(0)->Arg(1)->MinTime(0.5);
+
+// Recovery of a 256 MiB log of 64-byte entries (about 3M), where the
+// per-entry index work weighs more than in BM_Recovery1GiB. Warm only.
+void BM_RecoverySmallEntries(benchmark::State& state) {
+  auto fs = raft::storage::make_posix_filesystem();
+  const std::string dir = fresh_dir();
+  constexpr std::uint64_t kN = (256ull << 20) / (64 + 25);
+  {
+    auto log = fill_log(*fs, dir + "/log", kN, 64, kN / 4, 64ull << 20);
+    if (!log || !log->sync()) state.SkipWithError("fill failed");
+  }
+  std::vector<double> warm;
+  for (auto _ : state) {
+    for (int i = 0; i < 5; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto log = raft::storage::LogStore::open(*fs, dir + "/log");
+      const auto t1 = std::chrono::steady_clock::now();
+      if (!log || (*log)->last_index() != kN) state.SkipWithError("recovery failed");
+      warm.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+  }
+  std::sort(warm.begin(), warm.end());
+  state.counters["warm_ms"] = warm[warm.size() / 2];
+  state.counters["entries"] = static_cast<double>(kN);
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_RecoverySmallEntries)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+// Resident memory the store gains per appended entry (16-byte entries, no
+// sync, default 64 MiB segments): the in-memory index, as the process sees
+// it. Run alone (--benchmark_filter=IndexMemory): memory freed by earlier
+// benchmarks would be reused and hide growth.
+std::uint64_t rss_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
+void BM_IndexMemory(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  auto fs = raft::storage::make_posix_filesystem();
+  const std::string dir = fresh_dir();
+  double per_entry = 0;
+  for (auto _ : state) {
+    auto log = std::move(*raft::storage::LogStore::open(*fs, dir + "/log"));
+    auto entries = make_batch(256, 16);
+    const std::uint64_t before = rss_bytes();
+    std::uint64_t next = 1;
+    while (next <= n) {
+      for (auto& e : entries) e.index = next++;
+      if (!log->append(entries)) state.SkipWithError("append failed");
+    }
+    per_entry = static_cast<double>(rss_bytes() - before) / static_cast<double>(next - 1);
+  }
+  state.counters["rss_B_per_entry"] = per_entry;
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_IndexMemory)->Arg(5000000)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
 }  // namespace
 

@@ -71,6 +71,8 @@ struct LogOptions {
 
   // false: never fsync (benchmarks only: an acknowledged entry can be lost).
   bool sync = true;
+  // Their sum must stay below 4 GiB (storage::LogStoreOptions: open() fails
+  // with errc::invalid_argument otherwise).
   std::uint64_t segment_size_bytes_max = 64ull << 20;
   std::uint64_t entry_size_bytes_max = 64ull << 20;
   // Leader: most bytes of entries read from disk into one stream write.

@@ -46,6 +46,13 @@
 // on the reset is decided), unlinks every segment, fsyncs the directory,
 // renames `reset.tmp` to its segment name and fsyncs the directory again.
 //
+// INDEX (in memory). Per segment, the offset of each record as a u32 (open()
+// refuses options that would let a segment reach 4 GiB), in blocks of 4096;
+// for the whole log, the terms as runs (first index, term), since a term
+// covers many entries. About 4 bytes per entry: a leader appending 60k
+// entries/s for 10 minutes holds ~140 MiB of index at 16 bytes per entry,
+// ~35 MiB at 4.
+//
 // RECOVERY (open). A valid `reset.tmp` means a reset was decided but maybe
 // not finished: recovery finishes it. An invalid one never took effect and is
 // removed. Then every segment is read in full and checked:
@@ -78,6 +85,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <utility>
 
 namespace raft::storage {
 namespace {
@@ -142,9 +150,84 @@ bool parse_record(const std::byte* p, std::uint64_t avail, std::uint64_t max_len
   return true;
 }
 
-struct EntryLoc {
-  std::uint64_t offset;  // of the record in its segment
-  std::uint64_t term;
+// The offsets of a segment's records, 4 bytes each: open() refuses options
+// that would let a segment reach 4 GiB. Stored in blocks of kBlock entries
+// rather than one vector so that growing never copies the whole index (a
+// stall in append, and twice the memory for a moment) and the slack is at
+// most one block per segment, not up to the vector's doubling.
+class OffsetIndex {
+ public:
+  static constexpr std::size_t kBlockBits = 12;  // 4096 entries, 16 KiB
+  static constexpr std::size_t kBlock = std::size_t{1} << kBlockBits;
+  static constexpr std::size_t kMask = kBlock - 1;
+
+  OffsetIndex() = default;
+  OffsetIndex(OffsetIndex&& o) noexcept
+      : blocks_(std::move(o.blocks_)), size_(std::exchange(o.size_, 0)), cap_(std::exchange(o.cap_, 0)) {}
+  OffsetIndex& operator=(OffsetIndex&& o) noexcept {
+    blocks_ = std::move(o.blocks_);
+    size_ = std::exchange(o.size_, 0);
+    cap_ = std::exchange(o.cap_, 0);
+    return *this;
+  }
+
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  std::uint32_t operator[](std::size_t i) const { return blocks_[i >> kBlockBits][i & kMask]; }
+
+  void push_back(std::uint32_t off) {
+    if (size_ == cap_) grow();
+    blocks_[size_ >> kBlockBits][size_ & kMask] = off;
+    ++size_;
+  }
+  // Keeps the first n offsets.
+  void truncate(std::size_t n) {
+    if (n >= size_) return;
+    const std::size_t blocks = (n + kMask) >> kBlockBits;
+    if (blocks < blocks_.size()) {
+      blocks_.resize(blocks);
+      cap_ = blocks * kBlock;  // every block but the last is full-sized
+    }
+    size_ = n;
+  }
+  // For a segment that is sealed: drops the last block's slack.
+  void shrink_to_fit() {
+    if (cap_ > size_) resize_last(size_ - ((blocks_.size() - 1) << kBlockBits));
+    blocks_.shrink_to_fit();
+  }
+  std::size_t capacity_bytes() const { return blocks_.capacity() * sizeof(blocks_[0]) + cap_ * sizeof(std::uint32_t); }
+
+ private:
+  // Only the last block may be smaller than kBlock.
+  std::size_t last_cap() const { return cap_ - ((blocks_.size() - 1) << kBlockBits); }
+  void resize_last(std::size_t n) {
+    const std::size_t used = size_ - ((blocks_.size() - 1) << kBlockBits);
+    cap_ -= last_cap();
+    if (n == 0) {
+      blocks_.pop_back();
+      return;
+    }
+    auto b = std::make_unique_for_overwrite<std::uint32_t[]>(n);
+    std::copy_n(blocks_.back().get(), std::min(used, n), b.get());
+    blocks_.back() = std::move(b);
+    cap_ += n;
+  }
+  // The first block grows by doubling up to kBlock, so a segment of a few
+  // entries (tiny segment_size_bytes_max) does not pay for a whole block;
+  // later ones are allocated whole.
+  void grow() {
+    if (!blocks_.empty() && last_cap() < kBlock) {
+      resize_last(std::min(kBlock, 2 * last_cap()));
+      return;
+    }
+    const std::size_t n = blocks_.empty() ? 16 : kBlock;
+    blocks_.push_back(std::make_unique_for_overwrite<std::uint32_t[]>(n));
+    cap_ += n;
+  }
+
+  std::vector<std::unique_ptr<std::uint32_t[]>> blocks_;
+  std::size_t size_ = 0;
+  std::size_t cap_ = 0;  // slots allocated across blocks_
 };
 
 struct Segment {
@@ -152,12 +235,18 @@ struct Segment {
   std::uint64_t prev_term = 0;
   std::string path;
   std::shared_ptr<File> file;
-  std::uint64_t end = 0;           // bytes of valid header + records
-  std::vector<EntryLoc> entries;   // entries[i] has index first_index + i
+  std::uint64_t end = 0;   // bytes of valid header + records
+  OffsetIndex offsets;     // offsets[i]: the record of index first_index + i
 
-  std::uint64_t last_index() const { return first_index + entries.size() - 1; }
-  std::uint64_t last_term() const { return entries.empty() ? prev_term : entries.back().term; }
-  std::uint64_t record_end(std::size_t i) const { return i + 1 < entries.size() ? entries[i + 1].offset : end; }
+  std::uint64_t last_index() const { return first_index + offsets.size() - 1; }
+  std::uint64_t record_end(std::size_t i) const { return i + 1 < offsets.size() ? offsets[i + 1] : end; }
+};
+
+// Entries [first, next run's first) have `term`. Terms change only with
+// elections, so a few runs describe millions of entries.
+struct TermRun {
+  std::uint64_t first;
+  std::uint64_t term;
 };
 
 }  // namespace
@@ -170,6 +259,11 @@ struct LogStore::Impl {
   // Owned by the Log's thread (append/read/truncate/compact/reset); the sync
   // thread never looks at them.
   std::vector<Segment> segs;  // never empty once open
+  // The terms of entries [first_index, last_index], for the whole log rather
+  // than per segment: term_at then needs no segment lookup. Empty iff the
+  // log is; otherwise runs.front().first == first_index, and both fields
+  // strictly increase.
+  std::vector<TermRun> runs;
   // append's batch, reused: the bytes staged for the current segment are
   // `pieces` in order, each either a range of `buf` or a caller's data.
   struct Piece {
@@ -251,6 +345,24 @@ struct LogStore::Impl {
   result<void> flush(Segment& seg, std::size_t entries_before);
   result<void> roll();
   std::size_t segment_of(std::uint64_t index) const;
+
+  std::uint64_t last_term() const { return runs.empty() ? segs.front().prev_term : runs.back().term; }
+  void add_term(std::uint64_t index, std::uint64_t term) {
+    if (runs.empty() || runs.back().term != term) runs.push_back(TermRun{index, term});
+  }
+  // The run holding `index` (in [first_index, last_index]).
+  std::size_t run_of(std::uint64_t index) const {
+    // Most lookups are of recent entries: try the last run first.
+    if (index >= runs.back().first) return runs.size() - 1;
+    auto it = std::upper_bound(runs.begin(), runs.end(), index,
+                               [](std::uint64_t i, const TermRun& r) { return i < r.first; });
+    return static_cast<std::size_t>(it - runs.begin() - 1);
+  }
+  std::uint64_t term_of(std::uint64_t index) const { return runs[run_of(index)].term; }
+  // Forgets the terms of entries after `last`.
+  void trim_runs(std::uint64_t last) {
+    while (!runs.empty() && runs.back().first > last) runs.pop_back();
+  }
 };
 
 // ---------------------------------------------------------------- recovery
@@ -288,6 +400,11 @@ result<void> LogStore::Impl::load_segment(std::size_t i, bool last, std::vector<
   s.file = std::move(*f);
   auto size = s.file->size();
   if (!size) return size.error();
+  // Offsets are 4 bytes; open() keeps this store's own segments far below.
+  if (*size > UINT32_MAX) {
+    warn(fmt::format("log corrupt: {} is {} bytes, more than the 4 GiB a segment may hold", s.path, *size));
+    return errc::log_corrupt;
+  }
   if (data.size() < *size) data.resize(*size);
   auto got = s.file->read_at(0, std::span(data.data(), *size));
   if (!got) return got.error();
@@ -302,30 +419,32 @@ result<void> LogStore::Impl::load_segment(std::size_t i, bool last, std::vector<
   }
   s.prev_term = prev_term;
   if (i > 0) {
+    // runs hold segments [0, i) so far.
     const Segment& p = segs[i - 1];
-    if (p.last_index() + 1 != first || p.last_term() != prev_term) {
+    if (p.last_index() + 1 != first || last_term() != prev_term) {
       warn(fmt::format("log corrupt: {} starts at index {} (prev term {}) but {} ends at index {} (term {})", s.path,
-                       first, prev_term, p.path, p.last_index(), p.last_term()));
+                       first, prev_term, p.path, p.last_index(), last_term()));
       return errc::log_corrupt;
     }
   }
 
   const std::uint64_t max_len = std::min<std::uint64_t>(opts.entry_size_bytes_max, UINT32_MAX);
   std::uint64_t off = kSegHeaderSize;
-  std::uint64_t next_index = first, last_term = prev_term;
-  s.entries.clear();
+  std::uint64_t next_index = first, min_term = prev_term;
+  s.offsets = {};
   while (off < n) {
     Record r;
     if (parse_record(b + off, n - off, max_len, r)) {
-      if (r.index != next_index || r.term < last_term) {
+      if (r.index != next_index || r.term < min_term) {
         warn(fmt::format("log corrupt: {} at offset {}: entry index {} term {} where index {} (term >= {}) belongs",
-                         s.path, off, r.index, r.term, next_index, last_term));
+                         s.path, off, r.index, r.term, next_index, min_term));
         return errc::log_corrupt;
       }
-      s.entries.push_back(EntryLoc{off, r.term});
+      s.offsets.push_back(static_cast<std::uint32_t>(off));
+      add_term(r.index, r.term);
       off += kRecHeaderSize + r.length;
       ++next_index;
-      last_term = r.term;
+      min_term = r.term;
       continue;
     }
     // A bad record. It is a torn tail only if nothing valid follows it; look
@@ -349,6 +468,7 @@ result<void> LogStore::Impl::load_segment(std::size_t i, bool last, std::vector<
     break;
   }
   s.end = off;
+  if (!last) s.offsets.shrink_to_fit();
   return {};
 }
 
@@ -430,7 +550,8 @@ result<void> LogStore::Impl::flush(Segment& seg, std::size_t entries_before) {
   for (const auto& p : pieces)
     iov.emplace_back(p.ext ? p.ext : reinterpret_cast<const std::byte*>(buf.data()) + p.off, p.len);
   if (auto r = seg.file->append_gather(iov); !r) {
-    seg.entries.resize(entries_before);
+    seg.offsets.truncate(entries_before);
+    trim_runs(seg.last_index());
     clear_stage();
     return fail(r.error());
   }
@@ -447,7 +568,8 @@ result<void> LogStore::Impl::roll() {
   // Seal the old segment first: recovery relies on every segment but the
   // last being complete on disk.
   if (auto r = old.file->datasync(); !r) return fail(r.error());
-  if (auto r = create_segment(old.last_index() + 1, old.last_term()); !r) return fail(r.error());
+  old.offsets.shrink_to_fit();  // sealed: never grows again (unless truncated back to)
+  if (auto r = create_segment(old.last_index() + 1, last_term()); !r) return fail(r.error());
   return {};
 }
 
@@ -468,6 +590,18 @@ result<std::unique_ptr<LogStore>> LogStore::open(Filesystem& fs, std::string dir
   s->impl_->fs = &fs;
   s->impl_->dir = std::move(dir);
   s->impl_->opts = std::move(opts);
+  // A record starts below segment_size_bytes_max, or right after the header
+  // when it is a segment's first (one entry may exceed the limit), so every
+  // offset fits the index's 32 bits when this sum does.
+  const LogStoreOptions& o = s->impl_->opts;
+  if (o.segment_size_bytes_max > UINT32_MAX || o.entry_size_bytes_max > UINT32_MAX ||
+      o.segment_size_bytes_max + o.entry_size_bytes_max + kSegHeaderSize + kRecHeaderSize > UINT32_MAX) {
+    s->impl_->warn(fmt::format("log store options rejected: segment_size_bytes_max ({}) + entry_size_bytes_max ({}) "
+                               "+ {} bytes of headers must not exceed {} (segment offsets are 32-bit)",
+                               o.segment_size_bytes_max, o.entry_size_bytes_max, kSegHeaderSize + kRecHeaderSize,
+                               UINT32_MAX));
+    return errc::invalid_argument;
+  }
   if (auto r = s->impl_->recover(); !r) return r.error();
   return s;
 }
@@ -476,7 +610,7 @@ std::uint64_t LogStore::prev_index() const { return impl_->segs.front().first_in
 std::uint64_t LogStore::prev_term() const { return impl_->segs.front().prev_term; }
 std::uint64_t LogStore::first_index() const { return impl_->segs.front().first_index; }
 std::uint64_t LogStore::last_index() const { return impl_->segs.back().last_index(); }
-std::uint64_t LogStore::last_term() const { return impl_->segs.back().last_term(); }
+std::uint64_t LogStore::last_term() const { return impl_->last_term(); }
 
 std::uint64_t LogStore::durable_index() const {
   std::lock_guard lk(impl_->mu);
@@ -486,8 +620,7 @@ std::uint64_t LogStore::durable_index() const {
 result<std::uint64_t> LogStore::term_at(std::uint64_t index) const {
   if (index == prev_index()) return prev_term();
   if (index < prev_index() || index > last_index()) return errc::invalid_argument;
-  const Segment& s = impl_->segs[impl_->segment_of(index)];
-  return s.entries[index - s.first_index].term;
+  return impl_->term_of(index);
 }
 
 result<void> LogStore::append(std::span<const LogEntry> entries) {
@@ -503,16 +636,19 @@ result<void> LogStore::append(std::span<const LogEntry> entries) {
     term = e.term;
   }
   Segment* seg = &m.segs.back();
-  std::size_t before = seg->entries.size();
+  std::size_t before = seg->offsets.size();
   for (const auto& e : entries) {
     const std::uint64_t rec = kRecHeaderSize + e.data.size();
-    if ((!seg->entries.empty() || m.staged) && seg->end + m.staged + rec > m.opts.segment_size_bytes_max) {
+    if ((!seg->offsets.empty() || m.staged) && seg->end + m.staged + rec > m.opts.segment_size_bytes_max) {
       if (auto r = m.flush(*seg, before); !r) return r;
       if (auto r = m.roll(); !r) return r;
       seg = &m.segs.back();
-      before = seg->entries.size();
+      before = seg->offsets.size();
     }
-    seg->entries.push_back(EntryLoc{seg->end + m.staged, e.term});
+    const std::uint64_t off = seg->end + m.staged;
+    RAFT_ASSERT(off <= UINT32_MAX, "segment offset beyond 4 GiB (open() checks the limits)");
+    seg->offsets.push_back(static_cast<std::uint32_t>(off));
+    m.add_term(e.index, e.term);
     std::byte h[kRecHeaderSize];
     detail::put_be32(h + 4, static_cast<std::uint32_t>(e.data.size()));
     h[8] = static_cast<std::byte>(e.type);
@@ -581,6 +717,7 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
   std::uint64_t bytes = 0;
   std::string chunk;
   std::size_t si = m.segment_of(from);
+  std::size_t ri = m.run_of(from);  // advanced with the index below
   std::uint64_t index = from;
   while (index <= to) {
     const Segment& s = m.segs[si];
@@ -589,8 +726,8 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
     const std::size_t a = index - s.first_index;
     std::size_t b = a;  // one past the last taken
     bool stop = false;
-    while (b < s.entries.size() && s.first_index + b <= to) {
-      const std::uint64_t len = s.record_end(b) - s.entries[b].offset - kRecHeaderSize;
+    while (b < s.offsets.size() && s.first_index + b <= to) {
+      const std::uint64_t len = s.record_end(b) - s.offsets[b] - kRecHeaderSize;
       if (!out.empty() || b > a) {
         if (bytes + len > max_bytes) {
           stop = true;
@@ -601,19 +738,21 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
       ++b;
     }
     if (b > a) {
-      const std::uint64_t start = s.entries[a].offset, end = s.record_end(b - 1);
+      const std::uint64_t start = s.offsets[a], end = s.record_end(b - 1);
       chunk.resize(end - start);
       auto got = s.file->read_at(start, std::as_writable_bytes(std::span(chunk.data(), chunk.size())));
       if (!got) return got.error();
       if (*got != chunk.size()) return errc::log_corrupt;
       for (std::size_t i = a; i < b; ++i) {
-        const auto* p = reinterpret_cast<const std::byte*>(chunk.data() + (s.entries[i].offset - start));
+        const std::uint64_t off = s.offsets[i];
+        const auto* p = reinterpret_cast<const std::byte*>(chunk.data() + (off - start));
+        while (ri + 1 < m.runs.size() && m.runs[ri + 1].first <= s.first_index + i) ++ri;
         Record r;
         // Checked again after reading: the disk may have changed under us.
-        if (!parse_record(p, s.record_end(i) - s.entries[i].offset, UINT32_MAX, r) ||
-            r.index != s.first_index + i || r.term != s.entries[i].term) {
+        if (!parse_record(p, s.record_end(i) - off, UINT32_MAX, r) || r.index != s.first_index + i ||
+            r.term != m.runs[ri].term) {
           m.warn(fmt::format("log corrupt: record of index {} in {} at offset {} changed since open",
-                             s.first_index + i, s.path, s.entries[i].offset));
+                             s.first_index + i, s.path, off));
           return errc::log_corrupt;
         }
         LogEntry e;
@@ -647,17 +786,19 @@ result<void> LogStore::truncate_suffix(std::uint64_t index, std::uint64_t commit
     if (auto r = m.fs->unlink(m.segs.back().path); !r) return m.fail(r.error());
     if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
     m.segs.pop_back();
+    m.trim_runs(m.segs.back().last_index());
     dir_dirty = false;
   }
   if (dir_dirty)
     if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
   Segment& s = m.segs.back();
   const std::size_t keep = index + 1 - s.first_index;
-  const std::uint64_t new_end = keep < s.entries.size() ? s.entries[keep].offset : s.end;
+  const std::uint64_t new_end = keep < s.offsets.size() ? s.offsets[keep] : s.end;
   if (auto r = s.file->truncate(new_end); !r) return m.fail(r.error());
   if (auto r = s.file->datasync(); !r) return m.fail(r.error());
-  s.entries.resize(keep);
+  s.offsets.truncate(keep);
   s.end = new_end;
+  m.trim_runs(index);
   // Every earlier segment was synced when it was sealed, and this one just
   // was, so the whole remaining log is durable.
   std::lock_guard lk(m.mu);
@@ -674,6 +815,17 @@ result<void> LogStore::compact(std::uint64_t index) {
     if (auto r = m.fs->unlink(m.segs.front().path); !r) return m.fail(r.error());
     if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
     m.segs.erase(m.segs.begin());
+    // Drop the runs before the new first index; the one holding it now
+    // starts there. The front may be an empty last segment (recovery cut
+    // all its records as a torn tail): then the log is empty.
+    const Segment& front = m.segs.front();
+    if (front.offsets.empty()) {
+      m.runs.clear();
+      continue;
+    }
+    const std::size_t r = m.run_of(front.first_index);
+    m.runs.erase(m.runs.begin(), m.runs.begin() + static_cast<std::ptrdiff_t>(r));
+    m.runs.front().first = front.first_index;
   }
   return {};
 }
@@ -694,6 +846,7 @@ result<void> LogStore::reset(std::uint64_t index, std::uint64_t term) {
     if (auto r = m.fs->unlink(it->path); !r) return m.fail(r.error());
   if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
   m.segs.clear();
+  m.runs.clear();
   Segment s;
   s.first_index = index + 1;
   s.prev_term = term;
@@ -717,5 +870,12 @@ std::uint64_t LogStore::size_bytes() const {
 }
 
 std::size_t LogStore::segment_count() const { return impl_->segs.size(); }
+
+std::size_t LogStore::index_bytes() const {
+  const Impl& m = *impl_;
+  std::size_t n = m.segs.capacity() * sizeof(Segment) + m.runs.capacity() * sizeof(TermRun);
+  for (const auto& s : m.segs) n += s.offsets.capacity_bytes() + s.path.capacity();
+  return n;
+}
 
 }  // namespace raft::storage

@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -350,6 +352,266 @@ TEST(StorageLog, NoSpaceIsReportedAndSyncedDataSurvives) {
   auto log = open_ok(fs);
   ASSERT_GE(log->last_index(), 10u);
   expect_entries(*log, 1, log->last_index(), all);
+}
+
+// term_at of every index in [prev_index, last_index] against `terms`
+// (terms[i] is the term of index i; terms[0] == 0), and one past the end.
+void expect_terms(const LogStore& log, const std::vector<std::uint64_t>& terms) {
+  ASSERT_EQ(log.last_index() + 1, terms.size());
+  for (std::uint64_t i = log.prev_index(); i <= log.last_index(); ++i) {
+    auto t = log.term_at(i);
+    ASSERT_TRUE(t) << i;
+    ASSERT_EQ(*t, terms[i]) << "index " << i;
+  }
+  EXPECT_EQ(log.last_term(), terms.back());
+  EXPECT_EQ(log.term_at(log.last_index() + 1).error(), errc::invalid_argument);
+  if (log.prev_index() > 0) {
+    EXPECT_EQ(log.term_at(log.prev_index() - 1).error(), errc::invalid_argument);
+  }
+}
+
+// Appends [first, last] with `term` to both the log and the model.
+void append_terms(LogStore& log, std::vector<std::uint64_t>& terms, std::uint64_t first, std::uint64_t last,
+                  std::uint64_t term) {
+  ASSERT_EQ(first, terms.size());
+  ASSERT_TRUE(log.append(make_entries(first, last, term, 60)));
+  terms.resize(last + 1, term);
+}
+
+TEST(StorageLog, TermRunsFollowTruncationInsideAndAtRunBoundaries) {
+  MemoryFilesystem fs;
+  std::vector<std::uint64_t> terms = {0};
+  {
+    auto log = open_ok(fs, Warnings{}.opts(1000));  // about 12 records a segment
+    append_terms(*log, terms, 1, 10, 1);
+    append_terms(*log, terms, 11, 40, 3);  // a run across segments
+    append_terms(*log, terms, 41, 45, 4);
+    ASSERT_GT(log->segment_count(), 3u);
+
+    // Inside a run (term 3 covers 11..40), in a segment before the last.
+    ASSERT_TRUE(log->truncate_suffix(25, 0));
+    terms.resize(26);
+    expect_terms(*log, terms);
+    append_terms(*log, terms, 26, 27, 5);  // splits what was run 3
+    append_terms(*log, terms, 28, 28, 6);  // a run of one entry
+    expect_terms(*log, terms);
+
+    // At run boundaries: the last entry of a run, so the runs after it go.
+    ASSERT_TRUE(log->truncate_suffix(27, 0));  // keeps 26..27 (term 5), drops the term-6 run
+    terms.resize(28);
+    expect_terms(*log, terms);
+    append_terms(*log, terms, 28, 30, 5);  // the same term again: continues the run
+    expect_terms(*log, terms);
+    ASSERT_TRUE(log->truncate_suffix(10, 0));  // last entry of term 1
+    terms.resize(11);
+    expect_terms(*log, terms);
+    append_terms(*log, terms, 11, 12, 7);
+    // Right after a run's first entry, and at the entry before it.
+    ASSERT_TRUE(log->truncate_suffix(11, 0));
+    terms.resize(12);
+    expect_terms(*log, terms);
+    append_terms(*log, terms, 12, 20, 8);
+    ASSERT_TRUE(log->sync());
+    expect_terms(*log, terms);
+
+    // After compaction the first run starts at the new first index; emptying
+    // the log leaves prev_term as the last term.
+    ASSERT_TRUE(log->compact(15));
+    ASSERT_GT(log->prev_index(), 0u);
+    expect_terms(*log, terms);
+    const std::uint64_t prev = log->prev_index();
+    ASSERT_TRUE(log->truncate_suffix(prev, 0));
+    terms.resize(prev + 1);
+    expect_terms(*log, terms);
+    EXPECT_EQ(log->last_term(), log->prev_term());
+    append_terms(*log, terms, prev + 1, prev + 30, 9);
+    ASSERT_TRUE(log->sync());
+    expect_terms(*log, terms);
+  }
+  fs.crash();
+  auto log = open_ok(fs, Warnings{}.opts(1000));
+  expect_terms(*log, terms);
+  // read() checks each record's term against the index.
+  auto all = log->read(log->first_index(), log->last_index(), SIZE_MAX);
+  ASSERT_TRUE(all);
+  for (const auto& e : *all) EXPECT_EQ(e.term, terms[e.index]);
+}
+
+TEST(StorageLog, TermAtEveryIndexAcrossSegmentsAndReopen) {
+  MemoryFilesystem fs;
+  std::vector<std::uint64_t> terms = {0};
+  // Runs of irregular lengths (1 to ~250 entries), so some end inside a
+  // segment, some at its end and some span several.
+  std::uint64_t term = 1, x = 12345;
+  {
+    auto log = open_ok(fs, Warnings{}.opts(2000));  // about 23 records a segment
+    while (terms.size() <= 3000) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      const std::uint64_t len = 1 + (x >> 33) % ((x >> 20) % 4 == 0 ? 250 : 8);
+      const std::uint64_t first = terms.size();
+      append_terms(*log, terms, first, first + len - 1, term);
+      term += 1 + (x >> 40) % 3;
+    }
+    ASSERT_TRUE(log->sync());
+    EXPECT_GT(log->segment_count(), 100u);
+    expect_terms(*log, terms);
+    ASSERT_TRUE(log->compact(1234));
+    expect_terms(*log, terms);
+  }
+  fs.crash();
+  auto log = open_ok(fs, Warnings{}.opts(2000));
+  expect_terms(*log, terms);
+  auto all = log->read(log->first_index(), log->last_index(), SIZE_MAX);
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), log->last_index() - log->prev_index());
+  for (const auto& e : *all) ASSERT_EQ(e.term, terms[e.index]);
+}
+
+TEST(StorageLog, CompactUpToAnEmptyLastSegmentLeavesAnEmptyLog) {
+  // A crash after a roll can leave the new segment with its header and no
+  // record (the records' write lost); compacting up to it empties the log.
+  MemoryFilesystem fs;
+  std::vector<std::uint64_t> terms = {0};
+  {
+    auto log = open_ok(fs, Warnings{}.opts(1000));
+    append_terms(*log, terms, 1, 20, 2);
+    append_terms(*log, terms, 21, 30, 3);
+    ASSERT_TRUE(log->sync());
+    ASSERT_GT(log->segment_count(), 1u);
+  }
+  auto names = *fs.list(kDir);
+  std::sort(names.begin(), names.end());
+  const std::string last_path = std::string(kDir) + "/" + names.back();
+  const std::uint64_t cut = std::stoull(names.back().substr(0, 20));  // the last segment's first index
+  testing::write_file(fs, last_path, testing::read_file(fs, last_path).substr(0, 32));  // its header only
+  terms.resize(cut);
+  Warnings w;
+  auto log = open_ok(fs, w.opts(1000));
+  EXPECT_TRUE(w.msgs.empty());
+  ASSERT_EQ(log->last_index(), cut - 1);
+  expect_terms(*log, terms);
+  ASSERT_TRUE(log->compact(cut));
+  EXPECT_EQ(log->segment_count(), 1u);
+  EXPECT_EQ(log->prev_index(), cut - 1);
+  EXPECT_EQ(log->prev_term(), terms[cut - 1]);
+  expect_terms(*log, terms);
+  append_terms(*log, terms, cut, cut + 3, terms[cut - 1]);  // continues prev_term's run
+  append_terms(*log, terms, cut + 4, cut + 5, terms[cut - 1] + 1);
+  expect_terms(*log, terms);
+  ASSERT_TRUE(log->sync());
+  log.reset();
+  fs.crash();
+  log = open_ok(fs, w.opts(1000));
+  expect_terms(*log, terms);
+}
+
+TEST(StorageLog, TruncateAndRegrowAcrossIndexBlocks) {
+  // Offsets are kept in blocks of 4096 per segment, and a sealed segment's
+  // last block is trimmed to size: truncate at and around block boundaries,
+  // into a sealed segment, and grow again.
+  MemoryFilesystem fs;
+  std::vector<LogEntry> all;
+  auto add = [&](LogStore& log, std::uint64_t last, std::uint64_t term) {
+    auto v = make_entries(all.size() + 1, last, term, 8);
+    ASSERT_TRUE(log.append(v));
+    all.insert(all.end(), v.begin(), v.end());
+  };
+  auto cut = [&](LogStore& log, std::uint64_t index) {
+    ASSERT_TRUE(log.truncate_suffix(index, 0));
+    all.resize(index);
+  };
+  auto check = [&](const LogStore& log) {
+    ASSERT_EQ(log.last_index(), all.size());
+    auto got = log.read(1, all.size(), SIZE_MAX);
+    ASSERT_TRUE(got);
+    ASSERT_TRUE(*got == all);
+    for (const auto& e : all) ASSERT_EQ(*log.term_at(e.index), e.term) << e.index;
+  };
+  {
+    auto log = open_ok(fs, Warnings{}.opts(400 << 10));  // about 10,000 entries a segment
+    add(*log, 25000, 1);
+    ASSERT_EQ(log->segment_count(), 3u);
+    cut(*log, 15000);  // into the second segment, sealed and trimmed
+    ASSERT_EQ(log->segment_count(), 2u);
+    add(*log, 26000, 2);
+    check(*log);
+    cut(*log, 4096);  // exactly one block of the first segment
+    add(*log, 5000, 3);
+    cut(*log, 4097);
+    add(*log, 8192, 3);
+    cut(*log, 8191);
+    add(*log, 30000, 4);
+    check(*log);
+    ASSERT_TRUE(log->sync());
+  }
+  fs.crash();
+  auto log = open_ok(fs, Warnings{}.opts(400 << 10));
+  check(*log);
+  cut(*log, 12000);  // into a segment trimmed at recovery
+  add(*log, 20000, 5);
+  check(*log);
+}
+
+TEST(StorageLog, OptionsBeyondThirtyTwoBitOffsetsAreRefused) {
+  MemoryFilesystem fs;
+  auto open_with = [&](std::uint64_t seg, std::uint64_t entry, Warnings& w) {
+    LogStoreOptions o = w.opts(seg);
+    o.entry_size_bytes_max = entry;
+    return LogStore::open(fs, kDir, o);
+  };
+  for (auto [seg, entry] : {std::pair<std::uint64_t, std::uint64_t>{1ull << 40, 1024},
+                            {UINT64_MAX, 1024},  // the sum would wrap around
+                            {64 << 20, UINT64_MAX},
+                            {4ull << 30, 0},
+                            {2ull << 30, 2ull << 30},
+                            {UINT32_MAX - 57 - 1000, 1001}}) {
+    Warnings w;
+    auto r = open_with(seg, entry, w);
+    ASSERT_FALSE(r) << seg << " + " << entry;
+    EXPECT_EQ(r.error(), errc::invalid_argument);
+    ASSERT_EQ(w.msgs.size(), 1u);
+    EXPECT_NE(w.msgs[0].find("32-bit"), std::string::npos) << w.msgs[0];
+  }
+  EXPECT_FALSE(*fs.exists(kDir));  // refused before touching the disk
+  Warnings w;
+  auto r = open_with(UINT32_MAX - 57 - 1000, 1000, w);  // exactly at the limit
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(w.msgs.empty());
+}
+
+// The in-memory index costs about 4 bytes per entry (a 32-bit offset; terms
+// as runs), in the segment being written, in sealed ones and after recovery.
+TEST(StorageLog, IndexCostsAtMostSixBytesPerEntry) {
+  constexpr std::uint64_t kN = 1000000;
+  for (std::uint64_t seg : {64ull << 20, 1ull << 20}) {  // one segment; ~40 segments
+    MemoryFilesystem fs;
+    std::vector<LogEntry> batch(1000);
+    for (auto& e : batch) e.data.assign(16, 'x');
+    {
+      auto log = open_ok(fs, Warnings{}.opts(seg));
+      for (std::uint64_t i = 1; i <= kN; i += batch.size()) {
+        for (std::size_t k = 0; k < batch.size(); ++k) {
+          batch[k].index = i + k;
+          batch[k].term = 1 + (i + k) / 300000;
+        }
+        ASSERT_TRUE(log->append(batch));
+      }
+      ASSERT_EQ(log->last_index(), kN);
+      const double per_entry = static_cast<double>(log->index_bytes()) / kN;
+      std::printf("segments of %llu bytes: %zu segments, index %.2f bytes/entry\n",
+                  static_cast<unsigned long long>(seg), log->segment_count(), per_entry);
+      EXPECT_LE(per_entry, 6.0);
+      ASSERT_TRUE(log->sync());
+    }
+    auto log = open_ok(fs, Warnings{}.opts(seg));
+    ASSERT_EQ(log->last_index(), kN);
+    const double per_entry = static_cast<double>(log->index_bytes()) / kN;
+    std::printf("after reopen: index %.2f bytes/entry\n", per_entry);
+    EXPECT_LE(per_entry, 6.0);
+    EXPECT_EQ(*log->term_at(299999), 1u);
+    EXPECT_EQ(*log->term_at(300000), 2u);
+    EXPECT_EQ(*log->term_at(kN), 4u);
+  }
 }
 
 // A filesystem whose first datasync blocks until released, to observe group

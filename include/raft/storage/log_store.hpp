@@ -23,6 +23,10 @@
 namespace raft::storage {
 
 struct LogStoreOptions {
+  // The in-memory index keeps 32-bit offsets into a segment, so open()
+  // returns errc::invalid_argument (with a warning saying why) unless
+  // segment_size_bytes_max + entry_size_bytes_max + 57 <= 2^32 - 1 (57: the
+  // segment and record headers; a segment's first record may pass the limit).
   std::uint64_t segment_size_bytes_max = 64ull << 20;  // roll to a new segment past this
   std::uint64_t entry_size_bytes_max = kDefaultMaxEntryBytes;
   // Receives recovery warnings (e.g. "truncated torn tail of X at offset N").
@@ -77,6 +81,9 @@ class LogStore {
   // Bytes on disk across all segments.
   std::uint64_t size_bytes() const;
   std::size_t segment_count() const;
+  // Heap bytes held by the in-memory index (offsets, term runs, per-segment
+  // bookkeeping), counted by capacity; malloc's own overhead is not.
+  std::size_t index_bytes() const;
 
  private:
   LogStore();
