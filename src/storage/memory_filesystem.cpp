@@ -88,6 +88,7 @@ struct MemFsState {
   std::vector<std::pair<std::string, errc>> fail;
   std::map<std::string, std::shared_ptr<Inode>> cur, durable;
   std::set<std::string> dirs;
+  std::uint64_t writeback_bytes = 0, writeback_past_end = 0;  // start_writeback() hints
 
   explicit MemFsState(std::uint64_t seed) : rng(seed) {}
 
@@ -135,6 +136,12 @@ class MemFile final : public File {
   }
   result<void> sync() override { return do_sync(); }
   result<void> datasync() override { return do_sync(); }
+  void start_writeback(std::uint64_t offset, std::uint64_t len) override {
+    // Only a hint (nothing becomes durable): counted so tests can see it.
+    std::lock_guard lk(s_->mu);
+    s_->writeback_bytes += len;
+    if (offset + len > ino_->data.size()) ++s_->writeback_past_end;
+  }
   result<void> truncate(std::uint64_t size) override {
     std::lock_guard lk(s_->mu);
     if (auto e = check("truncate")) return e;
@@ -298,6 +305,11 @@ void MemoryFilesystem::stop_at(std::optional<std::uint64_t> n) {
 void MemoryFilesystem::fail_next(const std::string& kind, errc e) {
   std::lock_guard lk(s_->mu);
   s_->fail.emplace_back(kind, e);
+}
+
+std::pair<std::uint64_t, std::uint64_t> MemoryFilesystem::writeback_hints() const {
+  std::lock_guard lk(s_->mu);
+  return {s_->writeback_bytes, s_->writeback_past_end};
 }
 
 std::uint64_t MemoryFilesystem::total_bytes() const {

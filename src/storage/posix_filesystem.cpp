@@ -103,6 +103,15 @@ class PosixFile final : public File {
     if (::fdatasync(fd_) != 0) return from_errno(errno);
     return {};
   }
+  void start_writeback(std::uint64_t offset, std::uint64_t len) override {
+#ifdef __linux__
+    // Errors are ignored: this only schedules writeback; datasync() reports.
+    (void)::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE);
+#else
+    (void)offset;
+    (void)len;
+#endif
+  }
   result<void> truncate(std::uint64_t size) override {
     while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
       if (errno != EINTR) return from_errno(errno);

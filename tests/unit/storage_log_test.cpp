@@ -105,6 +105,27 @@ TEST(StorageLog, EntryAboveLimitIsRefusedBeforeWriting) {
   EXPECT_TRUE(log->append(std::span(v).first(1)));  // not fail-stop: nothing was written
 }
 
+// Writeback of a segment's dirty pages is started every few MiB while it is
+// written (never past the end of the file, also after a truncation), so
+// sealing a full segment does not flush it all at once on the Log's thread.
+TEST(StorageLog, WritebackIsStartedAsSegmentsFill) {
+  MemoryFilesystem fs;
+  Warnings w;
+  auto log = open_ok(fs, w.opts());
+  std::uint64_t next = 1;
+  for (int k = 0; k < 80; ++k, next += 4) ASSERT_TRUE(log->append(make_entries(next, next + 3, 1, 64 << 10)));
+  // 80 x 256 KiB = 20 MiB written, no sync: at least 16 MiB handed to writeback.
+  auto [bytes, past_end] = fs.writeback_hints();
+  EXPECT_GE(bytes, 16u << 20);
+  EXPECT_LE(bytes, 21u << 20);
+  EXPECT_EQ(past_end, 0u);
+  ASSERT_TRUE(log->truncate_suffix(100, 0));  // back below what was handed over
+  next = 101;
+  for (int k = 0; k < 40; ++k, next += 4) ASSERT_TRUE(log->append(make_entries(next, next + 3, 2, 64 << 10)));
+  EXPECT_EQ(fs.writeback_hints().second, 0u) << "a hint past the end of the file after truncation";
+  EXPECT_GT(fs.writeback_hints().first, bytes);
+}
+
 TEST(StorageLog, HundredThousandSmallEntriesRollSegments) {
   MemoryFilesystem fs;
   Warnings w;

@@ -31,6 +31,10 @@ class File {
   virtual result<void> write_at(std::uint64_t offset, std::span<const std::byte> data) = 0;
   virtual result<void> sync() = 0;      // fsync: data and metadata
   virtual result<void> datasync() = 0;  // fdatasync
+  // A hint, not a durability point: start writing this range's dirty pages
+  // to disk without waiting (Linux sync_file_range), so a later datasync()
+  // has little left to do. The default does nothing.
+  virtual void start_writeback(std::uint64_t /*offset*/, std::uint64_t /*len*/) {}
   virtual result<void> truncate(std::uint64_t size) = 0;
   virtual result<std::uint64_t> size() = 0;
 };

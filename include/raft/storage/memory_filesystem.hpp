@@ -55,6 +55,9 @@ class MemoryFilesystem final : public Filesystem {
   void fail_next(const std::string& kind, errc e);
   // Bytes held (durable and not) by all files, for footprint tests.
   std::uint64_t total_bytes() const;
+  // File::start_writeback() hints so far: bytes covered, and calls whose
+  // range went past the end of the file.
+  std::pair<std::uint64_t, std::uint64_t> writeback_hints() const;
   // Adds `n` virtual time units of latency per sync; the simulator reads it.
   // (Purely informational; the filesystem itself never sleeps.)
 
