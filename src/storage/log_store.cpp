@@ -214,9 +214,10 @@ class OffsetIndex {
     blocks_.back() = std::move(b);
     cap_ += n;
   }
-  // The first block grows by doubling up to kBlock, so a segment of a few
-  // entries (tiny segment_size_bytes_max) does not pay for a whole block;
-  // later ones are allocated whole.
+  // A last block below kBlock (a segment's first, or one trimmed by
+  // shrink_to_fit and grown again after a truncation) doubles up to kBlock,
+  // so a segment of a few entries (tiny segment_size_bytes_max) does not pay
+  // for a whole block; later blocks are allocated whole.
   void grow() {
     if (!blocks_.empty() && last_cap() < kBlock) {
       resize_last(std::min(kBlock, 2 * last_cap()));
@@ -727,17 +728,24 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
   std::uint64_t bytes = 0;
   std::string chunk;
   std::size_t si = m.segment_of(from);
-  std::size_t ri = m.run_of(from);  // advanced with the index below
+  // The run of the entry being checked, and where the next one starts.
+  std::size_t ri = m.run_of(from);
+  std::uint64_t next_run = ri + 1 < m.runs.size() ? m.runs[ri + 1].first : UINT64_MAX;
   std::uint64_t index = from;
   while (index <= to) {
     const Segment& s = m.segs[si];
     // Choose how many entries of this segment to take, then read them with
-    // one pread.
+    // one pread. Each offset is looked up once: record i ends where i + 1
+    // starts.
     const std::size_t a = index - s.first_index;
+    const std::size_t n = s.offsets.size();
     std::size_t b = a;  // one past the last taken
+    const std::uint64_t start = a < n ? s.offsets[a] : s.end;
+    std::uint64_t end = start;
     bool stop = false;
-    while (b < s.offsets.size() && s.first_index + b <= to) {
-      const std::uint64_t len = s.record_end(b) - s.offsets[b] - kRecHeaderSize;
+    while (b < n && s.first_index + b <= to) {
+      const std::uint64_t next = s.record_end(b);
+      const std::uint64_t len = next - end - kRecHeaderSize;
       if (!out.empty() || b > a) {
         if (bytes + len > max_bytes) {
           stop = true;
@@ -745,21 +753,25 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
         }
       }
       bytes += len;
+      end = next;
       ++b;
     }
     if (b > a) {
-      const std::uint64_t start = s.offsets[a], end = s.record_end(b - 1);
       chunk.resize(end - start);
       auto got = s.file->read_at(start, std::as_writable_bytes(std::span(chunk.data(), chunk.size())));
       if (!got) return got.error();
       if (*got != chunk.size()) return errc::log_corrupt;
+      std::uint64_t off = start;
       for (std::size_t i = a; i < b; ++i) {
-        const std::uint64_t off = s.offsets[i];
+        const std::uint64_t rec_end = i + 1 < b ? s.offsets[i + 1] : end;
         const auto* p = reinterpret_cast<const std::byte*>(chunk.data() + (off - start));
-        while (ri + 1 < m.runs.size() && m.runs[ri + 1].first <= s.first_index + i) ++ri;
+        if (s.first_index + i >= next_run) {
+          while (ri + 1 < m.runs.size() && m.runs[ri + 1].first <= s.first_index + i) ++ri;
+          next_run = ri + 1 < m.runs.size() ? m.runs[ri + 1].first : UINT64_MAX;
+        }
         Record r;
         // Checked again after reading: the disk may have changed under us.
-        if (!parse_record(p, s.record_end(i) - off, UINT32_MAX, r) || r.index != s.first_index + i ||
+        if (!parse_record(p, rec_end - off, UINT32_MAX, r) || r.index != s.first_index + i ||
             r.term != m.runs[ri].term) {
           m.warn(fmt::format("log corrupt: record of index {} in {} at offset {} changed since open",
                              s.first_index + i, s.path, off));
@@ -771,6 +783,7 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
         e.term = r.term;
         e.data.assign(reinterpret_cast<const char*>(p) + kRecHeaderSize, r.length);
         out.push_back(std::move(e));
+        off = rec_end;
       }
       index = s.first_index + b;
     }
