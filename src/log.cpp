@@ -349,15 +349,19 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   //   node_url_required  no URL given. Refused: every node of a cluster runs
   //                      this version, and accepting it would leave the id
   //                      unchecked.
-  //   node_url_mismatch  `id` is another node's, or was never handed out in
-  //                      this log: the requester's join was lost (its AddPeer
-  //                      entry truncated) and it should join again.
+  //   node_url_mismatch  `url` is a member under another id, or `id` is
+  //                      another node's or was never handed out in this log:
+  //                      the requester's join was lost (its AddPeer entry
+  //                      truncated; it may since have been added again, its
+  //                      answer lost) and it should join again to learn its id.
   std::error_code identity_error(std::uint64_t id, const std::string& url) const {
     const auto* n = config_.node_by_id(id);
-    if (!n && id <= config_.max_node_id) return errc::node_not_found;
-    if (url.empty()) return errc::node_url_required;
-    if (!n || n->url != url) return errc::node_url_mismatch;
-    return {};
+    if (n && !url.empty() && n->url == url) return {};
+    const bool removed = !n && id <= config_.max_node_id;
+    if (url.empty()) return removed ? errc::node_not_found : errc::node_url_required;
+    if (config_.node_by_url(url)) return errc::node_url_mismatch;
+    if (removed) return errc::node_not_found;
+    return errc::node_url_mismatch;
   }
   std::string url_of(std::uint64_t id) const {
     const auto* n = config_.node_by_id(id);

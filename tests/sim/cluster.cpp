@@ -350,6 +350,10 @@ bool SimCluster::remove_member(int victim) {
   while (clock.now() < deadline) {
     const int l = wait_leader(deadline - clock.now());
     if (l < 0) return false;
+    // A node's id can change: one whose join was lost joins again under a
+    // new id. The leader's configuration says which id the victim has now.
+    for (const auto& n : log(l).config().nodes)
+      if (n.url == url(victim)) id = n.id;
     bool done = false, ok = false;
     std::error_code err;
     trace("client remove id {} (n{}) via leader n{}", id, victim, l);

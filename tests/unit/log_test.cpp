@@ -507,10 +507,34 @@ TEST(Log, StreamForAMemberIdFromAnotherUrlIsRefused) {
   ASSERT_TRUE(unknown->finished.has_value());
   EXPECT_EQ(*unknown->finished, errc::node_url_mismatch);
 
+  // A member's URL under an id that is not its own (it was added again under
+  // a new id and the answer was lost): refused, so that it asks again.
+  auto other_id = open_stream(*c, *l, StreamRequest{42, term, 0, 0, f->url});
+  ASSERT_TRUE(other_id->finished.has_value());
+  EXPECT_EQ(*other_id->finished, errc::node_url_mismatch);
+
   // The member itself is served.
   auto real = open_stream(*c, *l, StreamRequest{id, term, 0, 0, f->url});
   EXPECT_FALSE(real->writes.empty());
   EXPECT_FALSE(real->finished.has_value());
+}
+
+// A removed member is told so (node_not_found), not taken for a lost joiner:
+// it must not join again on its own.
+TEST(Log, StreamFromARemovedMemberIsNodeNotFound) {
+  auto c = three_node_cluster();
+  auto* f = a_follower(*c);
+  ASSERT_TRUE(f);
+  const std::uint64_t id = f->log->id();
+  auto r = c->call<void>([&](auto h) { f->log->start_leave(std::move(h)); });
+  ASSERT_TRUE(r) << r.error().message();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  auto w = open_stream(*c, *l, StreamRequest{id, l->log->term(), 0, 0, f->url});
+  ASSERT_TRUE(w->finished.has_value());
+  EXPECT_EQ(*w->finished, errc::node_not_found);
+  c->net.run_for(2s);
+  EXPECT_EQ(l->log->config().node_by_url(f->url), nullptr);
 }
 
 TEST(Log, AckForAMemberIdFromAnotherUrlDoesNotCountTowardCommit) {
