@@ -50,6 +50,7 @@ constexpr Entry kMessages[] = {
     {errc::protocol_error, "protocol error"},
     {errc::not_committed, "entry not committed"},
     {errc::removed, "node removed from cluster"},
+    {errc::node_url_mismatch, "node id belongs to another url"},
 };
 
 class Category final : public std::error_category {

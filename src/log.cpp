@@ -216,6 +216,21 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   std::uint64_t acked_ = 0;
   bool ack_inflight_ = false;
 
+  // Joined but not yet a confirmed member: the leader answers a join right
+  // after appending the AddPeer entry, and a later leader may truncate that
+  // entry; the next joiner is then given the same id. Until this node's log
+  // holds a committed configuration with (id_, o_.url) (join.json exists
+  // until then), it re-sends its join when it has no leader for an election
+  // timeout or a leader refuses it as not (or no longer) that member
+  // (rejoin()). A leader that still has the entry gives the same id back;
+  // one that does not adds this URL again and gives the id it now has,
+  // which this node adopts. Leaders credit a node id only to the URL their
+  // configuration gives it (serve_stream, do_ack), so until then the old id
+  // is harmless.
+  bool provisional_ = false;
+  bool rejoining_ = false;      // a rejoin request is in flight
+  std::uint64_t rejoin_rr_ = 0;  // which member to ask next when no leader is known
+
   // Pending client calls.
   struct PendingApply {
     std::uint64_t term;
@@ -322,6 +337,32 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   }
   std::size_t quorum() const { return config_.nodes.size() / 2 + 1; }
   bool in_config(std::uint64_t id) const { return config_.node_by_id(id) != nullptr; }
+  // Whether `c` gives `id` to `url`: how a leader binds a node id to the
+  // process that claims it.
+  static bool binds(const Config& c, std::uint64_t id, const std::string& url) {
+    const auto* n = c.node_by_id(id);
+    return n && n->url == url;
+  }
+  // Leader: may the process at `url` act as node `id`? Empty: yes.
+  //   node_not_found     `id` was a member and was removed (ids are never
+  //                      reused within one log): the requester is out.
+  //   node_url_required  no URL given. Refused: every node of a cluster runs
+  //                      this version, and accepting it would leave the id
+  //                      unchecked.
+  //   node_url_mismatch  `url` is a member under another id, or `id` is
+  //                      another node's or was never handed out in this log:
+  //                      the requester's join was lost (its AddPeer entry
+  //                      truncated; it may since have been added again, its
+  //                      answer lost) and it should join again to learn its id.
+  std::error_code identity_error(std::uint64_t id, const std::string& url) const {
+    const auto* n = config_.node_by_id(id);
+    if (n && !url.empty() && n->url == url) return {};
+    const bool removed = !n && id <= config_.max_node_id;
+    if (url.empty()) return removed ? errc::node_not_found : errc::node_url_required;
+    if (config_.node_by_url(url)) return errc::node_url_mismatch;
+    if (removed) return errc::node_not_found;
+    return errc::node_url_mismatch;
+  }
   std::string url_of(std::uint64_t id) const {
     const auto* n = config_.node_by_id(id);
     if (n) return n->url;
@@ -401,6 +442,11 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void do_initialize(Handler_fn<void> h);
   void do_join(std::string url, Handler_fn<void> h);
   void join_attempt(std::string url, int attempt, Handler_fn<void> h);
+  bool save_join_config(const Config& c);
+  bool confirmed_member() const;
+  void maybe_confirm();
+  void rejoin();
+  void on_refused(std::error_code ec, const char* what);
   void do_leave(Handler_fn<void> h);
   void do_add_peer(std::string url, bool wait_commit, Handler_fn<std::pair<std::uint64_t, Config>> h,
                    Handler_fn<JoinResponse> join_h);
@@ -579,6 +625,13 @@ result<void> Log::Impl::open(const std::string& path) {
       }
     }
   }
+  // Joined, but no committed configuration with us seen yet: see provisional_.
+  rejoining_ = false;
+  {
+    auto j = fs_->exists(path_ + "/join.json");
+    provisional_ = id_ != 0 && j && *j;
+  }
+  maybe_confirm();
   state_ = State::follower;
   logf("opened {}: term {}, last index {}, commit {}, fsm index {}", path, term_, log_->last_index(), commit_,
        fsm_index);
@@ -834,6 +887,9 @@ void Log::Impl::reset_election_timer() {
 
 void Log::Impl::on_election_timeout() {
   if (state_ == State::stopped || state_ == State::leader) return;
+  // No leader heard for an election timeout: a node whose membership is not
+  // yet confirmed asks again (its join may have been lost; see provisional_).
+  if (provisional_) rejoin();
   // Only members campaign: a removed node or one still joining stays quiet.
   if (id_ == 0 || !in_config(id_)) return reset_election_timer();
   if (quorum() == 1) return start_election();  // our own vote decides
@@ -1065,6 +1121,7 @@ void Log::Impl::advance_commit() {
 void Log::Impl::set_commit(std::uint64_t c) {
   if (c <= commit_) return;
   commit_ = std::min(c, last_index());
+  if (provisional_) maybe_confirm();
   settle_pending();
   maybe_apply();
   publish_indexes();
@@ -1239,7 +1296,7 @@ void Log::Impl::open_stream() {
   s->leader_url = url;
   s->parser = detail::StreamParser(o_.entry_size_bytes_max + 64 * 1024);
   s->serial = ++in_serial_;
-  StreamRequest req{id_, term_, last_index(), last_term()};
+  StreamRequest req{id_, term_, last_index(), last_term(), o_.url};
   if (stream_from_ && stream_from_->first < req.index) {
     req.index = stream_from_->first;
     req.log_term = stream_from_->second;
@@ -1268,6 +1325,7 @@ void Log::Impl::open_stream() {
       self->logf("stream from {} ended: {}", self->in_->leader, ec ? ec.message() : "eof");
       self->in_.reset();
       self->ack_inflight_ = false;
+      self->on_refused(ec, "stream");
       self->schedule_reconnect();
     });
   };
@@ -1416,6 +1474,7 @@ result<void> Log::Impl::on_snapshot_event(InStream& s, const detail::StreamEvent
   compact_to(*meta);
   config_ = configs_.empty() ? base_config_ : configs_.back();
   pending_restore_ = *meta;
+  if (provisional_) maybe_confirm();
   settle_pending();
   maybe_apply();
   publish();
@@ -1427,10 +1486,12 @@ void Log::Impl::maybe_ack() {
   const std::uint64_t idx = std::min(durable_, in_->pos);
   if (idx <= acked_) return;
   ack_inflight_ = true;
-  const AckRequest req{id_, term_, idx};
+  const AckRequest req{id_, term_, idx, o_.url};
   o_.transport->ack(in_->leader_url, req, [self = shared_from_this(), ep = epoch_, idx, serial = in_->serial](result<void> r) {
     self->post_any_epoch([self, ep, idx, serial, r] {
-      if (self->epoch_ != ep || !self->in_ || self->in_->serial != serial) return;
+      if (self->epoch_ != ep) return;
+      if (!r) self->on_refused(r.error(), "ack");
+      if (!self->in_ || self->in_->serial != serial) return;
       self->ack_inflight_ = false;
       if (r) self->acked_ = std::max(self->acked_, idx);
       // Coalesce: report again only if more became durable meanwhile.
@@ -1455,7 +1516,13 @@ void Log::Impl::serve_stream(const StreamRequest& req, std::shared_ptr<StreamWri
   }
   if (state_ != State::leader) return w->finish(errc::not_leader);
   if (req.term < term_) return w->finish(errc::stale_term);
-  if (!in_config(req.id)) return w->finish(errc::node_not_found);
+  // The stream is served to node req.id only if the requester is the process
+  // our configuration gives that id to (its URL): see AckRequest and
+  // identity_error().
+  if (auto ec = identity_error(req.id, req.url)) {
+    if (ec != errc::node_not_found) logf("stream for node {} from {} refused: {}", req.id, req.url, ec.message());
+    return w->finish(ec);
+  }
   flush_appends();
   // Where the follower's log can continue from: its last entry if we hold it
   // with the same term, else an earlier point (it checks and may ask again).
@@ -1756,18 +1823,10 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
       self->id_ = r->id;
       self->cluster_id_ = r->config.cluster_id;
       // Remember the configuration until the log brings it (a crash before
-      // then would otherwise leave this node unable to find its leader).
-      {
-        const std::string json = to_json(r->config);
-        const std::string tmp = self->path_ + "/join.json.tmp";
-        auto f = self->fs_->open(tmp, {.create = true, .truncate = true});
-        bool ok = bool(f) && bool((*f)->append(std::as_bytes(std::span(json.data(), json.size())))) && bool((*f)->sync()) &&
-                  bool(self->fs_->rename(tmp, self->path_ + "/join.json")) && bool(self->fs_->sync_dir(self->path_));
-        if (!ok) {
-          self->fatal("saving the join configuration", errc::io_error);
-          return fail(h, errc::store_failed);
-        }
-      }
+      // then would otherwise leave this node unable to find its leader); the
+      // file also marks the membership as not yet confirmed (provisional_).
+      if (!self->save_join_config(r->config)) return fail(h, errc::store_failed);
+      self->provisional_ = true;
       if (!self->persist_meta()) return fail(h, errc::store_failed);
       if (self->o_.transport) self->o_.transport->set_cluster_id(self->cluster_id_);
       if (self->configs_.empty()) self->config_ = r->config;
@@ -1775,6 +1834,101 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
       self->become_follower(r->leader_id);
       self->publish();
       h({});
+    });
+  });
+}
+
+bool Log::Impl::save_join_config(const Config& c) {
+  const std::string json = to_json(c);
+  const std::string tmp = path_ + "/join.json.tmp";
+  auto f = fs_->open(tmp, {.create = true, .truncate = true});
+  bool ok = bool(f) && bool((*f)->append(std::as_bytes(std::span(json.data(), json.size())))) && bool((*f)->sync()) &&
+            bool(fs_->rename(tmp, path_ + "/join.json")) && bool(fs_->sync_dir(path_));
+  if (!ok) fatal("saving the join configuration", errc::io_error);
+  return ok;
+}
+
+bool Log::Impl::confirmed_member() const {
+  // A committed configuration in our log (or our snapshot's) gives our id to
+  // our URL: the AddPeer entry that added us can no longer be truncated.
+  if (binds(base_config_, id_, o_.url)) return true;
+  for (const auto& c : configs_) {
+    if (c.index > commit_) break;
+    if (binds(c, id_, o_.url)) return true;
+  }
+  return false;
+}
+
+void Log::Impl::maybe_confirm() {
+  if (!provisional_ || id_ == 0 || !confirmed_member()) return;
+  provisional_ = false;
+  logf("membership as node {} committed", id_);
+  // Durably: a node that restarts with join.json and is then refused as
+  // removed must not take itself for a lost joiner.
+  auto r = fs_->unlink(path_ + "/join.json");
+  if (r) r = fs_->sync_dir(path_);
+  if (!r) logf("removing join.json: {}", r.error().message());
+}
+
+void Log::Impl::on_refused(std::error_code ec, const char* what) {
+  // node_not_found means removed (identity_error): stay quiet, as before.
+  if (ec != errc::node_url_mismatch) return;
+  if (provisional_) {
+    logf("{} refused ({}): our join may have been lost; asking to join again", what, ec.message());
+    return rejoin();
+  }
+  // A confirmed member is never refused as a stranger to its id (ids are not
+  // reused within one log).
+  logf("{} refused: the leader gives node id {} to another url", what, id_);
+}
+
+void Log::Impl::rejoin() {
+  // Smallest correct behaviour for a node whose join may have been lost:
+  // ask again (any member; transports follow not-leader hints), and take
+  // whatever id the leader now gives our URL. The answer is the leader's
+  // word on which id our URL has in its configuration; the leader credits
+  // no other id to us (serve_stream, do_ack), so following it is safe even
+  // when a stale leader answered: the real one refuses us and we ask again.
+  if (rejoining_ || !provisional_ || !o_.transport || o_.url.empty() || state_ == State::stopped ||
+      state_ == State::leader)
+    return;
+  std::vector<std::string> urls;
+  for (const auto& n : config_.nodes)
+    if (n.url != o_.url) urls.push_back(n.url);
+  if (urls.empty()) return;
+  const std::string target = urls[rejoin_rr_++ % urls.size()];
+  rejoining_ = true;
+  o_.transport->join(target, o_.url, [self = shared_from_this(), ep = epoch_](result<JoinResponse> r) {
+    self->post_any_epoch([self, ep, r] {
+      if (self->epoch_ != ep) return;
+      self->rejoining_ = false;
+      if (!r || !self->provisional_ || self->state_ == State::stopped || self->state_ == State::leader) return;
+      if (r->config.cluster_id != self->cluster_id_ || !binds(r->config, r->id, self->o_.url)) return;
+      const auto* leader = r->config.node_by_id(r->leader_id);
+      if (!leader) return;
+      if (r->id != self->id_) {
+        self->logf("our join as node {} was lost (the leader gives that id to {}); joined again as node {}", self->id_,
+                   [&] {
+                     const auto* n = r->config.node_by_id(self->id_);
+                     return n ? n->url : std::string("nobody");
+                   }(),
+                   r->id);
+        const std::uint64_t old = self->id_;
+        if (!self->save_join_config(r->config)) return;
+        self->id_ = r->id;
+        // Our vote in this term, if for ourselves, stays ours: never a
+        // second vote for whoever now holds the old id.
+        if (self->voted_for_ == old) self->voted_for_ = r->id;
+        if (!self->persist_meta()) return;
+        self->drop_in_stream();
+        self->acked_ = 0;
+        self->stream_from_.reset();
+        if (self->configs_.empty()) self->config_ = r->config;
+      }
+      self->leader_url_hint_ = leader->url;
+      if (self->state_ != State::follower || self->leader_id_ != r->leader_id) self->become_follower(r->leader_id);
+      self->publish();
+      if (!self->in_) self->open_stream();
     });
   });
 }
@@ -1934,6 +2088,10 @@ void Log::Impl::do_ack(const AckRequest& req, Handler_fn<void> h) {
   if (state_ != State::leader) return fail(h, errc::not_leader);
   auto it = peers_.find(req.id);
   if (it == peers_.end()) return fail(h, errc::node_not_found);
+  // Credit the ack to node req.id only if it comes from that node (its URL
+  // in our configuration), as for streams. The heartbeat replies and votes
+  // we count are bound already: we send those requests to the member's URL.
+  if (auto ec = identity_error(req.id, req.url)) return fail(h, ec);
   it->second.match = std::max(it->second.match, std::min(req.index, last_index()));
   it->second.last_contact = clock_->now();
   advance_commit();

@@ -57,6 +57,7 @@ enum class errc : int {
   protocol_error,        // a peer violated the wire protocol
   not_committed,         // the entry was overwritten before it committed
   removed,               // this node was removed from the cluster
+  node_url_mismatch,     // the configuration gives the node's id to another URL
 };
 
 const std::error_category& error_category() noexcept;

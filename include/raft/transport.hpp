@@ -63,19 +63,32 @@ struct VoteResponse {
 
 // A follower reports the highest index it holds durably that matches the
 // leader of `term` (DESIGN 4.3).
+//
+// `url` (query parameter `url`, an addition to the seed's protocol) is the
+// sender's own URL: the leader credits the ack to node `id` only if its
+// configuration gives `id` to that URL (errc::node_url_mismatch otherwise,
+// errc::node_url_required if absent). A node whose join was lost (its
+// AddPeer entry truncated by a later leader) still believes it has the id the
+// next joiner is given; without the URL its acks would count as that
+// member's toward commit quorums.
 struct AckRequest {
   std::uint64_t id = 0;
   std::uint64_t term = 0;
   std::uint64_t index = 0;
+  std::string url;
 };
 
 // "Send me your log after (index, log_term)": the follower holds entry
-// `index` with term `log_term` (0/0 for an empty log).
+// `index` with term `log_term` (0/0 for an empty log). `url` is the
+// follower's own URL, checked against the configuration as for acks (a
+// stream replaces the member's previous one, and its position feeds the
+// member's acks).
 struct StreamRequest {
   std::uint64_t id = 0;
   std::uint64_t term = 0;
   std::uint64_t index = 0;
   std::uint64_t log_term = 0;
+  std::string url;
 };
 
 // Follower side of a stream: the transport hands bytes, in order, as they

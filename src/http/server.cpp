@@ -325,6 +325,9 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       a.id = *id;
       a.term = *term;
       a.index = *index;
+      // The sender's URL (optional here: the Log refuses an ack without it,
+      // with errc::node_url_required, so the answer says what is missing).
+      if (const std::string* u = p.one("url")) a.url = *u;
       return svc.handle_ack(a, [this, cb](result<void> r) {
         if (!r) return cb(service_error(r.error()));
         cb(make_reply(http::status::ok));
@@ -343,7 +346,8 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       if (!log_term) return bad("invalid log term");
       if (req.version() < 11) return cb(error_reply(http::status::http_version_not_supported, "http/1.1 required"));
       rep.stream = true;
-      rep.sreq = StreamRequest{*id, *term, *index, *log_term};
+      rep.sreq = StreamRequest{*id, *term, *index, *log_term, {}};
+      if (const std::string* u = p.one("url")) rep.sreq.url = *u;  // required by the Log, as for acks
       return cb(std::move(rep));
     }
   }

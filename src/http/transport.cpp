@@ -379,6 +379,7 @@ void HTTPTransport::ack(const std::string& url, const AckRequest& req, Handler_f
   std::string pq = "/raft/ack?" + query({{"id", std::to_string(req.id)},
                                          {"term", std::to_string(req.term)},
                                          {"index", std::to_string(req.index)}});
+  if (!req.url.empty()) pq += "&" + query({{"url", req.url}});
   impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
     if (ec) return h(ec);
     if (auto e = reply_error(res)) return h(e);
@@ -538,6 +539,7 @@ std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, c
                                             {"term", std::to_string(req.term)},
                                             {"index", std::to_string(req.index)},
                                             {"logTerm", std::to_string(req.log_term)}});
+  if (!req.url.empty()) pq += "&" + query({{"url", req.url}});
   http::request<http::empty_body> r{http::verb::get, t->base + pq, 11};
   r.set(http::field::host, t->port == "80" ? t->host : t->host + ":" + t->port);
   r.set(http::field::user_agent, "raft-http");

@@ -110,6 +110,24 @@ TEST_F(HandlerTest, MaximalValuesReachTheServiceExactly) {
   EXPECT_EQ(svc.last_vote.last_log_index, UINT64_MAX);
 }
 
+// `url` on /raft/ack and /raft/stream: the sender's own URL, decoded; absent,
+// the Service gets "" (the Log refuses that with node_url_required).
+TEST_F(HandlerTest, AckAndStreamUrlParameterReachesTheService) {
+  auto r = raw(post("/raft/ack?id=2&term=3&index=4&url=http%3A%2F%2F127.0.0.1%3A7"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 200 OK");
+  EXPECT_EQ(svc.last_ack.url, "http://127.0.0.1:7");
+  r = raw(post("/raft/ack?id=2&term=3&index=5"));
+  EXPECT_EQ(status_line(r), "HTTP/1.1 200 OK");
+  EXPECT_EQ(svc.last_ack.url, "");
+  svc.ack_result = make_error_code(errc::node_url_mismatch);
+  r = raw(post("/raft/ack?id=2&term=3&index=6&url=http%3A%2F%2F127.0.0.1%3A8"));
+  EXPECT_TRUE(has_header(r, "X-Raft-Error: node id belongs to another url")) << r;
+
+  r = raw(get("/raft/stream?id=2&term=3&index=0&logTerm=0&url=http%3A%2F%2F127.0.0.1%3A7"));
+  EXPECT_EQ(svc.last_stream.url, "http://127.0.0.1:7");
+  EXPECT_TRUE(has_header(r, "X-Raft-Error: not leader")) << r;  // the fake refuses every stream
+}
+
 TEST_F(HandlerTest, ServiceErrorsBecomeHeadersAndStatus) {
   svc.join_result = make_error_code(errc::not_leader);
   svc.st.leader_url = "http://127.0.0.1:9";

@@ -46,12 +46,13 @@ class StreamTest : public NetTest {
 
 TEST_F(StreamTest, RequestParametersReachTheService) {
   Follower f;
-  auto h = transport.read_from(url, {2, 7, 100, 6}, f.callbacks());
+  auto h = transport.read_from(url, {2, 7, 100, 6, "http://127.0.0.1:7/x?y"}, f.callbacks());
   ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
   EXPECT_EQ(svc.last_stream.id, 2u);
   EXPECT_EQ(svc.last_stream.term, 7u);
   EXPECT_EQ(svc.last_stream.index, 100u);
   EXPECT_EQ(svc.last_stream.log_term, 6u);
+  EXPECT_EQ(svc.last_stream.url, "http://127.0.0.1:7/x?y");
   writer->finish({});
   ASSERT_TRUE(run_until(ioc, [&] { return f.ends == 1; }));
   EXPECT_FALSE(f.end_ec);
@@ -173,6 +174,25 @@ TEST_F(StreamTest, ErrorBeforeAnyDataIsAnErrorResponse) {
   ASSERT_TRUE(run_until(ioc, [&] { return f.ends == 1; }));
   EXPECT_EQ(f.end_ec, errc::not_leader);
   EXPECT_TRUE(f.got.empty());
+}
+
+// A leader that does not take the requester for the node id it claims
+// (another node's URL, or none) refuses the stream; the follower learns why.
+TEST_F(StreamTest, IdentityRefusalsReachTheFollower) {
+  for (errc e : {errc::node_url_mismatch, errc::node_url_required}) {
+    svc.on_stream = [e](std::shared_ptr<StreamWriter> w) { w->finish(make_error_code(e)); };
+    Follower f;
+    auto h = transport.read_from(url, {2, 1, 0, 0, "http://127.0.0.1:7"}, f.callbacks());
+    ASSERT_TRUE(run_until(ioc, [&] { return f.ends == 1; }));
+    EXPECT_EQ(f.end_ec, e);
+    EXPECT_TRUE(f.got.empty());
+  }
+  // Without a URL the parameter is left out (the Log refuses that).
+  svc.on_stream = nullptr;
+  Follower f;
+  auto h = transport.read_from(url, {2, 1, 0, 0}, f.callbacks());
+  ASSERT_TRUE(run_until(ioc, [&] { return f.ends == 1; }));
+  EXPECT_EQ(svc.last_stream.url, "");
 }
 
 TEST_F(StreamTest, ErrorAfterDataCutsTheStream) {

@@ -185,6 +185,29 @@ TEST_F(TransportTest, AckAndLeave) {
   EXPECT_EQ(r.error(), errc::node_not_found);
 }
 
+// The sender's URL (`url`) binds the ack's node id to the sender; the
+// Log's refusal of a wrong one comes back as its errc.
+TEST_F(TransportTest, AckCarriesTheSendersUrlAndItsRefusalMapsBack) {
+  Got<void> g;
+  transport.ack(url, {2, 3, 40, "http://127.0.0.1:7/a b"}, g.fn());
+  ASSERT_TRUE(wait(g));
+  EXPECT_EQ(svc.last_ack.url, "http://127.0.0.1:7/a b");
+
+  Got<void> g2;
+  transport.ack(url, {2, 3, 41}, g2.fn());  // no URL: the parameter is left out
+  ASSERT_TRUE(wait(g2));
+  EXPECT_EQ(svc.last_ack.url, "");
+
+  for (errc e : {errc::node_url_mismatch, errc::node_url_required}) {
+    svc.ack_result = make_error_code(e);
+    Got<void> g3;
+    transport.ack(url, {2, 3, 42, "http://127.0.0.1:7"}, g3.fn());
+    auto r = wait(g3);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), e);
+  }
+}
+
 TEST_F(TransportTest, ClusterIdIsSentAndAMismatchRefused) {
   svc.cid = 6;
   transport.set_cluster_id(5);

@@ -100,6 +100,9 @@ class SimCluster {
   // A leader, no pending applies, everything committed and applied on every
   // member, all members following the leader in its term.
   bool quiet();
+  // "" unless two up nodes each hold a configuration giving them the same id
+  // (both believe they are that member); else which id and nodes.
+  std::string duplicate_member_ids();
   void liveness_failure(std::string what);
   void expect(bool cond, std::string what);  // a scenario-specific safety check
 

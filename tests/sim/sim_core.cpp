@@ -70,6 +70,7 @@ struct SimNetwork::Stream {
   std::deque<Chunk> in_flight;  // written, not yet at the follower (in order)
   std::deque<Chunk> arrived;    // at the follower, waiting for `more`
   bool writer_finished = false;
+  bool credited = false;  // on_credit was called for the leader's first write
 };
 
 class SimStreamWriter final : public StreamWriter {
@@ -364,7 +365,15 @@ void SimTransport::ack(const std::string& url, const AckRequest& req, Handler_fn
   net_.rpc<void>(
       slot_, url, "ack",
       net_.trace_.on() ? fmt::format("id={} term={} index={}", req.id, req.term, req.index) : std::string(),
-      [req](Service& s, Handler_fn<void> reply) { s.handle_ack(req, std::move(reply)); }, std::move(h), true);
+      [req, net = &net_, from = slot_, to = net_.slot_of(url)](Service& s, Handler_fn<void> reply) {
+        // The Service answers success only once it counted the ack for
+        // req.id: tell the checker who it was really from.
+        s.handle_ack(req, [net, from, to, id = req.id, reply = std::move(reply)](result<void> r) mutable {
+          if (r && net->on_credit) net->on_credit(to, from, id, "ack");
+          reply(std::move(r));
+        });
+      },
+      std::move(h), true);
 }
 
 std::shared_ptr<StreamHandle> SimTransport::read_from(const std::string& url, const StreamRequest& req,
@@ -418,6 +427,11 @@ std::shared_ptr<StreamHandle> SimNetwork::open_stream(int follower, const std::s
 
 void SimNetwork::stream_write(const std::shared_ptr<Stream>& s, std::string_view bytes,
                               std::function<void(std::error_code)> done) {
+  if (!s->credited && !s->writer_finished) {
+    // The leader's first write: it serves this stream as node s->req.id.
+    s->credited = true;
+    if (on_credit && alive(s->leader, s->lep)) on_credit(s->leader, s->follower, s->req.id, "stream");
+  }
   if (s->closed || s->writer_finished) {
     if (alive(s->leader, s->lep))
       post([done = std::move(done)] { done(make_error_code(errc::transport_error)); });

@@ -177,6 +177,11 @@ class SimNetwork {
   const NetFaults& faults() const { return faults_; }
   // How long a client waits for a response before reporting transport_error.
   Clock::duration rpc_timeout = std::chrono::milliseconds(1000);
+  // Called when node `to` credits node id `id` to the node at slot `from`:
+  // it accepted an ack from it ("ack") or started serving it a stream
+  // ("stream"). The cluster checks that `to`'s configuration gives `id` to
+  // `from`'s URL (a node must never be taken for another member).
+  std::function<void(int to, int from, std::uint64_t id, const char* what)> on_credit;
 
   struct Stats {
     std::uint64_t sent = 0, delivered = 0, dropped = 0, duplicated = 0, streams_opened = 0, streams_broken = 0,

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 namespace raft::test {
 namespace {
 
@@ -384,6 +386,7 @@ TEST(Log, WaitReturnsOnceApplied) {
   EXPECT_EQ(t.error(), errc::timeout);
 }
 
+
 }  // namespace
 }  // namespace raft::test
 
@@ -454,6 +457,167 @@ TEST(Log, OneMembershipChangeAtATime) {
   ASSERT_TRUE(second.has_value());
   ASSERT_FALSE(*second);
   EXPECT_EQ(second->error(), errc::change_in_progress);
+}
+
+
+// ---- Node identity: a leader credits a node id only to the URL its
+// configuration gives it (tests/sim/README.md, "a lost join").
+
+struct RecordingWriter final : StreamWriter {
+  std::vector<std::string> writes;
+  std::optional<std::error_code> finished;
+  void write(std::string_view bytes, std::function<void(std::error_code)> done) override {
+    writes.emplace_back(bytes);
+    done({});
+  }
+  void finish(std::error_code ec) override { finished = ec; }
+};
+
+std::shared_ptr<RecordingWriter> open_stream(LocalCluster& c, LocalNode& leader, StreamRequest req) {
+  auto w = std::make_shared<RecordingWriter>();
+  leader.log->handle_stream(req, w);
+  c.net.run_until([&] { return w->finished.has_value() || !w->writes.empty(); }, 1s);
+  return w;
+}
+
+LocalNode* a_follower(LocalCluster& c) {
+  for (auto& n : c.nodes)
+    if (n->log && n->log->state() != State::leader) return n.get();
+  return nullptr;
+}
+
+TEST(Log, StreamForAMemberIdFromAnotherUrlIsRefused) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  auto* f = a_follower(*c);
+  ASSERT_TRUE(l && f);
+  const std::uint64_t term = l->log->term(), id = f->log->id();
+
+  auto impostor = open_stream(*c, *l, StreamRequest{id, term, 0, 0, "http://impostor"});
+  ASSERT_TRUE(impostor->finished.has_value());
+  EXPECT_EQ(*impostor->finished, errc::node_url_mismatch);
+  EXPECT_TRUE(impostor->writes.empty());
+
+  auto no_url = open_stream(*c, *l, StreamRequest{id, term, 0, 0, ""});
+  ASSERT_TRUE(no_url->finished.has_value());
+  EXPECT_EQ(*no_url->finished, errc::node_url_required);
+
+  // An id this leader never handed out: a joiner whose AddPeer was lost.
+  auto unknown = open_stream(*c, *l, StreamRequest{42, term, 0, 0, "http://impostor"});
+  ASSERT_TRUE(unknown->finished.has_value());
+  EXPECT_EQ(*unknown->finished, errc::node_url_mismatch);
+
+  // A member's URL under an id that is not its own (it was added again under
+  // a new id and the answer was lost): refused, so that it asks again.
+  auto other_id = open_stream(*c, *l, StreamRequest{42, term, 0, 0, f->url});
+  ASSERT_TRUE(other_id->finished.has_value());
+  EXPECT_EQ(*other_id->finished, errc::node_url_mismatch);
+
+  // The member itself is served.
+  auto real = open_stream(*c, *l, StreamRequest{id, term, 0, 0, f->url});
+  EXPECT_FALSE(real->writes.empty());
+  EXPECT_FALSE(real->finished.has_value());
+}
+
+// A removed member is told so (node_not_found), not taken for a lost joiner:
+// it must not join again on its own.
+TEST(Log, StreamFromARemovedMemberIsNodeNotFound) {
+  auto c = three_node_cluster();
+  auto* f = a_follower(*c);
+  ASSERT_TRUE(f);
+  const std::uint64_t id = f->log->id();
+  auto r = c->call<void>([&](auto h) { f->log->start_leave(std::move(h)); });
+  ASSERT_TRUE(r) << r.error().message();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  auto w = open_stream(*c, *l, StreamRequest{id, l->log->term(), 0, 0, f->url});
+  ASSERT_TRUE(w->finished.has_value());
+  EXPECT_EQ(*w->finished, errc::node_not_found);
+  c->net.run_for(2s);
+  EXPECT_EQ(l->log->config().node_by_url(f->url), nullptr);
+}
+
+TEST(Log, AckForAMemberIdFromAnotherUrlDoesNotCountTowardCommit) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  LocalNode* followers[2] = {nullptr, nullptr};
+  int k = 0;
+  for (auto& n : c->nodes)
+    if (n.get() != l) followers[k++] = n.get();
+  // Both followers unreachable: the next entry cannot commit.
+  for (auto* f : followers) c->net.down[f->url] = true;
+  std::optional<result<std::uint64_t>> applied;
+  l->log->start_apply("x", {}, [&](result<std::uint64_t> r) { applied = r; });
+  c->net.run_for(5ms);
+  const std::uint64_t x = l->log->last_index();
+  ASSERT_LT(l->log->commit_index(), x);
+
+  auto ack = [&](AckRequest req) { return c->call<void>([&](auto h) { l->log->handle_ack(req, std::move(h)); }); };
+  const std::uint64_t term = l->log->term(), id = followers[0]->log->id();
+  auto impostor = ack(AckRequest{id, term, x, "http://impostor"});
+  ASSERT_FALSE(impostor);
+  EXPECT_EQ(impostor.error(), errc::node_url_mismatch);
+  auto no_url = ack(AckRequest{id, term, x, ""});
+  ASSERT_FALSE(no_url);
+  EXPECT_EQ(no_url.error(), errc::node_url_required);
+  c->net.run_for(5ms);
+  EXPECT_LT(l->log->commit_index(), x);
+  EXPECT_FALSE(applied.has_value());
+
+  // The same ack from the member's own URL is what would commit it.
+  ASSERT_TRUE(ack(AckRequest{id, term, x, followers[0]->url}));
+  EXPECT_TRUE(c->net.run_until([&] { return applied.has_value(); }, 1s));
+  EXPECT_EQ(l->log->commit_index(), x);
+}
+
+// The lost join itself: the leader answers a join right after appending the
+// AddPeer entry; a later leader truncates it and gives the same id to the
+// next joiner. The first joiner must not stay "that member": it is refused
+// as such and joins again under a new id.
+TEST(Log, JoinerWhoseAddPeerWasLostJoinsAgainUnderANewId) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  std::vector<LocalNode*> others;
+  for (auto& n : c->nodes)
+    if (n.get() != l) others.push_back(n.get());
+  // The followers are cut off: the AddPeer for x reaches only the leader (and x).
+  for (auto* o : others) c->net.down[o->url] = true;
+  auto& x = c->add();
+  auto jx = c->join(x, l->url);
+  ASSERT_TRUE(jx) << jx.error().message();
+  const std::uint64_t lost_id = x.log->id();
+  EXPECT_EQ(lost_id, 4u);
+  // The leader goes away; the followers come back and elect one of them,
+  // whose log has no AddPeer for x.
+  c->net.down[l->url] = true;
+  c->net.down[x.url] = true;
+  for (auto* o : others) c->net.down[o->url] = false;
+  LocalNode* nl = nullptr;
+  ASSERT_TRUE(c->net.run_until([&] {
+    for (auto* o : others)
+      if (o->log->state() == State::leader && o->log->commit_index() == o->log->last_index()) nl = o;
+    return nl != nullptr;
+  }));
+  ASSERT_EQ(nl->log->config().node_by_url(x.url), nullptr);
+  // The next joiner gets the same id.
+  auto& y = c->add();
+  auto jy = c->join(y, nl->url);
+  ASSERT_TRUE(jy) << jy.error().message();
+  EXPECT_EQ(y.log->id(), lost_id);
+  // x comes back believing it is node 4.
+  c->net.down[x.url] = false;
+  ASSERT_TRUE(c->net.run_until([&] {
+    const Config cfg = nl->log->config();
+    return x.log->id() != lost_id && cfg.node_by_url(x.url) && cfg.node_by_url(x.url)->id == x.log->id() &&
+           x.log->commit_index() >= cfg.index;
+  }, 30s)) << "x id " << x.log->id();
+  const Config cfg = nl->log->config();
+  ASSERT_NE(cfg.node_by_id(lost_id), nullptr);
+  EXPECT_EQ(cfg.node_by_id(lost_id)->url, y.url);
+  EXPECT_EQ(x.log->config().node_by_id(x.log->id())->url, x.url);
+  EXPECT_TRUE(c->apply(*nl, "after"));
 }
 
 }  // namespace
