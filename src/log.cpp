@@ -288,6 +288,26 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     net::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable { f(); });
   }
   std::uint64_t rand() { return o_.rand ? o_.rand() : default_rng_(); }
+  // A timer whose callback runs f on the strand, unless the Log was closed
+  // (epoch) or destroyed meanwhile (held weakly: a pending timer must not
+  // keep the Log alive). f may capture `this`.
+  template <class F>
+  std::shared_ptr<Timer> after_on_strand(Clock::duration d, F f) {
+    return clock_->after(d, [weak = weak_from_this(), ep = epoch_, f = std::move(f)] {
+      auto self = weak.lock();
+      if (!self) return;
+      self->post_any_epoch([self, ep, f] {
+        if (self->epoch_ == ep) f();
+      });
+    });
+  }
+  // Yes from a majority of the current configuration's voters.
+  bool majority_granted(const std::map<std::uint64_t, bool>& answers) const {
+    std::size_t granted = 0;
+    for (const auto& [v, g] : answers)
+      if (g && in_config(v)) ++granted;
+    return granted >= quorum();
+  }
   template <class... A>
   void logf(fmt::format_string<A...> f, A&&... a) {
     std::function<void(std::string_view)> out;
@@ -934,20 +954,11 @@ void Log::Impl::request_prevotes(std::uint64_t round) {
             self->state_ == State::stopped || self->state_ == State::leader)
           return;
         self->prevotes_[voter] = r->granted();
-        std::size_t granted = 0;
-        for (auto& [v, g] : self->prevotes_)
-          if (g && self->in_config(v)) ++granted;
-        if (granted >= self->quorum()) self->start_election();
+        if (self->majority_granted(self->prevotes_)) self->start_election();
       });
     });
   }
-  prevote_retry_timer_ = clock_->after(o_.heartbeat_interval, [weak = weak_from_this(), ep = epoch_, round] {
-    auto self = weak.lock();
-    if (!self) return;
-    self->post_any_epoch([self, ep, round] {
-      if (self->epoch_ == ep) self->request_prevotes(round);
-    });
-  });
+  prevote_retry_timer_ = after_on_strand(o_.heartbeat_interval, [this, round] { request_prevotes(round); });
 }
 
 void Log::Impl::start_election() {
@@ -983,20 +994,11 @@ void Log::Impl::request_votes(std::uint64_t term) {
         }
         if (self->state_ != State::candidate || self->term_ != term) return;
         self->votes_[voter] = r->granted();
-        std::size_t granted = 0;
-        for (auto& [v, g] : self->votes_)
-          if (g && self->in_config(v)) ++granted;
-        if (granted >= self->quorum()) self->become_leader();
+        if (self->majority_granted(self->votes_)) self->become_leader();
       });
     });
   }
-  vote_retry_timer_ = clock_->after(o_.heartbeat_interval, [weak = weak_from_this(), ep = epoch_, term] {
-    auto self = weak.lock();
-    if (!self) return;
-    self->post_any_epoch([self, ep, term] {
-      if (self->epoch_ == ep) self->request_votes(term);
-    });
-  });
+  vote_retry_timer_ = after_on_strand(o_.heartbeat_interval, [this, term] { request_votes(term); });
 }
 
 void Log::Impl::become_follower(std::uint64_t leader, bool reset_timer) {
