@@ -895,13 +895,8 @@ void Log::Impl::reset_election_timer() {
   const auto t = o_.election_timeout;
   const auto jitter = Clock::duration(static_cast<Clock::duration::rep>(rand() % std::max<std::uint64_t>(1, t.count())));
   const auto gen = ++election_gen_;
-  election_timer_ = clock_->after(t + jitter, [weak = weak_from_this(), ep = epoch_, gen] {
-    auto self = weak.lock();
-    if (!self) return;
-    self->post_any_epoch([self, ep, gen] {
-      if (self->epoch_ != ep || self->election_gen_ != gen) return;
-      self->on_election_timeout();
-    });
+  election_timer_ = after_on_strand(t + jitter, [this, gen] {
+    if (election_gen_ == gen) on_election_timeout();
   });
 }
 
@@ -1057,13 +1052,8 @@ void Log::Impl::start_heartbeats() {
       return;
     }
   }
-  heartbeat_timer_ = clock_->after(o_.heartbeat_interval, [weak = weak_from_this(), ep = epoch_, gen] {
-    auto self = weak.lock();
-    if (!self) return;
-    self->post_any_epoch([self, ep, gen] {
-      if (self->epoch_ != ep || self->heartbeat_gen_ != gen || self->state_ != State::leader) return;
-      self->start_heartbeats();
-    });
+  heartbeat_timer_ = after_on_strand(o_.heartbeat_interval, [this, gen] {
+    if (heartbeat_gen_ == gen && state_ == State::leader) start_heartbeats();
   });
 }
 
@@ -1276,13 +1266,8 @@ void Log::Impl::drop_in_stream() {
 void Log::Impl::schedule_reconnect() {
   if (reconnect_timer_) reconnect_timer_->cancel();
   const auto gen = ++reconnect_gen_;
-  reconnect_timer_ = clock_->after(o_.reconnect_timeout, [weak = weak_from_this(), ep = epoch_, gen] {
-    auto self = weak.lock();
-    if (!self) return;
-    self->post_any_epoch([self, ep, gen] {
-      if (self->epoch_ != ep || self->reconnect_gen_ != gen) return;
-      self->open_stream();
-    });
+  reconnect_timer_ = after_on_strand(o_.reconnect_timeout, [this, gen] {
+    if (reconnect_gen_ == gen) open_stream();
   });
 }
 
@@ -1686,15 +1671,9 @@ void Log::Impl::arm_apply_timer(Clock::time_point at) {
   if (apply_timer_) apply_timer_->cancel();
   apply_timer_at_ = at;
   const auto gen = ++apply_timer_gen_;
-  apply_timer_ = clock_->after(std::max(at - clock_->now(), Clock::duration::zero()),
-                               [weak = weak_from_this(), ep = epoch_, gen] {
-                                 auto self = weak.lock();
-                                 if (!self) return;
-                                 self->post_any_epoch([self, ep, gen] {
-                                   if (self->epoch_ != ep || self->apply_timer_gen_ != gen) return;
-                                   self->on_apply_timer();
-                                 });
-                               });
+  apply_timer_ = after_on_strand(std::max(at - clock_->now(), Clock::duration::zero()), [this, gen] {
+    if (apply_timer_gen_ == gen) on_apply_timer();
+  });
 }
 
 void Log::Impl::on_apply_timer() {
@@ -1742,19 +1721,14 @@ void Log::Impl::do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn
   const auto serial = ++waiter_serial_;
   Waiter w{serial, std::move(h), nullptr};
   if (timeout > Clock::duration::zero()) {
-    w.timer = clock_->after(timeout, [weak = weak_from_this(), ep = epoch_, index, serial] {
-      auto self = weak.lock();
-      if (!self) return;
-      self->post_any_epoch([self, ep, index, serial] {
-        if (self->epoch_ != ep) return;
-        auto [b, e] = self->waiters_.equal_range(index);
-        for (auto it = b; it != e; ++it)
-          if (it->second.serial == serial) {
-            fail(it->second.h, errc::timeout);
-            self->waiters_.erase(it);
-            return;
-          }
-      });
+    w.timer = after_on_strand(timeout, [this, index, serial] {
+      auto [b, e] = waiters_.equal_range(index);
+      for (auto it = b; it != e; ++it)
+        if (it->second.serial == serial) {
+          fail(it->second.h, errc::timeout);
+          waiters_.erase(it);
+          return;
+        }
     });
   }
   waiters_.emplace(index, std::move(w));

@@ -241,7 +241,7 @@ TEST_F(StreamTest, IdleTimeoutCutsASilentStream) {
 }
 
 // The idle timeout counts from the last chunk received, and not while the
-// consumer holds the bytes (one timer re-armed lazily, not one per read).
+// consumer holds the bytes.
 TEST_F(StreamTest, IdleTimeoutCountsOnlySilenceOnTheWire) {
   HTTPTransportOptions o;
   o.stream_idle_timeout_ms = 200;
