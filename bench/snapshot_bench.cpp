@@ -11,17 +11,17 @@
 #include <raft/http.hpp>
 #include <raft/log.hpp>
 
+#include "eventually.hpp"
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <mutex>
 #include <thread>
 
 namespace {
@@ -72,17 +72,7 @@ class BigFsm final : public raft::FSM {
   std::atomic<std::uint64_t> index_{0};
 };
 
-bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit) {
-  std::mutex m;
-  std::condition_variable cv;
-  std::unique_lock lk(m);
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    cv.wait_for(lk, 2ms);
-  }
-  return pred();
-}
+using raft::test::eventually;
 
 }  // namespace
 

@@ -4,12 +4,13 @@
 #include <raft/http.hpp>
 #include <raft/log.hpp>
 
+#include "eventually.hpp"
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -19,19 +20,6 @@ namespace {
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
-
-// Waits (bounded) until pred() holds, re-checking every few milliseconds.
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-  std::mutex m;
-  std::condition_variable cv;
-  std::unique_lock lk(m);
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    cv.wait_for(lk, 5ms);
-  }
-  return pred();
-}
 
 class CountingFsm final : public FSM {
  public:
@@ -206,7 +194,7 @@ class RealCluster : public ::testing::Test {
       for (auto& n : nodes_)
         if (n->log->config().nodes.size() != count || n->log->applied_index() < count) return false;
       return true;
-    }));
+    }, 10s));
   }
   std::uint64_t apply_via_leader(const std::string& cmd) {
     for (int attempt = 0; attempt < 200; ++attempt) {
@@ -254,7 +242,7 @@ TEST_F(RealCluster, FiveNodesSurviveTheLossOfTheLeader) {
   ASSERT_NE(old, nullptr);
   old->server->stop();
   stop(*old);
-  ASSERT_TRUE(eventually([&] { return leader() != nullptr; }));
+  ASSERT_TRUE(eventually([&] { return leader() != nullptr; }, 10s));
   for (int i = 20; i < 40; ++i) apply_via_leader("a" + std::to_string(i));
   ASSERT_TRUE(all_have(40));
 }
