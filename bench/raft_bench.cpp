@@ -77,6 +77,9 @@ struct Opts {
   int io_threads = 1;
   bool apply_on_io = false;  // FSM on the network/strand io_context, no apply thread
   bool storage_on_io = false;  // fsync on the network/strand io_context, no storage thread
+  // LogOptions::apply_inline: the bench's FSM is empty, the case the option
+  // is for (--no-apply-inline: fed on its own apply thread instead).
+  bool apply_inline = true;
   int repeat = 1;
   std::vector<int> sweep;  // client counts
   std::string svg = "raft-bench-sweep.svg";
@@ -93,7 +96,8 @@ struct Opts {
   std::fprintf(stderr,
                "raft-bench: %s\n"
                "usage: raft-bench [--nodes N] [--clients C] [--size BYTES] [--duration S] [--warmup S]\n"
-               "                  [--sync|--no-sync] [--async] [--rate OPS] [--io-threads T] [--apply-on-io] [--storage-on-io]\n"
+               "                  [--sync|--no-sync] [--async] [--rate OPS] [--io-threads T] [--apply-on-io] [--no-apply-inline]\n"
+               "                  [--storage-on-io]\n"
                "                  [--repeat K]\n"
                "                  [--sweep clients=1,4,16,64] [--svg FILE] [--dir DIR] [--json] [--verbose]\n"
                "       raft-bench --probe [--dir DIR] [--json]\n",
@@ -122,6 +126,8 @@ Opts parse(int argc, char** argv) {
     else if (a == "--io-threads") o.io_threads = std::stoi(val());
     else if (a == "--apply-on-io") o.apply_on_io = true;
     else if (a == "--storage-on-io") o.storage_on_io = true;
+    else if (a == "--apply-inline") o.apply_inline = true;
+    else if (a == "--no-apply-inline") o.apply_inline = false;
     else if (a == "--repeat") o.repeat = std::stoi(val());
     else if (a == "--svg") o.svg = val();
     else if (a == "--dir") o.dir = val();
@@ -257,7 +263,7 @@ struct Node {
   std::unique_ptr<raft::Server> server;
   std::string url;
 
-  bool start(const std::string& dir, bool sync, int io_threads, bool verbose, bool apply_on_io, bool storage_on_io) {
+  bool start(const std::string& dir, const Opts& o) {
     const auto port = free_port();
     url = "http://127.0.0.1:" + std::to_string(port);
     transport = std::make_unique<raft::HTTPTransport>(rt.io.get_executor());
@@ -266,10 +272,11 @@ struct Node {
     lo.fsm = &fsm;
     lo.transport = transport.get();
     lo.executor = rt.io.get_executor();
-    lo.storage_executor = storage_on_io ? rt.io.get_executor() : rt.storage_io.get_executor();
-    lo.apply_executor = apply_on_io ? rt.io.get_executor() : rt.apply_io.get_executor();
-    lo.sync = sync;
-    if (verbose)
+    lo.storage_executor = o.storage_on_io ? rt.io.get_executor() : rt.storage_io.get_executor();
+    lo.apply_executor = o.apply_on_io ? rt.io.get_executor() : rt.apply_io.get_executor();
+    lo.apply_inline = o.apply_inline;
+    lo.sync = o.sync;
+    if (o.verbose)
       lo.logger = [](std::string_view l) { std::fprintf(stderr, "[%d] %.*s\n", int(::getpid()), int(l.size()), l.data()); };
     log = std::make_unique<raft::Log>(lo);
     handler = std::make_unique<raft::Handler>(*log);
@@ -282,7 +289,7 @@ struct Node {
       std::fprintf(stderr, "raft-bench: open %s: %s\n", dir.c_str(), r.error().message().c_str());
       return false;
     }
-    rt.start(io_threads);
+    rt.start(o.io_threads);
     return true;
   }
   void stop() {
@@ -306,7 +313,7 @@ int run_node(const Opts& o) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   Node n;
-  if (!n.start(o.node_dir, o.sync, o.io_threads, o.verbose, o.apply_on_io, o.storage_on_io)) return 1;
+  if (!n.start(o.node_dir, o)) return 1;
   bool joined = false;
   for (int attempt = 0; attempt < 100 && !joined; ++attempt) {
     auto r = n.log->join(o.join);
@@ -374,6 +381,7 @@ pid_t spawn_follower(const Opts& o, const std::string& join_url, const std::stri
   if (o.verbose) args.push_back("--verbose");
   if (o.apply_on_io) args.push_back("--apply-on-io");
   if (o.storage_on_io) args.push_back("--storage-on-io");
+  if (!o.apply_inline) args.push_back("--no-apply-inline");
   pid_t pid = ::fork();
   if (pid < 0) {
     std::perror("raft-bench: fork");
@@ -475,7 +483,7 @@ std::optional<Result> run_once(const Opts& o) {
   } cleanup{base};
 
   auto leader = std::make_unique<Node>();
-  if (!leader->start(base + "/n1", o.sync, o.io_threads, o.verbose, o.apply_on_io, o.storage_on_io)) return std::nullopt;
+  if (!leader->start(base + "/n1", o)) return std::nullopt;
   struct StopNode {
     Node* n;
     ~StopNode() { n->stop(); }
@@ -622,6 +630,7 @@ std::string mode_name(const Opts& o) {
   std::string m = o.rate > 0 ? "open " + std::to_string(static_cast<long long>(o.rate)) + "/s" : o.async ? "async" : "threads";
   if (o.apply_on_io) m += "+aio";
   if (o.storage_on_io) m += "+sio";
+  if (!o.apply_inline) m += "+athr";
   return m;
 }
 

@@ -439,6 +439,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void arm_apply_timer(Clock::time_point at);
   void on_apply_timer();
   void maybe_snapshot();
+  void on_applied(std::uint64_t last);  // FSM has applied through `last`: wake wait()ers
   void compact_to(const storage::SnapshotMeta& meta);
   const Config& config_at(std::uint64_t index) const;
   result<void> on_snapshot_event(InStream& s, const detail::StreamEvent& ev);
@@ -1166,6 +1167,29 @@ void Log::Impl::maybe_apply() {
   flush_appends();
   const std::uint64_t to = std::min(commit_, log_->last_index());
   if (applied_ >= to) return;
+  if (o_.apply_inline) {
+    // A cheap FSM is fed here, on the strand, in the turn that committed
+    // the entries: no hop to another thread and back, and cached entries
+    // are passed by reference (no copy). One batch per turn, so a long
+    // backlog (replay after open) does not hold up heartbeats and votes.
+    std::uint64_t last = applied_;
+    auto r = visit_entries(applied_ + 1, std::min(to, applied_ + 4096), 4u << 20, [&](const LogEntry& e) {
+      o_.fsm->must_apply(e);
+      last = e.index;
+    });
+    if (!r) return fatal("reading committed entries", r.error());
+    on_applied(last);
+    if (applied_ < std::min(commit_, log_->last_index())) {
+      applying_ = true;  // keeps snapshots and other batches out until the next turn
+      post([this] {
+        applying_ = false;
+        maybe_apply();
+      });
+    } else {
+      maybe_snapshot();
+    }
+    return;
+  }
   auto entries = std::make_shared<std::vector<LogEntry>>();
   auto r = visit_entries(applied_ + 1, std::min(to, applied_ + 4096), 4u << 20,
                          [&](const LogEntry& e) { entries->push_back(e); });
@@ -1176,17 +1200,21 @@ void Log::Impl::maybe_apply() {
     self->post_any_epoch([self, ep, last = entries->back().index] {
       if (self->epoch_ != ep) return;
       self->applying_ = false;
-      self->applied_ = last;
-      while (!self->waiters_.empty() && self->waiters_.begin()->first <= last) {
-        auto node = self->waiters_.extract(self->waiters_.begin());
-        if (node.mapped().timer) node.mapped().timer->cancel();
-        if (auto h = std::move(node.mapped().h)) h({});
-      }
-      self->publish_indexes();
+      self->on_applied(last);
       self->maybe_apply();
       if (!self->applying_) self->maybe_snapshot();
     });
   });
+}
+
+void Log::Impl::on_applied(std::uint64_t last) {
+  applied_ = last;
+  while (!waiters_.empty() && waiters_.begin()->first <= last) {
+    auto node = waiters_.extract(waiters_.begin());
+    if (node.mapped().timer) node.mapped().timer->cancel();
+    if (auto h = std::move(node.mapped().h)) h({});
+  }
+  publish_indexes();
 }
 
 const Config& Log::Impl::config_at(std::uint64_t index) const {

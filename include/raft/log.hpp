@@ -62,6 +62,12 @@ struct LogOptions {
   boost::asio::any_io_executor executor;          // default: a thread owned by the Log
   boost::asio::any_io_executor storage_executor;  // default: a second owned thread
   boost::asio::any_io_executor apply_executor;    // default: storage_executor
+  // true: committed entries are applied on the Log's strand, in the turn
+  // that commits them, instead of on apply_executor (snapshot() and
+  // restore() still run there). Saves two thread hops per batch; for FSMs
+  // whose must_apply is cheap (an in-memory map): a slow one would hold up
+  // heartbeats, votes and replication.
+  bool apply_inline = false;
   storage::Filesystem* filesystem = nullptr;      // default: the real (POSIX) filesystem
 
   // Election timeouts are drawn from [election_timeout, 2 * election_timeout).

@@ -92,6 +92,7 @@ void SimCluster::start(int i) {
     o.segment_size_bytes_max = seed_rng_.range(256, 4096);
   }
   o.inject_fault = params.fault;
+  o.apply_inline = params.apply_inline;
   if (trace.on()) o.logger = [this, i](std::string_view l) { trace("n{} log: {}", i, l); };
   n.log = std::make_unique<Log>(std::move(o));
   checker.restarted(i);

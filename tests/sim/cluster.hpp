@@ -27,6 +27,7 @@ struct SimParams {
   bool echo_trace = false;
   std::string* capture_trace = nullptr;
   LogOptions::Fault fault = LogOptions::Fault::none;
+  bool apply_inline = false;  // LogOptions::apply_inline on every node
   // Stop a run at its first safety violation (the checks keep running
   // otherwise, so the trace shows what followed).
   bool stop_at_violation = true;

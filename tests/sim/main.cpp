@@ -22,7 +22,8 @@ int usage() {
                "usage: raft-sim --list\n"
                "       raft-sim --scenario NAME|all --seeds A-B [--nodes N] [--ops K]\n"
                "                [--fault none|commit_previous_term_by_counting|forget_vote] [--expect-violation]\n"
-               "       raft-sim --replay SEED --scenario NAME [--trace] [--nodes N] [--ops K] [--fault F]\n");
+               "                [--apply-inline]\n"
+               "       raft-sim --replay SEED --scenario NAME [--trace] [--nodes N] [--ops K] [--fault F] [--apply-inline]\n");
   return 2;
 }
 const char* fault_name(raft::LogOptions::Fault f) {
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
     else if (a == "--nodes") base.nodes = std::stoi(next());
     else if (a == "--ops") base.ops = std::stoi(next());
     else if (a == "--expect-violation") expect_violation = true;
+    else if (a == "--apply-inline") base.apply_inline = true;
     else if (a == "--fault") {
       const std::string f = next();
       if (f == "commit_previous_term_by_counting") base.fault = raft::LogOptions::Fault::commit_previous_term_by_counting;

@@ -622,3 +622,87 @@ TEST(Log, JoinerWhoseAddPeerWasLostJoinsAgainUnderANewId) {
 
 }  // namespace
 }  // namespace raft::test
+
+namespace raft::test {
+namespace {
+
+// LogOptions::apply_inline: the FSM is fed on the Log's strand. The apply
+// executor here is an io_context nobody runs, so an entry that still went
+// through it would never reach the FSM.
+TEST(Log, ApplyInlineFeedsTheFsmWithoutTheApplyExecutor) {
+  boost::asio::io_context never_run;
+  LocalCluster c;
+  c.tweak = [&](LogOptions& o) {
+    o.apply_inline = true;
+    o.apply_executor = never_run.get_executor();
+  };
+  auto& a = c.add();
+  ASSERT_TRUE(c.initialize(a));
+  auto& b = c.add();
+  ASSERT_TRUE(c.join(b, a.url));
+  auto& d = c.add();
+  ASSERT_TRUE(c.join(d, a.url));
+  std::uint64_t last = 0;
+  for (int i = 0; i < 50; ++i) last = *c.apply(a, "cmd" + std::to_string(i));
+  ASSERT_TRUE(c.net.run_until([&] {
+    for (auto& n : c.nodes)
+      if (n->fsm.applied_index < last || n->log->applied_index() < last) return false;
+    return true;
+  }));
+  for (auto& n : c.nodes) {
+    ASSERT_EQ(n->fsm.commands.size(), 50u);
+    for (int i = 0; i < 50; ++i) EXPECT_EQ(n->fsm.commands[i].data, "cmd" + std::to_string(i));
+  }
+}
+
+// One commit that covers more than one apply batch (4096 entries): the rest
+// is applied in later strand turns, in order, and wait() sees the end.
+TEST(Log, ApplyInlineAppliesABacklogLargerThanOneBatchInOrder) {
+  LocalCluster c;
+  c.tweak = [](LogOptions& o) { o.apply_inline = true; };
+  auto& a = c.add();
+  ASSERT_TRUE(c.initialize(a));
+  constexpr int n = 10000;
+  int answered = 0;
+  std::uint64_t last = 0;
+  for (int i = 0; i < n; ++i)
+    a.log->start_apply("b" + std::to_string(i), {}, [&](result<std::uint64_t> r) {
+      ASSERT_TRUE(r) << r.error().message();
+      last = std::max(last, *r);
+      ++answered;
+    });
+  ASSERT_TRUE(c.net.run_until([&] { return answered == n; }));
+  auto w = c.call<void>([&](auto h) { a.log->start_wait(last, 5s, std::move(h)); });
+  ASSERT_TRUE(w) << w.error().message();
+  ASSERT_EQ(a.fsm.commands.size(), static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) ASSERT_EQ(a.fsm.commands[static_cast<std::size_t>(i)].data, "b" + std::to_string(i));
+  EXPECT_FALSE(a.fsm.duplicate);
+}
+
+// Snapshots still run on the apply executor, never during an inline
+// must_apply; after a restart the snapshot is restored and the log after it
+// replayed inline.
+TEST(Log, ApplyInlineWithSnapshotsAndRestart) {
+  LocalCluster c;
+  c.tweak = [](LogOptions& o) {
+    o.apply_inline = true;
+    o.snapshot_threshold_entries = 50;
+    o.snapshot_tail_entries = 10;
+    o.segment_size_bytes_max = 2048;
+  };
+  auto& a = c.add();
+  ASSERT_TRUE(c.initialize(a));
+  std::uint64_t last = 0;
+  for (int i = 0; i < 333; ++i) last = *c.apply(a, "v" + std::to_string(i));
+  ASSERT_TRUE(c.net.run_until([&] { return a.log->applied_index() >= last; }));
+  auto snaps = a.fs.list("/data/snapshots");
+  ASSERT_TRUE(snaps);
+  ASSERT_EQ(snaps->size(), 1u);
+  c.crash(a);
+  c.start(a);  // the in-memory FSM starts empty
+  ASSERT_TRUE(c.net.run_until([&] { return a.log->applied_index() >= last && a.fsm.commands.size() == 333; }));
+  for (int i = 0; i < 333; ++i) EXPECT_EQ(a.fsm.commands[static_cast<std::size_t>(i)].data, "v" + std::to_string(i));
+}
+
+}  // namespace
+}  // namespace raft::test
