@@ -1601,9 +1601,11 @@ void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
     if (!s->alive || !s->snap) return;
     after = s->next;
   } else if (s->snap) {
-    s->buf.clear();
-    std::string chunk(256 * 1024, '\0');
-    auto n = s->snap->read(std::as_writable_bytes(std::span(chunk.data(), chunk.size())));
+    // The chunk is read straight into the stream buffer behind its 8-byte
+    // length prefix (encode_snapshot_chunk's format), not into a temporary.
+    constexpr std::size_t kPrefix = 8, kChunk = 1u << 20;
+    s->buf.resize(kPrefix + kChunk);
+    auto n = s->snap->read(std::as_writable_bytes(std::span(s->buf.data() + kPrefix, kChunk)));
     if (!n) {
       logf("reading snapshot to send: {}", n.error().message());
       s->alive = false;
@@ -1611,8 +1613,8 @@ void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
       out_streams_.erase(s->peer);
       return;
     }
-    chunk.resize(*n);
-    detail::encode_snapshot_chunk(s->buf, chunk);
+    detail::put_be64(reinterpret_cast<std::byte*>(s->buf.data()), *n);
+    s->buf.resize(kPrefix + *n);
     after = s->next;
     if (*n == 0) {  // the empty chunk just encoded ends the snapshot
       s->snap.reset();
