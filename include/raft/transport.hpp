@@ -131,6 +131,8 @@ class Transport {
 
 // Leader side of a stream: where a Log writes the stream's bytes. One write
 // outstanding at a time; `done` runs once the bytes are handed on (or failed).
+// The caller keeps `bytes` valid and unchanged until `done` runs (the Log
+// writes from its per-stream buffer), so a writer need not copy them.
 class StreamWriter {
  public:
   virtual ~StreamWriter() = default;

@@ -387,7 +387,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Stream side, called (via post) from the SessionWriter.
-  void stream_write(std::string bytes, std::function<void(std::error_code)> done);
+  void stream_write(std::string_view bytes, std::function<void(std::error_code)> done);
   void stream_finish(std::error_code ec);
   void writer_gone() {
     if (!finished_) do_close();
@@ -425,7 +425,6 @@ class Session : public std::enable_shared_from_this<Session> {
   bool writing_ = false;
   bool finished_ = false;  // finish() seen
   std::optional<std::error_code> finish_pending_;
-  std::string chunk_;
   std::shared_ptr<std::string> head_;
   std::function<void(std::error_code)> done_;
   net::steady_timer timer_;
@@ -474,11 +473,9 @@ class SessionWriter final : public StreamWriter {
     net::post(ex_, [s = s_] { s->writer_gone(); });
   }
   void write(std::string_view bytes, std::function<void(std::error_code)> done) override {
-    // The caller's bytes need not outlive this call: copy into the one chunk
-    // in flight (this copy, plus the socket buffer, is all the server holds).
-    net::post(ex_, [s = s_, b = std::string(bytes), d = std::move(done)]() mutable {
-      s->stream_write(std::move(b), std::move(d));
-    });
+    // The caller keeps the bytes until `done` (StreamWriter's contract): they
+    // go to the socket from where they are, with no copy here.
+    net::post(ex_, [s = s_, bytes, d = std::move(done)]() mutable { s->stream_write(bytes, std::move(d)); });
   }
   void finish(std::error_code ec) override {
     net::post(ex_, [s = s_, ec] { s->stream_finish(ec); });
@@ -620,7 +617,7 @@ constexpr std::string_view kStreamHeader =
     "Cache-Control: no-store\r\n\r\n";
 }  // namespace
 
-void Session::stream_write(std::string bytes, std::function<void(std::error_code)> done) {
+void Session::stream_write(std::string_view bytes, std::function<void(std::error_code)> done) {
   if (closed_ || finished_) {
     return net::post(stream_.get_executor(),
                      [d = std::move(done)] { d(make_error_code(errc::transport_error)); });
@@ -631,15 +628,14 @@ void Session::stream_write(std::string bytes, std::function<void(std::error_code
   if (bytes.empty()) {  // an empty chunk would end the body
     return net::post(stream_.get_executor(), [d = std::move(done)] { d({}); });
   }
-  chunk_ = std::move(bytes);
   done_ = std::move(done);
   auto head = std::make_shared<std::string>();
   if (!header_sent_) {
     header_sent_ = true;
     *head = kStreamHeader;
   }
-  *head += chunk_header(chunk_.size());
-  do_chunk_write(std::move(head), chunk_, "\r\n");
+  *head += chunk_header(bytes.size());
+  do_chunk_write(std::move(head), bytes, "\r\n");
 }
 
 void Session::do_chunk_write(std::shared_ptr<std::string> head, std::string_view body, std::string_view tail) {
@@ -662,7 +658,6 @@ void Session::do_chunk_write(std::shared_ptr<std::string> head, std::string_view
 void Session::on_chunk_write(beast::error_code ec) {
   writing_ = false;
   timer_.cancel();
-  chunk_.clear();
   auto done = std::move(done_);
   done_ = nullptr;
   std::error_code out;

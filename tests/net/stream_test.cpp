@@ -2,6 +2,8 @@
 // both directions, cancel, errors, followers that stop reading or vanish.
 #include "net_fixture.hpp"
 
+#include <deque>
+
 namespace raft::test {
 namespace {
 
@@ -97,9 +99,11 @@ TEST_F(StreamTest, SlowConsumerStallsTheWriter) {
 
   const std::size_t chunk = 64 * 1024, total_chunks = 256;  // 16 MiB if nothing pushed back
   std::size_t written = 0;
+  std::string bytes;  // the write in flight (kept until its done runs)
   std::function<void()> next = [&] {
     if (written == total_chunks) return;
-    writer->write(payload(written, chunk), [&](std::error_code ec) {
+    bytes = payload(written, chunk);
+    writer->write(bytes, [&](std::error_code ec) {
       if (ec) return;
       ++written;
       next();
@@ -250,9 +254,10 @@ TEST_F(StreamTest, IdleTimeoutCountsOnlySilenceOnTheWire) {
   auto h = t.read_from(url, {2, 1, 0, 0}, f.callbacks());
   ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
   std::string expect;
+  std::deque<std::string> sent;  // each write's bytes live until its done runs
   for (int i = 0; i < 12; ++i) {  // 12 x 50 ms: three times the timeout
     expect += std::to_string(i);
-    writer->write(std::to_string(i), [](std::error_code) {});
+    writer->write(sent.emplace_back(std::to_string(i)), [](std::error_code) {});
     run_for(ioc, 50ms);
     ASSERT_EQ(f.ends, 0) << "cut after chunk " << i << " although chunks kept coming";
   }
@@ -281,8 +286,10 @@ TEST_F(StreamTest, FollowerThatNeverReadsIsCutOff) {
   std::size_t written = 0;
   std::error_code err;
   bool failed = false;
+  std::string bytes;  // the write in flight
   std::function<void()> next = [&] {
-    writer->write(payload(written, 64 * 1024), [&](std::error_code ec) {
+    bytes = payload(written, 64 * 1024);
+    writer->write(bytes, [&](std::error_code ec) {
       if (ec) {
         err = ec;
         failed = true;
