@@ -1,7 +1,8 @@
 // raft-demo: the client side of scripts/demo. scripts/demo starts and kills
-// the raft-kv processes; this binary talks HTTP to them (Boost.Beast,
-// synchronous style, one keep-alive connection per worker, follows 307
-// redirects to the leader, retries 503 with a bounded backoff).
+// the raft-kv processes; this binary talks HTTP to them (kv_http_client.hpp's
+// blocking client, shared with tests/chaos: one keep-alive connection per
+// worker; here it follows 307 redirects to the leader and retries 503 with a
+// bounded backoff).
 //
 //   raft-demo ports N                                  N free localhost ports
 //   raft-demo status      --nodes U,U,...              one line per node
@@ -14,9 +15,9 @@
 // Human-readable progress goes to stderr; the one value a script needs (a
 // leader URL, a list of ports) goes to stdout. Exit status 0 iff the step's
 // check held.
+#include "kvstore/kv_http_client.hpp"
+
 #include <boost/asio.hpp>
-#include <boost/beast.hpp>
-#include <boost/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -37,127 +38,19 @@
 #include <unistd.h>
 
 namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = net::ip::tcp;
-using Clock = std::chrono::steady_clock;
+using kvstore::Clock;
+using kvstore::get_status;
+using kvstore::HttpClient;
+using kvstore::Method;
+using kvstore::parse_url;
+using kvstore::Response;
+using kvstore::Status;
 using namespace std::chrono_literals;
 
 namespace {
 
 // ---------------------------------------------------------------- HTTP client
-
-struct Url {
-  std::string host, port, target;
-  std::string base() const { return "http://" + host + ":" + port; }
-};
-
-std::optional<Url> parse_url(const std::string& s) {
-  const std::string scheme = "http://";
-  if (s.rfind(scheme, 0) != 0) return std::nullopt;
-  const auto rest = s.substr(scheme.size());
-  const auto slash = rest.find('/');
-  const auto hostport = rest.substr(0, slash);
-  const auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  Url u{hostport.substr(0, colon), hostport.substr(colon + 1), slash == std::string::npos ? "/" : rest.substr(slash)};
-  return u;
-}
-
-struct Response {
-  int status = 0;
-  std::string body, location;
-};
-
-// One keep-alive connection at a time, to whichever node the last request
-// went to. Every call has a deadline; async operations are run on a private
-// io_context with run_for so that a stopped or partitioned peer cannot hang us.
-class HttpClient {
- public:
-  // Returns nullopt on any transport error or when the deadline passes.
-  std::optional<Response> request(http::verb method, const Url& url, const std::string& body, Clock::time_point deadline) {
-    if (!stream_ || url.host != host_ || url.port != port_ || !alive()) {
-      if (!connect(url, deadline)) return std::nullopt;
-    }
-    http::request<http::string_body> req{method, url.target, 11};
-    req.set(http::field::host, url.host + ":" + url.port);
-    req.keep_alive(true);
-    if (method == http::verb::put || method == http::verb::post) req.body() = body;
-    req.prepare_payload();
-    beast::error_code ec = net::error::timed_out;
-    http::response<http::string_body> res;
-    beast::flat_buffer buf;
-    stream_->expires_at(deadline);
-    http::async_write(*stream_, req, [&](beast::error_code e, std::size_t) {
-      ec = e;
-      if (!e) http::async_read(*stream_, buf, res, [&](beast::error_code e2, std::size_t) { ec = e2; });
-    });
-    if (!run(deadline) || ec) {
-      reset();
-      return std::nullopt;
-    }
-    Response r;
-    r.status = static_cast<int>(res.result_int());
-    r.body = std::move(res.body());
-    if (auto it = res.find(http::field::location); it != res.end()) r.location = std::string(it->value());
-    if (!res.keep_alive()) reset();
-    return r;
-  }
-  void reset() {
-    if (stream_) {
-      beast::error_code ignored;
-      stream_->socket().close(ignored);
-    }
-    stream_.reset();
-    ioc_.restart();
-  }
-
- private:
-  // A kept-alive connection the server has closed (restart, idle timeout) is
-  // readable with EOF: reconnect instead of sending into it.
-  bool alive() {
-    auto& s = stream_->socket();
-    if (s.available() > 0) return false;  // unsolicited bytes: not ours
-    char c;
-    const auto n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0) return false;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
-    return true;
-  }
-  bool connect(const Url& url, Clock::time_point deadline) {
-    reset();
-    beast::error_code ec;
-    auto addr = net::ip::make_address(url.host, ec);
-    if (ec) return false;
-    stream_.emplace(ioc_);
-    ec = net::error::timed_out;
-    stream_->expires_at(deadline);
-    stream_->async_connect(tcp::endpoint(addr, static_cast<unsigned short>(std::stoi(url.port))),
-                           [&](beast::error_code e) { ec = e; });
-    if (!run(deadline) || ec) {
-      reset();
-      return false;
-    }
-    stream_->socket().set_option(tcp::no_delay(true));
-    host_ = url.host;
-    port_ = url.port;
-    return true;
-  }
-  bool run(Clock::time_point deadline) {
-    ioc_.restart();
-    ioc_.run_until(deadline + 100ms);  // tcp_stream's own timer fires at deadline
-    if (!ioc_.stopped()) {
-      reset();
-      ioc_.run_for(1s);  // let the cancelled handlers finish
-      return false;
-    }
-    return true;
-  }
-
-  net::io_context ioc_;
-  std::optional<beast::tcp_stream> stream_;
-  std::string host_, port_;
-};
 
 // Key-value calls: follow 307 to the leader, retry 503 (no leader) and
 // transport errors with a bounded backoff until the deadline. Puts of a fixed
@@ -168,7 +61,7 @@ struct KvClient {
   std::mt19937 rng{std::random_device{}()};
   std::string leader;  // last known leader base URL
 
-  std::optional<Response> call(http::verb method, const std::string& path, const std::string& body,
+  std::optional<Response> call(Method method, const std::string& path, const std::string& body,
                                Clock::duration budget = 20s) {
     const auto deadline = Clock::now() + budget;
     std::string base = leader.empty() ? nodes[rng() % nodes.size()] : leader;
@@ -201,45 +94,6 @@ struct KvClient {
     return std::nullopt;
   }
 };
-
-// ---------------------------------------------------------------- status
-
-struct Status {
-  std::uint64_t id = 0, term = 0, leader_id = 0, commit = 0, applied = 0, last = 0;
-  std::string state, leader_url;
-};
-
-std::optional<Status> get_status(HttpClient& c, const std::string& node, Clock::duration budget = 500ms) {
-  auto url = parse_url(node + "/raft/status");
-  if (!url) return std::nullopt;
-  auto r = c.request(http::verb::get, *url, "", Clock::now() + budget);
-  if (!r || r->status != 200) return std::nullopt;
-  boost::system::error_code ec;
-  auto v = boost::json::parse(r->body, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  const auto& o = v.as_object();
-  Status s;
-  auto u64 = [&](const char* k) -> std::uint64_t {
-    auto* p = o.if_contains(k);
-    if (!p) return 0;
-    if (p->is_uint64()) return p->as_uint64();
-    if (p->is_int64()) return static_cast<std::uint64_t>(p->as_int64());
-    return 0;
-  };
-  auto str = [&](const char* k) -> std::string {
-    auto* p = o.if_contains(k);
-    return p && p->is_string() ? std::string(p->as_string()) : std::string();
-  };
-  s.id = u64("id");
-  s.term = u64("term");
-  s.leader_id = u64("leaderID");
-  s.commit = u64("commitIndex");
-  s.applied = u64("appliedIndex");
-  s.last = u64("lastIndex");
-  s.state = str("state");
-  s.leader_url = str("leaderURL");
-  return s;
-}
 
 // ---------------------------------------------------------------- output
 
@@ -390,7 +244,7 @@ int cmd_write(const Args& a) {
   double rate = 0;
   const auto t0 = Clock::now();
   auto failed = run_parallel(a, "write", [&](std::size_t i, KvClient& kv) {
-    auto r = kv.call(http::verb::put, "/kv/" + key_name(i), value_of(i, a.token));
+    auto r = kv.call(Method::put, "/kv/" + key_name(i), value_of(i, a.token));
     if (r && r->status == 204) return true;
     std::lock_guard lk(mu);
     errors.push_back(key_name(i) + ": " + (r ? std::to_string(r->status) + " " + r->body : std::string("no answer")));
@@ -414,7 +268,7 @@ int cmd_check(const Args& a) {
   double rate = 0;
   const auto t0 = Clock::now();
   auto failed = run_parallel(a, "read ", [&](std::size_t i, KvClient& kv) {
-    auto r = kv.call(http::verb::get, "/kv/" + key_name(i), "");
+    auto r = kv.call(Method::get, "/kv/" + key_name(i), "");
     const auto want = value_of(i, a.token);
     if (r && r->status == 200 && r->body == want) return true;
     std::lock_guard lk(mu);

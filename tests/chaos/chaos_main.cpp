@@ -42,9 +42,9 @@
 // includes "no acknowledged write lost".
 #include "linearizability.hpp"
 
+#include "kvstore/kv_http_client.hpp"
+
 #include <boost/asio.hpp>
-#include <boost/beast.hpp>
-#include <boost/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -67,168 +67,29 @@
 
 #include <fcntl.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace fs = std::filesystem;
 using tcp = net::ip::tcp;
-using Clock = std::chrono::steady_clock;
+using kvstore::Clock;
+using kvstore::get_status;
+using kvstore::HttpClient;
+using kvstore::Method;
+using kvstore::parse_url;
+using kvstore::Status;
 using namespace std::chrono_literals;
 
 namespace {
 
 // ---------------------------------------------------------------- HTTP client
 
-struct Url {
-  std::string host, port, target;
-  std::string base() const { return "http://" + host + ":" + port; }
-};
+// The client (Url, HttpClient with its `sent` report, Status) is
+// examples/kvstore/kv_http_client.hpp, shared with raft-demo.
 
-std::optional<Url> parse_url(const std::string& s) {
-  const std::string scheme = "http://";
-  if (s.rfind(scheme, 0) != 0) return std::nullopt;
-  const auto rest = s.substr(scheme.size());
-  const auto slash = rest.find('/');
-  const auto hostport = rest.substr(0, slash);
-  const auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  return Url{hostport.substr(0, colon), hostport.substr(colon + 1), slash == std::string::npos ? "/" : rest.substr(slash)};
-}
-
-struct Response {
-  int status = 0;
-  std::string body, location;
-};
-
-// One keep-alive connection to one node; every call has a deadline (async
-// operations on a private io_context, run until the deadline).
-class HttpClient {
- public:
-  // nullopt on a transport error or timeout; *sent says whether any byte of
-  // the request may have reached the server.
-  std::optional<Response> request(http::verb method, const Url& url, const std::string& body, Clock::time_point deadline,
-                                  bool* sent = nullptr) {
-    if (sent) *sent = false;
-    if (!stream_ || !alive()) {
-      if (!connect(url, deadline)) return std::nullopt;
-    }
-    http::request<http::string_body> req{method, url.target, 11};
-    req.set(http::field::host, url.host + ":" + url.port);
-    req.keep_alive(true);
-    if (method == http::verb::put || method == http::verb::post) req.body() = body;
-    req.prepare_payload();
-    beast::error_code ec = net::error::timed_out;
-    http::response<http::string_body> res;
-    beast::flat_buffer buf;
-    if (sent) *sent = true;
-    stream_->expires_at(deadline);
-    http::async_write(*stream_, req, [&](beast::error_code e, std::size_t) {
-      ec = e;
-      if (!e) http::async_read(*stream_, buf, res, [&](beast::error_code e2, std::size_t) { ec = e2; });
-    });
-    if (!run(deadline) || ec) {
-      reset();
-      return std::nullopt;
-    }
-    Response r;
-    r.status = static_cast<int>(res.result_int());
-    r.body = std::move(res.body());
-    if (auto it = res.find(http::field::location); it != res.end()) r.location = std::string(it->value());
-    if (!res.keep_alive()) reset();
-    return r;
-  }
-  void reset() {
-    if (stream_) {
-      beast::error_code ignored;
-      stream_->socket().close(ignored);
-    }
-    stream_.reset();
-    ioc_.restart();
-  }
-
- private:
-  // A kept-alive connection the server closed (killed, restarted) reads EOF:
-  // reconnect rather than send into it (which would make the op ambiguous).
-  bool alive() {
-    auto& s = stream_->socket();
-    beast::error_code ec;
-    if (s.available(ec) > 0 || ec) return false;
-    char c;
-    const auto n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0) return false;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
-    return true;
-  }
-  bool connect(const Url& url, Clock::time_point deadline) {
-    reset();
-    beast::error_code ec;
-    auto addr = net::ip::make_address(url.host, ec);
-    if (ec) return false;
-    stream_.emplace(ioc_);
-    ec = net::error::timed_out;
-    stream_->expires_at(deadline);
-    stream_->async_connect(tcp::endpoint(addr, static_cast<unsigned short>(std::stoi(url.port))),
-                           [&](beast::error_code e) { ec = e; });
-    if (!run(deadline) || ec) {
-      reset();
-      return false;
-    }
-    stream_->socket().set_option(tcp::no_delay(true));
-    return true;
-  }
-  bool run(Clock::time_point deadline) {
-    ioc_.restart();
-    ioc_.run_until(deadline + 200ms);  // tcp_stream's own timer fires at the deadline
-    if (!ioc_.stopped()) {
-      if (stream_) {
-        beast::error_code ignored;
-        stream_->socket().close(ignored);
-      }
-      ioc_.run_for(1s);  // let the cancelled handlers run
-      return false;
-    }
-    return true;
-  }
-
-  net::io_context ioc_;
-  std::optional<beast::tcp_stream> stream_;
-};
-
-struct Status {
-  std::uint64_t id = 0, term = 0, commit = 0, applied = 0;
-  std::string state;
-};
-
-std::optional<Status> get_status(HttpClient& c, const std::string& node, Clock::duration budget = 500ms) {
-  auto url = parse_url(node + "/raft/status");
-  if (!url) return std::nullopt;
-  auto r = c.request(http::verb::get, *url, "", Clock::now() + budget);
-  if (!r || r->status != 200) return std::nullopt;
-  boost::system::error_code ec;
-  auto v = boost::json::parse(r->body, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  const auto& o = v.as_object();
-  auto u64 = [&](const char* k) -> std::uint64_t {
-    auto* p = o.if_contains(k);
-    if (!p) return 0;
-    if (p->is_uint64()) return p->as_uint64();
-    if (p->is_int64()) return static_cast<std::uint64_t>(p->as_int64());
-    return 0;
-  };
-  Status s;
-  s.id = u64("id");
-  s.term = u64("term");
-  s.commit = u64("commitIndex");
-  s.applied = u64("appliedIndex");
-  if (auto* p = o.if_contains("state"); p && p->is_string()) s.state = std::string(p->as_string());
-  return s;
-}
-
+// Percent-encodes a key or value for a URL path or query.
 std::string pct(const std::string& s) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
@@ -365,7 +226,7 @@ class Cluster {
     for (int p : peers) list += (list.empty() ? "" : ",") + pct(urls_[p]);
     auto url = parse_url(urls_[i] + "/test/block?peers=" + list);
     HttpClient c;
-    auto r = c.request(http::verb::post, *url, "", Clock::now() + 1s);
+    auto r = c.request(Method::post, *url, "", Clock::now() + 1s);
     return r && r->status == 204;
   }
   void heal_network() {
@@ -486,9 +347,9 @@ class Client {
     op.value = value;
     op.prev = prev;
     const bool is_get = kind == lincheck::Kind::get;
-    http::verb method = kind == lincheck::Kind::get ? http::verb::get
-                        : kind == lincheck::Kind::del ? http::verb::delete_
-                                                      : http::verb::put;
+    const Method method = kind == lincheck::Kind::get ? Method::get
+                          : kind == lincheck::Kind::del ? Method::del
+                                                        : Method::put;
     std::string path = "/kv/" + pct(key);
     if (kind == lincheck::Kind::cas) path += "?prev=" + (prev ? pct(*prev) : std::string());
     std::string body = (kind == lincheck::Kind::put || kind == lincheck::Kind::cas) ? value : std::string();

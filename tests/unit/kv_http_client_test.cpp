@@ -1,0 +1,213 @@
+// The blocking HTTP client shared by raft-demo and raft-chaos
+// (examples/kvstore/kv_http_client.hpp): URL and /raft/status parsing, and
+// the connection handling against a scripted local server.
+#if defined(RAFT_HAVE_KV_CLIENT)
+
+#include "kvstore/kv_http_client.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio.hpp>
+
+#include <atomic>
+#include <thread>
+
+namespace kvstore {
+namespace {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
+
+TEST(KvHttpClient, ParseUrl) {
+  auto u = parse_url("http://127.0.0.1:8001/kv/a?b=c");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->host, "127.0.0.1");
+  EXPECT_EQ(u->port, "8001");
+  EXPECT_EQ(u->target, "/kv/a?b=c");
+  EXPECT_EQ(u->base(), "http://127.0.0.1:8001");
+  u = parse_url("http://127.0.0.1:8001");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->target, "/");
+  EXPECT_FALSE(parse_url("https://127.0.0.1:8001/"));
+  EXPECT_FALSE(parse_url("http://127.0.0.1/"));
+  EXPECT_FALSE(parse_url("http://127.0.0.1:/"));
+  EXPECT_FALSE(parse_url("http://127.0.0.1:80x/"));
+  EXPECT_FALSE(parse_url("http://127.0.0.1:0/"));
+  EXPECT_FALSE(parse_url("http://127.0.0.1:70000/"));  // used to wrap into a short
+}
+
+TEST(KvHttpClient, ParseStatus) {
+  auto s = parse_status(R"({"id":2,"term":7,"state":"leader","leaderID":2,"leaderURL":"http://127.0.0.1:1",)"
+                        R"("commitIndex":40,"appliedIndex":39,"lastIndex":41,"extra":[1]})");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->id, 2u);
+  EXPECT_EQ(s->term, 7u);
+  EXPECT_EQ(s->state, "leader");
+  EXPECT_EQ(s->leader_id, 2u);
+  EXPECT_EQ(s->leader_url, "http://127.0.0.1:1");
+  EXPECT_EQ(s->commit, 40u);
+  EXPECT_EQ(s->applied, 39u);
+  EXPECT_EQ(s->last, 41u);
+  s = parse_status(R"({"id":"x","state":3})");  // wrong types read as absent
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->id, 0u);
+  EXPECT_EQ(s->state, "");
+  EXPECT_FALSE(parse_status("[1]"));
+  EXPECT_FALSE(parse_status("{"));
+}
+
+// A one-connection-at-a-time HTTP server on 127.0.0.1 that answers every
+// request with "c<N>", N the number of the connection it came on. With
+// close_after_first it closes each connection after the first answer while
+// still advertising keep-alive (as a killed or restarted node does); with
+// silent it reads requests and never answers.
+class Server {
+ public:
+  explicit Server(bool close_after_first = false, bool silent = false)
+      : acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
+        close_after_first_(close_after_first),
+        silent_(silent),
+        thread_([this] { loop(); }) {}
+  ~Server() {
+    stop_ = true;
+    boost::system::error_code ec;
+    net::io_context ioc;
+    tcp::socket poke(ioc);
+    poke.connect(acceptor_.local_endpoint(), ec);  // unblocks accept()
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+  int connections() const { return connections_; }
+  int requests() const { return requests_; }
+  int closed() const { return closed_; }
+  // Polls `what` for up to 5 s (the machine may be loaded).
+  template <class F>
+  static bool eventually(F what) {
+    for (int i = 0; i < 500; ++i) {
+      if (what()) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return what();
+  }
+
+ private:
+  void loop() {
+    while (!stop_) {
+      boost::system::error_code ec;
+      tcp::socket s(ioc_);
+      acceptor_.accept(s, ec);
+      if (ec || stop_) return;
+      const int n = ++connections_;
+      net::streambuf buf;
+      for (;;) {
+        net::read_until(s, buf, "\r\n\r\n", ec);
+        if (ec) break;
+        buf.consume(buf.size());
+        ++requests_;
+        if (silent_) continue;
+        const std::string body = "c" + std::to_string(n);
+        const std::string res = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+        net::write(s, net::buffer(res), ec);
+        if (ec || close_after_first_) break;
+      }
+      s.close(ec);
+      ++closed_;
+    }
+  }
+
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  bool close_after_first_, silent_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0}, requests_{0}, closed_{0};
+  std::thread thread_;
+};
+
+std::optional<Response> get(HttpClient& c, const std::string& base, bool* sent = nullptr,
+                            Clock::duration budget = 2s) {
+  return c.request(Method::get, *parse_url(base + "/x"), "", Clock::now() + budget, sent);
+}
+
+TEST(KvHttpClient, KeepAliveAndReconnectOnAnotherNode) {
+  Server a, b;
+  HttpClient c;
+  auto r = get(c, a.url());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "c1");
+  r = get(c, a.url());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "c1");  // the same connection
+  r = get(c, b.url());       // another port: a new connection to b, not a's
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "c1");
+  EXPECT_EQ(b.requests(), 1);
+  r = get(c, a.url());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "c2");
+  EXPECT_EQ(a.requests(), 3);
+}
+
+TEST(KvHttpClient, ClosedKeepAliveConnectionIsNotWrittenInto) {
+  Server a(/*close_after_first=*/true);
+  HttpClient c;
+  ASSERT_TRUE(get(c, a.url()));
+  // Let the server's close arrive; the next request must notice it before
+  // sending (otherwise it would fail after *sent = true).
+  ASSERT_TRUE(Server::eventually([&] { return a.closed() == 1; }));
+  std::this_thread::sleep_for(20ms);
+  bool sent = false;
+  auto r = get(c, a.url(), &sent);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "c2");
+  EXPECT_TRUE(sent);
+}
+
+TEST(KvHttpClient, RefusedConnectionWasNotSent) {
+  std::string url;
+  {
+    net::io_context ioc;
+    tcp::acceptor held(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    url = "http://127.0.0.1:" + std::to_string(held.local_endpoint().port());
+  }  // closed: connecting is refused
+  HttpClient c;
+  bool sent = true;
+  EXPECT_FALSE(get(c, url, &sent));
+  EXPECT_FALSE(sent);
+}
+
+TEST(KvHttpClient, DeadlineBoundsASilentServer) {
+  Server a(/*close_after_first=*/false, /*silent=*/true);
+  HttpClient c;
+  bool sent = false;
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(get(c, a.url(), &sent, 200ms));
+  const auto took = Clock::now() - t0;
+  EXPECT_TRUE(sent);
+  EXPECT_GE(took, 190ms);
+  EXPECT_LT(took, 2s);
+  // The client is usable afterwards (a new connection).
+  EXPECT_FALSE(get(c, a.url(), &sent, 100ms));
+  EXPECT_TRUE(Server::eventually([&] { return a.connections() == 2; }));
+}
+
+TEST(KvHttpClient, MovedClientStillWorks) {
+  Server a;
+  HttpClient c;
+  ASSERT_TRUE(get(c, a.url()));
+  HttpClient d(std::move(c));
+  auto r = get(d, a.url());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "c1");
+  d.reset();  // the server serves one connection at a time
+  c = HttpClient();
+  r = get(c, a.url());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "c2");
+}
+
+}  // namespace
+}  // namespace kvstore
+
+#endif  // RAFT_HAVE_KV_CLIENT
