@@ -11,8 +11,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::unique_ptr<LocalCluster> three_node_cluster() {
+std::unique_ptr<LocalCluster> three_node_cluster(std::function<void(LogOptions&)> tweak = {}) {
   auto c = std::make_unique<LocalCluster>();
+  c->tweak = std::move(tweak);
   auto& a = c->add();
   EXPECT_TRUE(c->initialize(a));
   auto& b = c->add();
@@ -631,25 +632,20 @@ namespace {
 // through it would never reach the FSM.
 TEST(Log, ApplyInlineFeedsTheFsmWithoutTheApplyExecutor) {
   boost::asio::io_context never_run;
-  LocalCluster c;
-  c.tweak = [&](LogOptions& o) {
+  auto c = three_node_cluster([&](LogOptions& o) {
     o.apply_inline = true;
     o.apply_executor = never_run.get_executor();
-  };
-  auto& a = c.add();
-  ASSERT_TRUE(c.initialize(a));
-  auto& b = c.add();
-  ASSERT_TRUE(c.join(b, a.url));
-  auto& d = c.add();
-  ASSERT_TRUE(c.join(d, a.url));
+  });
+  auto* l = c->leader();
+  ASSERT_NE(l, nullptr);
   std::uint64_t last = 0;
-  for (int i = 0; i < 50; ++i) last = *c.apply(a, "cmd" + std::to_string(i));
-  ASSERT_TRUE(c.net.run_until([&] {
-    for (auto& n : c.nodes)
+  for (int i = 0; i < 50; ++i) last = *c->apply(*l, "cmd" + std::to_string(i));
+  ASSERT_TRUE(c->net.run_until([&] {
+    for (auto& n : c->nodes)
       if (n->fsm.applied_index < last || n->log->applied_index() < last) return false;
     return true;
   }));
-  for (auto& n : c.nodes) {
+  for (auto& n : c->nodes) {
     ASSERT_EQ(n->fsm.commands.size(), 50u);
     for (int i = 0; i < 50; ++i) EXPECT_EQ(n->fsm.commands[i].data, "cmd" + std::to_string(i));
   }
