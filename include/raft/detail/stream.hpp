@@ -54,12 +54,15 @@ class StreamParser {
   // The callback may return an error to stop parsing; feed() returns it.
   result<void> feed(std::string_view in, const std::function<result<void>(const StreamEvent&)>& on_event);
   // True when no partial frame is buffered.
-  bool idle() const { return buf_.size() == off_ && !in_snapshot_; }
+  bool idle() const { return buf_.empty() && !in_snapshot_; }
 
  private:
+  result<std::size_t> unit_size(std::string_view avail) const;
+  std::error_code check(const EntryHeader& h) const;  // size limit and known type
+  result<std::size_t> parse(std::string_view avail, const std::function<result<void>(const StreamEvent&)>& on_event);
+
   std::uint64_t max_;
-  std::string buf_;
-  std::size_t off_ = 0;
+  std::string buf_;  // the start of a unit cut by the end of the last feed
   bool in_snapshot_ = false;
   std::uint64_t chunk_left_ = 0;  // bytes left in the current snapshot chunk
   bool in_chunk_ = false;
