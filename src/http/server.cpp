@@ -16,6 +16,7 @@
 #include "raft/http_beast.hpp"
 
 #include "http/common.hpp"
+#include "http/handler.hpp"
 #include "raft/config.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -43,16 +44,6 @@ using tcp = net::ip::tcp;
 using namespace http_detail;
 
 namespace {
-
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
-
-struct Reply {
-  Response res;
-  bool stream = false;
-  StreamRequest sreq;
-};
-using ReplyFn = std::function<void(Reply)>;
 
 Reply make_reply(http::status st, std::string body = {}, std::string_view type = "text/plain; charset=utf-8") {
   Reply r;
@@ -351,6 +342,10 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       return cb(std::move(rep));
     }
   }
+}
+
+void http_detail::handle_request(Handler& handler, const Request& req, ReplyFn cb) {
+  handler.impl().handle(req, std::move(cb));
 }
 
 // ---------------------------------------------------------------- Session
