@@ -66,7 +66,8 @@
 // * Anything else is corruption, reported as errc::log_corrupt after a
 //   warning naming the file and offset, and nothing is deleted or rewritten:
 //   a bad record followed by a valid one, a bad record in an earlier segment,
-//   a bad header, a valid record with an unexpected index or a decreasing
+//   a bad header (also one naming index 0: indexes start at 1 and never wrap
+//   past 2^64-1), a valid record with an unexpected index or a decreasing
 //   term, or a segment that does not continue the previous one (a gap, e.g.
 //   a missing segment in the middle).
 // Then the last segment is fdatasynced and the directory fsynced, since a
@@ -417,7 +418,9 @@ result<void> LogStore::Impl::load_segment(std::size_t i, bool last, std::vector<
   const std::uint64_t n = *size;
 
   std::uint64_t first = 0, prev_term = 0;
-  if (n < kSegHeaderSize || !decode_seg_header(b, first, prev_term) || first != s.first_index) {
+  // Indexes start at 1 (an empty log's prev_index() is 0): a header naming
+  // index 0 was not written by this store.
+  if (n < kSegHeaderSize || !decode_seg_header(b, first, prev_term) || first != s.first_index || first == 0) {
     warn(fmt::format("log corrupt: bad segment header in {} at offset 0 ({} bytes)", s.path, n));
     return errc::log_corrupt;
   }
@@ -439,7 +442,8 @@ result<void> LogStore::Impl::load_segment(std::size_t i, bool last, std::vector<
   while (off < n) {
     Record r;
     if (parse_record(b + off, n - off, max_len, r)) {
-      if (r.index != next_index || r.term < min_term) {
+      // Index 0 can only be next_index wrapped past 2^64-1.
+      if (r.index != next_index || r.index == 0 || r.term < min_term) {
         warn(fmt::format("log corrupt: {} at offset {}: entry index {} term {} where index {} (term >= {}) belongs",
                          s.path, off, r.index, r.term, next_index, min_term));
         return errc::log_corrupt;
