@@ -736,7 +736,10 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
   std::size_t ri = m.run_of(from);
   std::uint64_t next_run = ri + 1 < m.runs.size() ? m.runs[ri + 1].first : UINT64_MAX;
   std::uint64_t index = from;
-  while (index <= to) {
+  // Counted rather than `index <= to`: after entry 2^64-1 the next index
+  // wraps to 0, which would pass that test and run past the last segment.
+  std::uint64_t left = to - from + 1;  // from >= first_index() >= 1: no wrap
+  while (left > 0) {
     const Segment& s = m.segs[si];
     // Choose how many entries of this segment to take, then read them with
     // one pread. Each offset is looked up once: record i ends where i + 1
@@ -747,7 +750,7 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
     const std::uint64_t start = a < n ? s.offsets[a] : s.end;
     std::uint64_t end = start;
     bool stop = false;
-    while (b < n && s.first_index + b <= to) {
+    while (b < n && b - a < left) {
       const std::uint64_t next = s.record_end(b);
       const std::uint64_t len = next - end - kRecHeaderSize;
       if (!out.empty() || b > a) {
@@ -790,6 +793,7 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
         off = rec_end;
       }
       index = s.first_index + b;
+      left -= b - a;
     }
     if (stop) break;
     ++si;
