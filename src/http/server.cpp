@@ -75,7 +75,12 @@ class Params {
     auto u = boost::urls::parse_origin_form(target);
     if (!u) return false;
     path_ = u->path();  // percent-decoded
-    for (auto p : u->params()) kv_.emplace_back(p.key, p.has_value ? p.value : std::string());
+    // Percent-decoded, but '+' stays '+': params() alone would decode it as
+    // a space (form encoding), while HTTPTransport, like any URL encoder,
+    // leaves '+' unescaped in a value, so a node URL with a '+' arrived
+    // changed.
+    for (auto p : u->params(boost::urls::encoding_opts{}))
+      kv_.emplace_back(p.key, p.has_value ? p.value : std::string());
     return true;
   }
   const std::string& path() const { return path_; }
