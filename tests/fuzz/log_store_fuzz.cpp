@@ -172,10 +172,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(!segs.empty() && segs.front().first == s.first_index(), "first segment");
   for (std::size_t k = 0; k < segs.size(); ++k) {
     const auto& [first, bytes] = segs[k];
-    const std::uint64_t end = k + 1 < segs.size() ? segs[k + 1].first : s.last_index() + 1;
-    FUZZ_CHECK(first >= s.first_index() && end >= first, "segment order");
+    // Entries in this segment, counted (index 2^64-1 + 1 would wrap).
+    const std::uint64_t last = k + 1 < segs.size() ? segs[k + 1].first - 1 : s.last_index();
+    FUZZ_CHECK(first >= s.first_index() && last >= first - 1, "segment order");  // first >= 1
     std::string expect = bytes.substr(0, kSegHeader);
-    for (std::uint64_t i = first; i < end; ++i) encode_record(expect, entries[i - s.first_index()]);
+    for (std::uint64_t n = 0; n < last - (first - 1); ++n) encode_record(expect, entries[first + n - s.first_index()]);
     FUZZ_CHECK(expect == bytes, "segment %llu is not its header and records", static_cast<unsigned long long>(first));
   }
 
