@@ -2,6 +2,8 @@
 
 #include "raft/detail/endian.hpp"
 
+#include <algorithm>
+
 namespace raft {
 
 bool is_valid_entry_type(std::uint8_t t) noexcept {
@@ -64,10 +66,18 @@ result<bool> LogEntryDecoder::decode(LogEntry& e) {
   e.type = static_cast<LogEntryType>(h.type);
   e.index = h.index;
   e.term = h.term;
-  e.data.resize(h.data_length);
-  auto m = read_full(r_, std::as_writable_bytes(std::span(e.data.data(), e.data.size())));
-  if (!m) return {boost::system::in_place_error, m.error()};
-  if (*m < h.data_length) return errc::unexpected_eof;
+  // Grow with the bytes that actually arrive (the step doubles from 64 KiB):
+  // a 24-byte header declaring max_ bytes must not make us allocate them.
+  e.data.clear();
+  while (e.data.size() < h.data_length) {
+    const std::size_t at = e.data.size();
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(std::max<std::size_t>(at, 64 * 1024), h.data_length - at));
+    e.data.resize(at + n);
+    auto m = read_full(r_, std::as_writable_bytes(std::span(e.data.data() + at, n)));
+    if (!m) return {boost::system::in_place_error, m.error()};
+    if (*m < n) return errc::unexpected_eof;
+  }
   return true;
 }
 

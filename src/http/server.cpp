@@ -16,6 +16,7 @@
 #include "raft/http_beast.hpp"
 
 #include "http/common.hpp"
+#include "http/handler.hpp"
 #include "raft/config.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -43,16 +44,6 @@ using tcp = net::ip::tcp;
 using namespace http_detail;
 
 namespace {
-
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
-
-struct Reply {
-  Response res;
-  bool stream = false;
-  StreamRequest sreq;
-};
-using ReplyFn = std::function<void(Reply)>;
 
 Reply make_reply(http::status st, std::string body = {}, std::string_view type = "text/plain; charset=utf-8") {
   Reply r;
@@ -84,7 +75,12 @@ class Params {
     auto u = boost::urls::parse_origin_form(target);
     if (!u) return false;
     path_ = u->path();  // percent-decoded
-    for (auto p : u->params()) kv_.emplace_back(p.key, p.has_value ? p.value : std::string());
+    // Percent-decoded, but '+' stays '+': params() alone would decode it as
+    // a space (form encoding), while HTTPTransport, like any URL encoder,
+    // leaves '+' unescaped in a value, so a node URL with a '+' arrived
+    // changed.
+    for (auto p : u->params(boost::urls::encoding_opts{}))
+      kv_.emplace_back(p.key, p.has_value ? p.value : std::string());
     return true;
   }
   const std::string& path() const { return path_; }
@@ -351,6 +347,10 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       return cb(std::move(rep));
     }
   }
+}
+
+void http_detail::handle_request(Handler& handler, const Request& req, ReplyFn cb) {
+  handler.impl().handle(req, std::move(cb));
 }
 
 // ---------------------------------------------------------------- Session

@@ -66,7 +66,8 @@
 // * Anything else is corruption, reported as errc::log_corrupt after a
 //   warning naming the file and offset, and nothing is deleted or rewritten:
 //   a bad record followed by a valid one, a bad record in an earlier segment,
-//   a bad header, a valid record with an unexpected index or a decreasing
+//   a bad header (also one naming index 0: indexes start at 1 and never wrap
+//   past 2^64-1), a valid record with an unexpected index or a decreasing
 //   term, or a segment that does not continue the previous one (a gap, e.g.
 //   a missing segment in the middle).
 // Then the last segment is fdatasynced and the directory fsynced, since a
@@ -417,7 +418,9 @@ result<void> LogStore::Impl::load_segment(std::size_t i, bool last, std::vector<
   const std::uint64_t n = *size;
 
   std::uint64_t first = 0, prev_term = 0;
-  if (n < kSegHeaderSize || !decode_seg_header(b, first, prev_term) || first != s.first_index) {
+  // Indexes start at 1 (an empty log's prev_index() is 0): a header naming
+  // index 0 was not written by this store.
+  if (n < kSegHeaderSize || !decode_seg_header(b, first, prev_term) || first != s.first_index || first == 0) {
     warn(fmt::format("log corrupt: bad segment header in {} at offset 0 ({} bytes)", s.path, n));
     return errc::log_corrupt;
   }
@@ -439,7 +442,8 @@ result<void> LogStore::Impl::load_segment(std::size_t i, bool last, std::vector<
   while (off < n) {
     Record r;
     if (parse_record(b + off, n - off, max_len, r)) {
-      if (r.index != next_index || r.term < min_term) {
+      // Index 0 can only be next_index wrapped past 2^64-1.
+      if (r.index != next_index || r.index == 0 || r.term < min_term) {
         warn(fmt::format("log corrupt: {} at offset {}: entry index {} term {} where index {} (term >= {}) belongs",
                          s.path, off, r.index, r.term, next_index, min_term));
         return errc::log_corrupt;
@@ -732,7 +736,10 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
   std::size_t ri = m.run_of(from);
   std::uint64_t next_run = ri + 1 < m.runs.size() ? m.runs[ri + 1].first : UINT64_MAX;
   std::uint64_t index = from;
-  while (index <= to) {
+  // Counted rather than `index <= to`: after entry 2^64-1 the next index
+  // wraps to 0, which would pass that test and run past the last segment.
+  std::uint64_t left = to - from + 1;  // from >= first_index() >= 1: no wrap
+  while (left > 0) {
     const Segment& s = m.segs[si];
     // Choose how many entries of this segment to take, then read them with
     // one pread. Each offset is looked up once: record i ends where i + 1
@@ -743,7 +750,7 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
     const std::uint64_t start = a < n ? s.offsets[a] : s.end;
     std::uint64_t end = start;
     bool stop = false;
-    while (b < n && s.first_index + b <= to) {
+    while (b < n && b - a < left) {
       const std::uint64_t next = s.record_end(b);
       const std::uint64_t len = next - end - kRecHeaderSize;
       if (!out.empty() || b > a) {
@@ -786,6 +793,7 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
         off = rec_end;
       }
       index = s.first_index + b;
+      left -= b - a;
     }
     if (stop) break;
     ++si;

@@ -167,9 +167,9 @@ struct StoreState {
 class FileSink final : public SnapshotSink {
  public:
   FileSink(StoreState* store, std::unique_ptr<File> f, std::string tmp, std::string path, std::uint64_t index,
-           std::uint64_t term, Config config, std::uint64_t header_bytes)
+           std::uint64_t term, Config config)
       : store_(store), f_(std::move(f)), tmp_(std::move(tmp)), path_(std::move(path)), index_(index), term_(term),
-        config_(std::move(config)), header_bytes_(header_bytes) {}
+        config_(std::move(config)) {}
   ~FileSink() override { abort(); }
 
   result<std::size_t> write(std::span<const std::byte> data) override {
@@ -225,7 +225,6 @@ class FileSink final : public SnapshotSink {
   std::string tmp_, path_;
   std::uint64_t index_, term_;
   Config config_;
-  std::uint64_t header_bytes_;
   std::string buf_;
   std::uint32_t crc_ = 0;
   std::uint64_t bytes_ = 0;
@@ -303,7 +302,7 @@ result<std::unique_ptr<SnapshotSink>> SnapshotStore::create(std::uint64_t index,
     m.writing.insert(tmp);
   }
   return std::unique_ptr<SnapshotSink>(
-      new FileSink(&m, std::move(*f), tmp, path, index, term, config, header.size()));
+      new FileSink(&m, std::move(*f), tmp, path, index, term, config));
 }
 
 std::optional<SnapshotMeta> SnapshotStore::latest() const {

@@ -103,6 +103,36 @@ TEST(LogEntryDecoder, RefusesOversizedLengthWithoutAllocating) {
   EXPECT_EQ(e.data.capacity() < 1024, true);
 }
 
+TEST(LogEntryDecoder, AllocatesOnlyForBytesThatArrive) {
+  // Found by tests/fuzz/entry_decoder_fuzz.cpp (slow inputs): a 24-byte
+  // header declaring the default limit (64 MiB) followed by 3 bytes made the
+  // decoder allocate and zero all 64 MiB before finding the input short.
+  std::string in(kEntryHeaderSize, '\0');
+  const std::uint64_t len = kDefaultMaxEntryBytes;
+  for (int i = 0; i < 8; ++i) in[7 - i] = static_cast<char>((len >> (8 * i)) & 0xff);
+  in += "abc";
+  StringReader r(in);
+  LogEntryDecoder dec(r);
+  LogEntry e;
+  auto res = dec.decode(e);
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error(), errc::unexpected_eof);
+  EXPECT_LE(e.data.capacity(), 256u << 10);
+}
+
+TEST(LogEntryDecoder, LargeEntryArrivingInPiecesDecodes) {
+  std::string in;
+  std::string data(3u << 20, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7);
+  encode_entry(in, {LogEntryType::command, 4, 2, data});
+  StringReader r(in);
+  LogEntryDecoder dec(r);
+  LogEntry e;
+  ASSERT_TRUE(dec.decode(e).value());
+  EXPECT_EQ(e.data, data);
+  EXPECT_EQ(e.index, 4u);
+}
+
 TEST(LogEntryDecoder, LimitIsInclusive) {
   std::string in;
   encode_entry(in, {LogEntryType::command, 1, 1, std::string(100, 'a')});

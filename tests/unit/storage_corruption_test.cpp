@@ -2,6 +2,8 @@
 // a segment at every byte offset and assert exactly what recovery keeps.
 #include "unit/storage_test_util.hpp"
 
+#include <raft/detail/crc32c.hpp>
+#include <raft/detail/endian.hpp>
 #include <raft/storage/log_store.hpp>
 #include <raft/storage/memory_filesystem.hpp>
 
@@ -95,6 +97,58 @@ struct Fixture {
     EXPECT_EQ(fs.list(kDir)->size(), seg_paths.size()) << what;
   }
 };
+
+// A segment written by hand, CRCs and all: header (first index, prev term)
+// then one record per (index, term), so the checks behind the checksums are
+// what is tested.
+std::string forged_segment(std::uint64_t first, std::vector<std::pair<std::uint64_t, std::uint64_t>> recs) {
+  std::string s(kHeader, '\0');
+  auto* h = reinterpret_cast<std::byte*>(s.data());
+  detail::put_be64(h, 0x5241465453454731ull);  // "RAFTSEG1"
+  detail::put_be32(h + 8, 1);
+  detail::put_be64(h + 12, first);
+  detail::put_be64(h + 20, 0);
+  detail::put_be32(h + 28, detail::crc_mask(detail::crc32c(0, h, 28)));
+  for (auto [index, term] : recs) {
+    std::byte r[kRecHeader + 1] = {};
+    detail::put_be32(r + 4, 1);
+    r[8] = static_cast<std::byte>(LogEntryType::command);
+    detail::put_be64(r + 9, index);
+    detail::put_be64(r + 17, term);
+    r[kRecHeader] = std::byte{'x'};
+    detail::put_be32(r, detail::crc_mask(detail::crc32c(0, r + 8, 18)));
+    s.append(reinterpret_cast<const char*>(r), sizeof r);
+  }
+  return s;
+}
+
+void expect_forged_corrupt(const std::string& name, const std::string& bytes) {
+  MemoryFilesystem fs;
+  ASSERT_TRUE(fs.mkdir("/n"));
+  ASSERT_TRUE(fs.mkdir(kDir));
+  write_file(fs, std::string(kDir) + "/" + name, bytes);
+  auto log = LogStore::open(fs, kDir);
+  ASSERT_FALSE(log) << name << " opened: first " << (*log)->first_index() << ", last " << (*log)->last_index();
+  EXPECT_EQ(log.error(), errc::log_corrupt);
+  EXPECT_EQ(read_file(fs, std::string(kDir) + "/" + name), bytes);
+}
+
+TEST(StorageCorruption, SegmentStartingAtIndexZeroIsCorruption) {
+  // Found by tests/fuzz/log_store_fuzz.cpp: indexes start at 1, but a
+  // checksummed header naming index 0 was accepted, giving a log whose
+  // prev_index() is 2^64-1.
+  expect_forged_corrupt("00000000000000000000.seg", forged_segment(0, {}));
+  expect_forged_corrupt("00000000000000000000.seg", forged_segment(0, {{0, 1}, {1, 1}}));
+}
+
+TEST(StorageCorruption, IndexWrappingPast2To64IsCorruption) {
+  // Same fuzz finding: after a record of index 2^64-1 the expected next
+  // index wrapped to 0, so a record of index 0 was accepted as its successor
+  // and last_index() fell below first_index().
+  const std::uint64_t max = UINT64_MAX;
+  expect_forged_corrupt("18446744073709551615.seg", forged_segment(max, {{max, 1}, {0, 1}}));
+  expect_forged_corrupt("18446744073709551614.seg", forged_segment(max - 1, {{max - 1, 1}, {max, 1}, {0, 1}}));
+}
 
 TEST(StorageCorruption, TruncateLastSegmentAtEveryOffsetOfLast4KiB) {
   Fixture f;

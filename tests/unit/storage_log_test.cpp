@@ -79,6 +79,27 @@ TEST(StorageLog, AppendSyncReopenReadsBack) {
   expect_entries(*log, 1, 50, all);
 }
 
+TEST(StorageLog, ReadUpToTheLastRepresentableIndex) {
+  // Found by tests/fuzz/log_store_fuzz.cpp (ASan: heap-buffer-overflow in
+  // read): a segment holding index 2^64-1 made read()'s next index wrap to
+  // 0, which still passed `index <= to`, so it went on to the segment after
+  // the last one.
+  MemoryFilesystem fs;
+  auto log = *LogStore::open(fs, kDir);
+  const std::uint64_t max = UINT64_MAX;
+  ASSERT_TRUE(log->reset(max - 3, 1));
+  const std::vector<LogEntry> es = {make_entry(max - 2, 1, 10), make_entry(max - 1, 1, 11), make_entry(max, 1, 12)};
+  ASSERT_TRUE(log->append(es));
+  ASSERT_TRUE(log->sync());
+  ASSERT_EQ(log->last_index(), max);
+  auto all = log->read(max - 2, max, SIZE_MAX);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, es);
+  auto last = log->entry(max);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, es.back());
+}
+
 TEST(StorageLog, EmptyEntriesAndSixteenMiBEntry) {
   MemoryFilesystem fs;
   std::vector<LogEntry> all = {make_entry(1, 1, 0), make_entry(2, 1, 16u << 20), make_entry(3, 1, 0),
