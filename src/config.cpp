@@ -31,8 +31,16 @@ result<void> Config::add_node(std::uint64_t id, std::string url) {
 result<void> Config::remove_node(std::uint64_t id) {
   auto it = std::find_if(nodes.begin(), nodes.end(), [&](const ConfigNode& n) { return n.id == id; });
   if (it == nodes.end()) return errc::node_not_found;
+  removed.push_back(std::move(*it));
   nodes.erase(it);
+  // Bounded: the list travels in every configuration entry and snapshot,
+  // and only a joiner that was cut off around its own removal needs it.
+  if (removed.size() > kRemovedMax) removed.erase(removed.begin());
   return {};
+}
+
+bool Config::was_removed(std::uint64_t id, std::string_view url) const noexcept {
+  return std::any_of(removed.begin(), removed.end(), [&](const ConfigNode& n) { return n.id == id && n.url == url; });
 }
 
 std::string to_json(const Config& c) {
@@ -43,6 +51,11 @@ std::string to_json(const Config& c) {
   o["index"] = c.index;
   o["maxNodeID"] = c.max_node_id;
   o["nodes"] = std::move(nodes);
+  if (!c.removed.empty()) {
+    boost::json::array removed;
+    for (const auto& n : c.removed) removed.push_back({{"id", n.id}, {"url", n.url}});
+    o["removed"] = std::move(removed);
+  }
   return boost::json::serialize(o);
 }
 
@@ -87,6 +100,21 @@ result<Config> config_from_json(std::string_view json) {
   }
   if (max_node_id < c.max_node_id) return errc::invalid_config;
   c.max_node_id = max_node_id;
+  // Optional (configurations written before it existed have none). A
+  // removed id was handed out (<= maxNodeID) and is no member any more (ids
+  // are not reused); the list is bounded as remove_node keeps it.
+  if (const auto* removed = o.if_contains("removed")) {
+    if (!removed->is_array() || removed->get_array().size() > Config::kRemovedMax) return errc::invalid_config;
+    for (const auto& nv : removed->get_array()) {
+      if (!nv.is_object()) return errc::invalid_config;
+      const auto& no = nv.get_object();
+      std::uint64_t id = 0;
+      const auto* url = no.if_contains("url");
+      if (!get_u64(no, "id", id) || !url || !url->is_string() || url->get_string().empty()) return errc::invalid_config;
+      if (id == 0 || id > c.max_node_id || c.node_by_id(id)) return errc::invalid_config;
+      c.removed.push_back({id, std::string(url->get_string())});
+    }
+  }
   return c;
 }
 

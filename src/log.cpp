@@ -229,6 +229,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // is harmless.
   bool provisional_ = false;
   bool rejoining_ = false;      // a rejoin request is in flight
+  bool rejoin_refused_ = false;  // a leader said our (id, url) was removed: ask no more
   std::uint64_t rejoin_rr_ = 0;  // which member to ask next when no leader is known
 
   // Pending client calls.
@@ -1803,7 +1804,7 @@ void Log::Impl::do_join(std::string url, Handler_fn<void> h) {
 }
 
 void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
-  o_.transport->join(url, o_.url, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
+  o_.transport->join(url, JoinRequest{o_.url, 0}, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
     self->post_any_epoch([self, ep, r, url, attempt, h = std::move(h)]() mutable {
       if (self->epoch_ != ep) return fail(h, errc::closed);
       const bool retry = !r && (r.error() == errc::change_in_progress || r.error() == errc::transport_error ||
@@ -1895,8 +1896,8 @@ void Log::Impl::rejoin() {
   // word on which id our URL has in its configuration; the leader credits
   // no other id to us (serve_stream, do_ack), so following it is safe even
   // when a stale leader answered: the real one refuses us and we ask again.
-  if (rejoining_ || !provisional_ || !o_.transport || o_.url.empty() || state_ == State::stopped ||
-      state_ == State::leader)
+  if (rejoining_ || rejoin_refused_ || !provisional_ || !o_.transport || o_.url.empty() ||
+      state_ == State::stopped || state_ == State::leader)
     return;
   std::vector<std::string> urls;
   for (const auto& n : config_.nodes)
@@ -1904,10 +1905,18 @@ void Log::Impl::rejoin() {
   if (urls.empty()) return;
   const std::string target = urls[rejoin_rr_++ % urls.size()];
   rejoining_ = true;
-  o_.transport->join(target, o_.url, [self = shared_from_this(), ep = epoch_](result<JoinResponse> r) {
+  o_.transport->join(target, JoinRequest{o_.url, id_}, [self = shared_from_this(), ep = epoch_](result<JoinResponse> r) {
     self->post_any_epoch([self, ep, r] {
       if (self->epoch_ != ep) return;
       self->rejoining_ = false;
+      if (!r && r.error() == errc::removed) {
+        // Our membership committed and was then removed while we were cut
+        // off: stop asking. If that removal is itself rolled back we are a
+        // member after all, and the leader's heartbeats bring us back.
+        self->rejoin_refused_ = true;
+        self->logf("not joining again: node {} at {} was removed from the cluster", self->id_, self->o_.url);
+        return;
+      }
       if (!r || !self->provisional_ || self->state_ == State::stopped || self->state_ == State::leader) return;
       if (r->config.cluster_id != self->cluster_id_ || !binds(r->config, r->id, self->o_.url)) return;
       const auto* leader = r->config.node_by_id(r->leader_id);
@@ -2341,13 +2350,18 @@ result<void> Log::read_from(Reader& r, std::uint64_t term) {
   }
 }
 
-void Log::handle_join(std::string node_url, Handler_fn<JoinResponse> h) {
-  impl_->post_any_epoch([i = impl_.get(), u = std::move(node_url), h = std::move(h)]() mutable {
-    // A node that is already a member (it retried after a lost reply) gets
-    // its existing id back instead of a duplicate-url error.
-    if (i->state_ == State::leader)
-      if (const auto* n = i->config_.node_by_url(u)) return h(JoinResponse{n->id, i->id_, i->config_});
-    i->do_add_peer(std::move(u), false, nullptr, std::move(h));
+void Log::handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) {
+  impl_->post_any_epoch([i = impl_.get(), req, h = std::move(h)]() mutable {
+    if (i->state_ == State::leader) {
+      // A node that is already a member (it retried after a lost reply) gets
+      // its existing id back instead of a duplicate-url error.
+      if (const auto* n = i->config_.node_by_url(req.url)) return h(JoinResponse{n->id, i->id_, i->config_});
+      // A joiner asking again under an id that was removed for its URL was
+      // a member that never learned so (cut off or restarted around its own
+      // join and removal): adding it back would undo the removal.
+      if (req.previous_id != 0 && i->config_.was_removed(req.previous_id, req.url)) return fail(h, errc::removed);
+    }
+    i->do_add_peer(std::move(req.url), false, nullptr, std::move(h));
   });
 }
 void Log::handle_leave(std::uint64_t id, Handler_fn<void> h) {

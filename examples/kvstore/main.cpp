@@ -94,9 +94,9 @@ class FaultyTransport final : public raft::Transport {
   }
 
   void set_cluster_id(std::uint64_t id) override { inner_.set_cluster_id(id); }
-  void join(const std::string& url, const std::string& node_url, raft::Handler_fn<raft::JoinResponse> h) override {
+  void join(const std::string& url, const raft::JoinRequest& req, raft::Handler_fn<raft::JoinResponse> h) override {
     if (refuse(url, h)) return;
-    inner_.join(url, node_url, std::move(h));
+    inner_.join(url, req, std::move(h));
   }
   void leave(const std::string& url, std::uint64_t id, raft::Handler_fn<void> h) override {
     if (refuse(url, h)) return;

@@ -1,7 +1,9 @@
 // Cluster configuration: who is a member, and the cluster's identity.
 //
-// JSON form (the seed's field names):
-//   {"clusterID":1,"index":4,"maxNodeID":3,"nodes":[{"id":1,"url":"http://127.0.0.1:8001"}]}
+// JSON form (the seed's field names, plus "removed", written only when not
+// empty):
+//   {"clusterID":1,"index":4,"maxNodeID":3,"nodes":[{"id":1,"url":"http://127.0.0.1:8001"}],
+//    "removed":[{"id":2,"url":"http://127.0.0.1:8002"}]}
 // Decoding re-validates every node through add_node, so a config read from the
 // wire or disk can never hold id 0, an empty URL, or a duplicate.
 #pragma once
@@ -31,14 +33,24 @@ struct Config {
   // Largest node id handed out; ids are never reused.
   std::uint64_t max_node_id = 0;
   std::vector<ConfigNode> nodes;
+  // Members removed from the cluster, oldest first, at most kRemovedMax (the
+  // oldest are forgotten). A node that joined but never learned that its
+  // membership committed (it was cut off or restarted) asks to join again
+  // under the id it was given; if that (id, url) was removed meanwhile the
+  // leader refuses it (errc::removed) instead of adding it back as a new
+  // member nobody asked for. A node starting afresh at a removed URL asks
+  // with no id and may join again.
+  std::vector<ConfigNode> removed;
+  static constexpr std::size_t kRemovedMax = 64;
 
   const ConfigNode* node_by_id(std::uint64_t id) const noexcept;
   const ConfigNode* node_by_url(std::string_view url) const noexcept;
   // errc::invalid_node_id (id 0), errc::node_url_required (empty url),
   // errc::duplicate_node_id, errc::duplicate_node_url. Raises max_node_id.
   result<void> add_node(std::uint64_t id, std::string url);
-  // errc::node_not_found.
+  // errc::node_not_found. Records the node in `removed`.
   result<void> remove_node(std::uint64_t id);
+  bool was_removed(std::uint64_t id, std::string_view url) const noexcept;
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -63,7 +63,7 @@ class HTTPTransport final : public Transport {
   HTTPTransport& operator=(const HTTPTransport&) = delete;
 
   void set_cluster_id(std::uint64_t id) override;
-  void join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) override;
+  void join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) override;
   void leave(const std::string& url, std::uint64_t id, Handler_fn<void> h) override;
   void heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
   void request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) override;
@@ -106,7 +106,7 @@ struct ServerOptions {
 // Handler may back any number of Servers and hooked connections. The
 // Service must outlive every connection served through this Handler.
 //
-// Endpoints (DESIGN 4): GET /raft/ping, POST /raft/join?url=U,
+// Endpoints (DESIGN 4): GET /raft/ping, POST /raft/join?url=U[&id=N],
 // POST /raft/leave?id=N, POST /raft/heartbeat?term&commitIndex&leaderID,
 // POST /raft/vote?term&candidateID&lastLogIndex&lastLogTerm,
 // POST /raft/ack?id&term&index, GET /raft/stream?id&term&index&logTerm,

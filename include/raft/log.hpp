@@ -217,7 +217,7 @@ class Log final : public Service {
   void crash_for_testing();
 
   // ---- Service (called by raft::Handler or the simulator's network) ----
-  void handle_join(std::string node_url, Handler_fn<JoinResponse> h) override;
+  void handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) override;
   void handle_leave(std::uint64_t id, Handler_fn<void> h) override;
   void handle_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
   void handle_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) override;

@@ -25,6 +25,18 @@ namespace raft {
 template <class T>
 using Handler_fn = std::function<void(result<T>)>;
 
+// A node asks to be added (POST /raft/join?url=U[&id=N]). `previous_id`
+// (query parameter `id`, an addition to the seed's protocol) is set when a
+// node that was already given an id asks again because it never learned that
+// its membership committed (see Log: a lost join). If the leader's
+// configuration records that id with that URL as removed meanwhile, the
+// leader refuses with errc::removed instead of adding the node back as a new
+// member. A fresh node (previous_id 0) at a removed URL may join again.
+struct JoinRequest {
+  std::string url;
+  std::uint64_t previous_id = 0;
+};
+
 struct JoinResponse {
   std::uint64_t id = 0;         // id assigned to the joining node
   std::uint64_t leader_id = 0;  // who assigned it
@@ -115,9 +127,9 @@ class Transport {
   // The cluster id sent with every request (0 until known).
   virtual void set_cluster_id(std::uint64_t id) = 0;
 
-  // Asks the member at `url` to add `node_url`; a non-leader member points to
+  // Asks the member at `url` to add `req.url`; a non-leader member points to
   // the leader and the transport follows it.
-  virtual void join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) = 0;
+  virtual void join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) = 0;
   // Asks the member at `url` (following leader hints) to remove node `id`.
   virtual void leave(const std::string& url, std::uint64_t id, Handler_fn<void> h) = 0;
   virtual void heartbeat(const std::string& url, const HeartbeatRequest& req,
@@ -160,7 +172,7 @@ class Service {
   virtual ~Service() = default;
   virtual std::uint64_t cluster_id() const = 0;  // 0 until known
   virtual Status status() const = 0;
-  virtual void handle_join(std::string node_url, Handler_fn<JoinResponse> h) = 0;
+  virtual void handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) = 0;
   virtual void handle_leave(std::uint64_t id, Handler_fn<void> h) = 0;
   virtual void handle_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) = 0;
   virtual void handle_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) = 0;

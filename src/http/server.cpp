@@ -94,6 +94,9 @@ class Params {
     }
     return found;
   }
+  bool present(std::string_view key) const {
+    return std::any_of(kv_.begin(), kv_.end(), [&](const auto& kv) { return kv.first == key; });
+  }
   std::optional<std::uint64_t> u64(std::string_view key) const {
     const std::string* v = one(key);
     if (!v) return std::nullopt;
@@ -243,7 +246,13 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       const std::string* url = p.one("url");
       if (!url || url->empty()) return bad("url required");
       if (!valid_node_url(*url)) return bad("invalid url");
-      return svc.handle_join(*url, [this, cb](result<JoinResponse> r) {
+      JoinRequest jr{*url, 0};
+      if (p.present("id")) {  // optional: set by a node asking again (JoinRequest)
+        auto id = p.positive("id");
+        if (!id) return bad("invalid raft id");
+        jr.previous_id = *id;
+      }
+      return svc.handle_join(jr, [this, cb](result<JoinResponse> r) {
         if (!r) return cb(service_error(r.error()));
         Reply rep = make_reply(http::status::ok, to_json(r->config), "application/json");
         rep.res.set(kHeaderID, std::to_string(r->id));

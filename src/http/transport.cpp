@@ -308,8 +308,10 @@ void redirecting(std::shared_ptr<HTTPTransport::Impl> t, std::string url, std::s
 }
 }  // namespace
 
-void HTTPTransport::join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) {
-  redirecting(impl_, url, "/raft/join?" + query({{"url", node_url}}), impl_->opts.max_redirects,
+void HTTPTransport::join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) {
+  std::string pq = "/raft/join?" + query({{"url", req.url}});
+  if (req.previous_id != 0) pq += "&" + query({{"id", std::to_string(req.previous_id)}});
+  redirecting(impl_, url, std::move(pq), impl_->opts.max_redirects,
               [h = std::move(h)](std::error_code ec, Response res) {
                 if (ec) return h(ec);
                 if (auto e = reply_error(res)) return h(e);

@@ -56,6 +56,7 @@ using http_detail::Request;
 
 struct Join {
   std::string url;
+  std::uint64_t previous_id;  // 0: absent
   bool operator==(const Join&) const = default;
 };
 struct Leave {
@@ -81,8 +82,8 @@ class FakeService final : public Service {
     (void)s.config.add_node(1, "http://127.0.0.1:8");
     return s;
   }
-  void handle_join(std::string url, Handler_fn<JoinResponse> h) override {
-    record(Join{std::move(url)});
+  void handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) override {
+    record(Join{req.url, req.previous_id});
     if (fails()) return h(error());
     JoinResponse r;
     r.id = 2;
@@ -175,6 +176,7 @@ std::string canonical(const Call& c) {
   if (auto* j = std::get_if<Join>(&c)) {
     u.set_path("/raft/join");
     add("url", j->url);
+    if (j->previous_id) add("id", num(j->previous_id));
   } else if (auto* l = std::get_if<Leave>(&c)) {
     u.set_path("/raft/leave");
     add("id", num(l->id));

@@ -70,9 +70,9 @@ class LateService final : public Service {
   }
   std::uint64_t cluster_id() const override { return t() ? t()->cluster_id() : 0; }
   Status status() const override { return t() ? t()->status() : Status{}; }
-  void handle_join(std::string u, Handler_fn<JoinResponse> h) override {
+  void handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) override {
     if (!t()) return h(errc::closed);
-    t()->handle_join(std::move(u), std::move(h));
+    t()->handle_join(req, std::move(h));
   }
   void handle_leave(std::uint64_t id, Handler_fn<void> h) override {
     if (!t()) return h(errc::closed);

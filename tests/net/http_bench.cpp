@@ -28,7 +28,7 @@ struct BenchService : raft::Service {
   std::function<void(std::shared_ptr<raft::StreamWriter>)> on_stream;
   std::uint64_t cluster_id() const override { return 0; }
   raft::Status status() const override { return {}; }
-  void handle_join(std::string, raft::Handler_fn<raft::JoinResponse> h) override { h(raft::JoinResponse{}); }
+  void handle_join(const raft::JoinRequest&, raft::Handler_fn<raft::JoinResponse> h) override { h(raft::JoinResponse{}); }
   void handle_leave(std::uint64_t, raft::Handler_fn<void> h) override { h(raft::result<void>{}); }
   void handle_heartbeat(const raft::HeartbeatRequest& r, raft::Handler_fn<raft::HeartbeatResponse> h) override {
     h(raft::HeartbeatResponse{r.commit_index, r.term, {}});

@@ -36,6 +36,7 @@ struct FakeService : Service {
   result<VoteResponse> vote_result = VoteResponse{};
   result<void> ack_result = result<void>{};
   std::string last_join_url;
+  std::uint64_t last_join_previous_id = 0;
   std::uint64_t last_leave_id = 0;
   HeartbeatRequest last_hb;
   VoteRequest last_vote;
@@ -45,9 +46,10 @@ struct FakeService : Service {
 
   std::uint64_t cluster_id() const override { return cid; }
   Status status() const override { return st; }
-  void handle_join(std::string url, Handler_fn<JoinResponse> h) override {
+  void handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) override {
     calls.push_back("join");
-    last_join_url = url;
+    last_join_url = req.url;
+    last_join_previous_id = req.previous_id;
     h(join_result);
   }
   void handle_leave(std::uint64_t id, Handler_fn<void> h) override {

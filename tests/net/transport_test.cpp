@@ -111,13 +111,27 @@ TEST_F(TransportTest, JoinReturnsIdLeaderAndConfig) {
   ASSERT_TRUE(jr.config.add_node(2, "http://127.0.0.1:2"));
   svc.join_result = jr;
   Got<JoinResponse> g;
-  transport.join(url, "http://127.0.0.1:2", g.fn());
+  transport.join(url, JoinRequest{"http://127.0.0.1:2", 0}, g.fn());
   auto r = wait(g);
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->id, 2u);
   EXPECT_EQ(r->leader_id, 1u);
   EXPECT_EQ(r->config, jr.config);
   EXPECT_EQ(svc.last_join_url, "http://127.0.0.1:2");
+  EXPECT_EQ(svc.last_join_previous_id, 0u);  // a first join sends no id
+}
+
+// A node asking again after a lost join sends the id it was given (`id`), so
+// that a leader can tell it was removed meanwhile (errc::removed).
+TEST_F(TransportTest, RejoinCarriesThePreviousIdAndRemovedComesBack) {
+  svc.join_result = make_error_code(errc::removed);
+  Got<JoinResponse> g;
+  transport.join(url, JoinRequest{"http://127.0.0.1:2", 4}, g.fn());
+  auto r = wait(g);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::removed);
+  EXPECT_EQ(svc.last_join_url, "http://127.0.0.1:2");
+  EXPECT_EQ(svc.last_join_previous_id, 4u);
 }
 
 TEST_F(TransportTest, JoinFollowsLeaderRedirect) {
@@ -132,7 +146,7 @@ TEST_F(TransportTest, JoinFollowsLeaderRedirect) {
   svc.st.leader_url = leader_url;
 
   Got<JoinResponse> g;
-  transport.join(url, "http://127.0.0.1:3", g.fn());
+  transport.join(url, JoinRequest{"http://127.0.0.1:3", 0}, g.fn());
   auto r = wait(g);
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->id, 3u);
@@ -153,7 +167,7 @@ TEST_F(TransportTest, JoinRedirectLoopGivesUpWithNotLeader) {
   svc.join_result = make_error_code(errc::not_leader);
   svc.st.leader_url = url;  // points at itself
   Got<JoinResponse> g;
-  transport.join(url, "http://127.0.0.1:3", g.fn());
+  transport.join(url, JoinRequest{"http://127.0.0.1:3", 0}, g.fn());
   auto r = wait(g);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), errc::not_leader);
@@ -163,7 +177,7 @@ TEST_F(TransportTest, JoinRedirectLoopGivesUpWithNotLeader) {
 TEST_F(TransportTest, JoinWithoutLeaderHintReportsNotLeader) {
   svc.join_result = make_error_code(errc::not_leader);
   Got<JoinResponse> g;
-  transport.join(url, "http://127.0.0.1:3", g.fn());
+  transport.join(url, JoinRequest{"http://127.0.0.1:3", 0}, g.fn());
   auto r = wait(g);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), errc::not_leader);
@@ -314,7 +328,7 @@ TEST_F(TransportTest, MalformedRepliesAreTransportErrors) {
   // A join reply with a config that does not parse.
   CannedServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-ID: 2\r\nX-Raft-Leader-ID: 1\r\nContent-Length: 5\r\n\r\n{bad}");
   Got<JoinResponse> g;
-  transport.join(peer.url(), "http://127.0.0.1:9", g.fn());
+  transport.join(peer.url(), JoinRequest{"http://127.0.0.1:9", 0}, g.fn());
   auto r = wait(g);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), errc::transport_error);

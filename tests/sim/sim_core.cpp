@@ -297,22 +297,23 @@ void SimNetwork::rpc(int from, const std::string& url, const char* what, std::st
   }
 }
 
-void SimTransport::join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) {
-  net_.join_hop(slot_, url, node_url, std::move(h), 0);
+void SimTransport::join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) {
+  net_.join_hop(slot_, url, req, std::move(h), 0);
 }
 
-void SimNetwork::join_hop(int from, std::string url, std::string node_url, Handler_fn<JoinResponse> h, int hops) {
+void SimNetwork::join_hop(int from, std::string url, JoinRequest req, Handler_fn<JoinResponse> h, int hops) {
   auto hint = std::make_shared<std::string>();
-  std::string detail = trace_.on() ? node_url : std::string();
+  std::string detail = trace_.on() ? (req.previous_id ? fmt::format("{} as {}", req.url, req.previous_id) : req.url)
+                                   : std::string();
   rpc<JoinResponse>(
       from, url, "join", std::move(detail),
-      [node_url, hint](Service& s, Handler_fn<JoinResponse> reply) {
+      [req, hint](Service& s, Handler_fn<JoinResponse> reply) {
         *hint = s.status().leader_url;
-        s.handle_join(node_url, std::move(reply));
+        s.handle_join(req, std::move(reply));
       },
-      [this, from, url, node_url, hint, h = std::move(h), hops](result<JoinResponse> r) mutable {
+      [this, from, url, req, hint, h = std::move(h), hops](result<JoinResponse> r) mutable {
         if (!r && r.error() == make_error_code(errc::not_leader) && !hint->empty() && *hint != url && hops < 5) {
-          join_hop(from, *hint, node_url, std::move(h), hops + 1);
+          join_hop(from, *hint, req, std::move(h), hops + 1);
           return;
         }
         h(std::move(r));

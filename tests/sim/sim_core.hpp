@@ -126,7 +126,7 @@ class SimTransport final : public Transport {
  public:
   SimTransport(SimNetwork& net, int slot) : net_(net), slot_(slot) {}
   void set_cluster_id(std::uint64_t id) override { cluster_id_ = id; }
-  void join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) override;
+  void join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) override;
   void leave(const std::string& url, std::uint64_t id, Handler_fn<void> h) override;
   void heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
   void request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) override;
@@ -219,7 +219,7 @@ class SimNetwork {
   template <class R>
   void rpc(int from, const std::string& url, const char* what, std::string detail,
            std::function<void(Service&, Handler_fn<R>)> call, Handler_fn<R> h, bool may_duplicate);
-  void join_hop(int from, std::string url, std::string node_url, Handler_fn<JoinResponse> h, int hops);
+  void join_hop(int from, std::string url, JoinRequest req, Handler_fn<JoinResponse> h, int hops);
   void leave_hop(int from, std::string url, std::uint64_t id, Handler_fn<void> h, int hops);
 
   // Streams.

@@ -27,7 +27,8 @@ class FakeService final : public Service {
     s.leader_url = leader_url;
     return s;
   }
-  void handle_join(std::string url, Handler_fn<JoinResponse> h) override {
+  void handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) override {
+    const std::string& url = req.url;
     ++joins;
     if (refuse_join) return h(result<JoinResponse>(boost::system::in_place_error, make_error_code(errc::not_leader)));
     JoinResponse r;
@@ -205,7 +206,7 @@ TEST(SimNetwork, JoinFollowsTheLeaderHint) {
   rig.svc[1].refuse_join = true;
   rig.svc[1].leader_url = "sim://n2";
   std::uint64_t id = 0;
-  rig.net.transport(0).join("sim://n1", "sim://n0", [&](result<JoinResponse> r) {
+  rig.net.transport(0).join("sim://n1", JoinRequest{"sim://n0", 0}, [&](result<JoinResponse> r) {
     ASSERT_TRUE(r);
     id = r->id;
   });

@@ -42,6 +42,69 @@ TEST(Config, RemoveNode) {
   EXPECT_EQ(c.max_node_id, 3u);  // ids are never reused
 }
 
+TEST(Config, RemoveNodeRemembersTheRemovedIdAndUrl) {
+  Config c = three();
+  ASSERT_TRUE(c.remove_node(2));
+  ASSERT_EQ(c.removed.size(), 1u);
+  EXPECT_EQ(c.removed[0], (ConfigNode{2, "http://b:2"}));
+  EXPECT_TRUE(c.was_removed(2, "http://b:2"));
+  EXPECT_FALSE(c.was_removed(2, "http://x:9"));  // the id with another URL: not that node
+  EXPECT_FALSE(c.was_removed(1, "http://a:1"));
+}
+
+TEST(Config, RemovedListKeepsOnlyTheMostRecent) {
+  Config c;
+  for (std::uint64_t i = 1; i <= Config::kRemovedMax + 3; ++i) ASSERT_TRUE(c.add_node(i, "http://n" + std::to_string(i)));
+  for (std::uint64_t i = 1; i <= Config::kRemovedMax + 2; ++i) ASSERT_TRUE(c.remove_node(i));
+  ASSERT_EQ(c.removed.size(), Config::kRemovedMax);
+  EXPECT_EQ(c.removed.front().id, 3u);  // 1 and 2 forgotten, oldest first
+  EXPECT_EQ(c.removed.back().id, Config::kRemovedMax + 2);
+  EXPECT_FALSE(c.was_removed(1, "http://n1"));
+  // Still a valid configuration after a round trip.
+  auto back = config_from_json(to_json(c));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(*back, c);
+}
+
+TEST(ConfigDecoder, RemovedRoundTripsAndIsOptional) {
+  Config c = three();
+  c.index = 9;
+  ASSERT_TRUE(c.remove_node(3));
+  const std::string json = to_json(c);
+  EXPECT_EQ(json,
+            R"({"clusterID":100,"index":9,"maxNodeID":3,"nodes":[{"id":1,"url":"http://a:1"},{"id":2,"url":"http://b:2"}],)"
+            R"("removed":[{"id":3,"url":"http://c:3"}]})");
+  auto back = config_from_json(json);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, c);
+  // Written before the field existed: no "removed", an empty list.
+  auto old = config_from_json(R"({"clusterID":1,"index":1,"maxNodeID":1,"nodes":[{"id":1,"url":"u"}]})");
+  ASSERT_TRUE(old);
+  EXPECT_TRUE(old->removed.empty());
+}
+
+TEST(ConfigDecoder, RejectsImpossibleRemovedEntries) {
+  const std::string head = R"({"clusterID":1,"index":1,"maxNodeID":3,"nodes":[{"id":1,"url":"u"}],"removed":)";
+  for (const char* bad : {
+           R"({})",                        // not an array
+           R"([1])",                       // not an object
+           R"([{"id":2}])",                // no url
+           R"([{"id":2,"url":""}])",       // empty url
+           R"([{"id":0,"url":"v"}])",      // id 0
+           R"([{"id":4,"url":"v"}])",      // never handed out (> maxNodeID)
+           R"([{"id":1,"url":"v"}])",      // still a member: ids are not reused
+           R"([{"id":-2,"url":"v"}])",     // negative
+           R"([{"id":2,"url":7}])",        // url not a string
+       }) {
+    EXPECT_EQ(config_from_json(head + bad + "}").error(), errc::invalid_config) << bad;
+  }
+  std::string many = "[";
+  for (std::size_t i = 0; i <= Config::kRemovedMax; ++i) many += std::string(i ? "," : "") + R"({"id":2,"url":"v"})";
+  many += "]";
+  EXPECT_EQ(config_from_json(head + many + "}").error(), errc::invalid_config) << "more than kRemovedMax";
+  EXPECT_TRUE(config_from_json(head + R"([{"id":2,"url":"v"},{"id":3,"url":"w"}])" + "}"));
+}
+
 TEST(ConfigEncoder, ExactJson) {
   Config c;
   c.cluster_id = 1000;

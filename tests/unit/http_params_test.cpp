@@ -13,9 +13,15 @@ namespace {
 class AckService final : public Service {
  public:
   AckRequest got;
+  JoinRequest join;
+  int joins = 0;
   std::uint64_t cluster_id() const override { return 0; }
   Status status() const override { return {}; }
-  void handle_join(std::string, Handler_fn<JoinResponse> h) override { h(errc::invalid_argument); }
+  void handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) override {
+    join = req;
+    ++joins;
+    h(JoinResponse{});
+  }
   void handle_leave(std::uint64_t, Handler_fn<void> h) override { h(errc::invalid_argument); }
   void handle_heartbeat(const HeartbeatRequest&, Handler_fn<HeartbeatResponse> h) override { h(errc::invalid_argument); }
   void handle_vote(const VoteRequest&, Handler_fn<VoteResponse> h) override { h(errc::invalid_argument); }
@@ -51,6 +57,34 @@ TEST(HandlerParams, PlusInAValueIsAPlusNotASpace) {
   req.target("/raft/ack?id=2&term=3&index=4&url=http://h:1/a%2Bb%20c");
   http_detail::handle_request(h, req, [&](http_detail::Reply r) { status = r.res.result_int(); });
   EXPECT_EQ(svc.got.url, "http://h:1/a+b c");
+}
+
+// /raft/join's optional `id` (JoinRequest::previous_id): absent is 0; present
+// it must be one positive number, or the request is refused before the
+// Service sees it (a garbled id must not turn a rejoin into a first join).
+TEST(HandlerParams, JoinPreviousIdIsOptionalButValidated) {
+  AckService svc;
+  Handler h(svc);
+  http_detail::Request req;
+  req.method(boost::beast::http::verb::post);
+  req.version(11);
+  auto send = [&](std::string target) {
+    req.target(target);
+    unsigned status = 0;
+    http_detail::handle_request(h, req, [&](http_detail::Reply r) { status = r.res.result_int(); });
+    return status;
+  };
+  EXPECT_EQ(send("/raft/join?url=http://h:1"), 200u);
+  EXPECT_EQ(svc.join.url, "http://h:1");
+  EXPECT_EQ(svc.join.previous_id, 0u);
+  EXPECT_EQ(send("/raft/join?url=http://h:1&id=4"), 200u);
+  EXPECT_EQ(svc.join.previous_id, 4u);
+  EXPECT_EQ(svc.joins, 2);
+  for (const char* bad : {"/raft/join?url=http://h:1&id=0", "/raft/join?url=http://h:1&id=x",
+                          "/raft/join?url=http://h:1&id=", "/raft/join?url=http://h:1&id=4&id=5",
+                          "/raft/join?url=http://h:1&id=18446744073709551616"})
+    EXPECT_EQ(send(bad), 400u) << bad;
+  EXPECT_EQ(svc.joins, 2) << "a refused request reached the Service";
 }
 
 }  // namespace

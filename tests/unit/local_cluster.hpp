@@ -61,7 +61,7 @@ class LocalTransport final : public Transport {
  public:
   LocalTransport(LocalNetwork& net, std::string self) : net_(net), self_(std::move(self)) {}
   void set_cluster_id(std::uint64_t id) override { cluster_id_ = id; }
-  void join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) override;
+  void join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) override;
   void leave(const std::string& url, std::uint64_t id, Handler_fn<void> h) override;
   void heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
   void request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) override;
@@ -148,12 +148,12 @@ struct LocalStream final : StreamHandle, StreamWriter, std::enable_shared_from_t
   void finish(std::error_code ec) override { end(ec ? ec : make_error_code(errc::transport_error)); }
 };
 
-inline void LocalTransport::join(const std::string& url, const std::string& node_url, Handler_fn<JoinResponse> h) {
+inline void LocalTransport::join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) {
   // Follows the leader hint as HTTPTransport does.
   auto attempt = std::make_shared<std::function<void(std::string, int)>>();
-  *attempt = [this, node_url, h, attempt](std::string target, int hops) {
+  *attempt = [this, req, h, attempt](std::string target, int hops) {
     net_.deliver<JoinResponse>(
-        self_, target, [node_url](Service& s, Handler_fn<JoinResponse> k) { s.handle_join(node_url, std::move(k)); },
+        self_, target, [req](Service& s, Handler_fn<JoinResponse> k) { s.handle_join(req, std::move(k)); },
         [this, h, attempt, target, hops](result<JoinResponse> r) {
           if (!r && r.error() == errc::not_leader && hops < 3) {
             if (auto* s = net_.find(target)) {

@@ -621,6 +621,66 @@ TEST(Log, JoinerWhoseAddPeerWasLostJoinsAgainUnderANewId) {
   EXPECT_TRUE(c->apply(*nl, "after"));
 }
 
+// A joiner that never learned that its membership committed (cut off right
+// after the leader answered its join) and was then removed by the operator
+// asks to join again when it hears no leader. It must not be added back: the
+// leader's configuration remembers the removed (id, url), and the rejoin
+// carries the id the node was given, so the leader refuses it (errc::removed)
+// and the node stops asking.
+TEST(Log, RemovedJoinerThatNeverSawItsMembershipCommitIsNotAddedBack) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  auto& x = c->add();
+  ASSERT_TRUE(c->join(x, l->url));
+  const std::uint64_t xid = x.log->id();
+  c->net.down[x.url] = true;
+  ASSERT_TRUE(c->net.run_until([&] {
+    const Config cfg = l->log->config();
+    return cfg.node_by_id(xid) && l->log->commit_index() >= cfg.index;
+  }));
+  // The premise: x has not seen its membership commit.
+  ASSERT_LT(x.log->commit_index(), l->log->config().index);
+  auto rm = c->call<void>([&](auto h) { l->log->start_remove_peer(xid, std::move(h)); });
+  ASSERT_TRUE(rm) << rm.error().message();
+  ASSERT_TRUE(l->log->config().was_removed(xid, x.url));
+  c->net.down[x.url] = false;
+  // Long enough for many election timeouts of x, each of which used to end
+  // in a rejoin that added x back under a new id.
+  c->net.run_until([] { return false; }, 20s);
+  auto* now = c->leader();
+  ASSERT_TRUE(now);
+  const Config cfg = now->log->config();
+  EXPECT_EQ(cfg.node_by_url(x.url), nullptr) << "x was added back as node " << cfg.node_by_url(x.url)->id;
+  EXPECT_EQ(cfg.nodes.size(), 3u);
+  EXPECT_TRUE(cfg.was_removed(xid, x.url));
+  EXPECT_EQ(x.log->id(), xid);  // x did not take a new id either
+  EXPECT_TRUE(c->apply(*now, "after"));
+}
+
+// The other side of the same rule: a node starting afresh at a removed URL
+// (its data wiped, no previous id) may join again, and a rejoin under an id
+// the URL never had removed is a lost join, answered as before.
+TEST(Log, RemovedUrlMayJoinAgainAsANewNode) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  auto* victim = c->nodes[0].get() == l ? c->nodes[1].get() : c->nodes[0].get();
+  const std::uint64_t vid = victim->log->id();
+  auto rm = c->call<void>([&](auto h) { l->log->start_remove_peer(vid, std::move(h)); });
+  ASSERT_TRUE(rm) << rm.error().message();
+  auto join = [&](JoinRequest req) {
+    return c->call<JoinResponse>([&](auto h) { l->log->handle_join(req, std::move(h)); });
+  };
+  auto refused = join(JoinRequest{victim->url, vid});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), errc::removed);
+  auto other_id = join(JoinRequest{victim->url, vid + 100});  // not what was removed
+  ASSERT_TRUE(other_id) << other_id.error().message();
+  EXPECT_NE(other_id->id, vid);
+  EXPECT_EQ(l->log->config().node_by_url(victim->url)->id, other_id->id);
+}
+
 }  // namespace
 }  // namespace raft::test
 
