@@ -45,6 +45,14 @@ void check_valid(const raft::Config& c) {
     FUZZ_CHECK(urls.insert(n.url).second, "duplicate url accepted");
     FUZZ_CHECK(c.max_node_id >= n.id, "maxNodeID below a node's id");
   }
+  // Removed members: handed out once (<= maxNodeID), no longer members (ids
+  // are not reused), bounded as Config::remove_node keeps the list.
+  FUZZ_CHECK(c.removed.size() <= raft::Config::kRemovedMax, "removed list above its bound");
+  for (const auto& n : c.removed) {
+    FUZZ_CHECK(n.id != 0 && n.id <= c.max_node_id, "impossible removed id %llu", static_cast<unsigned long long>(n.id));
+    FUZZ_CHECK(!n.url.empty(), "removed entry without url");
+    FUZZ_CHECK(!ids.count(n.id), "removed id %llu is still a member", static_cast<unsigned long long>(n.id));
+  }
 }
 
 bool allowed(const std::error_code& ec) {

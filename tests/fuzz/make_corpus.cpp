@@ -116,6 +116,11 @@ void config() {
   put("config", "null-nodes", ctl({0}) + R"({"clusterID":1,"index":0,"maxNodeID":0,"nodes":null})");
   put("config", "duplicate-id", ctl({0}) + R"({"clusterID":1,"index":2,"maxNodeID":3,"nodes":[{"id":3,"url":"a"},{"id":3,"url":"b"}]})");
   put("config", "negative", ctl({0}) + R"({"clusterID":-1,"index":2,"maxNodeID":3,"nodes":[]})");
+  {
+    Config c = sample_config();
+    (void)c.remove_node(c.nodes.back().id);  // a removed member ("removed")
+    put("config", "removed", ctl({0}) + to_json(c));
+  }
   put("config", "over-max", ctl({1}) + to_json(sample_config()));
   put("config", "escapes", ctl({0}) + R"({"clusterID":18446744073709551615,"index":1e3,"maxNodeID":9,"nodes":[{"id":9,"url":"http://h\u00e9\"\/"}]} )");
 }
