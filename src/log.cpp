@@ -1882,6 +1882,9 @@ void Log::Impl::on_refused(std::error_code ec, const char* what) {
   if (ec != errc::node_url_mismatch) return;
   if (provisional_) {
     logf("{} refused ({}): our join may have been lost; asking to join again", what, ec.message());
+    // Even after a refusal as removed: a leader that talks to us now knows
+    // our URL (an operator added it again), and a join gives us its id.
+    rejoin_refused_ = false;
     return rejoin();
   }
   // A confirmed member is never refused as a stranger to its id (ids are not

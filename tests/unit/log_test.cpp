@@ -656,6 +656,16 @@ TEST(Log, RemovedJoinerThatNeverSawItsMembershipCommitIsNotAddedBack) {
   EXPECT_TRUE(cfg.was_removed(xid, x.url));
   EXPECT_EQ(x.log->id(), xid);  // x did not take a new id either
   EXPECT_TRUE(c->apply(*now, "after"));
+  // The operator adds x's URL again while x still runs: x, told that its
+  // old id is not its URL's, asks once more and takes the new id.
+  auto added = c->call<std::pair<std::uint64_t, Config>>([&](auto h) { now->log->start_add_peer(x.url, std::move(h)); });
+  ASSERT_TRUE(added) << added.error().message();
+  const std::uint64_t new_id = added->first;
+  EXPECT_NE(new_id, xid);
+  ASSERT_TRUE(c->net.run_until([&] {
+    const Config cur = now->log->config();
+    return x.log->id() == new_id && x.log->commit_index() >= cur.index && x.log->last_index() == now->log->last_index();
+  }, 30s)) << "x id " << x.log->id();
 }
 
 // The other side of the same rule: a node starting afresh at a removed URL
