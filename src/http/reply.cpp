@@ -48,8 +48,10 @@ std::size_t stream_buffer_bytes(const HTTPTransportOptions& o) {
   return std::max<std::size_t>(o.stream_read_buffer_bytes, 4096);
 }
 
-bool reusable_after(const ClientResponse& res, std::size_t /*unread_bytes*/) {
-  return res.keep_alive() && !res.need_eof();
+bool is_interim(unsigned status) { return status >= 100 && status < 200 && status != 101; }
+
+bool reusable_after(const ClientResponse& res, std::size_t unread_bytes) {
+  return unread_bytes == 0 && res.result_int() >= 200 && res.keep_alive() && !res.need_eof();
 }
 
 std::error_code reply_error(const ClientResponse& res) {
@@ -70,7 +72,9 @@ std::optional<std::string> redirect_target(const ClientResponse& res) {
   if (res.result() != http::status::misdirected_request && res.result() != http::status::temporary_redirect)
     return std::nullopt;
   auto f = res.find(kHeaderLeaderURL);
-  if (f == res.end() || f->value().empty()) return std::nullopt;
+  // A hint the transport cannot follow (relative, https, no host...) would
+  // end the call with invalid_argument, blaming the caller: ignore it.
+  if (f == res.end() || !parse_target(f->value())) return std::nullopt;
   return std::string(f->value());
 }
 
@@ -78,7 +82,9 @@ result<JoinResponse> decode_join(const ClientResponse& res) {
   if (auto e = reply_error(res)) return e;
   auto id = header_u64(res, kHeaderID);
   auto leader = header_u64(res, kHeaderLeaderID);
-  if (!id || !leader) return make_error_code(errc::transport_error);
+  // Ids start at 1 on the wire (the Handler refuses 0 in requests alike); a
+  // join "as node 0" would leave the Log believing it joined with no id.
+  if (!id || !leader || *id == 0 || *leader == 0) return make_error_code(errc::transport_error);
   auto cfg = config_from_json(res.body());
   if (!cfg) return make_error_code(errc::transport_error);
   return JoinResponse{*id, *leader, std::move(*cfg)};

@@ -51,8 +51,14 @@ void set_stream_limits(StreamReplyParser& p, const HTTPTransportOptions& o);
 // Bytes read from the socket per step of a stream.
 std::size_t stream_buffer_bytes(const HTTPTransportOptions& o);
 
-// May the connection go back to the pool after this reply? When both sides
-// keep it alive.
+// A 1xx other than 101: RFC 9110 15.2 says a client must skip it (even
+// unasked) and read on for the final response.
+bool is_interim(unsigned status);
+
+// May the connection go back to the pool after this reply? Only when both
+// sides keep it alive and nothing is left unread: without pipelining, any
+// byte after the reply is unsolicited and would be taken as the answer to
+// the next request sent on the connection.
 bool reusable_after(const ClientResponse& res, std::size_t unread_bytes);
 
 // The reply's X-Raft-Error as an error, or transport_error when there is
@@ -60,7 +66,8 @@ bool reusable_after(const ClientResponse& res, std::size_t unread_bytes);
 std::error_code reply_error(const ClientResponse& res);
 
 // join/leave: the leader to retry at, from X-Raft-Leader-URL on a 421 or
-// 307; otherwise nullopt and the reply is decoded as it is.
+// 307, only when it is a URL the transport can use (parse_target accepts
+// it); otherwise nullopt and the reply is decoded as it is.
 std::optional<std::string> redirect_target(const ClientResponse& res);
 
 // Each call's reply as the call's result. A 200 whose required headers or
@@ -71,7 +78,8 @@ result<HeartbeatResponse> decode_heartbeat(const ClientResponse& res);
 result<VoteResponse> decode_vote(const ClientResponse& res);
 
 // A stream's response head: empty when the body is the stream (200), else
-// the error the follower ends with.
+// the error the follower ends with. A 1xx head is an error here, not
+// skipped: a stream's connection is never reused, so nothing is misread.
 std::error_code stream_head_error(const StreamReplyParser::value_type& head);
 
 }  // namespace raft::http_detail

@@ -142,11 +142,17 @@ class Call : public std::enable_shared_from_this<Call> {
 
   void on_read(beast::error_code ec, std::size_t n) {
     if (ec) {
-      // A pooled connection closed by the peer while idle: nothing was read.
-      if (n == 0 && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
+      // A pooled connection closed by the peer while idle: nothing was read
+      // (an interim reply means the request did arrive: no retry then).
+      if (n == 0 && !interim_ && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
                      ec == net::error::eof))
         return retry_or_fail(ec);
       return fail(ec);
+    }
+    // An interim 1xx is not the reply: read on, under the same deadline.
+    if (is_interim(parser_->get().result_int())) {
+      interim_ = true;
+      return do_read();
     }
     Response res = parser_->release();
     conn_->stream.expires_never();
@@ -178,6 +184,7 @@ class Call : public std::enable_shared_from_this<Call> {
   std::optional<ReplyParser> parser_;
   bool reused_ = false;
   bool retried_ = false;
+  bool interim_ = false;  // a 1xx was read: the peer has the request
 };
 
 }  // namespace
