@@ -362,6 +362,23 @@ void http_detail::handle_request(Handler& handler, const Request& req, ReplyFn c
   handler.impl().handle(req, std::move(cb));
 }
 
+void http_detail::finish_response(Response& res, const Request& req, bool close_after) {
+  res.version(req.version() ? req.version() : 11);
+  res.keep_alive(!close_after && req.keep_alive());
+  if (req.method() == http::verb::head) {
+    res.content_length(res.body().size());
+    res.body().clear();
+  } else {
+    res.prepare_payload();
+  }
+}
+
+std::string http_detail::chunk_header(std::size_t n) {
+  char buf[32];
+  int len = std::snprintf(buf, sizeof buf, "%zx\r\n", n);
+  return std::string(buf, static_cast<std::size_t>(len));
+}
+
 // ---------------------------------------------------------------- Session
 
 namespace {
@@ -554,14 +571,7 @@ void Session::on_reply(Reply r) {
 
 void Session::do_write(bool close_after) {
   if (closed_) return;
-  res_.version(req_.version() ? req_.version() : 11);
-  res_.keep_alive(!close_after && req_.keep_alive());
-  if (req_.method() == http::verb::head) {
-    res_.content_length(res_.body().size());
-    res_.body().clear();
-  } else {
-    res_.prepare_payload();
-  }
+  finish_response(res_, req_, close_after);
   stream_.expires_after(std::chrono::milliseconds(opts_.write_timeout_ms));
   http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
     self->on_write(ec);
@@ -615,17 +625,6 @@ void Session::do_peer_watch() {
                                    });
 }
 
-namespace {
-std::string chunk_header(std::size_t n) {
-  char buf[32];
-  int len = std::snprintf(buf, sizeof buf, "%zx\r\n", n);
-  return std::string(buf, static_cast<std::size_t>(len));
-}
-constexpr std::string_view kStreamHeader =
-    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n"
-    "Cache-Control: no-store\r\n\r\n";
-}  // namespace
-
 void Session::stream_write(std::string_view bytes, std::function<void(std::error_code)> done) {
   if (closed_ || finished_) {
     return net::post(stream_.get_executor(),
@@ -641,10 +640,10 @@ void Session::stream_write(std::string_view bytes, std::function<void(std::error
   auto head = std::make_shared<std::string>();
   if (!header_sent_) {
     header_sent_ = true;
-    *head = kStreamHeader;
+    *head = kStreamHead;
   }
   *head += chunk_header(bytes.size());
-  do_chunk_write(std::move(head), bytes, "\r\n");
+  do_chunk_write(std::move(head), bytes, kChunkEnd);
 }
 
 void Session::do_chunk_write(std::shared_ptr<std::string> head, std::string_view body, std::string_view tail) {
@@ -701,9 +700,9 @@ void Session::stream_finish(std::error_code ec) {
   auto head = std::make_shared<std::string>();
   if (!header_sent_) {
     header_sent_ = true;
-    *head = kStreamHeader;
+    *head = kStreamHead;
   }
-  *head += "0\r\n\r\n";
+  *head += kLastChunk;
   done_ = [self = shared_from_this()](std::error_code) {
     beast::error_code ignored;
     self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);

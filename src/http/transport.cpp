@@ -14,6 +14,7 @@
 #include "raft/http.hpp"
 
 #include "http/common.hpp"
+#include "http/reply.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -38,33 +39,7 @@ using namespace http_detail;
 
 namespace {
 
-using Response = http::response<http::string_body>;
-
-struct Target {
-  std::string host;
-  std::string port;
-  std::string base;  // path prefix without trailing '/'
-  std::string key;   // pool key host:port
-};
-
-result<Target> parse_target(std::string_view url) {
-  auto u = boost::urls::parse_absolute_uri(url);
-  if (!u || u->scheme_id() != boost::urls::scheme::http || !u->has_authority() || u->host().empty())
-    return make_error_code(errc::invalid_argument);
-  Target t;
-  t.host = u->host_address();  // IPv6 without brackets
-  t.port = u->has_port() ? std::string(u->port()) : std::string("80");
-  t.base = u->path();
-  while (!t.base.empty() && t.base.back() == '/') t.base.pop_back();
-  t.key = t.host + "|" + t.port;
-  return t;
-}
-
-std::error_code map_net_error(const beast::error_code& ec, bool canceled = false) {
-  if (canceled || ec == net::error::operation_aborted) return make_error_code(errc::canceled);
-  if (ec == beast::error::timeout) return make_error_code(errc::timeout);
-  return make_error_code(errc::transport_error);
-}
+using Response = ClientResponse;
 
 struct Conn {
   explicit Conn(net::any_io_executor ex) : stream(net::make_strand(ex)) {}
@@ -160,23 +135,28 @@ class Call : public std::enable_shared_from_this<Call> {
 
   void do_read() {
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(t_->opts.response_header_limit_bytes));
-    parser_->body_limit(t_->opts.response_body_limit_bytes);
+    set_reply_limits(*parser_, t_->opts);
     http::async_read(conn_->stream, conn_->buffer, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
   }
 
   void on_read(beast::error_code ec, std::size_t n) {
     if (ec) {
-      // A pooled connection closed by the peer while idle: nothing was read.
-      if (n == 0 && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
+      // A pooled connection closed by the peer while idle: nothing was read
+      // (an interim reply means the request did arrive: no retry then).
+      if (n == 0 && !interim_ && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
                      ec == net::error::eof))
         return retry_or_fail(ec);
       return fail(ec);
     }
+    // An interim 1xx is not the reply: read on, under the same deadline.
+    if (is_interim(parser_->get().result_int())) {
+      interim_ = true;
+      return do_read();
+    }
     Response res = parser_->release();
     conn_->stream.expires_never();
-    if (res.keep_alive() && !res.need_eof()) t_->give(target_.key, std::move(conn_));
+    if (reusable_after(res, conn_->buffer.size())) t_->give(target_.key, std::move(conn_));
     auto d = std::move(done_);
     d({}, std::move(res));
   }
@@ -201,9 +181,10 @@ class Call : public std::enable_shared_from_this<Call> {
   http::request<http::empty_body> req_;
   std::function<void(std::error_code, Response)> done_;
   std::unique_ptr<Conn> conn_;
-  std::optional<http::response_parser<http::string_body>> parser_;
+  std::optional<ReplyParser> parser_;
   bool reused_ = false;
   bool retried_ = false;
+  bool interim_ = false;  // a 1xx was read: the peer has the request
 };
 
 }  // namespace
@@ -255,32 +236,6 @@ void HTTPTransport::Impl::exchange(std::string url, std::string path_query, http
 
 // ---------------------------------------------------------------- public calls
 
-namespace {
-
-// The reply's X-Raft-Error as an error, or transport_error when there is
-// none but the status is not 200.
-std::error_code reply_error(const Response& res) {
-  if (auto f = res.find(kHeaderError); f != res.end()) return error_from_text(f->value());
-  if (res.result() != http::status::ok) return make_error_code(errc::transport_error);
-  return {};
-}
-
-std::optional<std::uint64_t> header_u64(const Response& res, std::string_view name) {
-  auto f = res.find(name);
-  if (f == res.end()) return std::nullopt;
-  return parse_u64(f->value());
-}
-
-std::optional<std::string> redirect_hint(const Response& res) {
-  if (res.result() != http::status::misdirected_request && res.result() != http::status::temporary_redirect)
-    return std::nullopt;
-  auto f = res.find(kHeaderLeaderURL);
-  if (f == res.end() || f->value().empty()) return std::nullopt;
-  return std::string(f->value());
-}
-
-}  // namespace
-
 HTTPTransport::HTTPTransport(net::any_io_executor ex, HTTPTransportOptions opts)
     : impl_(std::make_shared<Impl>(std::move(ex), opts)) {}
 
@@ -298,7 +253,7 @@ void redirecting(std::shared_ptr<HTTPTransport::Impl> t, std::string url, std::s
   tt->exchange(url, pq, http::verb::post,
                [t = std::move(t), pq, hops_left, done = std::move(done)](std::error_code ec, Response res) mutable {
                  if (!ec) {
-                   if (auto next = redirect_hint(res)) {
+                   if (auto next = redirect_target(res)) {
                      if (hops_left <= 0) return done(make_error_code(errc::not_leader), Response{});
                      return redirecting(std::move(t), *next, std::move(pq), hops_left - 1, std::move(done));
                    }
@@ -314,13 +269,7 @@ void HTTPTransport::join(const std::string& url, const JoinRequest& req, Handler
   redirecting(impl_, url, std::move(pq), impl_->opts.max_redirects,
               [h = std::move(h)](std::error_code ec, Response res) {
                 if (ec) return h(ec);
-                if (auto e = reply_error(res)) return h(e);
-                auto id = header_u64(res, kHeaderID);
-                auto leader = header_u64(res, kHeaderLeaderID);
-                if (!id || !leader) return h(make_error_code(errc::transport_error));
-                auto cfg = config_from_json(res.body());
-                if (!cfg) return h(make_error_code(errc::transport_error));
-                h(JoinResponse{*id, *leader, std::move(*cfg)});
+                h(decode_join(res));
               });
 }
 
@@ -328,8 +277,7 @@ void HTTPTransport::leave(const std::string& url, std::uint64_t id, Handler_fn<v
   redirecting(impl_, url, "/raft/leave?" + query({{"id", std::to_string(id)}}), impl_->opts.max_redirects,
               [h = std::move(h)](std::error_code ec, Response res) {
                 if (ec) return h(ec);
-                if (auto e = reply_error(res)) return h(e);
-                h(result<void>{});
+                h(decode_empty(res));
               });
 }
 
@@ -340,19 +288,7 @@ void HTTPTransport::heartbeat(const std::string& url, const HeartbeatRequest& re
   if (!req.leader_url.empty()) pq += "&" + query({{"leaderURL", req.leader_url}});
   impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
     if (ec) return h(ec);
-    auto index = header_u64(res, kHeaderIndex);
-    auto term = header_u64(res, kHeaderTerm);
-    bool has_index = res.find(kHeaderIndex) != res.end();
-    bool has_term = res.find(kHeaderTerm) != res.end();
-    if (res.result() == http::status::ok && index && term) {
-      HeartbeatResponse r;
-      r.index = *index;
-      r.term = *term;
-      if (auto f = res.find(kHeaderError); f != res.end()) r.error = error_from_text(f->value());
-      return h(r);
-    }
-    if (res.result() == http::status::ok || has_index || has_term) return h(make_error_code(errc::transport_error));
-    h(reply_error(res));
+    h(decode_heartbeat(res));
   });
 }
 
@@ -364,16 +300,7 @@ void HTTPTransport::request_vote(const std::string& url, const VoteRequest& req,
   if (req.pre_vote) pq += "&preVote=1";  // absent: a real vote (the seed's request)
   impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
     if (ec) return h(ec);
-    auto term = header_u64(res, kHeaderTerm);
-    if (res.result() == http::status::ok && term) {
-      VoteResponse r;
-      r.term = *term;
-      if (auto f = res.find(kHeaderError); f != res.end()) r.error = error_from_text(f->value());
-      return h(r);
-    }
-    if (res.result() == http::status::ok || res.find(kHeaderTerm) != res.end())
-      return h(make_error_code(errc::transport_error));
-    h(reply_error(res));
+    h(decode_vote(res));
   });
 }
 
@@ -384,8 +311,7 @@ void HTTPTransport::ack(const std::string& url, const AckRequest& req, Handler_f
   if (!req.url.empty()) pq += "&" + query({{"url", req.url}});
   impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
     if (ec) return h(ec);
-    if (auto e = reply_error(res)) return h(e);
-    h(result<void>{});
+    h(decode_empty(res));
   });
 }
 
@@ -403,7 +329,7 @@ class StreamCall final : public StreamHandle, public std::enable_shared_from_thi
         cb_(std::move(cb)),
         conn_(t_->ex),
         timer_(conn_.stream.get_executor()),
-        buf_(std::max<std::size_t>(t_->opts.stream_read_buffer_bytes, 4096)) {}
+        buf_(stream_buffer_bytes(t_->opts)) {}
 
   void start() {
     net::dispatch(conn_.stream.get_executor(), [self = shared_from_this()] {
@@ -436,8 +362,7 @@ class StreamCall final : public StreamHandle, public std::enable_shared_from_thi
   }
 
   void do_read_header() {
-    parser_.header_limit(static_cast<std::uint32_t>(t_->opts.response_header_limit_bytes));
-    parser_.body_limit(boost::none);
+    set_stream_limits(parser_, t_->opts);
     http::async_read_header(conn_.stream, conn_.buffer, parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
                               if (ec) return self->end(map_net_error(ec, self->canceled_));
@@ -450,12 +375,7 @@ class StreamCall final : public StreamHandle, public std::enable_shared_from_thi
     // flat_buffer reads only its free capacity (512 bytes when empty): give
     // it room so one socket read can carry a whole large frame.
     conn_.buffer.reserve(buf_.size());
-    const auto& res = parser_.get();
-    if (res.result() != http::status::ok) {
-      std::error_code e = make_error_code(errc::transport_error);
-      if (auto f = res.find(kHeaderError); f != res.end()) e = error_from_text(f->value());
-      return end(e);
-    }
+    if (auto e = stream_head_error(parser_.get())) return end(e);
     do_read_body();
   }
 
@@ -515,7 +435,7 @@ class StreamCall final : public StreamHandle, public std::enable_shared_from_thi
   StreamCallbacks cb_;
   Conn conn_;
   net::steady_timer timer_;
-  http::response_parser<http::buffer_body> parser_;
+  StreamReplyParser parser_;
   std::vector<char> buf_;
   bool ended_ = false;
   bool canceled_ = false;

@@ -7,6 +7,7 @@
 // Deterministic: running it again rewrites the same files. Inputs found by
 // fuzzing (crashes, after their fix) are added by hand next to these, with
 // names starting "regress-".
+#include "http/handler.hpp"
 #include "raft/config.hpp"
 #include "raft/detail/stream.hpp"
 #include "raft/log_entry.hpp"
@@ -15,10 +16,16 @@
 #include "raft/storage/meta_store.hpp"
 #include "raft/storage/snapshot_store.hpp"
 
+#include <boost/beast/http/write.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <variant>
+#include <vector>
 
 namespace {
 
@@ -227,6 +234,133 @@ void http_handler() {
   put("http_handler", "chunked-body", ctl({3, 0}) + "POST /raft/ack?id=1&term=1&index=0 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
 }
 
+
+// Replies as a Server writes them: the Handler answers a request for a
+// Service that returns `answer`, and finish_response completes the response
+// as a connection does before writing it.
+class ReplyService final : public Service {
+ public:
+  std::variant<std::error_code, JoinResponse, HeartbeatResponse, VoteResponse> answer;
+  std::string leader_url;
+  std::uint64_t cluster_id() const override { return 42; }
+  Status status() const override {
+    Status s;
+    s.leader_url = leader_url;
+    return s;
+  }
+  void handle_join(std::string, Handler_fn<JoinResponse> h) override { give(h); }
+  void handle_leave(std::uint64_t, Handler_fn<void> h) override { give(h); }
+  void handle_heartbeat(const HeartbeatRequest&, Handler_fn<HeartbeatResponse> h) override { give(h); }
+  void handle_vote(const VoteRequest&, Handler_fn<VoteResponse> h) override { give(h); }
+  void handle_ack(const AckRequest&, Handler_fn<void> h) override { give(h); }
+  void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter>) override {}
+
+ private:
+  template <class T>
+  void give(const Handler_fn<T>& h) {
+    if (auto* e = std::get_if<std::error_code>(&answer); e && *e) return h(*e);
+    if constexpr (std::is_void_v<T>) h(result<void>{});
+    else h(std::get<T>(answer));
+  }
+};
+
+std::string served(ReplyService& svc, const std::string& target, const std::string& cluster_id = {}) {
+  http_detail::Request req;
+  req.method(boost::beast::http::verb::post);
+  req.version(11);
+  req.target(target);
+  if (!cluster_id.empty()) req.set("X-Raft-Cluster-ID", cluster_id);
+  Handler handler(svc);
+  std::optional<http_detail::Reply> reply;
+  http_detail::handle_request(handler, req, [&](http_detail::Reply r) { reply = std::move(r); });
+  http_detail::finish_response(reply->res, req, false);
+  std::ostringstream os;
+  os << reply->res;
+  return os.str();
+}
+
+// A stream as a Server sends it: the head, each write as one chunk, and the
+// last chunk when `complete`.
+std::string chunked_stream(const std::vector<std::string>& writes, bool complete) {
+  std::string out(http_detail::kStreamHead);
+  for (const auto& w : writes) {
+    out += http_detail::chunk_header(w.size());
+    out += w;
+    out += http_detail::kChunkEnd;
+  }
+  if (complete) out += http_detail::kLastChunk;
+  return out;
+}
+
+// Control bytes of the http_reply target: call (0 join, 1 leave, 2
+// heartbeat, 3 vote, 4 ack, 5 stream), flags, read-size seed.
+void http_reply() {
+  enum { join, leave, heartbeat, vote, ack, stream };
+  const std::string hb = "/raft/heartbeat?term=3&commitIndex=1&leaderID=1";
+  const std::string vt = "/raft/vote?term=3&candidateID=1&lastLogIndex=4&lastLogTerm=2";
+  auto err = [](errc e) { return make_error_code(e); };
+  ReplyService svc;
+
+  svc.answer = JoinResponse{2, 1, sample_config()};
+  put("http_reply", "join", ctl({join, 0, 1}) + served(svc, "/raft/join?url=http://127.0.0.1:8002"));
+  put("http_reply", "join-small-limits", ctl({join, 1, 2}) + served(svc, "/raft/join?url=http://127.0.0.1:8002"));
+  svc.answer = err(errc::not_leader);
+  svc.leader_url = "http://127.0.0.1:8001/raft";
+  put("http_reply", "join-redirect", ctl({join, 0, 3}) + served(svc, "/raft/join?url=http://127.0.0.1:8002"));
+  put("http_reply", "leave-redirect", ctl({leave, 0, 4}) + served(svc, "/raft/leave?id=2"));
+  svc.leader_url.clear();
+  put("http_reply", "join-not-leader", ctl({join, 0, 5}) + served(svc, "/raft/join?url=http://127.0.0.1:8002"));
+  svc.answer = err(errc::change_in_progress);
+  put("http_reply", "join-change-in-progress", ctl({join, 0, 6}) + served(svc, "/raft/join?url=http://a:1"));
+  svc.answer = err(errc::no_leader);
+  put("http_reply", "leave-no-leader", ctl({leave, 0, 7}) + served(svc, "/raft/leave?id=2"));
+  svc.answer = std::error_code{};
+  put("http_reply", "leave", ctl({leave, 0, 8}) + served(svc, "/raft/leave?id=2"));
+  put("http_reply", "ack", ctl({ack, 0, 9}) + served(svc, "/raft/ack?id=2&term=3&index=9&url=http://b:2"));
+  svc.answer = err(errc::node_url_mismatch);
+  put("http_reply", "ack-url-mismatch", ctl({ack, 2, 10}) + served(svc, "/raft/ack?id=2&term=3&index=9&url=http://b:2"));
+  svc.answer = std::error_code{};
+  put("http_reply", "ack-other-cluster", ctl({ack, 0, 11}) + served(svc, "/raft/ack?id=2&term=3&index=9", "7"));
+  put("http_reply", "ack-bad-parameter", ctl({ack, 0, 12}) + served(svc, "/raft/ack?id=0&term=3&index=9"));
+
+  svc.answer = HeartbeatResponse{9, 3, {}};
+  put("http_reply", "heartbeat", ctl({heartbeat, 0, 13}) + served(svc, hb));
+  svc.answer = HeartbeatResponse{12, 5, err(errc::stale_term)};
+  put("http_reply", "heartbeat-stale", ctl({heartbeat, 1, 14}) + served(svc, hb));
+  svc.answer = HeartbeatResponse{~0ull, ~0ull, {}};
+  put("http_reply", "heartbeat-max", ctl({heartbeat, 0, 15}) + served(svc, hb));
+  svc.answer = err(errc::closed);
+  put("http_reply", "heartbeat-closed", ctl({heartbeat, 0, 16}) + served(svc, hb));
+  svc.answer = VoteResponse{3, {}};
+  put("http_reply", "vote-granted", ctl({vote, 0, 17}) + served(svc, vt));
+  svc.answer = VoteResponse{4, err(errc::already_voted)};
+  put("http_reply", "vote-already-voted", ctl({vote, 0, 18}) + served(svc, vt));
+  svc.answer = VoteResponse{6, err(errc::out_of_date_log)};
+  put("http_reply", "vote-out-of-date", ctl({vote, 2, 19}) + served(svc, vt));
+  svc.answer = err(errc::cluster_id_mismatch);
+  put("http_reply", "vote-cluster-mismatch", ctl({vote, 0, 20}) + served(svc, vt));
+
+  // Streams: the stream_parser seeds' frames, written in pieces.
+  const std::string cfg = to_json(sample_config());
+  std::string head_frames, entries;
+  detail::encode_frame(head_frames, detail::kFrameConfig, 7, 3, cfg);
+  detail::encode_frame(head_frames, detail::kFramePosition, 10, 2, {});
+  encode_entry(entries, {LogEntryType::command, 11, 3, "set x=1"});
+  encode_entry(entries, {LogEntryType::add_peer, 12, 3, "http://127.0.0.1:8004"});
+  detail::encode_frame(entries, detail::kFrameCommit, 12, 0, {});
+  put("http_reply", "stream", ctl({stream, 0, 21}) + chunked_stream({head_frames, entries}, true));
+  put("http_reply", "stream-open", ctl({stream, 2, 22}) + chunked_stream({head_frames, entries}, false));
+  put("http_reply", "stream-cut", ctl({stream, 0, 23}) + chunked_stream({head_frames, entries}, false).substr(0, 200));
+  std::string snap;
+  detail::encode_frame(snap, detail::kFrameSnapshot, 100, 3, cfg);
+  detail::encode_snapshot_chunk(snap, std::string(5000, 's'));  // over one 4 KiB read buffer
+  detail::encode_snapshot_chunk(snap, {});
+  put("http_reply", "stream-snapshot", ctl({stream, 0, 24}) + chunked_stream({head_frames, snap, entries}, true));
+  svc.answer = err(errc::not_leader);
+  svc.leader_url = "http://127.0.0.1:8001";
+  put("http_reply", "stream-refused", ctl({stream, 0, 25}) + served(svc, "/raft/leave?id=2"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -242,5 +376,6 @@ int main(int argc, char** argv) {
   log_store();
   snapshot();
   http_handler();
+  http_reply();
   return 0;
 }

@@ -334,6 +334,72 @@ TEST_F(TransportTest, MalformedRepliesAreTransportErrors) {
   EXPECT_EQ(r.error(), errc::transport_error);
 }
 
+// Found while writing tests/fuzz/http_reply_fuzz.cpp (its invariant: a
+// connection goes back to the pool only with nothing left unread): bytes a peer sent after its reply stayed in the
+// pooled connection's buffer and were taken as the reply to the next request
+// on it, so the second heartbeat read the first one's stale second answer.
+TEST_F(TransportTest, BytesAfterAReplyAreNotReadAsTheNextReply) {
+  CannedServer peer(ioc,
+                    "HTTP/1.1 200 OK\r\nX-Raft-Index: 1\r\nX-Raft-Term: 5\r\nContent-Length: 0\r\n\r\n"
+                    "HTTP/1.1 200 OK\r\nX-Raft-Index: 1\r\nX-Raft-Term: 9\r\nContent-Length: 0\r\n\r\n");
+  for (int i = 0; i < 2; ++i) {
+    Got<HeartbeatResponse> g;
+    transport.heartbeat(peer.url(), {1, 0, 1}, g.fn());
+    auto r = wait(g);
+    ASSERT_TRUE(r) << "call " << i << ": " << r.error().message();
+    EXPECT_EQ(r->term, 5u) << "call " << i;
+  }
+}
+
+// Found with the same invariant: an interim 1xx response (which RFC 9110
+// 15.2 says a client must accept even unasked) was taken as the final reply
+// (a transport_error), and the real reply behind it stayed in the pooled
+// connection's buffer, to be read as the answer to the next request.
+TEST_F(TransportTest, InterimResponsesAreSkipped) {
+  CannedServer peer(ioc,
+                    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+                    "HTTP/1.1 200 OK\r\nX-Raft-Index: 1\r\nX-Raft-Term: 5\r\nContent-Length: 0\r\n\r\n");
+  Got<HeartbeatResponse> g;
+  transport.heartbeat(peer.url(), {1, 0, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->term, 5u);
+}
+
+// Found while writing tests/fuzz/http_reply_fuzz.cpp (its invariant: a
+// successful join carries valid ids): ids start at 1 on the wire, but a 200 with X-Raft-ID: 0 was a
+// successful join, after which the Log believed itself joined as node 0.
+TEST_F(TransportTest, JoinReplyWithIdZeroIsATransportError) {
+  const std::string cfg = R"({"clusterID":1,"index":1,"maxNodeID":2,"nodes":[{"id":1,"url":"http://a:1"}]})";
+  for (const char* ids : {"X-Raft-ID: 0\r\nX-Raft-Leader-ID: 1\r\n", "X-Raft-ID: 2\r\nX-Raft-Leader-ID: 0\r\n"}) {
+    CannedServer peer(ioc, std::string("HTTP/1.1 200 OK\r\n") + ids + "Content-Length: " + std::to_string(cfg.size()) +
+                               "\r\n\r\n" + cfg);
+    Got<JoinResponse> g;
+    transport.join(peer.url(), "http://127.0.0.1:9", g.fn());
+    auto r = wait(g);
+    ASSERT_FALSE(r) << ids;
+    EXPECT_EQ(r.error(), errc::transport_error) << ids;
+  }
+}
+
+// Found while writing tests/fuzz/http_reply_fuzz.cpp (its invariant: a
+// redirect goes only to an absolute http URL): any non-empty X-Raft-Leader-URL was followed, and
+// one that is not an absolute http URL made join fail with
+// invalid_argument, as if the caller had passed a bad URL. A hint that
+// cannot be followed is now ignored: the reply's own error (not_leader).
+TEST_F(TransportTest, UnusableLeaderHintIsNotFollowed) {
+  for (const char* hint : {"not a url", "/raft", "https://127.0.0.1:1", "http://"}) {
+    CannedServer peer(ioc, std::string("HTTP/1.1 421 Misdirected Request\r\nX-Raft-Error: not leader\r\n"
+                                       "X-Raft-Leader-URL: ") + hint + "\r\nContent-Length: 0\r\n\r\n");
+    Got<JoinResponse> g;
+    transport.join(peer.url(), "http://127.0.0.1:9", g.fn());
+    auto r = wait(g);
+    ASSERT_FALSE(r) << hint;
+    EXPECT_EQ(r.error(), errc::not_leader) << hint;
+    EXPECT_EQ(peer.socks.size(), 1u) << hint;  // one request: no hop was made
+  }
+}
+
 TEST_F(TransportTest, SilentPeerTimesOut) {
   HTTPTransportOptions o;
   o.request_timeout_ms = 150;
