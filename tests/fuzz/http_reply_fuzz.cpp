@@ -322,7 +322,7 @@ class EchoService final : public Service {
   explicit EchoService(Outcome o) : o_(std::move(o)) {}
   std::uint64_t cluster_id() const override { return 0; }
   Status status() const override { return {}; }  // no leader URL: a not_leader stays an error
-  void handle_join(std::string, Handler_fn<JoinResponse> h) override { answer(h); }
+  void handle_join(const JoinRequest&, Handler_fn<JoinResponse> h) override { answer(h); }
   void handle_leave(std::uint64_t, Handler_fn<void> h) override { answer(h); }
   void handle_heartbeat(const HeartbeatRequest&, Handler_fn<HeartbeatResponse> h) override { answer(h); }
   void handle_vote(const VoteRequest&, Handler_fn<VoteResponse> h) override { answer(h); }

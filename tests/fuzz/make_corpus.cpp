@@ -248,7 +248,7 @@ class ReplyService final : public Service {
     s.leader_url = leader_url;
     return s;
   }
-  void handle_join(std::string, Handler_fn<JoinResponse> h) override { give(h); }
+  void handle_join(const JoinRequest&, Handler_fn<JoinResponse> h) override { give(h); }
   void handle_leave(std::uint64_t, Handler_fn<void> h) override { give(h); }
   void handle_heartbeat(const HeartbeatRequest&, Handler_fn<HeartbeatResponse> h) override { give(h); }
   void handle_vote(const VoteRequest&, Handler_fn<VoteResponse> h) override { give(h); }

@@ -375,7 +375,7 @@ TEST_F(TransportTest, JoinReplyWithIdZeroIsATransportError) {
     CannedServer peer(ioc, std::string("HTTP/1.1 200 OK\r\n") + ids + "Content-Length: " + std::to_string(cfg.size()) +
                                "\r\n\r\n" + cfg);
     Got<JoinResponse> g;
-    transport.join(peer.url(), "http://127.0.0.1:9", g.fn());
+    transport.join(peer.url(), JoinRequest{"http://127.0.0.1:9", 0}, g.fn());
     auto r = wait(g);
     ASSERT_FALSE(r) << ids;
     EXPECT_EQ(r.error(), errc::transport_error) << ids;
@@ -392,7 +392,7 @@ TEST_F(TransportTest, UnusableLeaderHintIsNotFollowed) {
     CannedServer peer(ioc, std::string("HTTP/1.1 421 Misdirected Request\r\nX-Raft-Error: not leader\r\n"
                                        "X-Raft-Leader-URL: ") + hint + "\r\nContent-Length: 0\r\n\r\n");
     Got<JoinResponse> g;
-    transport.join(peer.url(), "http://127.0.0.1:9", g.fn());
+    transport.join(peer.url(), JoinRequest{"http://127.0.0.1:9", 0}, g.fn());
     auto r = wait(g);
     ASSERT_FALSE(r) << hint;
     EXPECT_EQ(r.error(), errc::not_leader) << hint;
