@@ -22,6 +22,7 @@
 // reaped with bounded waits (SIGTERM, then SIGKILL).
 #include <raft/http.hpp>
 #include <raft/log.hpp>
+#include <raft/run.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -75,6 +76,7 @@ struct Opts {
   bool async = false;
   double rate = 0;  // >0: open loop
   int io_threads = 1;
+  int busy_poll_us = 0;  // > 0: network threads poll that long before blocking (raft::run_polling)
   bool apply_on_io = false;  // FSM on the network/strand io_context, no apply thread
   bool storage_on_io = false;  // fsync on the network/strand io_context, no storage thread
   // LogOptions::apply_inline: the bench's FSM is empty, the case the option
@@ -97,7 +99,7 @@ struct Opts {
                "raft-bench: %s\n"
                "usage: raft-bench [--nodes N] [--clients C] [--size BYTES] [--duration S] [--warmup S]\n"
                "                  [--sync|--no-sync] [--async] [--rate OPS] [--io-threads T] [--apply-on-io] [--no-apply-inline]\n"
-               "                  [--storage-on-io]\n"
+               "                  [--storage-on-io] [--busy-poll US]\n"
                "                  [--repeat K]\n"
                "                  [--sweep clients=1,4,16,64] [--svg FILE] [--dir DIR] [--json] [--verbose]\n"
                "       raft-bench --probe [--dir DIR] [--json]\n",
@@ -124,6 +126,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--async") o.async = true;
     else if (a == "--rate") o.rate = std::stod(val());
     else if (a == "--io-threads") o.io_threads = std::stoi(val());
+    else if (a == "--busy-poll") o.busy_poll_us = std::stoi(val());
     else if (a == "--apply-on-io") o.apply_on_io = true;
     else if (a == "--storage-on-io") o.storage_on_io = true;
     else if (a == "--apply-inline") o.apply_inline = true;
@@ -145,6 +148,7 @@ Opts parse(int argc, char** argv) {
     } else usage(("unknown flag " + a).c_str());
   }
   if (o.nodes < 1 || o.clients < 1 || o.io_threads < 1 || o.repeat < 1) usage("counts must be >= 1");
+  if (o.busy_poll_us < 0) usage("--busy-poll must be >= 0 (microseconds)");
   if (o.dir.empty()) {
     const char* t = std::getenv("TMPDIR");
     o.dir = t && *t ? t : "/tmp";
@@ -234,11 +238,11 @@ struct Runtime {
   net::io_context io, storage_io{1}, apply_io{1};
   std::optional<net::executor_work_guard<net::io_context::executor_type>> w1, w2, w3;
   std::vector<std::thread> threads;
-  void start(int io_threads) {
+  void start(int io_threads, std::chrono::microseconds poll) {
     w1.emplace(io.get_executor());
     w2.emplace(storage_io.get_executor());
     w3.emplace(apply_io.get_executor());
-    for (int i = 0; i < io_threads; ++i) threads.emplace_back([this] { io.run(); });
+    for (int i = 0; i < io_threads; ++i) threads.emplace_back([this, poll] { raft::run_polling(io, poll); });
     threads.emplace_back([this] { storage_io.run(); });
     threads.emplace_back([this] { apply_io.run(); });
   }
@@ -289,7 +293,7 @@ struct Node {
       std::fprintf(stderr, "raft-bench: open %s: %s\n", dir.c_str(), r.error().message().c_str());
       return false;
     }
-    rt.start(o.io_threads);
+    rt.start(o.io_threads, std::chrono::microseconds(o.busy_poll_us));
     return true;
   }
   void stop() {
@@ -381,6 +385,10 @@ pid_t spawn_follower(const Opts& o, const std::string& join_url, const std::stri
   if (o.verbose) args.push_back("--verbose");
   if (o.apply_on_io) args.push_back("--apply-on-io");
   if (o.storage_on_io) args.push_back("--storage-on-io");
+  if (o.busy_poll_us > 0) {
+    args.push_back("--busy-poll");
+    args.push_back(std::to_string(o.busy_poll_us));
+  }
   if (!o.apply_inline) args.push_back("--no-apply-inline");
   pid_t pid = ::fork();
   if (pid < 0) {

@@ -6,6 +6,7 @@
 //   raft::LogEntry   entries and their framing (log_entry.hpp)
 //   raft::Transport  the network, client and server side (transport.hpp)
 //   raft::Clock      injected time (clock.hpp)
+//   raft::run_polling  an io_context runner for lower latency (run.hpp)
 #pragma once
 
 #include "raft/clock.hpp"
@@ -17,3 +18,4 @@
 #include "raft/transport.hpp"
 #include "raft/version.hpp"
 #include "raft/log.hpp"
+#include "raft/run.hpp"
