@@ -1827,6 +1827,18 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
       }
       if (!r) return fail(h, r.error());
       if (self->id_ != 0) return fail(h, errc::initialized);
+      // A leader answers with the configuration that adds us: one that does
+      // not give the id to our URL (or names no cluster) would leave this
+      // node following a membership it does not have.
+      if (r->id == 0 || r->config.cluster_id == 0 || !binds(r->config, r->id, self->o_.url)) {
+        self->logf("join refused: the answer gives node {} to {}, not to us ({})", r->id,
+                   [&] {
+                     const auto* n = r->config.node_by_id(r->id);
+                     return n ? n->url : std::string("nobody");
+                   }(),
+                   self->o_.url);
+        return fail(h, errc::protocol_error);
+      }
       self->id_ = r->id;
       self->cluster_id_ = r->config.cluster_id;
       // Remember the configuration until the log brings it (a crash before

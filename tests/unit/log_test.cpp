@@ -671,6 +671,51 @@ TEST(Log, RemovedJoinerThatNeverSawItsMembershipCommitIsNotAddedBack) {
 // The other side of the same rule: a node starting afresh at a removed URL
 // (its data wiped, no previous id) may join again, and a rejoin under an id
 // the URL never had removed is a lost join, answered as before.
+// A join answer that does not give the assigned id to the joiner's URL (a
+// buggy or foreign peer) is a protocol error, not a membership: the node
+// stays unjoined instead of following a configuration without itself.
+class FixedJoinService final : public Service {
+ public:
+  JoinResponse answer;
+  std::uint64_t cluster_id() const override { return answer.config.cluster_id; }
+  Status status() const override { return {}; }
+  void handle_join(const JoinRequest&, Handler_fn<JoinResponse> h) override { h(answer); }
+  void handle_leave(std::uint64_t, Handler_fn<void> h) override { h(make_error_code(errc::invalid_argument)); }
+  void handle_heartbeat(const HeartbeatRequest&, Handler_fn<HeartbeatResponse> h) override {
+    h(make_error_code(errc::invalid_argument));
+  }
+  void handle_vote(const VoteRequest&, Handler_fn<VoteResponse> h) override { h(make_error_code(errc::invalid_argument)); }
+  void handle_ack(const AckRequest&, Handler_fn<void> h) override { h(make_error_code(errc::invalid_argument)); }
+  void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter> w) override {
+    w->finish(make_error_code(errc::invalid_argument));
+  }
+};
+
+TEST(Log, JoinAnswerThatDoesNotAddUsIsAProtocolError) {
+  LocalCluster c;
+  FixedJoinService peer;
+  c.net.services["http://peer"] = &peer;
+  auto& n = c.add();
+  peer.answer.id = 2;
+  peer.answer.leader_id = 1;
+  peer.answer.config.cluster_id = 9;
+  ASSERT_TRUE(peer.answer.config.add_node(1, "http://peer"));
+  ASSERT_TRUE(peer.answer.config.add_node(2, "http://somebody-else"));  // id 2 is not ours
+  auto r = c.join(n, "http://peer");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::protocol_error);
+  EXPECT_EQ(n.log->id(), 0u);
+  // The same answer naming our URL is a join.
+  peer.answer.config = Config{};
+  peer.answer.config.cluster_id = 9;
+  ASSERT_TRUE(peer.answer.config.add_node(1, "http://peer"));
+  ASSERT_TRUE(peer.answer.config.add_node(2, n.url));
+  auto ok = c.join(n, "http://peer");
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(n.log->id(), 2u);
+  EXPECT_EQ(n.log->cluster_id(), 9u);
+}
+
 TEST(Log, RemovedUrlMayJoinAgainAsANewNode) {
   auto c = three_node_cluster();
   auto* l = c->leader();
