@@ -14,6 +14,7 @@
 //   handle_ack()        a follower's durable, matching index (DESIGN 4.3)
 //   change_membership() one single-server change at a time (thesis §4.1)
 #include "raft/log.hpp"
+#include "raft/run.hpp"
 
 #include "raft/assert.hpp"
 #include "raft/detail/endian.hpp"
@@ -487,7 +488,7 @@ net::any_io_executor Log::Impl::init_executor() {
     own_io_ = std::make_unique<net::io_context>(1);
     own_work_.emplace(own_io_->get_executor());
     o_.executor = own_io_->get_executor();
-    own_thread_ = std::thread([io = own_io_.get()] { io->run(); });
+    own_thread_ = std::thread([io = own_io_.get(), spin = o_.busy_poll] { run_polling(*io, spin); });
   }
   return o_.executor;
 }

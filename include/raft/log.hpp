@@ -60,6 +60,10 @@ struct LogOptions {
   // from std::random_device.
   std::function<std::uint64_t()> rand;
   boost::asio::any_io_executor executor;          // default: a thread owned by the Log
+  // With no `executor` given: > 0 runs the Log's own thread with
+  // raft::run_polling(io, busy_poll) instead of io.run() (include/raft/run.hpp:
+  // lower latency where cores are to spare, worse next to CPU-bound work).
+  std::chrono::microseconds busy_poll{0};
   boost::asio::any_io_executor storage_executor;  // default: a second owned thread
   boost::asio::any_io_executor apply_executor;    // default: storage_executor
   // true: committed entries are applied on the Log's strand, in the turn

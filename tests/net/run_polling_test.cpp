@@ -1,7 +1,9 @@
 // raft::run_polling: runs an io_context like run(), polling for a while
 // before it blocks. Real time (timers, a second thread), hence label net;
 // every wait is bounded.
+#include <raft/log.hpp>
 #include <raft/run.hpp>
+#include <raft/storage/memory_filesystem.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -85,6 +87,44 @@ TEST(RunPolling, RunsWorkFromOtherThreadsAndStops) {
     ASSERT_EQ(done.wait_for(10s), std::future_status::ready) << "run_polling did not return after stop()";
     EXPECT_EQ(done.get(), 100u);
   }
+}
+
+// LogOptions::busy_poll: the Log's own thread polls. A single node commits
+// and applies through it, and close() plus the destructor return (bounded:
+// a runner that ignored stop() would hang them).
+TEST(RunPolling, LogOwnThreadWithBusyPoll) {
+  struct Count final : FSM {
+    std::atomic<std::uint64_t> applied{0};
+    void must_apply(const LogEntry& e) override { applied = e.index; }
+    std::uint64_t index() override { return applied; }
+    result<std::uint64_t> snapshot(Writer&) override { return applied.load(); }
+    result<void> restore(Reader&) override { return {}; }
+  };
+  auto run = std::async(std::launch::async, [] {
+    storage::MemoryFilesystem fs;
+    Count fsm;
+    LogOptions o;
+    o.url = "http://127.0.0.1:1";
+    o.fsm = &fsm;
+    o.filesystem = &fs;
+    o.busy_poll = 100us;
+    auto log = std::make_unique<Log>(o);
+    EXPECT_TRUE(log->open("/data"));
+    EXPECT_TRUE(log->initialize());
+    std::uint64_t last = 0;
+    for (int i = 0; i < 50; ++i) {
+      auto r = log->apply("c" + std::to_string(i));
+      EXPECT_TRUE(r) << r.error().message();
+      if (r) last = *r;
+    }
+    EXPECT_TRUE(log->wait(last));
+    EXPECT_EQ(fsm.applied.load(), last);
+    EXPECT_TRUE(log->close());
+    log.reset();
+    return last;
+  });
+  ASSERT_EQ(run.wait_for(30s), std::future_status::ready) << "the Log with busy_poll hung";
+  EXPECT_GE(run.get(), 51u);  // the initialize entry, then 50 commands
 }
 
 }  // namespace
