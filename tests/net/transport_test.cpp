@@ -25,6 +25,12 @@ class TransportTest : public NetTest {
     if (!g.done) return make_error_code(errc::timeout);
     return *g.r;
   }
+  // One join through the transport to the fixture's server, to completion.
+  result<JoinResponse> join(JoinRequest req) {
+    Got<JoinResponse> g;
+    transport.join(url, req, g.fn());
+    return wait(g);
+  }
 };
 
 TEST_F(TransportTest, HeartbeatSendsParametersAndReadsIndexAndTerm) {
@@ -110,9 +116,7 @@ TEST_F(TransportTest, JoinReturnsIdLeaderAndConfig) {
   ASSERT_TRUE(jr.config.add_node(1, "http://127.0.0.1:1"));
   ASSERT_TRUE(jr.config.add_node(2, "http://127.0.0.1:2"));
   svc.join_result = jr;
-  Got<JoinResponse> g;
-  transport.join(url, JoinRequest{"http://127.0.0.1:2", 0}, g.fn());
-  auto r = wait(g);
+  auto r = join(JoinRequest{"http://127.0.0.1:2", 0});
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->id, 2u);
   EXPECT_EQ(r->leader_id, 1u);
@@ -125,9 +129,7 @@ TEST_F(TransportTest, JoinReturnsIdLeaderAndConfig) {
 // that a leader can tell it was removed meanwhile (errc::removed).
 TEST_F(TransportTest, RejoinCarriesThePreviousIdAndRemovedComesBack) {
   svc.join_result = make_error_code(errc::removed);
-  Got<JoinResponse> g;
-  transport.join(url, JoinRequest{"http://127.0.0.1:2", 4}, g.fn());
-  auto r = wait(g);
+  auto r = join(JoinRequest{"http://127.0.0.1:2", 4});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), errc::removed);
   EXPECT_EQ(svc.last_join_url, "http://127.0.0.1:2");
@@ -176,9 +178,7 @@ TEST_F(TransportTest, JoinRedirectLoopGivesUpWithNotLeader) {
 
 TEST_F(TransportTest, JoinWithoutLeaderHintReportsNotLeader) {
   svc.join_result = make_error_code(errc::not_leader);
-  Got<JoinResponse> g;
-  transport.join(url, JoinRequest{"http://127.0.0.1:3", 0}, g.fn());
-  auto r = wait(g);
+  auto r = join(JoinRequest{"http://127.0.0.1:3", 0});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), errc::not_leader);
 }
