@@ -2166,7 +2166,10 @@ Log::~Log() {
   // by a handler finishing on one of those threads, which would then join
   // itself (std::system_error, "Resource deadlock avoided": seen 8 times in
   // 100 runs of RunPolling.LogOwnThreadWithBusyPoll).
-  if (impl_->own_io_ || impl_->own_storage_io_) impl_->stop_own_threads();
+  // Only when the close above was synchronous (the Log owns the strand's
+  // thread): an asynchronous close on the user's executor may still post
+  // work to an owned storage thread, which must keep running until then.
+  if (impl_->own_io_) impl_->stop_own_threads();
 }
 
 namespace {
