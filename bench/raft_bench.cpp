@@ -82,6 +82,9 @@ struct Opts {
   // LogOptions::apply_inline: the bench's FSM is empty, the case the option
   // is for (--no-apply-inline: fed on its own apply thread instead).
   bool apply_inline = true;
+  // HTTPTransportOptions::ack_channel (--no-ack-channel: every ack is a
+  // POST /raft/ack, as before the channel existed).
+  bool ack_channel = true;
   int repeat = 1;
   std::vector<int> sweep;  // client counts
   std::string svg = "raft-bench-sweep.svg";
@@ -99,7 +102,7 @@ struct Opts {
                "raft-bench: %s\n"
                "usage: raft-bench [--nodes N] [--clients C] [--size BYTES] [--duration S] [--warmup S]\n"
                "                  [--sync|--no-sync] [--async] [--rate OPS] [--io-threads T] [--apply-on-io] [--no-apply-inline]\n"
-               "                  [--storage-on-io] [--busy-poll US]\n"
+               "                  [--storage-on-io] [--busy-poll US] [--no-ack-channel]\n"
                "                  [--repeat K]\n"
                "                  [--sweep clients=1,4,16,64] [--svg FILE] [--dir DIR] [--json] [--verbose]\n"
                "       raft-bench --probe [--dir DIR] [--json]\n",
@@ -131,6 +134,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--storage-on-io") o.storage_on_io = true;
     else if (a == "--apply-inline") o.apply_inline = true;
     else if (a == "--no-apply-inline") o.apply_inline = false;
+    else if (a == "--no-ack-channel") o.ack_channel = false;
     else if (a == "--repeat") o.repeat = std::stoi(val());
     else if (a == "--svg") o.svg = val();
     else if (a == "--dir") o.dir = val();
@@ -270,7 +274,9 @@ struct Node {
   bool start(const std::string& dir, const Opts& o) {
     const auto port = free_port();
     url = "http://127.0.0.1:" + std::to_string(port);
-    transport = std::make_unique<raft::HTTPTransport>(rt.io.get_executor());
+    raft::HTTPTransportOptions to;
+    to.ack_channel = o.ack_channel;
+    transport = std::make_unique<raft::HTTPTransport>(rt.io.get_executor(), to);
     raft::LogOptions lo;
     lo.url = url;
     lo.fsm = &fsm;
@@ -390,6 +396,7 @@ pid_t spawn_follower(const Opts& o, const std::string& join_url, const std::stri
     args.push_back(std::to_string(o.busy_poll_us));
   }
   if (!o.apply_inline) args.push_back("--no-apply-inline");
+  if (!o.ack_channel) args.push_back("--no-ack-channel");
   pid_t pid = ::fork();
   if (pid < 0) {
     std::perror("raft-bench: fork");

@@ -1337,6 +1337,11 @@ void Log::Impl::open_stream() {
   }
   const auto serial = s->serial;
   in_ = std::move(s);
+  // Report progress afresh on every stream: an ack the transport took but
+  // the leader never read (the connection died under it, or the leader
+  // refused it and cut the stream) must not keep acked_ ahead of what the
+  // leader knows, or an idle cluster could wait forever for that report.
+  acked_ = 0;
   StreamCallbacks cb;
   // The transport keeps these callbacks while we keep its handle (in_):
   // capture the Impl weakly, or the two keep each other alive forever.

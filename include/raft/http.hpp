@@ -51,6 +51,13 @@ struct HTTPTransportOptions {
   // X-Raft-Leader-URL hops followed by join/leave before giving up with
   // errc::not_leader.
   int max_redirects = 3;
+  // Send acks on the stream's own connection when the leader agrees (the
+  // X-Raft-Ack-Channel header): one 17-byte write per ack instead of a
+  // POST /raft/ack and its reply. The leader's side is always on; turn this
+  // off only if something between the nodes (a proxy) cannot carry bytes
+  // upstream while a response streams. Either way acks may also go by POST
+  // (before the stream is up, or while a channel write is in flight).
+  bool ack_channel = true;
 };
 
 class HTTPTransport final : public Transport {

@@ -4,6 +4,7 @@
 #include "raft/error.hpp"
 
 #include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -17,6 +18,54 @@ inline constexpr std::string_view kHeaderLeaderID = "X-Raft-Leader-ID";
 inline constexpr std::string_view kHeaderLeaderURL = "X-Raft-Leader-URL";
 inline constexpr std::string_view kHeaderIndex = "X-Raft-Index";
 inline constexpr std::string_view kHeaderTerm = "X-Raft-Term";
+// Ack channel (docs/design-notes.md, "Acks on the stream connection"): a
+// follower asks for it on its /raft/stream request, a leader that agrees
+// repeats the header on the stream's response, and from then on the
+// follower writes its acks as kAckRecordBytes records on the same
+// connection's otherwise unused upstream direction instead of one
+// POST /raft/ack (and one reply) each.
+inline constexpr std::string_view kHeaderAckChannel = "X-Raft-Ack-Channel";
+
+// One ack record: type byte 0xA1, then term and index as big-endian u64
+// (the entry header's byte order, DESIGN 4.1). The node id and URL are the
+// stream's, checked when the stream was opened.
+inline constexpr std::size_t kAckRecordBytes = 17;
+inline constexpr unsigned char kAckRecordType = 0xA1;
+
+inline void encode_ack_record(std::uint64_t term, std::uint64_t index, char* out) noexcept {
+  out[0] = static_cast<char>(kAckRecordType);
+  for (int i = 0; i < 8; ++i) {
+    out[1 + i] = static_cast<char>(term >> (56 - 8 * i));
+    out[9 + i] = static_cast<char>(index >> (56 - 8 * i));
+  }
+}
+
+struct AckRecord {
+  std::uint64_t term = 0;
+  std::uint64_t index = 0;
+};
+
+// Decodes the whole records at the front of `bytes` and calls on_record for
+// each; `consumed` is set to the bytes they took (a partial record at the
+// end stays for the next read). False on a malformed record (wrong type
+// byte, term 0): the peer is not speaking this protocol.
+template <class F>
+bool decode_ack_records(std::string_view bytes, std::size_t& consumed, F&& on_record) {
+  consumed = 0;
+  while (bytes.size() - consumed >= kAckRecordBytes) {
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + consumed);
+    if (p[0] != kAckRecordType) return false;
+    AckRecord r;
+    for (int i = 0; i < 8; ++i) {
+      r.term = (r.term << 8) | p[1 + i];
+      r.index = (r.index << 8) | p[9 + i];
+    }
+    if (r.term == 0) return false;
+    on_record(r);
+    consumed += kAckRecordBytes;
+  }
+  return true;
+}
 
 // Strict unsigned decimal: digits only, no sign, no spaces, no overflow.
 inline std::optional<std::uint64_t> parse_u64(std::string_view s) noexcept {

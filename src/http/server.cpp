@@ -31,6 +31,7 @@
 #include <boost/url.hpp>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -353,6 +354,11 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       rep.stream = true;
       rep.sreq = StreamRequest{*id, *term, *index, *log_term, {}};
       if (const std::string* u = p.one("url")) rep.sreq.url = *u;  // required by the Log, as for acks
+      // Acks on this connection: only for a follower that names itself (the
+      // Log credits acks to the stream's id and URL); anything but "1"
+      // keeps the plain protocol.
+      if (auto f = req.find(kHeaderAckChannel); f != req.end() && f->value() == "1" && !rep.sreq.url.empty())
+        rep.ack_channel = true;
       return cb(std::move(rep));
     }
   }
@@ -429,8 +435,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_write(beast::error_code ec);
   void do_close();
 
-  void start_stream(const StreamRequest& sreq);
+  void start_stream(const StreamRequest& sreq, bool ack_channel);
   void do_peer_watch();
+  void on_peer_bytes(std::size_t n);
+  void send_ack(AckRecord a);
+  std::string_view stream_head() const { return ack_channel_ ? kStreamHeadAckChannel : kStreamHead; }
   void do_chunk_write(std::shared_ptr<std::string> head, std::string_view body, std::string_view tail);
   void on_chunk_write(beast::error_code ec);
 
@@ -456,6 +465,17 @@ class Session : public std::enable_shared_from_this<Session> {
   net::steady_timer timer_;
   bool timed_out_ = false;
   char watch_byte_[256];
+
+  // Ack channel (kHeaderAckChannel): the follower's acks arrive on this
+  // connection. Bytes of a partial record wait in watch_byte_ (its first
+  // watch_fill_ bytes). One ack is with the Service at a time; records that
+  // arrive meanwhile coalesce into ack_next_ (the newest wins: a follower's
+  // acks only grow).
+  bool ack_channel_ = false;
+  StreamRequest sreq_;
+  std::size_t watch_fill_ = 0;
+  bool ack_busy_ = false;
+  std::optional<AckRecord> ack_next_;
 };
 
 struct Registry {
@@ -564,7 +584,7 @@ void Session::dispatch_request() {
 
 void Session::on_reply(Reply r) {
   if (closed_) return;
-  if (r.stream) return start_stream(r.sreq);
+  if (r.stream) return start_stream(r.sreq, r.ack_channel);
   res_ = std::move(r.res);
   do_write(false);
 }
@@ -607,22 +627,60 @@ void Session::do_close() {
 
 // ---- streaming
 
-void Session::start_stream(const StreamRequest& sreq) {
+void Session::start_stream(const StreamRequest& sreq, bool ack_channel) {
   streaming_ = true;
+  ack_channel_ = ack_channel;
+  sreq_ = sreq;
   stream_.expires_never();
-  // Watch the socket: the follower sends nothing after its request, so a
-  // completed read means it went away (or misbehaves): close either way.
+  // Watch the socket: without the ack channel the follower sends nothing
+  // after its request, so a completed read means it went away (stray bytes
+  // are ignored); with it, the reads carry its acks.
   do_peer_watch();
   auto w = std::make_shared<SessionWriter>(shared_from_this(), stream_.get_executor());
   h_.svc.handle_stream(sreq, std::move(w));
 }
 
 void Session::do_peer_watch() {
-  stream_.socket().async_read_some(net::buffer(watch_byte_),
-                                   [self = shared_from_this()](beast::error_code ec, std::size_t) {
+  stream_.socket().async_read_some(net::buffer(watch_byte_ + watch_fill_, sizeof watch_byte_ - watch_fill_),
+                                   [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                                      if (ec || self->closed_) return self->do_close();
-                                     self->do_peer_watch();  // ignore stray bytes
+                                     self->on_peer_bytes(n);
                                    });
+}
+
+void Session::on_peer_bytes(std::size_t n) {
+  if (!ack_channel_) return do_peer_watch();  // ignore stray bytes
+  watch_fill_ += n;
+  std::optional<AckRecord> last;
+  std::size_t used = 0;
+  if (!decode_ack_records(std::string_view(watch_byte_, watch_fill_), used, [&](AckRecord a) { last = a; }))
+    return do_close();  // not an ack record: the peer does not speak the protocol
+  std::memmove(watch_byte_, watch_byte_ + used, watch_fill_ - used);
+  watch_fill_ -= used;
+  if (last) {
+    if (ack_busy_) ack_next_ = *last;
+    else send_ack(*last);
+  }
+  do_peer_watch();
+}
+
+void Session::send_ack(AckRecord a) {
+  ack_busy_ = true;
+  AckRequest req{sreq_.id, a.term, a.index, sreq_.url};
+  h_.svc.handle_ack(req, [self = shared_from_this()](result<void> r) {
+    net::post(self->stream_.get_executor(), [self, ok = bool(r)] {
+      self->ack_busy_ = false;
+      // A refused ack (stale term, not the leader, no longer a member...)
+      // ends the stream: the follower learns by reconnecting, which is also
+      // how it reports its progress again (the Log re-acks on a new stream).
+      if (!ok) return self->do_close();
+      if (self->ack_next_ && !self->closed_) {
+        auto next = *self->ack_next_;
+        self->ack_next_.reset();
+        self->send_ack(next);
+      }
+    });
+  });
 }
 
 void Session::stream_write(std::string_view bytes, std::function<void(std::error_code)> done) {
@@ -640,7 +698,7 @@ void Session::stream_write(std::string_view bytes, std::function<void(std::error
   auto head = std::make_shared<std::string>();
   if (!header_sent_) {
     header_sent_ = true;
-    *head = kStreamHead;
+    *head = stream_head();
   }
   *head += chunk_header(bytes.size());
   do_chunk_write(std::move(head), bytes, kChunkEnd);
@@ -700,7 +758,7 @@ void Session::stream_finish(std::error_code ec) {
   auto head = std::make_shared<std::string>();
   if (!header_sent_) {
     header_sent_ = true;
-    *head = kStreamHead;
+    *head = stream_head();
   }
   *head += kLastChunk;
   done_ = [self = shared_from_this()](std::error_code) {

@@ -47,6 +47,14 @@ struct Conn {
   beast::flat_buffer buffer;
 };
 
+// A stream that carries acks (kHeaderAckChannel). try_ack() runs on any
+// thread: true if the stream took the ack (then `h` has been moved from and
+// runs once the record is on the socket, or with the write's error).
+struct AckChannel {
+  virtual ~AckChannel() = default;
+  virtual bool try_ack(const AckRequest& req, Handler_fn<void>& h) = 0;
+};
+
 std::string query(std::initializer_list<std::pair<std::string_view, std::string>> kv) {
   boost::urls::url u;
   for (auto& [k, v] : kv) u.params().append({k, v});
@@ -86,6 +94,28 @@ struct HTTPTransport::Impl : std::enable_shared_from_this<HTTPTransport::Impl> {
     closed = true;
     idle.clear();
   }
+
+  // Streams whose leader agreed to take acks on them, by the URL they were
+  // opened to (the URL the Log sends its acks to). The newest stream wins.
+  std::unordered_map<std::string, std::weak_ptr<AckChannel>> ack_channels;
+  void add_channel(const std::string& url, std::weak_ptr<AckChannel> c) {
+    std::lock_guard lk(mu);
+    ack_channels[url] = std::move(c);
+  }
+  void remove_channel(const std::string& url, const AckChannel* c) {
+    std::lock_guard lk(mu);
+    auto it = ack_channels.find(url);
+    if (it == ack_channels.end()) return;
+    auto cur = it->second.lock();
+    if (!cur || cur.get() == c) ack_channels.erase(it);
+  }
+  std::shared_ptr<AckChannel> channel_for(const std::string& url) {
+    std::lock_guard lk(mu);
+    auto it = ack_channels.find(url);
+    return it == ack_channels.end() ? nullptr : it->second.lock();
+  }
+
+  void ack_by_post(const std::string& url, const AckRequest& req, Handler_fn<void> h);
 
   // Connects `c` to t; on_done(ec) on c's strand.
   void connect(Conn& c, const Target& t, std::function<void(beast::error_code)> on_done);
@@ -305,11 +335,16 @@ void HTTPTransport::request_vote(const std::string& url, const VoteRequest& req,
 }
 
 void HTTPTransport::ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) {
+  if (auto c = impl_->channel_for(url); c && c->try_ack(req, h)) return;
+  impl_->ack_by_post(url, req, std::move(h));
+}
+
+void HTTPTransport::Impl::ack_by_post(const std::string& url, const AckRequest& req, Handler_fn<void> h) {
   std::string pq = "/raft/ack?" + query({{"id", std::to_string(req.id)},
                                          {"term", std::to_string(req.term)},
                                          {"index", std::to_string(req.index)}});
   if (!req.url.empty()) pq += "&" + query({{"url", req.url}});
-  impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
+  exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
     if (ec) return h(ec);
     h(decode_empty(res));
   });
@@ -319,17 +354,31 @@ void HTTPTransport::ack(const std::string& url, const AckRequest& req, Handler_f
 
 namespace {
 
-class StreamCall final : public StreamHandle, public std::enable_shared_from_this<StreamCall> {
+class StreamCall final : public StreamHandle, public AckChannel, public std::enable_shared_from_this<StreamCall> {
  public:
   StreamCall(std::shared_ptr<HTTPTransport::Impl> t, Target target, http::request<http::empty_body> req,
-             StreamCallbacks cb)
+             StreamCallbacks cb, std::string url, StreamRequest sreq)
       : t_(std::move(t)),
         target_(std::move(target)),
         req_(std::move(req)),
         cb_(std::move(cb)),
+        url_(std::move(url)),
+        sreq_(std::move(sreq)),
         conn_(t_->ex),
         timer_(conn_.stream.get_executor()),
+        ack_timer_(conn_.stream.get_executor()),
         buf_(stream_buffer_bytes(t_->opts)) {}
+
+  bool try_ack(const AckRequest& req, Handler_fn<void>& h) override {
+    // Acks of another identity (a node that changed id) go by POST, where
+    // the leader checks them on their own.
+    if (req.id != sreq_.id || req.url != sreq_.url) return false;
+    if (ack_busy_.exchange(true)) return false;  // one record at a time; a second ack goes by POST
+    net::post(conn_.stream.get_executor(), [self = shared_from_this(), req, h = std::move(h)]() mutable {
+      self->write_ack(req, std::move(h));
+    });
+    return true;
+  }
 
   void start() {
     net::dispatch(conn_.stream.get_executor(), [self = shared_from_this()] {
@@ -376,7 +425,35 @@ class StreamCall final : public StreamHandle, public std::enable_shared_from_thi
     // it room so one socket read can carry a whole large frame.
     conn_.buffer.reserve(buf_.size());
     if (auto e = stream_head_error(parser_.get())) return end(e);
+    // The leader repeats the header only if it reads acks on this
+    // connection; until it has, nothing but the request may be sent on it.
+    if (req_.count(kHeaderAckChannel) != 0) {
+      auto f = parser_.get().find(kHeaderAckChannel);
+      if (f != parser_.get().end() && f->value() == "1") t_->add_channel(url_, weak_from_this());
+    }
     do_read_body();
+  }
+
+  // On the strand.
+  void write_ack(const AckRequest& req, Handler_fn<void> h) {
+    if (ended_) {  // the stream is gone: the ack still goes, as a request
+      ack_busy_ = false;
+      return t_->ack_by_post(url_, req, std::move(h));
+    }
+    encode_ack_record(req.term, req.index, ack_record_);
+    // The leader reads acks as they come, so this write only waits for a
+    // socket buffer; one that does not drain means the leader is stuck.
+    ack_timer_.expires_after(std::chrono::milliseconds(t_->opts.request_timeout_ms));
+    ack_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->end(make_error_code(errc::timeout));
+    });
+    net::async_write(conn_.stream.socket(), net::buffer(ack_record_),
+                     [self = shared_from_this(), h = std::move(h)](beast::error_code ec, std::size_t) mutable {
+                       self->ack_timer_.cancel();
+                       self->ack_busy_ = false;
+                       if (ec) return h(map_net_error(ec, self->canceled_));
+                       h({});
+                     });
   }
 
   void do_read_body() {
@@ -421,8 +498,10 @@ class StreamCall final : public StreamHandle, public std::enable_shared_from_thi
     if (ended_) return;
     ended_ = true;
     waiting_more_ = false;
+    t_->remove_channel(url_, this);
     beast::error_code ignored;
     timer_.cancel();
+    ack_timer_.cancel();
     conn_.stream.socket().close(ignored);
     auto on_end = std::move(cb_.on_end);
     cb_ = {};
@@ -433,8 +512,13 @@ class StreamCall final : public StreamHandle, public std::enable_shared_from_thi
   Target target_;
   http::request<http::empty_body> req_;
   StreamCallbacks cb_;
+  std::string url_;
+  StreamRequest sreq_;
   Conn conn_;
   net::steady_timer timer_;
+  net::steady_timer ack_timer_;
+  std::atomic<bool> ack_busy_{false};
+  char ack_record_[kAckRecordBytes];
   StreamReplyParser parser_;
   std::vector<char> buf_;
   bool ended_ = false;
@@ -466,8 +550,11 @@ std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, c
   r.set(http::field::host, t->port == "80" ? t->host : t->host + ":" + t->port);
   r.set(http::field::user_agent, "raft-http");
   if (auto cid = impl_->cluster_id.load(); cid != 0) r.set(kHeaderClusterID, std::to_string(cid));
+  // Acks on this connection are credited to the stream's node, so they are
+  // asked for only by a follower that names itself (its URL).
+  if (impl_->opts.ack_channel && !req.url.empty()) r.set(kHeaderAckChannel, "1");
   r.keep_alive(true);
-  auto call = std::make_shared<StreamCall>(impl_, std::move(*t), std::move(r), std::move(cb));
+  auto call = std::make_shared<StreamCall>(impl_, std::move(*t), std::move(r), std::move(cb), url, req);
   call->start();
   return call;
 }
