@@ -39,6 +39,7 @@ NetFaults NetFaults::unreliable(Rng& r, Clock::duration election_timeout) {
   f.delay_max = std::chrono::milliseconds(r.range(5, 60));     // reordering within this window
   f.long_delay_ppm = static_cast<std::uint32_t>(r.below(30'001));
   f.long_delay_max = election_timeout * static_cast<Clock::duration::rep>(r.range(1, 4));
+  f.ack_vanish_ppm = static_cast<std::uint32_t>(r.below(50'001));  // 0-5 %
   return f;
 }
 
@@ -363,6 +364,7 @@ void SimTransport::request_vote(const std::string& url, const VoteRequest& req, 
 }
 
 void SimTransport::ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) {
+  if (net_.vanish_ack(slot_, url, h)) return;
   net_.rpc<void>(
       slot_, url, "ack",
       net_.trace_.on() ? fmt::format("id={} term={} index={}", req.id, req.term, req.index) : std::string(),
@@ -375,6 +377,27 @@ void SimTransport::ack(const std::string& url, const AckRequest& req, Handler_fn
         });
       },
       std::move(h), true);
+}
+
+bool SimNetwork::vanish_ack(int from, const std::string& url, Handler_fn<void>& h) {
+  if (!faults_.ack_vanish_ppm) return false;
+  const int to = slot_of(url);
+  std::shared_ptr<Stream> carrier;  // the stream whose connection would carry the ack
+  for (auto& [id, s] : streams_)
+    if (s->follower == from && s->leader == to && !s->closed && s->connected) carrier = s;
+  if (!carrier || !rng_.chance_ppm(faults_.ack_vanish_ppm)) return false;
+  ++stats_.sent;
+  ++stats_.dropped;
+  trace_("net {}->{} ack vanished with stream {}", from, to, carrier->id);
+  // As on a socket: the write completes at once, the connection is found
+  // dead a little later.
+  post([this, h = std::move(h), from, ep = epoch(from)] {
+    if (alive(from, ep)) h(result<void>{});
+  });
+  after(delay(), [this, carrier] {
+    stream_break(carrier, make_error_code(errc::transport_error), "ack lost on the stream's connection");
+  });
+  return true;
 }
 
 std::shared_ptr<StreamHandle> SimTransport::read_from(const std::string& url, const StreamRequest& req,

@@ -112,6 +112,11 @@ struct NetFaults {
   Clock::duration delay_max = std::chrono::milliseconds(5);
   std::uint32_t long_delay_ppm = 0;  // this share of messages waits up to long_delay_max
   Clock::duration long_delay_max = std::chrono::milliseconds(0);
+  // An ack sent while the sender reads a stream from the receiver is lost
+  // the way HTTPTransport's ack channel loses one: the sender is told it was
+  // sent (its bytes were written) and the connection, hence the stream,
+  // breaks before the leader reads them.
+  std::uint32_t ack_vanish_ppm = 0;
 
   static NetFaults reliable() { return {}; }
   // Drawn from the seed: drop 0-30 %, duplication, reordering through random
@@ -221,6 +226,8 @@ class SimNetwork {
            std::function<void(Service&, Handler_fn<R>)> call, Handler_fn<R> h, bool may_duplicate);
   void join_hop(int from, std::string url, JoinRequest req, Handler_fn<JoinResponse> h, int hops);
   void leave_hop(int from, std::string url, std::uint64_t id, Handler_fn<void> h, int hops);
+  // NetFaults::ack_vanish_ppm: true if the ack was lost that way.
+  bool vanish_ack(int from, const std::string& url, Handler_fn<void>& h);
 
   // Streams.
   std::shared_ptr<StreamHandle> open_stream(int follower, const std::string& url, const StreamRequest& req,

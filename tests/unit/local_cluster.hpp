@@ -74,12 +74,20 @@ class LocalTransport final : public Transport {
   std::uint64_t cluster_id_ = 0;
 };
 
+struct LocalStream;
+
 class LocalNetwork {
  public:
   boost::asio::io_context io;
   VirtualClock clock;
   std::map<std::string, Service*> services;
   std::map<std::string, bool> down;  // url -> unreachable
+  // When set and true for an ack: the ack is lost the way HTTPTransport's
+  // ack channel loses one. The sender hears success (its bytes were
+  // written), nothing is delivered, and its streams from that leader end
+  // (the connection that carried the ack died).
+  std::function<bool(const std::string& from, const AckRequest&)> vanish_ack;
+  std::vector<std::weak_ptr<LocalStream>> streams;
 
   Service* find(const std::string& url) {
     auto it = services.find(url);
@@ -179,6 +187,14 @@ inline void LocalTransport::request_vote(const std::string& url, const VoteReque
       self_, url, [req](Service& s, Handler_fn<VoteResponse> k) { s.handle_vote(req, std::move(k)); }, std::move(h));
 }
 inline void LocalTransport::ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) {
+  if (net_.vanish_ack && net_.vanish_ack(self_, req)) {
+    // In this order, as on a socket: the write completes, then the
+    // connection is found dead.
+    boost::asio::post(net_.io, [h = std::move(h)] { h(result<void>{}); });
+    for (auto& w : net_.streams)
+      if (auto s = w.lock(); s && s->follower_url == self_ && s->leader_url == url) s->end(make_error_code(errc::transport_error));
+    return;
+  }
   net_.deliver<void>(self_, url, [req](Service& s, Handler_fn<void> k) { s.handle_ack(req, std::move(k)); }, std::move(h));
 }
 inline std::shared_ptr<StreamHandle> LocalTransport::read_from(const std::string& url, const StreamRequest& req,
@@ -188,6 +204,7 @@ inline std::shared_ptr<StreamHandle> LocalTransport::read_from(const std::string
   s->follower_url = self_;
   s->leader_url = url;
   s->cb = std::move(cb);
+  net_.streams.push_back(s);
   boost::asio::post(net_.io, [this, s, url, req] {
     Service* svc = net_.down[self_] ? nullptr : net_.find(url);
     if (!svc) return s->end(make_error_code(errc::transport_error));

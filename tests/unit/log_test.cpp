@@ -572,6 +572,35 @@ TEST(Log, AckForAMemberIdFromAnotherUrlDoesNotCountTowardCommit) {
   EXPECT_EQ(l->log->commit_index(), x);
 }
 
+// An ack the transport took but the leader never read (HTTPTransport's ack
+// channel: the bytes were written, then the connection died, taking the
+// stream with it) is reported again on the follower's next stream, so the
+// entry commits without any further write. Before the Log re-acked on each
+// new stream, the follower counted it as reported and the entry waited for
+// the next one.
+TEST(Log, AckLostWithItsStreamIsReportedAgainOnTheNextStream) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  LocalNode* followers[2] = {nullptr, nullptr};
+  int k = 0;
+  for (auto& n : c->nodes)
+    if (n.get() != l) followers[k++] = n.get();
+  c->net.down[followers[1]->url] = true;  // the entry needs followers[0]'s ack
+  int vanished = 0;
+  c->net.vanish_ack = [&](const std::string& from, const AckRequest&) {
+    if (from != followers[0]->url || vanished > 0) return false;
+    ++vanished;
+    return true;
+  };
+  std::optional<result<std::uint64_t>> applied;
+  l->log->start_apply("x", {}, [&](result<std::uint64_t> r) { applied = r; });
+  EXPECT_TRUE(c->net.run_until([&] { return applied.has_value(); }, 5s));
+  EXPECT_EQ(vanished, 1);
+  ASSERT_TRUE(applied.has_value());
+  EXPECT_TRUE(*applied);
+}
+
 // The lost join itself: the leader answers a join right after appending the
 // AddPeer entry; a later leader truncates it and gives the same id to the
 // next joiner. The first joiner must not stay "that member": it is refused
