@@ -116,7 +116,9 @@ struct ServerOptions {
 // Endpoints (DESIGN 4): GET /raft/ping, POST /raft/join?url=U[&id=N],
 // POST /raft/leave?id=N, POST /raft/heartbeat?term&commitIndex&leaderID,
 // POST /raft/vote?term&candidateID&lastLogIndex&lastLogTerm,
-// POST /raft/ack?id&term&index, GET /raft/stream?id&term&index&logTerm,
+// POST /raft/ack?id&term&index, GET /raft/stream?id&term&index&logTerm
+// (with X-Raft-Ack-Channel: 1 the stream's connection also carries the
+// follower's acks: docs/design-notes.md),
 // GET /raft/status (JSON), GET /raft/metrics (Prometheus text).
 // Bad parameters: 400 with the seed's X-Raft-Error texts ("invalid term"...).
 // Service errors: X-Raft-Error: <errc message> and 421 (not leader, with
