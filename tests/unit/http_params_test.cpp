@@ -1,5 +1,6 @@
 // Query parameters as the Handler reads them (http_detail::handle_request,
 // no socket).
+#include "http/common.hpp"
 #include "http/handler.hpp"
 
 #include <boost/url.hpp>
@@ -85,6 +86,46 @@ TEST(HandlerParams, JoinPreviousIdIsOptionalButValidated) {
                           "/raft/join?url=http://h:1&id=18446744073709551616"})
     EXPECT_EQ(send(bad), 400u) << bad;
   EXPECT_EQ(svc.joins, 2) << "a refused request reached the Service";
+}
+
+// The ack channel's record (docs/design-notes.md): exact bytes, and what the
+// leader's decoder keeps for the next read or refuses.
+TEST(AckRecord, ExactBytesAndRoundTrip) {
+  char rec[http_detail::kAckRecordBytes];
+  http_detail::encode_ack_record(0x0102030405060708ull, 0x1112131415161718ull, rec);
+  const std::string want("\xA1\x01\x02\x03\x04\x05\x06\x07\x08\x11\x12\x13\x14\x15\x16\x17\x18", 17);
+  EXPECT_EQ(std::string(rec, sizeof rec), want);
+
+  std::vector<http_detail::AckRecord> got;
+  std::size_t used = 99;
+  const std::string two = want + want.substr(0, 16);  // one record and most of a second
+  ASSERT_TRUE(http_detail::decode_ack_records(two, used, [&](http_detail::AckRecord r) { got.push_back(r); }));
+  EXPECT_EQ(used, 17u);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].term, 0x0102030405060708ull);
+  EXPECT_EQ(got[0].index, 0x1112131415161718ull);
+
+  got.clear();
+  ASSERT_TRUE(http_detail::decode_ack_records(want.substr(0, 5), used, [&](auto r) { got.push_back(r); }));
+  EXPECT_EQ(used, 0u);
+  EXPECT_TRUE(got.empty());
+}
+
+TEST(AckRecord, WrongTypeOrTermZeroIsRefused) {
+  char rec[http_detail::kAckRecordBytes];
+  http_detail::encode_ack_record(1, 5, rec);
+  std::string bad_type(rec, sizeof rec);
+  bad_type[0] = 'G';  // e.g. a request line
+  std::size_t used = 0;
+  int calls = 0;
+  EXPECT_FALSE(http_detail::decode_ack_records(bad_type, used, [&](auto) { ++calls; }));
+  http_detail::encode_ack_record(0, 5, rec);
+  EXPECT_FALSE(http_detail::decode_ack_records(std::string_view(rec, sizeof rec), used, [&](auto) { ++calls; }));
+  // A good record before a bad one is still decoded; the bad one stops it.
+  http_detail::encode_ack_record(2, 6, rec);
+  std::string mixed = std::string(rec, sizeof rec) + bad_type;
+  EXPECT_FALSE(http_detail::decode_ack_records(mixed, used, [&](auto) { ++calls; }));
+  EXPECT_EQ(calls, 1);
 }
 
 }  // namespace
