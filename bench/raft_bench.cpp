@@ -89,6 +89,10 @@ struct Opts {
   std::vector<int> sweep;  // client counts
   std::string svg = "raft-bench-sweep.svg";
   std::string dir;  // parent of the data directories; default: $TMPDIR or /tmp
+  // --node-dirs D1,D2,...: node i's data directory goes under Di instead
+  // (e.g. one filesystem per node, as on separate machines); the last one
+  // serves the nodes beyond the list.
+  std::vector<std::string> node_dirs;
   bool probe = false;
   bool verbose = false;
   // --node (internal): a follower process.
@@ -104,7 +108,7 @@ struct Opts {
                "                  [--sync|--no-sync] [--async] [--rate OPS] [--io-threads T] [--apply-on-io] [--no-apply-inline]\n"
                "                  [--storage-on-io] [--busy-poll US] [--no-ack-channel]\n"
                "                  [--repeat K]\n"
-               "                  [--sweep clients=1,4,16,64] [--svg FILE] [--dir DIR] [--json] [--verbose]\n"
+               "                  [--sweep clients=1,4,16,64] [--svg FILE] [--dir DIR] [--node-dirs D1,D2,...] [--json] [--verbose]\n"
                "       raft-bench --probe [--dir DIR] [--json]\n",
                msg);
   std::exit(2);
@@ -138,6 +142,12 @@ Opts parse(int argc, char** argv) {
     else if (a == "--repeat") o.repeat = std::stoi(val());
     else if (a == "--svg") o.svg = val();
     else if (a == "--dir") o.dir = val();
+    else if (a == "--node-dirs") {
+      std::stringstream ss(val());
+      std::string item;
+      while (std::getline(ss, item, ',')) o.node_dirs.push_back(item);
+      if (o.node_dirs.empty()) usage("--node-dirs takes a comma-separated list");
+    }
     else if (a == "--probe") o.probe = true;
     else if (a == "--verbose") o.verbose = true;
     else if (a == "--node") o.node = true;
@@ -489,16 +499,29 @@ std::optional<Result> run_once(const Opts& o) {
     return std::nullopt;
   }
   struct Cleanup {
-    std::string dir;
+    std::vector<std::string> dirs;
     ~Cleanup() {
       kill_children();
       std::error_code ec;
-      fs::remove_all(dir, ec);
+      for (auto& d : dirs) fs::remove_all(d, ec);
     }
-  } cleanup{base};
+  } cleanup{{base}};
+  // Node i's directory: base/ni, or a fresh directory under --node-dirs' ith entry.
+  auto node_dir = [&](int i) -> std::optional<std::string> {
+    if (o.node_dirs.empty()) return base + "/n" + std::to_string(i);
+    const auto& parent = o.node_dirs[std::min<std::size_t>(std::size_t(i - 1), o.node_dirs.size() - 1)];
+    std::string d = (fs::path(parent) / ("raft-bench-n" + std::to_string(i) + "-XXXXXX")).string();
+    if (!::mkdtemp(d.data())) {
+      std::perror(("raft-bench: mkdtemp in " + parent).c_str());
+      return std::nullopt;
+    }
+    cleanup.dirs.push_back(d);
+    return d + "/n" + std::to_string(i);
+  };
 
   auto leader = std::make_unique<Node>();
-  if (!leader->start(base + "/n1", o)) return std::nullopt;
+  auto d1 = node_dir(1);
+  if (!d1 || !leader->start(*d1, o)) return std::nullopt;
   struct StopNode {
     Node* n;
     ~StopNode() { n->stop(); }
@@ -508,7 +531,9 @@ std::optional<Result> run_once(const Opts& o) {
     return std::nullopt;
   }
   for (int i = 2; i <= o.nodes; ++i) {
-    pid_t p = spawn_follower(o, leader->url, base + "/n" + std::to_string(i));
+    auto di = node_dir(i);
+    if (!di) return std::nullopt;
+    pid_t p = spawn_follower(o, leader->url, *di);
     if (p < 0) return std::nullopt;
     g_children.push_back(p);
     // One membership change at a time: wait for this one to commit.

@@ -443,12 +443,15 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
     encode_ack_record(req.term, req.index, ack_record_);
     // The leader reads acks as they come, so this write only waits for a
     // socket buffer; one that does not drain means the leader is stuck.
+    // (A timer that fired as the write completed finds a newer generation.)
+    const std::uint64_t gen = ++ack_gen_;
     ack_timer_.expires_after(std::chrono::milliseconds(t_->opts.request_timeout_ms));
-    ack_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (!ec) self->end(make_error_code(errc::timeout));
+    ack_timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
+      if (!ec && self->ack_gen_ == gen) self->end(make_error_code(errc::timeout));
     });
     net::async_write(conn_.stream.socket(), net::buffer(ack_record_),
                      [self = shared_from_this(), h = std::move(h)](beast::error_code ec, std::size_t) mutable {
+                       ++self->ack_gen_;
                        self->ack_timer_.cancel();
                        self->ack_busy_ = false;
                        if (ec) return h(map_net_error(ec, self->canceled_));
@@ -518,6 +521,7 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
   net::steady_timer timer_;
   net::steady_timer ack_timer_;
   std::atomic<bool> ack_busy_{false};
+  std::uint64_t ack_gen_ = 0;  // strand only: bumped when an ack write starts and ends
   char ack_record_[kAckRecordBytes];
   StreamReplyParser parser_;
   std::vector<char> buf_;
