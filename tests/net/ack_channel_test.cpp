@@ -87,6 +87,13 @@ class AckChannel : public NetTest {
     return r ? *r : result<void>(errc::timeout);
   }
 
+
+ public:  // for open_raw()
+  std::uint16_t port_() const { return port; }
+  bool wait_writer() { return run_until(ioc, [&] { return writer != nullptr; }); }
+  StreamWriter* writer_() const { return writer.get(); }
+
+ protected:
   RoutedService rsvc;
   Handler rhandler{rsvc};
   std::shared_ptr<StreamWriter> writer;
@@ -197,23 +204,24 @@ std::string stream_request(bool channel, const std::string& me = kMe) {
          (channel ? "X-Raft-Ack-Channel: 1\r\n" : "") + "\r\n";
 }
 
+// A raw follower's stream request; returns once the response head arrived.
+void open_raw(AckChannel& t, RawClient& c, bool channel) {
+  ASSERT_TRUE(c.connect(t.port_()));
+  c.send(stream_request(channel));
+  ASSERT_TRUE(t.wait_writer());
+  t.writer_()->write("x", [](std::error_code) {});
+  ASSERT_TRUE(c.wait_for("\r\n\r\n"));
+}
+
 TEST_F(AckChannel, TheLeaderAgreesInTheResponseHead) {
   RawClient c(ioc);
-  ASSERT_TRUE(c.connect(port));
-  c.send(stream_request(true));
-  ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
-  writer->write("x", [](std::error_code) {});
-  ASSERT_TRUE(c.wait_for("\r\n\r\n"));
+  open_raw(*this, c, true);
   EXPECT_NE(c.data.find("X-Raft-Ack-Channel: 1\r\n"), std::string::npos) << c.data;
 }
 
 TEST_F(AckChannel, WithoutTheRequestHeaderTheHeadDoesNotOfferIt) {
   RawClient c(ioc);
-  ASSERT_TRUE(c.connect(port));
-  c.send(stream_request(false));
-  ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
-  writer->write("x", [](std::error_code) {});
-  ASSERT_TRUE(c.wait_for("\r\n\r\n"));
+  open_raw(*this, c, false);
   EXPECT_EQ(c.data.find("X-Raft-Ack-Channel"), std::string::npos) << c.data;
   // And bytes from such a follower are ignored, as before the channel.
   c.send(record(1, 5) + "junk");
@@ -253,14 +261,7 @@ TEST_F(AckChannel, BytesThatAreNotAckRecordsCloseTheStream) {
     EXPECT_TRUE(c.wait_closed());
     EXPECT_TRUE(acks.empty());
     // The Log's writer learns it at its next write.
-    bool done = false;
-    std::error_code wec;
-    writer->write("late", [&](std::error_code ec) {
-      wec = ec;
-      done = true;
-    });
-    ASSERT_TRUE(run_until(ioc, [&] { return done; }));
-    EXPECT_TRUE(wec);
+    EXPECT_TRUE(write_once(ioc, *writer, "late"));
   }
 }
 

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,16 @@ inline void run_for(net::io_context& ioc, std::chrono::milliseconds d) {
     if (ioc.stopped()) ioc.restart();
     ioc.run_one_for(5ms);
   }
+}
+
+// One StreamWriter::write, run to its completion: its error (errc::timeout
+// if it never completed).
+inline std::error_code write_once(net::io_context& ioc, StreamWriter& w, std::string_view bytes) {
+  // Shared: a write that completes after we gave up must not touch our frame.
+  auto r = std::make_shared<std::optional<std::error_code>>();
+  w.write(bytes, [r](std::error_code ec) { *r = ec; });
+  if (!run_until(ioc, [&] { return r->has_value(); })) return make_error_code(errc::timeout);
+  return **r;
 }
 
 inline ServerOptions quick_options() {

@@ -315,14 +315,7 @@ TEST_F(StreamTest, FollowerThatHangsUpIsNoticed) {
     c.sock.close();
   }
   ASSERT_TRUE(run_until(ioc, [&] { return server->connection_count() == 0; }));
-  bool done = false;
-  std::error_code wec;
-  writer->write("late", [&](std::error_code ec) {
-    wec = ec;
-    done = true;
-  });
-  ASSERT_TRUE(run_until(ioc, [&] { return done; }));
-  EXPECT_TRUE(wec);
+  EXPECT_TRUE(write_once(ioc, *writer, "late"));
 }
 
 TEST_F(StreamTest, ServerStopEndsOpenStreams) {

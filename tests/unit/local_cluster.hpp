@@ -277,6 +277,13 @@ class LocalCluster {
       if (n->log && n->log->state() == State::leader) return n.get();
     return nullptr;
   }
+  // Every node but `l`, in node order.
+  std::vector<LocalNode*> others(const LocalNode* l) {
+    std::vector<LocalNode*> v;
+    for (auto& n : nodes)
+      if (n.get() != l) v.push_back(n.get());
+    return v;
+  }
   std::size_t leaders() {
     std::size_t k = 0;
     for (auto& n : nodes)

@@ -542,10 +542,7 @@ TEST(Log, AckForAMemberIdFromAnotherUrlDoesNotCountTowardCommit) {
   auto c = three_node_cluster();
   auto* l = c->leader();
   ASSERT_TRUE(l);
-  LocalNode* followers[2] = {nullptr, nullptr};
-  int k = 0;
-  for (auto& n : c->nodes)
-    if (n.get() != l) followers[k++] = n.get();
+  const auto followers = c->others(l);
   // Both followers unreachable: the next entry cannot commit.
   for (auto* f : followers) c->net.down[f->url] = true;
   std::optional<result<std::uint64_t>> applied;
@@ -582,10 +579,7 @@ TEST(Log, AckLostWithItsStreamIsReportedAgainOnTheNextStream) {
   auto c = three_node_cluster();
   auto* l = c->leader();
   ASSERT_TRUE(l);
-  LocalNode* followers[2] = {nullptr, nullptr};
-  int k = 0;
-  for (auto& n : c->nodes)
-    if (n.get() != l) followers[k++] = n.get();
+  const auto followers = c->others(l);
   c->net.down[followers[1]->url] = true;  // the entry needs followers[0]'s ack
   int vanished = 0;
   c->net.vanish_ack = [&](const std::string& from, const AckRequest&) {
