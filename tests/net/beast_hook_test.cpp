@@ -112,5 +112,36 @@ TEST_F(BeastHookTest, TransportAndStreamThroughTheHook) {
   EXPECT_EQ(data, "entries");
 }
 
+// The ack channel through the hook: the user's server read the stream
+// request; the follower writes acks only after the response head, so they
+// reach raft's session, not the user's buffer.
+TEST_F(BeastHookTest, AcksRideTheHookedStreamConnection) {
+  UserServer us(ioc, handler);
+  const std::string u = "http://127.0.0.1:" + std::to_string(us.port());
+  const std::string me = "http://127.0.0.1:9/me";
+  std::shared_ptr<StreamWriter> w;
+  svc.on_stream = [&](std::shared_ptr<StreamWriter> x) { w = std::move(x); };
+  std::string data;
+  auto h = transport.read_from(u, {2, 1, 0, 0, me},
+                               {[&](std::string_view b, std::function<void()> more) {
+                                  data.append(b);
+                                  more();
+                                },
+                                [](std::error_code) {}});
+  ASSERT_TRUE(run_until(ioc, [&] { return w != nullptr; }));
+  w->write("entries", [](std::error_code) {});
+  ASSERT_TRUE(run_until(ioc, [&] { return data == "entries"; }));
+  const auto before = transport.connections_opened();
+  std::optional<result<void>> r;
+  transport.ack(u, {2, 1, 5, me}, [&](result<void> x) { r = x; });
+  ASSERT_TRUE(run_until(ioc, [&] { return svc.last_ack.index == 5; }));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(*r);
+  EXPECT_EQ(svc.last_ack.id, 2u);
+  EXPECT_EQ(svc.last_ack.url, me);
+  EXPECT_EQ(transport.connections_opened(), before);  // no POST connection
+  w->finish({});
+}
+
 }  // namespace
 }  // namespace raft::test
