@@ -241,11 +241,23 @@ struct Segment {
   std::shared_ptr<File> file;
   std::uint64_t end = 0;   // bytes of valid header + records
   std::uint64_t writeback_from = 0;  // start of the range not yet handed to writeback
-  OffsetIndex offsets;     // offsets[i]: the record of index first_index + i
+  std::size_t count = 0;   // entries in the segment
+  // offsets[i]: the record of index first_index + i, while `loaded`. The
+  // last segment's are always loaded; a sealed segment's are dropped when
+  // it is not among the kLoadedSealed most recently used (Impl::evict) and
+  // rebuilt from the file when it is read again (Impl::ensure_loaded), so
+  // the index of a long log does not stay in memory (4 bytes per entry).
+  OffsetIndex offsets;
+  bool loaded = true;
+  std::uint64_t used = 0;  // Impl::tick at the last use of offsets
 
-  std::uint64_t last_index() const { return first_index + offsets.size() - 1; }
-  std::uint64_t record_end(std::size_t i) const { return i + 1 < offsets.size() ? offsets[i + 1] : end; }
+  std::uint64_t last_index() const { return first_index + count - 1; }
+  std::uint64_t record_end(std::size_t i) const { return i + 1 < count ? offsets[i + 1] : end; }
 };
+
+// Sealed segments whose offsets stay in memory (besides the last segment):
+// about 1 MiB each for full 64 MiB segments of 256-byte entries.
+constexpr std::size_t kLoadedSealed = 4;
 
 // Entries [first, next run's first) have `term`. Terms change only with
 // elections, so a few runs describe millions of entries.
@@ -350,6 +362,12 @@ struct LogStore::Impl {
   result<void> flush(Segment& seg, std::size_t entries_before);
   result<void> roll();
   std::size_t segment_of(std::uint64_t index) const;
+  // Segment i's offsets, rebuilt from its file if they were dropped.
+  result<void> ensure_loaded(std::size_t i);
+  // Drops the offsets of sealed segments beyond the kLoadedSealed most
+  // recently used.
+  void evict();
+  std::uint64_t tick = 0;
 
   std::uint64_t last_term() const { return runs.empty() ? segs.front().prev_term : runs.back().term; }
   void add_term(std::uint64_t index, std::uint64_t term) {
@@ -476,8 +494,61 @@ result<void> LogStore::Impl::load_segment(std::size_t i, bool last, std::vector<
     break;
   }
   s.end = off;
+  s.count = s.offsets.size();
+  s.loaded = true;
+  s.used = ++tick;
   if (!last) s.offsets.shrink_to_fit();
   return {};
+}
+
+result<void> LogStore::Impl::ensure_loaded(std::size_t i) {
+  Segment& s = segs[i];
+  s.used = ++tick;
+  if (s.loaded) return {};
+  // The records were checked at open (or written by us since); the file is
+  // read whole and each record checked again: the disk may have changed.
+  std::vector<std::byte> data(s.end);
+  auto got = s.file->read_at(0, std::span(data.data(), data.size()));
+  if (!got) return got.error();
+  if (*got != data.size()) return errc::log_corrupt;
+  OffsetIndex offsets;
+  std::uint64_t off = kSegHeaderSize;
+  for (std::size_t k = 0; k < s.count; ++k) {
+    Record r;
+    if (off > s.end || !parse_record(data.data() + off, s.end - off, UINT32_MAX, r) || r.index != s.first_index + k) {
+      warn(fmt::format("log corrupt: record of index {} in {} at offset {} changed since open", s.first_index + k,
+                       s.path, off));
+      return errc::log_corrupt;
+    }
+    offsets.push_back(static_cast<std::uint32_t>(off));
+    off += kRecHeaderSize + r.length;
+  }
+  if (off != s.end) {
+    warn(fmt::format("log corrupt: {} holds more than its {} records since open", s.path, s.count));
+    return errc::log_corrupt;
+  }
+  offsets.shrink_to_fit();
+  s.offsets = std::move(offsets);
+  s.loaded = true;
+  evict();
+  return {};
+}
+
+void LogStore::Impl::evict() {
+  if (segs.size() <= kLoadedSealed + 1) return;
+  std::vector<std::uint64_t> ticks;
+  for (std::size_t i = 0; i + 1 < segs.size(); ++i)
+    if (segs[i].loaded) ticks.push_back(segs[i].used);
+  if (ticks.size() <= kLoadedSealed) return;
+  std::nth_element(ticks.begin(), ticks.end() - kLoadedSealed, ticks.end());
+  const std::uint64_t keep_from = *(ticks.end() - kLoadedSealed);  // the kLoadedSealed newest stay
+  for (std::size_t i = 0; i + 1 < segs.size(); ++i) {
+    Segment& g = segs[i];
+    if (g.loaded && g.used < keep_from) {
+      g.offsets = {};
+      g.loaded = false;
+    }
+  }
 }
 
 result<void> LogStore::Impl::create_segment(std::uint64_t first, std::uint64_t prev_term) {
@@ -491,6 +562,7 @@ result<void> LogStore::Impl::create_segment(std::uint64_t first, std::uint64_t p
   const auto h = encode_seg_header(first, prev_term);
   if (auto r = s.file->append(h); !r) return r.error();
   s.end = kSegHeaderSize;
+  s.used = ++tick;
   {
     std::lock_guard lk(mu);
     dirty.push_back(s.file);
@@ -540,6 +612,7 @@ result<void> LogStore::Impl::recover() {
     std::vector<std::byte> data;
     for (std::size_t i = 0; i < segs.size(); ++i)
       if (auto r = load_segment(i, i + 1 == segs.size(), data); !r) return r.error();
+    evict();
   }
   if (auto r = segs.back().file->datasync(); !r) return r.error();
   if (auto r = fs->sync_dir(dir); !r) return r.error();
@@ -559,6 +632,7 @@ result<void> LogStore::Impl::flush(Segment& seg, std::size_t entries_before) {
     iov.emplace_back(p.ext ? p.ext : reinterpret_cast<const std::byte*>(buf.data()) + p.off, p.len);
   if (auto r = seg.file->append_gather(iov); !r) {
     seg.offsets.truncate(entries_before);
+    seg.count = entries_before;
     trim_runs(seg.last_index());
     clear_stage();
     return fail(r.error());
@@ -584,7 +658,9 @@ result<void> LogStore::Impl::roll() {
   // last being complete on disk.
   if (auto r = old.file->datasync(); !r) return fail(r.error());
   old.offsets.shrink_to_fit();  // sealed: never grows again (unless truncated back to)
+  old.used = ++tick;            // just written: among the most recently used
   if (auto r = create_segment(old.last_index() + 1, last_term()); !r) return fail(r.error());
+  evict();
   return {};
 }
 
@@ -651,18 +727,20 @@ result<void> LogStore::append(std::span<const LogEntry> entries) {
     term = e.term;
   }
   Segment* seg = &m.segs.back();
-  std::size_t before = seg->offsets.size();
+  RAFT_ASSERT(seg->loaded, "the last segment's offsets are always loaded");
+  std::size_t before = seg->count;
   for (const auto& e : entries) {
     const std::uint64_t rec = kRecHeaderSize + e.data.size();
-    if ((!seg->offsets.empty() || m.staged) && seg->end + m.staged + rec > m.opts.segment_size_bytes_max) {
+    if ((seg->count > 0 || m.staged) && seg->end + m.staged + rec > m.opts.segment_size_bytes_max) {
       if (auto r = m.flush(*seg, before); !r) return r;
       if (auto r = m.roll(); !r) return r;
       seg = &m.segs.back();
-      before = seg->offsets.size();
+      before = seg->count;
     }
     const std::uint64_t off = seg->end + m.staged;
     RAFT_ASSERT(off <= UINT32_MAX, "segment offset beyond 4 GiB (open() checks the limits)");
     seg->offsets.push_back(static_cast<std::uint32_t>(off));
+    ++seg->count;
     m.add_term(e.index, e.term);
     std::byte h[kRecHeaderSize];
     detail::put_be32(h + 4, static_cast<std::uint32_t>(e.data.size()));
@@ -725,7 +803,8 @@ result<LogEntry> LogStore::entry(std::uint64_t index) const {
 }
 
 result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t to, std::size_t max_bytes) const {
-  const Impl& m = *impl_;
+  // Logically const; the offsets of a sealed segment may be rebuilt (cached).
+  Impl& m = *impl_;
   std::vector<LogEntry> out;
   if (from > to) return out;
   if (from < first_index() || to > last_index()) return errc::invalid_argument;
@@ -740,12 +819,13 @@ result<std::vector<LogEntry>> LogStore::read(std::uint64_t from, std::uint64_t t
   // wraps to 0, which would pass that test and run past the last segment.
   std::uint64_t left = to - from + 1;  // from >= first_index() >= 1: no wrap
   while (left > 0) {
+    if (auto r = m.ensure_loaded(si); !r) return r.error();
     const Segment& s = m.segs[si];
     // Choose how many entries of this segment to take, then read them with
     // one pread. Each offset is looked up once: record i ends where i + 1
     // starts.
     const std::size_t a = index - s.first_index;
-    const std::size_t n = s.offsets.size();
+    const std::size_t n = s.count;
     std::size_t b = a;  // one past the last taken
     const std::uint64_t start = a < n ? s.offsets[a] : s.end;
     std::uint64_t end = start;
@@ -822,12 +902,15 @@ result<void> LogStore::truncate_suffix(std::uint64_t index, std::uint64_t commit
   }
   if (dir_dirty)
     if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
+  // The new last segment may be a sealed one whose offsets were dropped.
+  if (auto r = m.ensure_loaded(m.segs.size() - 1); !r) return m.fail(r.error());
   Segment& s = m.segs.back();
   const std::size_t keep = index + 1 - s.first_index;
-  const std::uint64_t new_end = keep < s.offsets.size() ? s.offsets[keep] : s.end;
+  const std::uint64_t new_end = keep < s.count ? s.offsets[keep] : s.end;
   if (auto r = s.file->truncate(new_end); !r) return m.fail(r.error());
   if (auto r = s.file->datasync(); !r) return m.fail(r.error());
   s.offsets.truncate(keep);
+  s.count = std::min(s.count, keep);
   s.end = new_end;
   s.writeback_from = std::min(s.writeback_from, new_end);  // rewritten bytes get hinted again
   m.trim_runs(index);
@@ -851,7 +934,7 @@ result<void> LogStore::compact(std::uint64_t index) {
     // starts there. The front may be an empty last segment (recovery cut
     // all its records as a torn tail): then the log is empty.
     const Segment& front = m.segs.front();
-    if (front.offsets.empty()) {
+    if (front.count == 0) {
       m.runs.clear();
       continue;
     }

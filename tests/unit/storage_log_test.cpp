@@ -622,7 +622,8 @@ TEST(StorageLog, OptionsBeyondThirtyTwoBitOffsetsAreRefused) {
 }
 
 // The in-memory index costs about 4 bytes per entry (a 32-bit offset; terms
-// as runs), in the segment being written, in sealed ones and after recovery.
+// as runs) in the segment being written, in the few sealed ones still
+// loaded and after recovery; less with many segments (see the next test).
 TEST(StorageLog, IndexCostsAtMostSixBytesPerEntry) {
   constexpr std::uint64_t kN = 1000000;
   for (std::uint64_t seg : {64ull << 20, 1ull << 20}) {  // one segment; ~40 segments
@@ -654,6 +655,62 @@ TEST(StorageLog, IndexCostsAtMostSixBytesPerEntry) {
     EXPECT_EQ(*log->term_at(300000), 2u);
     EXPECT_EQ(*log->term_at(kN), 4u);
   }
+}
+
+// Sealed segments keep their offsets in memory only while they are among the
+// few most recently used: a long log's index does not stay in memory. Reads
+// of old entries rebuild a segment's offsets from its file; truncating back
+// into such a segment works too.
+TEST(StorageLog, OffsetsOfColdSealedSegmentsAreNotKeptInMemory) {
+  constexpr std::uint64_t kN = 1000000;
+  MemoryFilesystem fs;
+  auto data_of = [](std::uint64_t i) { return std::to_string(i * 7919) + "-entry"; };
+  {
+    auto log = open_ok(fs, Warnings{}.opts(1 << 20));  // ~45 segments
+    std::vector<LogEntry> batch(1000);
+    for (std::uint64_t i = 1; i <= kN; i += batch.size()) {
+      for (std::size_t k = 0; k < batch.size(); ++k) {
+        batch[k].index = i + k;
+        batch[k].term = 1;
+        batch[k].data = data_of(i + k);
+      }
+      ASSERT_TRUE(log->append(batch));
+    }
+    ASSERT_GT(log->segment_count(), 30u);
+    const double per_entry = static_cast<double>(log->index_bytes()) / kN;
+    std::printf("%zu segments, index %.3f bytes/entry while writing\n", log->segment_count(), per_entry);
+    EXPECT_LT(per_entry, 0.8);  // all of them loaded: about 4
+    ASSERT_TRUE(log->sync());
+  }
+  auto log = open_ok(fs, Warnings{}.opts(1 << 20));
+  EXPECT_LT(static_cast<double>(log->index_bytes()) / kN, 0.8) << "after reopen";
+  // Old entries, every segment, in an order that keeps evicting.
+  for (std::uint64_t i : {std::uint64_t{1}, kN / 2, std::uint64_t{2}, kN - 1, std::uint64_t{77777}, kN / 3}) {
+    for (std::uint64_t j = i; j < std::min(kN, i + 30000); j += 997) {
+      auto e = log->entry(j);
+      ASSERT_TRUE(e) << j;
+      ASSERT_EQ(e->index, j);
+      ASSERT_EQ(e->data, data_of(j)) << j;
+    }
+  }
+  auto range = log->read(1, kN, 64 << 20);  // across every segment at once
+  ASSERT_TRUE(range);
+  ASSERT_EQ(range->size(), kN);
+  EXPECT_EQ(range->back().data, data_of(kN));
+  EXPECT_LT(static_cast<double>(log->index_bytes()) / kN, 0.8) << "after reading everything";
+  // Back into an old segment whose offsets were dropped, then on from there.
+  ASSERT_TRUE(log->truncate_suffix(12345, 12345));
+  EXPECT_EQ(log->last_index(), 12345u);
+  std::vector<LogEntry> more{LogEntry{LogEntryType::command, 12346, 2, "new"}};
+  ASSERT_TRUE(log->append(more));
+  ASSERT_TRUE(log->sync());
+  EXPECT_EQ(log->entry(12345)->data, data_of(12345));
+  EXPECT_EQ(log->entry(12346)->data, "new");
+  log.reset();
+  auto again = open_ok(fs, Warnings{}.opts(1 << 20));
+  ASSERT_EQ(again->last_index(), 12346u);
+  EXPECT_EQ(again->entry(12346)->data, "new");
+  EXPECT_EQ(again->entry(5)->data, data_of(5));
 }
 
 // A filesystem whose first datasync blocks until released, to observe group
