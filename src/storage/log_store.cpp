@@ -505,26 +505,33 @@ result<void> LogStore::Impl::ensure_loaded(std::size_t i) {
   Segment& s = segs[i];
   s.used = ++tick;
   if (s.loaded) return {};
-  // The records were checked at open (or written by us since); the file is
-  // read whole and each record checked again: the disk may have changed.
-  std::vector<std::byte> data(s.end);
-  auto got = s.file->read_at(0, std::span(data.data(), data.size()));
-  if (!got) return got.error();
-  if (*got != data.size()) return errc::log_corrupt;
+  // The records were checked at open (or written by us since). Only their
+  // headers are needed here, read in pieces (no copy of a whole segment in
+  // memory); each header must still name the index expected at its place.
+  // read() checks every record it returns, CRC included.
+  constexpr std::uint64_t kPiece = 1u << 20;
+  std::vector<std::byte> buf;
+  std::uint64_t buf_at = 0;  // file offset of buf[0]
   OffsetIndex offsets;
   std::uint64_t off = kSegHeaderSize;
   for (std::size_t k = 0; k < s.count; ++k) {
-    Record r;
-    if (off > s.end || !parse_record(data.data() + off, s.end - off, UINT32_MAX, r) || r.index != s.first_index + k) {
-      warn(fmt::format("log corrupt: record of index {} in {} at offset {} changed since open", s.first_index + k,
-                       s.path, off));
-      return errc::log_corrupt;
+    if (off + kRecHeaderSize > s.end) break;  // reported below
+    if (off < buf_at || off + kRecHeaderSize > buf_at + buf.size()) {
+      buf.resize(std::min(kPiece, s.end - off));
+      auto got = s.file->read_at(off, std::span(buf.data(), buf.size()));
+      if (!got) return got.error();
+      if (*got != buf.size()) break;
+      buf_at = off;
     }
+    const std::byte* p = buf.data() + (off - buf_at);
+    const std::uint64_t len = detail::get_be32(p + 4);
+    if (detail::get_be64(p + 9) != s.first_index + k || len > s.end - off - kRecHeaderSize) break;
     offsets.push_back(static_cast<std::uint32_t>(off));
-    off += kRecHeaderSize + r.length;
+    off += kRecHeaderSize + len;
   }
-  if (off != s.end) {
-    warn(fmt::format("log corrupt: {} holds more than its {} records since open", s.path, s.count));
+  if (offsets.size() != s.count || off != s.end) {
+    warn(fmt::format("log corrupt: {} no longer holds the {} records it held at open (record {} at offset {})",
+                     s.path, s.count, offsets.size(), off));
     return errc::log_corrupt;
   }
   offsets.shrink_to_fit();

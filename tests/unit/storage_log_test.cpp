@@ -713,6 +713,28 @@ TEST(StorageLog, OffsetsOfColdSealedSegmentsAreNotKeptInMemory) {
   EXPECT_EQ(again->entry(5)->data, data_of(5));
 }
 
+// A sealed segment whose offsets were dropped is checked when they are
+// rebuilt: one that changed on disk since open is reported, not misread.
+TEST(StorageLog, ColdSegmentChangedSinceOpenIsCorruptWhenRead) {
+  MemoryFilesystem fs;
+  Warnings w;
+  {
+    auto log = open_ok(fs, w.opts(4096));
+    for (std::uint64_t i = 1; i <= 2000; i += 100) ASSERT_TRUE(log->append(make_entries(i, i + 99, 1, 40)));
+    ASSERT_GT(log->segment_count(), 10u);
+    ASSERT_TRUE(log->sync());
+  }
+  auto log = open_ok(fs, w.opts(4096));
+  auto f = fs.open(std::string(kDir) + "/00000000000000000001.seg", OpenFlags{});
+  ASSERT_TRUE(f);
+  ASSERT_TRUE((*f)->truncate(2000));  // the first segment loses its last records
+  auto e = log->entry(3);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error(), errc::log_corrupt);
+  ASSERT_FALSE(w.msgs.empty());
+  EXPECT_NE(w.msgs.back().find("no longer holds"), std::string::npos) << w.msgs.back();
+}
+
 // A filesystem whose first datasync blocks until released, to observe group
 // commit without sleeping.
 class GateFs final : public Filesystem {
