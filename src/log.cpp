@@ -1973,8 +1973,7 @@ void Log::Impl::rejoin() {
         // second vote for whoever now holds the old id.
         if (self->voted_for_ == old) self->voted_for_ = r->id;
         if (!self->persist_meta()) return;
-        self->drop_in_stream();
-        self->acked_ = 0;
+        self->drop_in_stream();  // the next stream reports progress afresh (open_stream)
         self->stream_from_.reset();
         if (self->configs_.empty()) self->config_ = r->config;
       }

@@ -46,11 +46,6 @@ void finish_response(Response& res, const Request& req, bool close_after);
 inline constexpr std::string_view kStreamHead =
     "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n"
     "Cache-Control: no-store\r\n\r\n";
-// The same head when the connection also carries the follower's acks
-// (kHeaderAckChannel in common.hpp).
-inline constexpr std::string_view kStreamHeadAckChannel =
-    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n"
-    "Cache-Control: no-store\r\nX-Raft-Ack-Channel: 1\r\n\r\n";
 inline constexpr std::string_view kChunkEnd = "\r\n";
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
 std::string chunk_header(std::size_t n);

@@ -439,7 +439,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void do_peer_watch();
   void on_peer_bytes(std::size_t n);
   void send_ack(AckRecord a);
-  std::string_view stream_head() const { return ack_channel_ ? kStreamHeadAckChannel : kStreamHead; }
+  // kStreamHead, naming the ack channel when this connection carries acks.
+  std::string stream_head() const {
+    std::string h(kStreamHead);
+    if (ack_channel_) h.insert(h.size() - 2, std::string(kHeaderAckChannel) + ": 1\r\n");
+    return h;
+  }
   void do_chunk_write(std::shared_ptr<std::string> head, std::string_view body, std::string_view tail);
   void on_chunk_write(beast::error_code ec);
 
