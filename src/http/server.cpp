@@ -212,7 +212,9 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
   auto it = routes.find(p.path());
   if (it == routes.end()) return cb(error_reply(http::status::not_found, "not found"));
   auto [op, verb] = it->second;
-  bool head_ok = verb == http::verb::get && req.method() == http::verb::head;
+  // HEAD as GET, except for the stream: its answer is a body, which a HEAD
+  // answer must not have.
+  bool head_ok = verb == http::verb::get && req.method() == http::verb::head && op != Op::stream;
   if (req.method() != verb && !head_ok) {
     Reply r = error_reply(http::status::method_not_allowed, "method not allowed");
     r.res.set(http::field::allow, http::to_string(verb));

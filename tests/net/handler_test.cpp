@@ -244,6 +244,16 @@ TEST_F(HandlerTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ((std::vector<std::string>{"heartbeat", "ack"}), svc.calls);
 }
 
+// HEAD /raft/stream would start a stream, whose chunked body a HEAD answer
+// must not have (the client reads it as the next response): refused.
+// Found by the http_server fuzz target (corpus/http_server/stream-head).
+TEST_F(HandlerTest, HeadOfTheStreamIs405) {
+  auto r = raw("HEAD /raft/stream?id=1&term=1&index=0&logTerm=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(status_line(r), "HTTP/1.1 405 Method Not Allowed") << r;
+  EXPECT_TRUE(has_header(r, "Allow: GET"));
+  EXPECT_TRUE(svc.calls.empty());
+}
+
 // One byte every 50 ms against read_timeout_ms = 300: cut off well before
 // the request completes.
 TEST_F(HandlerTest, ByteAtATimeClientIsCutOffByTheReadTimeout) {
