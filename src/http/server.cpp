@@ -541,6 +541,9 @@ class SessionWriter final : public StreamWriter {
 
 void Session::do_read() {
   if (closed_) return;
+  // An answer to a request that fails to parse is finished against this,
+  // not against the previous request (a HEAD's would lose its body).
+  req_ = {};
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(opts_.header_limit_bytes, UINT32_MAX)));
   parser_->body_limit(opts_.body_limit_bytes);

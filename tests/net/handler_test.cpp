@@ -244,6 +244,17 @@ TEST_F(HandlerTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ((std::vector<std::string>{"heartbeat", "ack"}), svc.calls);
 }
 
+// A bad request after a HEAD request is answered as itself: the 400 carries
+// its body (it used to be finished as an answer to the HEAD before it, with a
+// Content-Length and no body, so the client waited for bytes that never came).
+// Found by the http_server fuzz target (corpus/http_server/head-then-bad).
+TEST_F(HandlerTest, ABadRequestAfterAHeadRequestGetsAWholeAnswer) {
+  auto r = raw("HEAD /raft/ping HTTP/1.1\r\nHost: x\r\n\r\nBAD\x01 / HTTP/1.1\r\n\r\n");
+  const auto second = r.find("HTTP/1.1 400 Bad Request");
+  ASSERT_NE(second, std::string::npos) << r;
+  EXPECT_TRUE(r.ends_with("\r\n\r\nbad request\n")) << r;
+}
+
 // HEAD /raft/stream would start a stream, whose chunked body a HEAD answer
 // must not have (the client reads it as the next response): refused.
 // Found by the http_server fuzz target (corpus/http_server/stream-head).
