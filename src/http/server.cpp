@@ -440,6 +440,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_stream(const StreamRequest& sreq, bool ack_channel);
   void do_peer_watch();
   void on_peer_bytes(std::size_t n);
+  // The n bytes just placed after watch_byte_'s first watch_fill_: hands the
+  // newest whole record on (or keeps it for after the ack in flight); false
+  // when they are not records (the connection is closed).
+  bool take_ack_bytes(std::size_t n);
   void send_ack(AckRecord a);
   // kStreamHead, naming the ack channel when this connection carries acks.
   std::string stream_head() const {
@@ -642,12 +646,22 @@ void Session::start_stream(const StreamRequest& sreq, bool ack_channel) {
   ack_channel_ = ack_channel;
   sreq_ = sreq;
   stream_.expires_never();
-  // Watch the socket: without the ack channel the follower sends nothing
-  // after its request, so a completed read means it went away (stray bytes
-  // are ignored); with it, the reads carry its acks.
-  do_peer_watch();
   auto w = std::make_shared<SessionWriter>(shared_from_this(), stream_.get_executor());
   h_.svc.handle_stream(sreq, std::move(w));
+  // Watch the socket: without the ack channel the follower sends nothing
+  // after its request, so a completed read means it went away (stray bytes
+  // are ignored); with it, the reads carry its acks. Bytes already read
+  // along with the request are the channel's first ones (a follower that
+  // did not wait for the head; records split across that read and the next).
+  if (ack_channel_) {
+    while (buffer_.size() > 0 && !closed_) {
+      const std::size_t n = net::buffer_copy(
+          net::buffer(watch_byte_ + watch_fill_, sizeof watch_byte_ - watch_fill_), buffer_.data());
+      buffer_.consume(n);
+      take_ack_bytes(n);
+    }
+  }
+  if (!closed_) do_peer_watch();
 }
 
 void Session::do_peer_watch() {
@@ -660,18 +674,24 @@ void Session::do_peer_watch() {
 
 void Session::on_peer_bytes(std::size_t n) {
   if (!ack_channel_) return do_peer_watch();  // ignore stray bytes
+  if (take_ack_bytes(n)) do_peer_watch();
+}
+
+bool Session::take_ack_bytes(std::size_t n) {
   watch_fill_ += n;
   std::optional<AckRecord> last;
   std::size_t used = 0;
-  if (!decode_ack_records(std::string_view(watch_byte_, watch_fill_), used, [&](AckRecord a) { last = a; }))
-    return do_close();  // not an ack record: the peer does not speak the protocol
+  if (!decode_ack_records(std::string_view(watch_byte_, watch_fill_), used, [&](AckRecord a) { last = a; })) {
+    do_close();  // not an ack record: the peer does not speak the protocol
+    return false;
+  }
   std::memmove(watch_byte_, watch_byte_ + used, watch_fill_ - used);
   watch_fill_ -= used;
   if (last) {
     if (ack_busy_) ack_next_ = *last;
     else send_ack(*last);
   }
-  do_peer_watch();
+  return true;
 }
 
 void Session::send_ack(AckRecord a) {

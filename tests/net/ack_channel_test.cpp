@@ -249,6 +249,25 @@ TEST_F(AckChannel, ARecordSplitAcrossReadsIsReassembled) {
   EXPECT_FALSE(c.closed);
 }
 
+// Records written right behind the request (before the response head, which
+// the real client waits for) are read like the ones after it: they used to
+// stay in the buffer the request was read into, lost, and a record split
+// between that buffer and the socket was read from its middle. Found by the
+// http_server fuzz target (corpus/http_server/ack-channel-after-requests).
+TEST_F(AckChannel, RecordsSentWithTheRequestAreRead) {
+  RawClient c(ioc);
+  ASSERT_TRUE(c.connect(port));
+  const std::string r = record(3, 7);
+  c.send(stream_request(true) + record(3, 5) + r.substr(0, 6));
+  ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr && acks.size() == 1; }));
+  EXPECT_EQ(acks[0].index, 5u);
+  c.send(r.substr(6));
+  ASSERT_TRUE(run_until(ioc, [&] { return acks.size() == 2; }));
+  EXPECT_EQ(acks[1].term, 3u);
+  EXPECT_EQ(acks[1].index, 7u);
+  EXPECT_FALSE(c.closed);
+}
+
 TEST_F(AckChannel, BytesThatAreNotAckRecordsCloseTheStream) {
   for (const std::string& bad : {std::string("GET / HTTP/1.1\r\n\r\n"), record(0, 5)}) {
     SCOPED_TRACE(bad.substr(0, 3));
