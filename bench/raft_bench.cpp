@@ -85,6 +85,9 @@ struct Opts {
   // HTTPTransportOptions::ack_channel (--no-ack-channel: every ack is a
   // POST /raft/ack, as before the channel existed).
   bool ack_channel = true;
+  // LogOptions::preallocate_segments (--no-prealloc: segments grow by
+  // appends, each sync commits a size change, as before session 6).
+  bool preallocate = true;
   int repeat = 1;
   std::vector<int> sweep;  // client counts
   std::string svg = "raft-bench-sweep.svg";
@@ -106,7 +109,7 @@ struct Opts {
                "raft-bench: %s\n"
                "usage: raft-bench [--nodes N] [--clients C] [--size BYTES] [--duration S] [--warmup S]\n"
                "                  [--sync|--no-sync] [--async] [--rate OPS] [--io-threads T] [--apply-on-io] [--no-apply-inline]\n"
-               "                  [--storage-on-io] [--busy-poll US] [--no-ack-channel]\n"
+               "                  [--storage-on-io] [--busy-poll US] [--no-ack-channel] [--no-prealloc]\n"
                "                  [--repeat K]\n"
                "                  [--sweep clients=1,4,16,64] [--svg FILE] [--dir DIR] [--node-dirs D1,D2,...] [--json] [--verbose]\n"
                "       raft-bench --probe [--dir DIR] [--json]\n",
@@ -139,6 +142,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--apply-inline") o.apply_inline = true;
     else if (a == "--no-apply-inline") o.apply_inline = false;
     else if (a == "--no-ack-channel") o.ack_channel = false;
+    else if (a == "--no-prealloc") o.preallocate = false;
     else if (a == "--repeat") o.repeat = std::stoi(val());
     else if (a == "--svg") o.svg = val();
     else if (a == "--dir") o.dir = val();
@@ -296,6 +300,7 @@ struct Node {
     lo.apply_executor = o.apply_on_io ? rt.io.get_executor() : rt.apply_io.get_executor();
     lo.apply_inline = o.apply_inline;
     lo.sync = o.sync;
+    lo.preallocate_segments = o.preallocate;
     if (o.verbose)
       lo.logger = [](std::string_view l) { std::fprintf(stderr, "[%d] %.*s\n", int(::getpid()), int(l.size()), l.data()); };
     log = std::make_unique<raft::Log>(lo);
@@ -407,6 +412,7 @@ pid_t spawn_follower(const Opts& o, const std::string& join_url, const std::stri
   }
   if (!o.apply_inline) args.push_back("--no-apply-inline");
   if (!o.ack_channel) args.push_back("--no-ack-channel");
+  if (!o.preallocate) args.push_back("--no-prealloc");
   pid_t pid = ::fork();
   if (pid < 0) {
     std::perror("raft-bench: fork");

@@ -599,6 +599,7 @@ result<void> Log::Impl::open(const std::string& path) {
   if (!meta) return meta.error();
   storage::LogStoreOptions lo;
   lo.segment_size_bytes_max = o_.segment_size_bytes_max;
+  lo.preallocate = o_.preallocate_segments;
   lo.entry_size_bytes_max = o_.entry_size_bytes_max;
   lo.warn = [this](const std::string& w) { logf("storage: {}", w); };
   if (auto r = fs_->mkdir(path + "/log"); !r) return r.error();

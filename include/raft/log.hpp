@@ -85,6 +85,9 @@ struct LogOptions {
   // with errc::invalid_argument otherwise).
   std::uint64_t segment_size_bytes_max = 64ull << 20;
   std::uint64_t entry_size_bytes_max = 64ull << 20;
+  // Keep the segment being written preallocated a few MiB ahead, so a sync
+  // has no file size change to commit (storage::LogStoreOptions::preallocate).
+  bool preallocate_segments = true;
   // Leader: most bytes of entries read from disk into one stream write.
   std::size_t stream_batch_bytes_max = 1u << 20;
   // The newest entries are also kept in memory, up to this many bytes of

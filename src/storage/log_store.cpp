@@ -35,6 +35,15 @@
 // directory if a segment was created; concurrent callers share one round of
 // syncs (group commit).
 //
+// PREALLOCATION (opts.preallocate, the default). The last segment's file is
+// kept reserved (File::preallocate: fallocate, which sets the file size) up
+// to 4 MiB past its records, renewed after every 2 MiB written, never past
+// segment_size_bytes_max. A write inside the file's size changes no size,
+// so the fdatasync after it has no metadata to commit: on ext4 that saves a
+// journal commit per sync (measured: docs/performance.md, session 6).
+// Before a segment is sealed its file is truncated to its records, in the
+// fdatasync that seals it, so only the last segment ever ends in zeros.
+//
 // truncate_suffix() deletes the later segments newest first (a crash midway
 // leaves a shorter log, never a hole), ftruncates the segment holding the new
 // last entry, fdatasyncs it and fsyncs the directory, all before returning:
@@ -56,16 +65,33 @@
 // RECOVERY (open). A valid `reset.tmp` means a reset was decided but maybe
 // not finished: recovery finishes it. An invalid one never took effect and is
 // removed. Then every segment is read in full and checked:
+// * The last segment may end in zeros: space reserved by preallocation, or
+//   blocks allocated for a write that never reached them. They are cut
+//   without a warning (appends preallocate again).
 // * The last segment may end in a torn write. A record that is short, has an
 //   impossible length, or fails its CRC, with no valid record anywhere after
 //   it, is such a tail: the file is truncated there, with a warning through
 //   opts.warn ("assumes it's a partially written entry", as LogCabin says).
-//   A last segment shorter than its header is a torn segment creation and is
-//   removed the same way (the previous segment was synced before it was
-//   created).
+// * The kernel writes a file's dirty pages back in no particular order, so a
+//   crash can leave a later unsynced page on disk and an earlier one never
+//   written (zeros; with preallocation this is common, without it possible
+//   too). So a bad record followed by valid ones is also a torn tail when a
+//   page between them reads as never written: zeros from the bad record (or
+//   the page's start, if later) to the end of the page. Nothing from such a
+//   page on was synced, because an fdatasync writes back every dirty page
+//   before it returns; the file is truncated at the bad record, with a
+//   warning. (A synced page that later reads as zeros, i.e. a disk losing a
+//   write it acknowledged, is outside what recovery can tell apart; a
+//   damaged last record is already truncated the same way.)
+// * A last segment shorter than its header, or whose header reads as zeros,
+//   is a torn segment creation and is removed the same way (the previous
+//   segment was synced before it was created; a datasync of anything in it
+//   would have written its header too). With preallocation the journal can
+//   make the file's size durable before its first page.
 // * Anything else is corruption, reported as errc::log_corrupt after a
 //   warning naming the file and offset, and nothing is deleted or rewritten:
-//   a bad record followed by a valid one, a bad record in an earlier segment,
+//   a bad record followed by a valid one with no never-written page between
+//   them, a bad record in an earlier segment,
 //   a bad header (also one naming index 0: indexes start at 1 and never wrap
 //   past 2^64-1), a valid record with an unexpected index or a decreasing
 //   term, or a segment that does not continue the previous one (a gap, e.g.
@@ -97,6 +123,13 @@ constexpr std::size_t kSegHeaderSize = 32;
 constexpr std::size_t kRecHeaderSize = 25;
 // Dirty bytes of a segment after which writeback is started (see flush()).
 constexpr std::uint64_t kWritebackChunk = 4u << 20;
+// The last segment's file is kept preallocated this far past its end (see
+// WRITING), in steps of this size, never past segment_size_bytes_max.
+constexpr std::uint64_t kPreallocStep = 4u << 20;
+// The crash model's unit of writeback: the kernel writes a file's dirty
+// pages back in no particular order, a whole page at a time. Linux pages
+// are at least this size.
+constexpr std::uint64_t kPageBytes = 4096;
 constexpr const char* kResetTmp = "reset.tmp";
 
 std::string seg_name(std::uint64_t first) {
@@ -151,6 +184,24 @@ bool parse_record(const std::byte* p, std::uint64_t avail, std::uint64_t max_len
   r.index = detail::get_be64(p + 9);
   r.term = detail::get_be64(p + 17);
   return true;
+}
+
+bool all_zero(const std::byte* p, std::uint64_t n) {
+  return std::all_of(p, p + n, [](std::byte c) { return c == std::byte{0}; });
+}
+
+// Recovery of a last segment found a bad record at `bad` and a valid one at
+// `valid` > bad. Returns where a never-written page starts between them:
+// the first offset x >= bad such that [x, end of x's page) is all zeros and
+// that page ends at or before `valid`. 0 if there is none. A never-written
+// page reads as zeros from the synced data on (`bad` is past all of it); a
+// page the valid record starts in was written, so only earlier pages count.
+std::uint64_t unwritten_page(const std::byte* b, std::uint64_t bad, std::uint64_t valid) {
+  for (std::uint64_t page = bad / kPageBytes * kPageBytes; page + kPageBytes <= valid; page += kPageBytes) {
+    const std::uint64_t from = std::max(bad, page);
+    if (all_zero(b + from, page + kPageBytes - from)) return from;
+  }
+  return 0;
 }
 
 // The offsets of a segment's records, 4 bytes each: open() refuses options
@@ -240,6 +291,7 @@ struct Segment {
   std::string path;
   std::shared_ptr<File> file;
   std::uint64_t end = 0;   // bytes of valid header + records
+  std::uint64_t allocated = 0;  // file size reserved by preallocate() (>= end when set)
   std::uint64_t writeback_from = 0;  // start of the range not yet handed to writeback
   std::size_t count = 0;   // entries in the segment
   // offsets[i]: the record of index first_index + i, while `loaded`. The
@@ -473,22 +525,41 @@ result<void> LogStore::Impl::load_segment(std::size_t i, bool last, std::vector<
       min_term = r.term;
       continue;
     }
-    // A bad record. It is a torn tail only if nothing valid follows it; look
-    // for a valid record that continues the log at every later offset. The
+    // No record here. Zeros up to the end of the last segment are space
+    // never written: preallocated, or a crash before data reached it. The
+    // zeros are cut (the next append preallocates again).
+    if (last && all_zero(b + off, n - off)) {
+      if (auto t = s.file->truncate(off); !t) return t.error();
+      break;
+    }
+    // A bad record. It is a torn tail if nothing valid follows it; look for
+    // a valid record that continues the log at every later offset. The
     // index check makes the CRC (the expensive part) run almost never.
-    bool valid_after = false;
-    for (std::uint64_t p = off + 1; p + kRecHeaderSize <= n && !valid_after; ++p) {
+    std::uint64_t valid_at = 0;
+    for (std::uint64_t p = off + 1; p + kRecHeaderSize <= n && valid_at == 0; ++p) {
       const std::uint64_t idx = detail::get_be64(b + p + 9);
       if (idx < next_index || idx - next_index > (n - off) / kRecHeaderSize) continue;
       Record q;
-      valid_after = parse_record(b + p, n - p, max_len, q);
+      if (parse_record(b + p, n - p, max_len, q)) valid_at = p;
     }
-    if (!last || valid_after) {
+    // It is also one if a page between it and the valid records reads as
+    // never written (zeros from the bad record or the page start to the
+    // page end): the kernel wrote the unsynced pages back out of order
+    // before a crash. Nothing from that page on was synced (a datasync
+    // writes every dirty page before it returns), so it is all dropped.
+    const std::uint64_t hole = valid_at == 0 ? 0 : unwritten_page(b, off, valid_at);
+    if (!last || (valid_at != 0 && hole == 0)) {
       warn(fmt::format("log corrupt: bad record in {} at offset {}{}", s.path, off,
-                       valid_after ? " followed by valid records" : " in a segment that is not the last"));
+                       valid_at != 0 ? " followed by valid records" : " in a segment that is not the last"));
       return errc::log_corrupt;
     }
-    warn(fmt::format("truncating torn tail of {} at offset {} ({} bytes dropped)", s.path, off, n - off));
+    if (valid_at == 0)
+      warn(fmt::format("truncating torn tail of {} at offset {} ({} bytes dropped)", s.path, off, n - off));
+    else
+      warn(fmt::format("truncating torn tail of {} at offset {} ({} bytes dropped): the page at offset {} was never "
+                       "written but valid records follow at offset {} (unsynced writes reached the disk out of "
+                       "order before a crash)",
+                       s.path, off, n - off, hole, valid_at));
     if (auto t = s.file->truncate(off); !t) return t.error();
     if (auto t = s.file->datasync(); !t) return t.error();
     break;
@@ -596,17 +667,27 @@ result<void> LogStore::Impl::recover() {
     s.path = path_of(name);
     segs.push_back(std::move(s));
   }
-  // A last segment shorter than its header is a torn creation (roll() synced
-  // its predecessor first); for the very first segment of a log it can only
-  // be the one open() creates for index 1.
+  // A last segment shorter than its header, or whose header reads as zeros
+  // (its page never written, though the file grew), is a torn creation:
+  // roll() synced its predecessor first, and nothing in it was synced (a
+  // datasync would have written the header's page too). For the very first
+  // segment of a log it can only be the one open() creates for index 1.
   if (!segs.empty()) {
     Segment& s = segs.back();
     auto f = fs->open(s.path, OpenFlags{});
     if (!f) return f.error();
     auto size = (*f)->size();
     if (!size) return size.error();
-    if (*size < kSegHeaderSize && (segs.size() > 1 || s.first_index == 1)) {
-      warn(fmt::format("removing torn segment {} ({} bytes, shorter than its header)", s.path, *size));
+    std::array<std::byte, kSegHeaderSize> head{};
+    bool zero_head = false;
+    if (*size >= kSegHeaderSize) {
+      auto got = (*f)->read_at(0, head);
+      if (!got) return got.error();
+      zero_head = *got == head.size() && all_zero(head.data(), head.size());
+    }
+    if ((*size < kSegHeaderSize || zero_head) && (segs.size() > 1 || s.first_index == 1)) {
+      warn(fmt::format("removing torn segment {} ({} bytes, {})", s.path, *size,
+                       zero_head ? "its header never written" : "shorter than its header"));
       f->reset();
       if (auto r = fs->unlink(s.path); !r) return r.error();
       if (auto r = fs->sync_dir(dir); !r) return r.error();
@@ -646,6 +727,10 @@ result<void> LogStore::Impl::flush(Segment& seg, std::size_t entries_before) {
   }
   seg.end += staged;
   clear_stage();
+  if (opts.preallocate && seg.end + kPreallocStep / 2 > seg.allocated) {
+    seg.allocated = std::max(seg.end, std::min(seg.end + kPreallocStep, opts.segment_size_bytes_max));
+    seg.file->preallocate(seg.allocated);
+  }
   // Without this, sealing a segment (roll) or a sync after a long unsynced
   // stretch (sync=false) found up to a whole segment of dirty pages to write
   // at once: a stall of 100+ ms on the Log's thread every 64 MiB.
@@ -662,7 +747,11 @@ result<void> LogStore::Impl::flush(Segment& seg, std::size_t entries_before) {
 result<void> LogStore::Impl::roll() {
   Segment& old = segs.back();
   // Seal the old segment first: recovery relies on every segment but the
-  // last being complete on disk.
+  // last being complete on disk, and on its file ending with its last record
+  // (so the preallocated zeros go; the datasync makes the new size durable).
+  if (old.allocated > old.end)
+    if (auto r = old.file->truncate(old.end); !r) return fail(r.error());
+  old.allocated = 0;
   if (auto r = old.file->datasync(); !r) return fail(r.error());
   old.offsets.shrink_to_fit();  // sealed: never grows again (unless truncated back to)
   old.used = ++tick;            // just written: among the most recently used
@@ -919,6 +1008,7 @@ result<void> LogStore::truncate_suffix(std::uint64_t index, std::uint64_t commit
   s.offsets.truncate(keep);
   s.count = std::min(s.count, keep);
   s.end = new_end;
+  s.allocated = 0;  // the ftruncate dropped the preallocation; the next append renews it
   s.writeback_from = std::min(s.writeback_from, new_end);  // rewritten bytes get hinted again
   m.trim_runs(index);
   // Every earlier segment was synced when it was sealed, and this one just

@@ -1,16 +1,22 @@
 // The crash model (see memory_filesystem.hpp):
 //
-// Each file (inode) holds its current bytes plus an undo log of the writes
-// and truncations made since its last sync/datasync. On crash() the undo log
-// is rolled back to the synced state, and then a seed-chosen prefix of those
-// unsynced operations is replayed, the last replayed write cut at a
-// seed-chosen byte. That covers "everything unsynced is lost" (prefix 0) and
-// "the last write reached the disk only in part" (a torn tail), while keeping
-// the order in which the program issued its writes, which is what a log's
-// recovery relies on between two syncs of one file. The one exception is an
-// unsynced truncation: it may be lost while later writes survive (the size
-// is metadata, written back independently of the data), which is why a
-// truncation must be synced before writes that depend on it.
+// Each file (inode) holds its current bytes plus an undo log of the writes,
+// truncations and preallocations made since its last sync/datasync. On
+// crash() the undo log is rolled back to the synced state, and then, for each
+// file, a seed-chosen one of two things happens:
+// * In order: a seed-chosen prefix of those unsynced operations is replayed,
+//   the last replayed write cut at a seed-chosen byte. That covers
+//   "everything unsynced is lost" (prefix 0) and "the last write reached the
+//   disk only in part" (a torn tail).
+// * Page by page: the kernel writes dirty pages back in no particular order,
+//   so each 4 KiB page of the file independently ends up with a seed-chosen
+//   prefix of the unsynced writes that touched it (possibly none: the page
+//   keeps its synced bytes, zeros past the synced data). A later page can
+//   thus hold a later write while an earlier page never got an earlier one.
+// In both, an unsynced size change (truncation, preallocation) is metadata,
+// written back independently of the data: it may be lost, or survive, on its
+// own. That is why a truncation must be synced before writes that depend on
+// it.
 //
 // The namespace exists twice: the current one and the durable one. create,
 // rename and unlink change the current one; sync_dir(d) copies every entry
@@ -29,9 +35,12 @@
 namespace raft::storage {
 namespace {
 
+constexpr std::uint64_t kPage = 4096;  // the crash model's unit of writeback
+
 struct PendingOp {
-  bool truncate = false;
-  std::uint64_t offset = 0;     // write: where; truncate: the new size
+  bool truncate = false;        // a truncation
+  bool extend = false;          // a preallocation (grew the file by zeros)
+  std::uint64_t offset = 0;     // write: where; truncate, extend: the new size
   std::string bytes;            // write: the data written
   std::uint64_t old_size = 0;   // the file size before the op
   std::string old_bytes;        // bytes the op overwrote or cut off
@@ -62,8 +71,19 @@ struct Inode {
     data.resize(size);
     if (record) pending.push_back(std::move(op));
   }
+  void apply_extend(std::uint64_t size, bool record) {
+    if (size <= data.size()) return;
+    PendingOp op;
+    op.extend = true;
+    op.offset = size;
+    op.old_size = data.size();
+    data.resize(size);
+    if (record) pending.push_back(std::move(op));
+  }
   void undo(const PendingOp& op) {
-    if (op.truncate) {
+    if (op.extend) {
+      data.resize(op.old_size);
+    } else if (op.truncate) {
       data.resize(op.old_size);
       if (!op.old_bytes.empty()) std::memcpy(data.data() + op.offset, op.old_bytes.data(), op.old_bytes.size());
     } else {
@@ -76,6 +96,58 @@ struct Inode {
 std::string parent_of(const std::string& path) {
   const auto slash = path.rfind('/');
   return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+// A size change is metadata and need not reach the disk in order with the
+// data written after it: it may be lost on its own.
+void replay_size_change(Inode& ino, const PendingOp& op, std::mt19937_64& rng) {
+  if (rng() % 2 == 0) return;
+  if (op.extend)
+    ino.apply_extend(op.offset, false);
+  else
+    ino.apply_truncate(op.offset, false);
+}
+
+// A prefix of the unsynced operations, the last write cut at some byte.
+void replay_in_order(Inode& ino, const std::vector<PendingOp>& ops, std::mt19937_64& rng) {
+  const std::size_t keep = static_cast<std::size_t>(rng() % (ops.size() + 1));
+  for (std::size_t i = 0; i < keep; ++i) {
+    const auto& op = ops[i];
+    if (op.truncate || op.extend) {
+      replay_size_change(ino, op, rng);
+    } else if (i + 1 < keep) {
+      ino.apply_write(op.offset, op.bytes, false);
+    } else {
+      const std::size_t cut = static_cast<std::size_t>(rng() % (op.bytes.size() + 1));
+      ino.apply_write(op.offset, std::string_view(op.bytes).substr(0, cut), false);
+    }
+  }
+}
+
+// Every page gets a prefix of the writes that touched it, chosen per page.
+void replay_by_page(Inode& ino, const std::vector<PendingOp>& ops, std::mt19937_64& rng) {
+  std::map<std::uint64_t, std::size_t> keep;  // page -> how many of its writes survive
+  {
+    std::map<std::uint64_t, std::size_t> writes;  // page -> writes touching it
+    for (const auto& op : ops) {
+      if (op.truncate || op.extend || op.bytes.empty()) continue;
+      for (std::uint64_t pg = op.offset / kPage; pg * kPage < op.offset + op.bytes.size(); ++pg) ++writes[pg];
+    }
+    for (const auto& [pg, n] : writes) keep[pg] = static_cast<std::size_t>(rng() % (n + 1));
+  }
+  std::map<std::uint64_t, std::size_t> seen;
+  for (const auto& op : ops) {
+    if (op.truncate || op.extend) {
+      replay_size_change(ino, op, rng);
+      continue;
+    }
+    for (std::uint64_t pg = op.offset / kPage; pg * kPage < op.offset + op.bytes.size(); ++pg) {
+      if (seen[pg]++ >= keep[pg]) continue;
+      const std::uint64_t from = std::max(op.offset, pg * kPage);
+      const std::uint64_t to = std::min(op.offset + op.bytes.size(), (pg + 1) * kPage);
+      ino.apply_write(from, std::string_view(op.bytes).substr(from - op.offset, to - from), false);
+    }
+  }
 }
 
 // All of the filesystem's state, behind one mutex; File handles share it.
@@ -111,7 +183,7 @@ struct MemFsState {
 class MemFile final : public File {
  public:
   MemFile(std::shared_ptr<MemFsState> s, std::shared_ptr<Inode> ino, std::uint64_t epoch, bool ro)
-      : s_(std::move(s)), ino_(std::move(ino)), epoch_(epoch), ro_(ro) {}
+      : s_(std::move(s)), ino_(std::move(ino)), epoch_(epoch), ro_(ro), end_(ino_->data.size()) {}
 
   result<std::size_t> read_at(std::uint64_t offset, std::span<std::byte> out) override {
     std::lock_guard lk(s_->mu);
@@ -125,13 +197,15 @@ class MemFile final : public File {
   result<void> append(std::span<const std::byte> data) override {
     std::lock_guard lk(s_->mu);
     if (auto e = check("append")) return e;
-    ino_->apply_write(ino_->data.size(), as_view(data), true);
+    ino_->apply_write(end_, as_view(data), true);
+    end_ += data.size();
     return {};
   }
   result<void> write_at(std::uint64_t offset, std::span<const std::byte> data) override {
     std::lock_guard lk(s_->mu);
     if (auto e = check("write")) return e;
     ino_->apply_write(offset, as_view(data), true);
+    end_ = std::max<std::uint64_t>(end_, offset + data.size());
     return {};
   }
   result<void> sync() override { return do_sync(); }
@@ -146,12 +220,21 @@ class MemFile final : public File {
     std::lock_guard lk(s_->mu);
     if (auto e = check("truncate")) return e;
     ino_->apply_truncate(size, true);
+    end_ = size;
     return {};
   }
+  // Like the POSIX file: the size this handle last left the file at.
   result<std::uint64_t> size() override {
     std::lock_guard lk(s_->mu);
     if (epoch_ != s_->epoch) return errc::io_error;
-    return static_cast<std::uint64_t>(ino_->data.size());
+    return end_;
+  }
+  // Grows the file by zeros (undone by a crash unless synced, like any size
+  // change). Only a hint: not a persistence point, never fails.
+  void preallocate(std::uint64_t len) override {
+    std::lock_guard lk(s_->mu);
+    if (epoch_ != s_->epoch || ro_ || (s_->stop && s_->ops >= *s_->stop)) return;
+    ino_->apply_extend(len, true);
   }
 
  private:
@@ -173,6 +256,7 @@ class MemFile final : public File {
   std::shared_ptr<Inode> ino_;
   std::uint64_t epoch_;
   bool ro_;
+  std::uint64_t end_;  // where append() writes
 };
 
 }  // namespace
@@ -275,19 +359,10 @@ void MemoryFilesystem::crash() {
     ino->pending.clear();
     for (auto it = ops.rbegin(); it != ops.rend(); ++it) ino->undo(*it);
     if (ops.empty()) continue;
-    const std::size_t keep = static_cast<std::size_t>(s_->rng() % (ops.size() + 1));
-    for (std::size_t i = 0; i < keep; ++i) {
-      const auto& op = ops[i];
-      if (op.truncate) {
-        // A size change is metadata and need not reach the disk in order
-        // with the data written after it: it may be lost on its own.
-        if (s_->rng() % 2) ino->apply_truncate(op.offset, false);
-      } else if (i + 1 < keep) {
-        ino->apply_write(op.offset, op.bytes, false);
-      } else {
-        const std::size_t cut = static_cast<std::size_t>(s_->rng() % (op.bytes.size() + 1));
-        ino->apply_write(op.offset, std::string_view(op.bytes).substr(0, cut), false);
-      }
+    if (s_->rng() % 2) {
+      replay_in_order(*ino, ops, s_->rng);
+    } else {
+      replay_by_page(*ino, ops, s_->rng);
     }
   }
 }

@@ -9,19 +9,23 @@
 //   bit 4     segment_size_bytes_max 200 for the append after open
 //   bit 5     recompute the segment header and record CRCs before writing,
 //             so that the fuzzer reaches the checks behind the checksums
+//   bit 6     preallocate segments (with segments of at most 16 KiB, so the
+//             zeros stay small) for the append after open
 // The rest is split at "%SEG" into files (none if it is empty). A file is named after the first
 // index in its header (bytes 12..19), or one past the previous name when it
 // is too short to have one.
 //
 // Invariants beyond "no crash":
 // * open() either succeeds or fails with log_corrupt; on failure no segment
-//   that could hold entries (>= 32 bytes) is removed or changed (unless a
-//   reset.tmp was there to finish);
+//   that could hold entries (>= 32 bytes, header not all zeros: a zero
+//   header is a torn creation) is removed or changed (unless a reset.tmp
+//   was there to finish);
 // * on success: prev_index() + 1 == first_index(), the entries
 //   [first_index(), last_index()] read back with contiguous indexes,
 //   non-decreasing terms no lower than prev_term(), valid types, data within
 //   entry_size_bytes_max, term_at() agreeing; every segment file is a prefix
-//   of its input (recovery only cuts a torn tail) and equals its header plus
+//   of its input (recovery only cuts a torn tail: bytes after a bad record,
+//   zeros, or everything from a page never written) and equals its header plus
 //   the records of its entries re-encoded from the format's description;
 // * recovery is idempotent: after appending one entry, a reopen warns about
 //   nothing and finds that entry.
@@ -38,6 +42,10 @@ namespace {
 
 using namespace raft;
 constexpr std::size_t kSegHeader = 32;
+
+bool zero_header(const std::string& file) {
+  return file.size() >= kSegHeader && file.find_first_not_of('\0') >= kSegHeader;
+}
 constexpr std::size_t kRecHeader = 25;
 constexpr std::string_view kSeparator = "%SEG";
 constexpr std::uint64_t kEntryMax[4] = {kDefaultMaxEntryBytes, 16, 256, 4096};
@@ -112,13 +120,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   storage::LogStoreOptions opts;
   opts.entry_size_bytes_max = kEntryMax[flags & 3];
   if (flags & 16) opts.segment_size_bytes_max = 200;
+  opts.preallocate = (flags & 64) != 0;
+  if (opts.preallocate && !(flags & 16)) opts.segment_size_bytes_max = 16 << 10;
   auto st = storage::LogStore::open(fs, dir, opts);
   const auto after = fuzz::get_dir(fs, dir);
   if (!st) {
     FUZZ_CHECK(st.error() == errc::log_corrupt, "open failed with %s", st.error().message().c_str());
     if (!reset) {
       for (const auto& [n, bytes] : input) {
-        if (bytes.size() < kSegHeader) continue;
+        if (bytes.size() < kSegHeader || zero_header(bytes)) continue;
         auto it = after.find(n);
         FUZZ_CHECK(it != after.end() && it->second == bytes, "failed open changed or removed %s", n.c_str());
       }
@@ -160,11 +170,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!seg_first(n, first)) continue;
     if (!reset) {
       auto it = input.find(n);
-      // A segment shorter than its header is a torn creation: recovery may
-      // remove it, and then create the first segment afresh.
+      // A segment shorter than its header, or whose header is all zeros, is
+      // a torn creation: recovery may remove it, and then create the first
+      // segment afresh.
+      const bool torn = it == input.end() || it->second.size() < kSegHeader || zero_header(it->second);
       FUZZ_CHECK(it != input.end() || (n == "00000000000000000001.seg" && bytes.size() == kSegHeader),
                  "recovery created %s", n.c_str());
-      if (it != input.end() && it->second.size() >= kSegHeader)
+      FUZZ_CHECK(!torn || it == input.end() || bytes.size() == kSegHeader || it->second.substr(0, bytes.size()) == bytes,
+                 "%s replaced by more than a fresh header", n.c_str());
+      if (!torn)
         FUZZ_CHECK(it->second.substr(0, bytes.size()) == bytes, "%s is not a prefix of its input", n.c_str());
     }
     segs.emplace_back(first, bytes);

@@ -160,6 +160,7 @@ void log_store() {
   storage::MemoryFilesystem mfs;
   storage::LogStoreOptions o;
   o.segment_size_bytes_max = 200;
+  o.preallocate = false;  // files of exactly their records; zero tails are added below
   auto st = storage::LogStore::open(mfs, "log", o).value();
   std::vector<LogEntry> es;
   for (std::uint64_t i = 1; i <= 9; ++i)
@@ -174,8 +175,32 @@ void log_store() {
   put("log_store", "torn-tail", ctl({0}) + multi.substr(0, multi.size() - 9));
   put("log_store", "misnamed", ctl({8}) + multi);
 
+  // Preallocated space after the last record, as a clean shutdown leaves it
+  // (flag 64: the append after open preallocates too).
+  put("log_store", "prealloc-zero-tail", ctl({64 | 16}) + multi + std::string(300, '\0'));
+
+  // Unsynced pages written back out of order: records across three pages,
+  // the middle page never written, valid records after it (a torn tail).
+  {
+    storage::MemoryFilesystem big;
+    storage::LogStoreOptions ob;
+    ob.preallocate = false;
+    auto sb = storage::LogStore::open(big, "log", ob).value();
+    std::vector<LogEntry> v;
+    for (std::uint64_t i = 1; i <= 12; ++i) v.push_back({LogEntryType::command, i, 1, std::string(1000, static_cast<char>('A' + i))});
+    (void)sb->append(v);
+    (void)sb->sync();
+    std::string seg = log_dir(big, "log");
+    seg.replace(4096, 4096, std::string(4096, '\0'));
+    put("log_store", "unwritten-page", ctl({64}) + seg);
+    seg.replace(4096, 4096, std::string(4000, '\0') + std::string(96, 'z'));  // not a whole page: corruption
+    put("log_store", "zeros-short-of-page", ctl({0}) + seg);
+  }
+
   storage::MemoryFilesystem one;
-  auto s1 = storage::LogStore::open(one, "log").value();
+  storage::LogStoreOptions o1;
+  o1.preallocate = false;
+  auto s1 = storage::LogStore::open(one, "log", o1).value();
   (void)s1->append(std::vector<LogEntry>{{LogEntryType::initialize, 1, 1, {}}, {LogEntryType::command, 2, 1, "x"}});
   (void)s1->sync();
   const std::string single = log_dir(one, "log");

@@ -32,6 +32,10 @@ struct Fixture {
   LogStoreOptions opts() {
     LogStoreOptions o;
     o.segment_size_bytes_max = kSegBytes;
+    // The files hold exactly the records, so that every offset below is one
+    // of them; a preallocated tail of zeros has its own tests
+    // (StoragePrealloc.* in storage_prealloc_test.cpp).
+    o.preallocate = false;
     o.warn = [this](const std::string& m) { warnings.push_back(m); };
     return o;
   }

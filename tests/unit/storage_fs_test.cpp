@@ -66,6 +66,63 @@ TEST(StorageMemoryFs, TearDrawsEveryCutFromTheSeed) {
   EXPECT_EQ(run(42), run(42));
 }
 
+// Writeback in page order: a crash can keep a later page's write and lose
+// an earlier page's, leaving zeros (never written) before data. Each page
+// holds a prefix of the writes to it, never a later write without an
+// earlier one to the same page.
+TEST(StorageMemoryFs, CrashCanKeepLaterPagesWithoutEarlierOnes) {
+  const std::string a(4096 + 100, 'a'), b(4096, 'b');  // a: page 0 and 100 bytes of page 1; b: the rest
+  int hole_before_data = 0;
+  for (std::uint64_t seed = 1; seed <= 100; ++seed) {
+    MemoryFilesystem fs(seed);
+    ASSERT_TRUE(fs.mkdir("/d"));
+    auto f = *fs.open("/d/a", OpenFlags{.create = true});
+    ASSERT_TRUE(fs.sync_dir("/d"));
+    ASSERT_TRUE(f->append(bytes(a)));
+    ASSERT_TRUE(f->append(bytes(b)));
+    fs.crash();
+    const std::string got = read_file(fs, "/d/a");
+    const std::string want = a + b;
+    ASSERT_LE(got.size(), want.size());
+    for (std::size_t i = 0; i < got.size(); ++i)
+      ASSERT_TRUE(got[i] == want[i] || got[i] == '\0') << "seed " << seed << " byte " << i;
+    if (got.size() > 4096 && got[0] == '\0' && got[4096] == 'a') ++hole_before_data;
+    if (got.size() > 4096 + 100 && got[4096 + 100] == 'b') {
+      EXPECT_EQ(got[4096], 'a') << "seed " << seed << ": page 1 holds write b without write a";
+    }
+  }
+  EXPECT_GT(hole_before_data, 0);
+}
+
+TEST(StorageMemoryFs, PreallocationReadsAsZerosAndIsLostUnlessSynced) {
+  int lost = 0, kept = 0;
+  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+    MemoryFilesystem fs(seed);
+    ASSERT_TRUE(fs.mkdir("/d"));
+    auto f = *fs.open("/d/a", OpenFlags{.create = true});
+    ASSERT_TRUE(fs.sync_dir("/d"));
+    ASSERT_TRUE(f->append(bytes("head")));
+    ASSERT_TRUE(f->datasync());
+    f->preallocate(100);
+    EXPECT_EQ(*f->size(), 4u);  // this handle's appends still go at the end of the data
+    ASSERT_TRUE(f->append(bytes("more")));
+    EXPECT_EQ(*f->size(), 8u);
+    // A new handle sees the reserved size, zeros after the data.
+    EXPECT_EQ(read_file(fs, "/d/a"), "headmore" + std::string(92, '\0'));
+    fs.crash();
+    const std::string got = read_file(fs, "/d/a");
+    if (got.size() == 100) {
+      ++kept;
+      EXPECT_EQ(got.substr(8), std::string(92, '\0'));
+    } else {
+      ++lost;
+    }
+    EXPECT_EQ(got.substr(0, 4), "head");
+  }
+  EXPECT_GT(lost, 0);
+  EXPECT_GT(kept, 0);
+}
+
 TEST(StorageMemoryFs, DirectoryOpsNeedSyncDir) {
   MemoryFilesystem fs;
   ASSERT_TRUE(fs.mkdir("/d"));
@@ -152,6 +209,26 @@ TEST(StoragePosixFs, FileAndDirectoryBasics) {
   EXPECT_EQ(*fs->list(d), (std::vector<std::string>{"c"}));
   auto ro = *fs->open(d + "/c", OpenFlags{.read_only = true});
   EXPECT_FALSE(ro->append(bytes("y")));
+}
+
+TEST(StoragePosixFs, PreallocateReservesSpaceWithoutMovingTheEnd) {
+  TempDir tmp;
+  auto fs = make_posix_filesystem();
+  const std::string p = tmp.path() + "/f";
+  auto f = *fs->open(p, OpenFlags{.create = true});
+  ASSERT_TRUE(f->append(bytes("abc")));
+  f->preallocate(1 << 20);
+  EXPECT_EQ(*f->size(), 3u);
+  ASSERT_TRUE(f->append(bytes("de")));
+  ASSERT_TRUE(f->datasync());
+  EXPECT_EQ(*f->size(), 5u);
+  // The file is 1 MiB where the filesystem can preallocate (tmpfs and ext4
+  // can), zeros after the data.
+  const std::uint64_t physical = std::filesystem::file_size(p);
+  EXPECT_TRUE(physical == 5u || physical == (1u << 20)) << physical;
+  const std::string got = read_file(*fs, p);
+  EXPECT_EQ(got.substr(0, 5), "abcde");
+  EXPECT_EQ(got.find_first_not_of('\0', 5), std::string::npos);
 }
 
 TEST(StoragePosixFs, LogMetaAndSnapshotOnRealFiles) {

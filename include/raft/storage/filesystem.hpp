@@ -36,7 +36,16 @@ class File {
   // has little left to do. The default does nothing.
   virtual void start_writeback(std::uint64_t /*offset*/, std::uint64_t /*len*/) {}
   virtual result<void> truncate(std::uint64_t size) = 0;
+  // This handle's size: where append() writes.
   virtual result<std::uint64_t> size() = 0;
+  // A hint, best effort (errors are ignored): reserve the file's disk space
+  // up to `len` bytes now, so that later writes below `len` overwrite
+  // allocated blocks and an fdatasync of them needs no journal commit
+  // (Linux fallocate). The bytes between size() and `len` read as zeros; this
+  // handle's size() and append() are unchanged, but a handle opened later,
+  // or the file after a crash, may be that much longer. The default does
+  // nothing.
+  virtual void preallocate(std::uint64_t /*len*/) {}
 };
 
 struct OpenFlags {

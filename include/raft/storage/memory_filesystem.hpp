@@ -5,7 +5,12 @@
 //   (the cut is drawn from the seed given to the constructor); precisely, a
 //   seed-chosen prefix of the unsynced writes survives, the last one cut at
 //   a seed-chosen byte (a prefix of zero writes: everything unsynced lost);
-// * an unsynced truncate may be lost even when later writes survive;
+// * or (seed-chosen, per file) the unsynced writes reach the disk page by
+//   page in no particular order: each 4 KiB page keeps a seed-chosen prefix
+//   of the writes to it, so a later page may hold data while an earlier one
+//   still reads as it was synced (zeros past the synced data);
+// * an unsynced truncate or preallocation may be lost, or survive, even when
+//   later writes do the opposite;
 // * create, rename and unlink are durable only after sync_dir() of their
 //   directory (a crash before that undoes them);
 // * a chosen operation can fail with EIO or ENOSPC;
