@@ -7,6 +7,7 @@
 // Deterministic: running it again rewrites the same files. Inputs found by
 // fuzzing (crashes, after their fix) are added by hand next to these, with
 // names starting "regress-".
+#include "http/common.hpp"
 #include "http/handler.hpp"
 #include "raft/config.hpp"
 #include "raft/detail/stream.hpp"
@@ -386,6 +387,78 @@ void http_reply() {
   put("http_reply", "stream-refused", ctl({stream, 0, 25}) + served(svc, "/raft/leave?id=2"));
 }
 
+std::string ack_record(std::uint64_t term, std::uint64_t index) {
+  std::string r(http_detail::kAckRecordBytes, '\0');
+  http_detail::encode_ack_record(term, index, r.data());
+  return r;
+}
+
+// Control bytes of the http_server target: flags (bits 0-1 stream mode, 2
+// hold acks, 3-4 refuse the n-th ack, 5 half-close, 6 plain requests fail),
+// split seed. The requests are what a client writes on one connection.
+void http_server() {
+  const std::string ping = request("GET", "/raft/ping");
+  const std::string hb = request("POST", "/raft/heartbeat?term=3&commitIndex=1&leaderID=1");
+  const std::string keep_alive = ping + request("GET", "/raft/status") +
+                                 request("POST", "/raft/vote?term=6&candidateID=2&lastLogIndex=9&lastLogTerm=5") +
+                                 request("POST", "/raft/ack?id=2&term=6&index=12&url=http://b:2") +
+                                 request("HEAD", "/raft/metrics") + hb +
+                                 request("POST", "/raft/join?url=http://127.0.0.1:8002") +
+                                 request("POST", "/raft/leave?id=3");
+  put("http_server", "ping", ctl({0, 0}) + ping);
+  put("http_server", "keep-alive-pipelined", ctl({0, 3}) + keep_alive);
+  put("http_server", "keep-alive-pipelined-one-piece", ctl({32, 0}) + keep_alive);
+  put("http_server", "keep-alive-errors", ctl({64, 5}) + keep_alive);
+  put("http_server", "close-in-the-middle",
+      ctl({0, 6}) + ping + request("GET", "/raft/ping", "Connection: close\r\n") + ping);
+  put("http_server", "http10", ctl({0, 0}) + "GET /raft/ping HTTP/1.0\r\n\r\n" + ping);
+  put("http_server", "http10-keep-alive",
+      ctl({0, 0}) + "GET /raft/ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + ping);
+  put("http_server", "bad-after-good", ctl({0, 7}) + ping + "GET /raft/ping HTTP/9.9\r\n\r\n" + ping);
+  put("http_server", "head-then-bad", ctl({0, 0}) + request("HEAD", "/raft/metrics") + "BAD\x01 / HTTP/1.1\r\n\r\n");
+  put("http_server", "header-too-large", ctl({0, 0}) + ping + request("GET", "/raft/ping", "X-Pad: " + std::string(1100, 'p') + "\r\n"));
+  put("http_server", "body-too-large",
+      ctl({0, 0}) + "POST /raft/ping HTTP/1.1\r\nContent-Length: 300\r\n\r\n" + std::string(300, 'b'));
+  put("http_server", "chunked-body",
+      ctl({0, 9}) + "POST /raft/ack?id=1&term=1&index=0 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
+          ping);
+  put("http_server", "incomplete-tail", ctl({0, 2}) + ping + ping.substr(0, 20));
+  put("http_server", "incomplete-tail-half-close", ctl({32, 2}) + ping + ping.substr(0, 20));
+
+  // Streams: node 2 at kMe, optionally asking for the ack channel.
+  const std::string me = "http://127.0.0.1:9/me";
+  auto stream_req = [&](bool channel, const std::string& url = "http://127.0.0.1:9/me") {
+    return "GET /raft/stream?id=2&term=3&index=10&logTerm=2" + (url.empty() ? "" : "&url=" + url) +
+           " HTTP/1.1\r\nHost: x\r\n" + (channel ? "X-Raft-Ack-Channel: 1\r\n" : "") + "\r\n";
+  };
+  const std::string records = ack_record(3, 11) + ack_record(3, 12) + ack_record(3, 15) + ack_record(4, 16);
+  enum { chunk_then_end = 0, refuse = 1, chunk_then_fail = 2, end_only = 3 };
+  const int hold = 4, refuse_1st = 1 << 3, refuse_2nd = 2 << 3, half_close = 32;
+  // Split seeds 7, 13, 16, 21, 37... cut the input in 8 pieces.
+  put("http_server", "stream", ctl({chunk_then_end, 0}) + stream_req(false));
+  put("http_server", "stream-stray-bytes", ctl({chunk_then_end, 4}) + stream_req(false) + records + "junk");
+  put("http_server", "stream-refused", ctl({refuse, 0}) + stream_req(true) + records);
+  put("http_server", "stream-fails", ctl({chunk_then_fail, 1}) + stream_req(true));
+  put("http_server", "stream-end-only", ctl({end_only, 0}) + stream_req(false));
+  put("http_server", "stream-half-close", ctl({half_close | chunk_then_end, 0}) + stream_req(false));
+  put("http_server", "stream-http10",
+      ctl({0, 0}) + "GET /raft/stream?id=2&term=3&index=10&logTerm=2&url=" + me + " HTTP/1.0\r\n\r\n");
+  put("http_server", "stream-head", ctl({0, 0}) + "HEAD /raft/stream?id=2&term=3&index=10&logTerm=2 HTTP/1.1\r\n\r\n");
+  put("http_server", "ack-channel-without-url", ctl({chunk_then_end, 3}) + stream_req(true, "") + records);
+  put("http_server", "ack-channel", ctl({chunk_then_end, 0}) + stream_req(true) + records);
+  put("http_server", "ack-channel-split", ctl({chunk_then_end, 13}) + stream_req(true) + records);
+  put("http_server", "ack-channel-hold", ctl({hold | chunk_then_end, 16}) + stream_req(true) + records + records);
+  put("http_server", "ack-channel-hold-coalesced", ctl({hold | chunk_then_end, 11}) + stream_req(true) + records + records);
+  put("http_server", "ack-channel-refused", ctl({refuse_2nd | chunk_then_end, 13}) + stream_req(true) + records);
+  put("http_server", "ack-channel-refused-held", ctl({hold | refuse_1st | end_only, 21}) + stream_req(true) + records + records);
+  put("http_server", "ack-channel-garbage", ctl({chunk_then_end, 14}) + stream_req(true) + records + "GET / HTTP/1.1\r\n\r\n");
+  put("http_server", "ack-channel-term-0", ctl({end_only, 15}) + stream_req(true) + ack_record(3, 11) + ack_record(0, 12));
+  put("http_server", "ack-channel-partial-record", ctl({chunk_then_end, 16}) + stream_req(true) + records.substr(0, 40));
+  put("http_server", "ack-channel-half-close", ctl({half_close | hold, 17}) + stream_req(true) + records);
+  put("http_server", "ack-channel-after-requests",
+      ctl({chunk_then_end, 18}) + ping + hb + stream_req(true) + records);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -402,5 +475,6 @@ int main(int argc, char** argv) {
   snapshot();
   http_handler();
   http_reply();
+  http_server();
   return 0;
 }
