@@ -42,13 +42,19 @@ struct PendingOp {
   bool extend = false;          // a preallocation (grew the file by zeros)
   std::uint64_t offset = 0;     // write: where; truncate, extend: the new size
   std::string bytes;            // write: the data written
-  std::uint64_t old_size = 0;   // the file size before the op
+  std::uint64_t old_size = 0;   // data.size() before the op
+  std::uint64_t old_reserved = 0;  // reserved before the op
   std::string old_bytes;        // bytes the op overwrote or cut off
 };
 
 struct Inode {
   std::string data;
+  // Preallocated size: the file is max(data.size(), reserved) bytes long,
+  // zeros past data. Kept apart so a reservation costs no memory.
+  std::uint64_t reserved = 0;
   std::vector<PendingOp> pending;  // since the last sync, oldest first
+
+  std::uint64_t size() const { return std::max<std::uint64_t>(data.size(), reserved); }
 
   void apply_write(std::uint64_t offset, std::string_view bytes, bool record) {
     PendingOp op;
@@ -67,24 +73,28 @@ struct Inode {
     op.truncate = true;
     op.offset = size;
     op.old_size = data.size();
+    op.old_reserved = reserved;
     if (record && size < data.size()) op.old_bytes.assign(data, size);
     data.resize(size);
+    reserved = 0;
     if (record) pending.push_back(std::move(op));
   }
   void apply_extend(std::uint64_t size, bool record) {
-    if (size <= data.size()) return;
+    if (size <= this->size()) return;
     PendingOp op;
     op.extend = true;
     op.offset = size;
     op.old_size = data.size();
-    data.resize(size);
+    op.old_reserved = reserved;
+    reserved = size;
     if (record) pending.push_back(std::move(op));
   }
   void undo(const PendingOp& op) {
     if (op.extend) {
-      data.resize(op.old_size);
+      reserved = op.old_reserved;
     } else if (op.truncate) {
       data.resize(op.old_size);
+      reserved = op.old_reserved;
       if (!op.old_bytes.empty()) std::memcpy(data.data() + op.offset, op.old_bytes.data(), op.old_bytes.size());
     } else {
       if (!op.old_bytes.empty()) std::memcpy(data.data() + op.offset, op.old_bytes.data(), op.old_bytes.size());
@@ -183,15 +193,18 @@ struct MemFsState {
 class MemFile final : public File {
  public:
   MemFile(std::shared_ptr<MemFsState> s, std::shared_ptr<Inode> ino, std::uint64_t epoch, bool ro)
-      : s_(std::move(s)), ino_(std::move(ino)), epoch_(epoch), ro_(ro), end_(ino_->data.size()) {}
+      : s_(std::move(s)), ino_(std::move(ino)), epoch_(epoch), ro_(ro), end_(ino_->size()) {}
 
   result<std::size_t> read_at(std::uint64_t offset, std::span<std::byte> out) override {
     std::lock_guard lk(s_->mu);
     if (epoch_ != s_->epoch) return errc::io_error;
     const auto& d = ino_->data;
-    if (offset >= d.size()) return std::size_t{0};
-    const std::size_t n = std::min<std::uint64_t>(out.size(), d.size() - offset);
-    std::memcpy(out.data(), d.data() + offset, n);
+    const std::uint64_t size = ino_->size();
+    if (offset >= size) return std::size_t{0};
+    const std::size_t n = std::min<std::uint64_t>(out.size(), size - offset);
+    const std::size_t have = offset >= d.size() ? 0 : std::min<std::uint64_t>(n, d.size() - offset);
+    if (have > 0) std::memcpy(out.data(), d.data() + offset, have);
+    std::memset(out.data() + have, 0, n - have);  // reserved space reads as zeros
     return n;
   }
   result<void> append(std::span<const std::byte> data) override {
@@ -214,7 +227,7 @@ class MemFile final : public File {
     // Only a hint (nothing becomes durable): counted so tests can see it.
     std::lock_guard lk(s_->mu);
     s_->writeback_bytes += len;
-    if (offset + len > ino_->data.size()) ++s_->writeback_past_end;
+    if (offset + len > ino_->size()) ++s_->writeback_past_end;
   }
   result<void> truncate(std::uint64_t size) override {
     std::lock_guard lk(s_->mu);
@@ -280,7 +293,7 @@ result<std::unique_ptr<File>> MemoryFilesystem::open(const std::string& path, Op
   } else {
     if (flags.create && flags.exclusive) return errc::io_error;
     ino = it->second;
-    if (flags.truncate && !flags.read_only && !ino->data.empty()) {
+    if (flags.truncate && !flags.read_only && ino->size() > 0) {
       if (auto e = s_->point("truncate")) return e;
       ino->apply_truncate(0, true);
     }
