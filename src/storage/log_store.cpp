@@ -1023,6 +1023,12 @@ result<void> LogStore::truncate_suffix(std::uint64_t index, std::uint64_t commit
 result<void> LogStore::compact(std::uint64_t index) {
   Impl& m = *impl_;
   if (m.is_failed()) return errc::store_failed;
+  // When only the last segment will be left, its header must be durable
+  // first: the directory fsyncs below make its name durable, and recovery
+  // cannot rebuild a lone segment's header (prev_term) from anything else.
+  // Sealed segments were synced when they were sealed.
+  if (m.segs.size() > 1 && m.segs.back().first_index <= index)
+    if (auto r = m.segs.back().file->datasync(); !r) return m.fail(r.error());
   while (m.segs.size() > 1 && m.segs[1].first_index <= index) {
     if (auto r = m.fs->unlink(m.segs.front().path); !r) return m.fail(r.error());
     if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
