@@ -65,9 +65,10 @@
 // RECOVERY (open). A valid `reset.tmp` means a reset was decided but maybe
 // not finished: recovery finishes it. An invalid one never took effect and is
 // removed. Then every segment is read in full and checked:
-// * The last segment may end in zeros: space reserved by preallocation, or
-//   blocks allocated for a write that never reached them. They are cut
-//   without a warning (appends preallocate again).
+// * A segment may end in zeros: space reserved by preallocation (only the
+//   last, unless a sealing trim was lost), or blocks allocated for a write
+//   that never reached them. They are cut without a warning (appends
+//   preallocate again).
 // * The last segment may end in a torn write. A record that is short, has an
 //   impossible length, or fails its CRC, with no valid record anywhere after
 //   it, is such a tail: the file is truncated there, with a warning through
@@ -525,11 +526,16 @@ result<void> LogStore::Impl::load_segment(std::size_t i, bool last, std::vector<
       min_term = r.term;
       continue;
     }
-    // No record here. Zeros up to the end of the last segment are space
-    // never written: preallocated, or a crash before data reached it. The
-    // zeros are cut (the next append preallocates again).
-    if (last && all_zero(b + off, n - off)) {
-      if (auto t = s.file->truncate(off); !t) return t.error();
+    // No record here. Zeros up to the end of the file are space never
+    // written: preallocated, or a crash before data reached it. They are cut
+    // (the next append preallocates again). A sealed segment was trimmed to
+    // its records before it was sealed; should that trim not have reached
+    // the disk, its zeros hold nothing either.
+    if (all_zero(b + off, n - off)) {
+      // A sealed segment's are cut once the whole log has loaded (recover):
+      // an open() that fails changes nothing.
+      if (last)
+        if (auto t = s.file->truncate(off); !t) return t.error();
       break;
     }
     // A bad record. It is a torn tail if nothing valid follows it; look for
@@ -700,6 +706,12 @@ result<void> LogStore::Impl::recover() {
     std::vector<std::byte> data;
     for (std::size_t i = 0; i < segs.size(); ++i)
       if (auto r = load_segment(i, i + 1 == segs.size(), data); !r) return r.error();
+    for (std::size_t i = 0; i + 1 < segs.size(); ++i) {  // zeros after a sealed segment's records
+      auto size = segs[i].file->size();
+      if (!size) return size.error();
+      if (*size > segs[i].end)
+        if (auto r = segs[i].file->truncate(segs[i].end); !r) return r.error();
+    }
     evict();
   }
   if (auto r = segs.back().file->datasync(); !r) return r.error();

@@ -117,6 +117,31 @@ TEST(StoragePrealloc, SealedSegmentsEndWithTheirLastRecord) {
   EXPECT_EQ(read_file(x.fs, segs.back()).size(), x.segment_bytes);  // the last one stays reserved
 }
 
+// Should a sealed segment's trim not reach the disk, its zeros are cut at
+// open, silently (they hold nothing).
+TEST(StoragePrealloc, ZerosAfterASealedSegmentAreCut) {
+  Fixture x;
+  x.segment_bytes = 8 << 10;
+  {
+    auto log = x.open();
+    for (std::uint64_t i = 1; i <= 200; i += 10) x.append(*log, i, i + 9, 200);
+    ASSERT_TRUE(log->sync());
+  }
+  const auto segs = x.segments();
+  ASSERT_GT(segs.size(), 3u);
+  const std::string sealed = read_file(x.fs, segs[1]);
+  {
+    auto f = *x.fs.open(segs[1], OpenFlags{});
+    ASSERT_TRUE(f->append(bytes(std::string(5000, '\0'))));
+    ASSERT_TRUE(f->datasync());
+  }
+  auto log = x.open();
+  ASSERT_TRUE(log);
+  EXPECT_TRUE(x.warnings.empty()) << x.warnings.front();
+  x.expect_holds(*log, 200, "zeros after a sealed segment");
+  EXPECT_EQ(read_file(x.fs, segs[1]), sealed);
+}
+
 // Synced entries 1..10, then 11..60 written but not synced; a crash left a
 // page in the middle of the unsynced ones unwritten while later pages made
 // it to disk.
