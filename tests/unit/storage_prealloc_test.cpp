@@ -46,6 +46,16 @@ struct Fixture {
     all.resize(first - 1);
     all.insert(all.end(), v.begin(), v.end());
   }
+  // Entries 1..last in 8 KiB segments, 10 per append, synced.
+  void fill_small_segments(std::uint64_t last) {
+    segment_bytes = 8 << 10;
+    auto log = open();
+    for (std::uint64_t i = 1; i <= last; i += 10) append(*log, i, i + 9, 200);
+    ASSERT_TRUE(log->sync());
+  }
+  static std::uint64_t first_of(const std::string& segment_path) {
+    return std::stoull(segment_path.substr(std::string(kDir).size() + 1, 20));
+  }
   std::vector<std::string> segments() {
     std::vector<std::string> v;
     for (const auto& n : *fs.list(kDir)) v.push_back(std::string(kDir) + "/" + n);
@@ -103,17 +113,12 @@ TEST(StoragePrealloc, ZeroTailIsReservedSpaceAndReopensWithoutWarning) {
 
 TEST(StoragePrealloc, SealedSegmentsEndWithTheirLastRecord) {
   Fixture x;
-  x.segment_bytes = 8 << 10;
-  auto log = x.open();
-  for (std::uint64_t i = 1; i <= 200; i += 10) x.append(*log, i, i + 9, 200);
-  ASSERT_TRUE(log->sync());
+  x.fill_small_segments(200);
   const auto segs = x.segments();
   ASSERT_GT(segs.size(), 3u);
-  for (std::size_t k = 0; k + 1 < segs.size(); ++k) {
-    const std::uint64_t first = std::stoull(segs[k].substr(std::string(kDir).size() + 1, 20));
-    const std::uint64_t next = std::stoull(segs[k + 1].substr(std::string(kDir).size() + 1, 20));
-    EXPECT_EQ(read_file(x.fs, segs[k]).size(), x.offset_of(first, next)) << segs[k];
-  }
+  for (std::size_t k = 0; k + 1 < segs.size(); ++k)
+    EXPECT_EQ(read_file(x.fs, segs[k]).size(), x.offset_of(Fixture::first_of(segs[k]), Fixture::first_of(segs[k + 1])))
+        << segs[k];
   EXPECT_EQ(read_file(x.fs, segs.back()).size(), x.segment_bytes);  // the last one stays reserved
 }
 
@@ -121,12 +126,7 @@ TEST(StoragePrealloc, SealedSegmentsEndWithTheirLastRecord) {
 // open, silently (they hold nothing).
 TEST(StoragePrealloc, ZerosAfterASealedSegmentAreCut) {
   Fixture x;
-  x.segment_bytes = 8 << 10;
-  {
-    auto log = x.open();
-    for (std::uint64_t i = 1; i <= 200; i += 10) x.append(*log, i, i + 9, 200);
-    ASSERT_TRUE(log->sync());
-  }
+  x.fill_small_segments(200);
   const auto segs = x.segments();
   ASSERT_GT(segs.size(), 3u);
   const std::string sealed = read_file(x.fs, segs[1]);
@@ -199,18 +199,11 @@ TEST(StoragePrealloc, ZerosShortOfAPageEndBeforeValidRecordsAreCorruption) {
 // ones did: nothing in that segment was ever synced.
 TEST(StoragePrealloc, LastSegmentWithZeroHeaderIsATornCreation) {
   Fixture x;
-  x.segment_bytes = 8 << 10;
-  std::size_t segs_before = 0;
-  std::uint64_t sealed_last = 0;
-  {
-    auto log = x.open();
-    for (std::uint64_t i = 1; i <= 100; i += 10) x.append(*log, i, i + 9, 200);
-    ASSERT_TRUE(log->sync());
-    segs_before = x.segments().size();
-    ASSERT_GT(segs_before, 2u);
-  }
+  x.fill_small_segments(100);
   const auto segs = x.segments();
-  sealed_last = std::stoull(segs.back().substr(std::string(kDir).size() + 1, 20)) - 1;
+  const std::size_t segs_before = segs.size();
+  ASSERT_GT(segs_before, 2u);
+  const std::uint64_t sealed_last = Fixture::first_of(segs.back()) - 1;
   x.overwrite(segs.back(), 0, std::string(kHeader, '\0'));
   auto log = x.open();
   ASSERT_TRUE(log);
