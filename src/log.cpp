@@ -1523,7 +1523,9 @@ result<void> Log::Impl::on_snapshot_event(InStream& s, const detail::StreamEvent
 
 void Log::Impl::maybe_ack() {
   if (!in_ || !in_->positioned || ack_inflight_ || !o_.transport) return;
-  const std::uint64_t idx = std::min(durable_, in_->pos);
+  const std::uint64_t have =
+      o_.inject_fault == LogOptions::Fault::ack_before_sync ? std::max(durable_, log_->last_index()) : durable_;
+  const std::uint64_t idx = std::min(have, in_->pos);
   if (idx <= acked_) return;
   ack_inflight_ = true;
   const AckRequest req{id_, term_, idx, o_.url};

@@ -108,7 +108,9 @@ struct LogOptions {
 
   // Test hook for the simulator's "can it find a bug" check: breaks one
   // safety rule on purpose. Never set outside tests.
-  enum class Fault { none, commit_previous_term_by_counting, forget_vote } inject_fault = Fault::none;
+  // ack_before_sync: a follower acknowledges entries written but not yet
+  // synced.
+  enum class Fault { none, commit_previous_term_by_counting, forget_vote, ack_before_sync } inject_fault = Fault::none;
 };
 
 class Log final : public Service {

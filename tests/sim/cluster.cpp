@@ -17,13 +17,16 @@ SimCluster::SimCluster(const SimParams& p)
       net(io_, clock, Rng(p.seed ^ 0x5151515151515151ull), trace),
       election_timeout_(kDefaultElectionTimeout),
       seed_rng_(p.seed ^ 0xA5A5A5A5A5A5A5A5ull),
+      disk_rng_(p.seed ^ 0xD15CD15CD15CD15Cull),
       max_steps_(5'000'000) {
   if (p.capture_trace) trace.capture(p.capture_trace);
   trace.echo(p.echo_trace);
   snapshots_ = seed_rng_.one_in(3);
   drift_ = seed_rng_.one_in(2);
+  slow_disk_ = disk_rng_.one_in(2);
   net.rpc_timeout = election_timeout_ / 2;
-  trace("sim seed={} snapshots={} drift={} fault={}", p.seed, snapshots_, drift_, static_cast<int>(p.fault));
+  trace("sim seed={} snapshots={} drift={} slow_disk={} fault={}", p.seed, snapshots_, drift_, slow_disk_,
+        static_cast<int>(p.fault));
   // Identity: a node credits an ack, or serves a stream, for node id N only
   // to the node its configuration gives N to. A node whose join was lost
   // (its AddPeer truncated) still believes it is N; the next joiner is given
@@ -82,7 +85,8 @@ void SimCluster::start(int i) {
   o.transport = &net.transport(i);
   o.clock = n.clock.get();
   o.rand = [r = std::make_shared<Rng>(seed_rng_.next())] { return r->next(); };
-  o.executor = o.storage_executor = o.apply_executor = io_.get_executor();
+  o.executor = o.apply_executor = io_.get_executor();
+  o.storage_executor = disk_io_.get_executor();
   o.filesystem = n.fs.get();
   o.election_timeout = election_timeout_;
   if (snapshots_) {
@@ -207,6 +211,7 @@ bool SimCluster::run_until(const std::function<bool()>& pred, Clock::duration bo
   const auto deadline = clock.now() + bound;
   for (;;) {
     io_.poll();
+    if (poll_disk()) io_.poll();
     check();
     if (pred && pred()) return true;
     auto next = clock.next_deadline();
@@ -219,6 +224,11 @@ bool SimCluster::run_until(const std::function<bool()>& pred, Clock::duration bo
 }
 
 void SimCluster::run_for(Clock::duration d) { run_until(nullptr, d); }
+
+bool SimCluster::poll_disk() {
+  if (!slow_disk_) return disk_io_.poll() > 0;
+  return disk_rng_.one_in(3) && disk_io_.poll_one() > 0;
+}
 
 int SimCluster::leader() const {
   int best = -1;

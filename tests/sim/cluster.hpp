@@ -141,11 +141,19 @@ class SimCluster {
   };
   void check();
   void stop_node(int i, bool retire);
+  // Runs storage work (the nodes' log syncs): all that is ready, or with a
+  // slow disk at most one handler, one time in three. Whether anything ran.
+  bool poll_disk();
 
   Clock::duration election_timeout_;
   Rng seed_rng_;  // per-node seeds (fs, Log rand)
+  Rng disk_rng_;  // when storage work runs
   bool snapshots_;
   bool drift_;
+  // Storage work waits a seed-chosen number of steps, so a crash finds
+  // entries written but not yet synced (MemoryFilesystem::crash then keeps
+  // some of them, in order or page by page).
+  bool slow_disk_;
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<Op> ops_;
   std::size_t pending_ = 0;
@@ -160,6 +168,10 @@ class SimCluster {
   // internals they keep alive) go before the filesystems and clocks.
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_{io_.get_executor()};
+  // Every node's storage executor: polled by poll_disk(), not by the crash
+  // path, so syncs still queued at a crash never happen.
+  boost::asio::io_context disk_io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> disk_guard_{disk_io_.get_executor()};
 };
 
 // Scenarios.
