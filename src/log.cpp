@@ -610,6 +610,10 @@ result<void> Log::Impl::open(const std::string& path) {
   if (!snaps) return snaps.error();
 
   ++epoch_;
+  // A sync still queued from an earlier opening reports to that epoch and
+  // is dropped: this opening starts with none running, or it would wait for
+  // that report forever and never sync (nor commit) again.
+  sync_running_ = sync_again_ = false;
   path_ = path;
   meta_.emplace(std::move(*meta));
   log_ = std::shared_ptr<storage::LogStore>(std::move(*log));

@@ -49,6 +49,50 @@ TEST(Log, CallsOnAClosedLogFailWithLogClosed) {
   EXPECT_EQ(c.apply(a, "x").error(), errc::closed);
 }
 
+// A Log closed while its storage thread still had a sync queued must sync
+// again once reopened: the queued round reports to the old opening and is
+// dropped, so the reopened Log must not think a sync is still running (it
+// did, and then never committed anything again).
+TEST(Log, ReopenedLogSyncsAfterClosingWithASyncQueued) {
+  boost::asio::io_context disk;  // the storage thread, run only when the test says
+  LocalCluster c;
+  c.tweak = [&](LogOptions& o) {
+    o.storage_executor = disk.get_executor();
+    o.apply_executor = c.net.io.get_executor();
+  };
+  auto& a = c.add();
+  auto run_with_disk = [&](const std::function<bool()>& done) {
+    return c.net.run_until([&] {
+      disk.poll();
+      disk.restart();
+      return done();
+    });
+  };
+  std::optional<result<void>> init;
+  a.log->start_initialize([&](result<void> r) { init = r; });
+  ASSERT_TRUE(run_with_disk([&] { return init.has_value(); }));
+  ASSERT_TRUE(*init) << init->error().message();
+
+  std::optional<result<std::uint64_t>> first;
+  a.log->start_apply("x", {}, [&](result<std::uint64_t> r) { first = r; });
+  c.net.io.poll();  // appended; its sync is queued on the disk, which does not run
+  c.net.io.restart();
+  ASSERT_FALSE(first.has_value());
+  std::optional<result<void>> closed;
+  a.log->start_close([&](result<void> r) { closed = r; });
+  ASSERT_TRUE(c.net.run_until([&] { return closed.has_value(); }));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->error(), errc::closed);
+
+  ASSERT_TRUE(a.log->open("/data"));
+  std::optional<result<std::uint64_t>> second;
+  ASSERT_TRUE(run_with_disk([&] { return a.log->state() == State::leader; }));
+  a.log->start_apply("y", {}, [&](result<std::uint64_t> r) { second = r; });
+  ASSERT_TRUE(run_with_disk([&] { return second.has_value(); }));
+  ASSERT_TRUE(*second) << second->error().message();
+  EXPECT_TRUE(run_with_disk([&] { return a.fsm.applied_index >= **second; }));
+}
+
 // Go: TestLog_Apply (a single node applies at index 2 after Initialize).
 TEST(Log, SingleNodeApplyGetsIndex2AfterInitialize) {
   LocalCluster c;
