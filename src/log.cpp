@@ -122,6 +122,18 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   std::uint64_t commit_ = 0;
   std::uint64_t applied_ = 0;    // handed to and finished by the FSM
   bool applying_ = false;        // a batch is on the apply executor
+  // Handlers posted to the apply executor (FSM calls) that have not reported
+  // back. close() completes only when none is left: no FSM call happens
+  // after close() returns, and a reopened Log never re-applies entries that
+  // a batch of the previous opening was still applying.
+  int apply_work_ = 0;
+  std::vector<Handler_fn<void>> close_waiters_;
+  void apply_work_done() {
+    if (--apply_work_ > 0 || close_waiters_.empty()) return;
+    auto waiters = std::move(close_waiters_);
+    close_waiters_.clear();
+    for (auto& h : waiters) h({});
+  }
   std::uint64_t durable_ = 0;    // highest index made durable by sync
   // The latest snapshot: the FSM state through snapshot_index_.
   std::uint64_t snapshot_index_ = 0, snapshot_term_ = 0;
@@ -610,10 +622,13 @@ result<void> Log::Impl::open(const std::string& path) {
   if (!snaps) return snaps.error();
 
   ++epoch_;
-  // A sync still queued from an earlier opening reports to that epoch and
-  // is dropped: this opening starts with none running, or it would wait for
-  // that report forever and never sync (nor commit) again.
+  // Work still queued from an earlier opening (a sync, a flush, the next
+  // inline apply batch) belongs to that epoch and is dropped: this opening
+  // starts with none of it running, or it would wait for it forever and
+  // never sync, flush or apply again.
   sync_running_ = sync_again_ = false;
+  flush_posted_ = false;
+  applying_ = false;
   path_ = path;
   meta_.emplace(std::move(*meta));
   log_ = std::shared_ptr<storage::LogStore>(std::move(*log));
@@ -1172,10 +1187,12 @@ void Log::Impl::maybe_apply() {
     applying_ = true;
     auto meta = std::move(*pending_restore_);
     pending_restore_.reset();
+    ++apply_work_;
     net::post(apply_ex_, [self = shared_from_this(), ep = epoch_, meta, snaps = snaps_.get()] {
       auto reader = snaps->open_reader(meta);
       result<void> r = reader ? self->o_.fsm->restore(**reader) : result<void>(reader.error());
       self->post_any_epoch([self, ep, meta, r] {
+        self->apply_work_done();
         if (self->epoch_ != ep) return;
         self->applying_ = false;
         if (!r) return self->fatal("restoring the FSM from a snapshot", r.error());
@@ -1219,9 +1236,11 @@ void Log::Impl::maybe_apply() {
                          [&](const LogEntry& e) { entries->push_back(e); });
   if (!r) return fatal("reading committed entries", r.error());
   applying_ = true;
+  ++apply_work_;
   net::post(apply_ex_, [self = shared_from_this(), ep = epoch_, entries] {
     for (const auto& e : *entries) self->o_.fsm->must_apply(e);
     self->post_any_epoch([self, ep, last = entries->back().index] {
+      self->apply_work_done();
       if (self->epoch_ != ep) return;
       self->applying_ = false;
       self->on_applied(last);
@@ -1261,6 +1280,7 @@ void Log::Impl::maybe_snapshot() {
   applying_ = snapshotting_ = true;
   const std::uint64_t index = applied_, term = term_at(index);
   Config cfg = config_at(index);
+  ++apply_work_;
   net::post(apply_ex_, [self = shared_from_this(), ep = epoch_, index, term, cfg, snaps = snaps_.get()] {
     result<storage::SnapshotMeta> meta = errc::snapshot_corrupt;
     auto sink = snaps->create(index, term, cfg);
@@ -1279,6 +1299,7 @@ void Log::Impl::maybe_snapshot() {
       }
     }
     self->post_any_epoch([self, ep, meta] {
+      self->apply_work_done();
       if (self->epoch_ != ep) return;
       self->applying_ = self->snapshotting_ = false;
       if (!meta) {
@@ -2249,7 +2270,9 @@ result<void> Log::close() {
 void Log::start_close(Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), h = std::move(h)]() mutable {
     i->close_now(errc::closed);
-    h({});
+    // Done once the FSM calls already on the apply executor have finished.
+    if (i->apply_work_ == 0) return h({});
+    i->close_waiters_.push_back(std::move(h));
   });
 }
 

@@ -65,7 +65,9 @@ struct LogOptions {
   // lower latency where cores are to spare, worse next to CPU-bound work).
   std::chrono::microseconds busy_poll{0};
   boost::asio::any_io_executor storage_executor;  // default: a second owned thread
-  boost::asio::any_io_executor apply_executor;    // default: storage_executor
+  // default: storage_executor. A given one must keep running until close()
+  // (or ~Log) returns: close waits for FSM calls already queued on it.
+  boost::asio::any_io_executor apply_executor;
   // true: committed entries are applied on the Log's strand, in the turn
   // that commits them, instead of on apply_executor (snapshot() and
   // restore() still run there). Saves two thread hops per batch; for FSMs
@@ -126,7 +128,9 @@ class Log final : public Service {
   // errc::log_corrupt if storage is damaged (nothing deleted).
   result<void> open(const std::string& path);
   // Stops timers, streams and the FSM feed; pending calls fail with
-  // errc::closed. Idempotent.
+  // errc::closed. Returns once FSM calls already under way on the apply
+  // executor have finished: none happens after close() returns, and the Log
+  // may be opened again. Idempotent.
   result<void> close();
 
   bool opened() const;

@@ -49,48 +49,120 @@ TEST(Log, CallsOnAClosedLogFailWithLogClosed) {
   EXPECT_EQ(c.apply(a, "x").error(), errc::closed);
 }
 
-// A Log closed while its storage thread still had a sync queued must sync
-// again once reopened: the queued round reports to the old opening and is
-// dropped, so the reopened Log must not think a sync is still running (it
-// did, and then never committed anything again).
-TEST(Log, ReopenedLogSyncsAfterClosingWithASyncQueued) {
-  boost::asio::io_context disk;  // the storage thread, run only when the test says
+// Closing and reopening one Log while work of the first opening is still
+// queued. The storage and apply executors are io_contexts the test runs only
+// when it says, so the work can be caught in the queue.
+struct ReopenRig {
+  boost::asio::io_context disk, apply;
   LocalCluster c;
-  c.tweak = [&](LogOptions& o) {
-    o.storage_executor = disk.get_executor();
-    o.apply_executor = c.net.io.get_executor();
-  };
-  auto& a = c.add();
-  auto run_with_disk = [&](const std::function<bool()>& done) {
+  LocalNode* a = nullptr;
+  ReopenRig() {
+    c.tweak = [this](LogOptions& o) {
+      o.storage_executor = disk.get_executor();
+      o.apply_executor = apply.get_executor();
+    };
+    a = &c.add();
+    std::optional<result<void>> init;
+    a->log->start_initialize([&](result<void> r) { init = r; });
+    EXPECT_TRUE(run_all([&] { return init.has_value(); }));
+    EXPECT_TRUE(init && *init);
+    // Nothing of the first opening's start-up left in flight.
+    EXPECT_TRUE(run_all([&] { return a->fsm.applied_index > 0 && a->fsm.applied_index >= a->log->commit_index(); }));
+    poll_net();
+  }
+  // Runs the network and both executors until done() (virtual time).
+  bool run_all(const std::function<bool()>& done) {
     return c.net.run_until([&] {
-      disk.poll();
-      disk.restart();
+      for (auto* io : {&disk, &apply}) {
+        io->poll();
+        io->restart();
+      }
       return done();
     });
-  };
-  std::optional<result<void>> init;
-  a.log->start_initialize([&](result<void> r) { init = r; });
-  ASSERT_TRUE(run_with_disk([&] { return init.has_value(); }));
-  ASSERT_TRUE(*init) << init->error().message();
+  }
+  void poll_net() {
+    c.net.io.poll();
+    c.net.io.restart();
+  }
+  // Starts close(); `closed` is set when it completes.
+  void close(std::optional<result<void>>& closed) {
+    a->log->start_close([&closed](result<void> r) { closed = r; });
+    poll_net();
+  }
+  // After reopening, the Log elects itself, and a new command commits and
+  // reaches the FSM exactly once.
+  void expect_reopened_log_works() {
+    ASSERT_TRUE(a->log->open("/data"));
+    ASSERT_TRUE(run_all([&] { return a->log->state() == State::leader; }));
+    std::optional<result<std::uint64_t>> idx;
+    a->log->start_apply("after", {}, [&](result<std::uint64_t> r) { idx = r; });
+    ASSERT_TRUE(run_all([&] { return idx.has_value(); }));
+    ASSERT_TRUE(*idx) << idx->error().message();
+    ASSERT_TRUE(run_all([&] { return a->fsm.applied_index >= **idx; }));
+    EXPECT_FALSE(a->fsm.duplicate);
+    ASSERT_FALSE(a->fsm.commands.empty());
+    EXPECT_EQ(a->fsm.commands.back().data, "after");
+  }
+};
 
+// The queued sync reports to the first opening and is dropped; the reopened
+// Log thought a sync was still running and never synced (or committed) again.
+TEST(Log, ReopenedLogSyncsAfterClosingWithASyncQueued) {
+  ReopenRig r;
   std::optional<result<std::uint64_t>> first;
-  a.log->start_apply("x", {}, [&](result<std::uint64_t> r) { first = r; });
-  c.net.io.poll();  // appended; its sync is queued on the disk, which does not run
-  c.net.io.restart();
+  r.a->log->start_apply("x", {}, [&](result<std::uint64_t> v) { first = v; });
+  r.poll_net();  // appended; its sync is queued on the disk, which does not run
   ASSERT_FALSE(first.has_value());
   std::optional<result<void>> closed;
-  a.log->start_close([&](result<void> r) { closed = r; });
-  ASSERT_TRUE(c.net.run_until([&] { return closed.has_value(); }));
+  r.close(closed);
+  ASSERT_TRUE(closed && *closed);
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->error(), errc::closed);
+  r.expect_reopened_log_works();
+}
 
-  ASSERT_TRUE(a.log->open("/data"));
-  std::optional<result<std::uint64_t>> second;
-  ASSERT_TRUE(run_with_disk([&] { return a.log->state() == State::leader; }));
-  a.log->start_apply("y", {}, [&](result<std::uint64_t> r) { second = r; });
-  ASSERT_TRUE(run_with_disk([&] { return second.has_value(); }));
-  ASSERT_TRUE(*second) << second->error().message();
-  EXPECT_TRUE(run_with_disk([&] { return a.fsm.applied_index >= **second; }));
+// Closed with the append's flush posted but not run: the reopened Log thought
+// a flush was on its way and never wrote another entry.
+TEST(Log, ReopenedLogAppendsAfterClosingWithAFlushPosted) {
+  ReopenRig r;
+  std::optional<result<std::uint64_t>> first;
+  r.a->log->start_apply("x", {}, [&](result<std::uint64_t> v) { first = v; });
+  std::optional<result<void>> closed;
+  r.close(closed);  // the apply and the close run in one poll: the flush is still queued
+  ASSERT_TRUE(closed && *closed);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->error(), errc::closed);
+  r.expect_reopened_log_works();
+}
+
+// Closed with a committed batch on the apply executor: close() completes only
+// once the FSM has finished it (no FSM call after close returns), and the
+// reopened Log neither applies it again nor stops applying.
+TEST(Log, CloseWaitsForTheFsmBatchInFlightAndReopenDoesNotReapplyIt) {
+  ReopenRig r;
+  std::optional<result<std::uint64_t>> first;
+  r.a->log->start_apply("x", {}, [&](result<std::uint64_t> v) { first = v; });
+  ASSERT_TRUE(r.c.net.run_until([&] {
+    r.disk.poll();
+    r.disk.restart();
+    return first.has_value();
+  }));
+  ASSERT_TRUE(*first) << first->error().message();
+  const auto applied_before = r.a->fsm.applied_index;
+  ASSERT_LT(applied_before, **first);  // the batch waits on the apply executor
+  std::optional<result<void>> closed;
+  r.close(closed);
+  EXPECT_FALSE(closed.has_value()) << "close() completed with an FSM batch still to run";
+  EXPECT_LT(r.a->fsm.applied_index, **first);
+  r.apply.poll();  // the batch runs, reports back, and the close completes
+  r.apply.restart();
+  r.poll_net();
+  ASSERT_TRUE(closed.has_value());
+  ASSERT_TRUE(*closed);
+  EXPECT_EQ(r.a->fsm.applied_index, **first);
+  r.expect_reopened_log_works();
+  ASSERT_EQ(r.a->fsm.commands.size(), 2u);
+  EXPECT_EQ(r.a->fsm.commands[0].data, "x");
 }
 
 // Go: TestLog_Apply (a single node applies at index 2 after Initialize).
