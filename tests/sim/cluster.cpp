@@ -18,6 +18,7 @@ SimCluster::SimCluster(const SimParams& p)
       election_timeout_(kDefaultElectionTimeout),
       seed_rng_(p.seed ^ 0xA5A5A5A5A5A5A5A5ull),
       disk_rng_(p.seed ^ 0xD15CD15CD15CD15Cull),
+      apply_rng_(p.seed ^ 0xA991A991A991A991ull),
       max_steps_(5'000'000) {
   if (p.capture_trace) trace.capture(p.capture_trace);
   trace.echo(p.echo_trace);
@@ -86,6 +87,7 @@ void SimCluster::start(int i) {
   o.clock = n.clock.get();
   o.rand = [r = std::make_shared<Rng>(seed_rng_.next())] { return r->next(); };
   o.executor = o.apply_executor = io_.get_executor();
+  if (lagging_apply_) o.apply_executor = apply_io_.get_executor();
   o.storage_executor = disk_io_.get_executor();
   o.filesystem = n.fs.get();
   o.election_timeout = election_timeout_;
@@ -129,6 +131,14 @@ void SimCluster::stop_node(int i, bool retire) {
     io_.poll();
     check();
   }
+  // FSM work queued on the lagging apply executor (a snapshot being written)
+  // runs before the power cut, as if the crash came a little later for that
+  // thread: nothing of it may touch the filesystem after fs.crash().
+  if (lagging_apply_)
+    for (int k = 0; k < 1000 && apply_io_.poll() > 0; ++k) {
+      io_.poll();
+      check();
+    }
   n.fsm->kill();
   n.fs->crash();
   n.log.reset();
@@ -136,6 +146,45 @@ void SimCluster::stop_node(int i, bool retire) {
   dead_clocks_.push_back(std::move(n.clock));
   n.last_state = "stopped";
   n.retired = n.retired || retire;
+}
+
+void SimCluster::reopen(int i, Clock::duration down) {
+  auto& n = *nodes_[static_cast<std::size_t>(i)];
+  if (!n.log) return;
+  {
+    const Status st = n.log->status();
+    trace("n{} reopen in place: close ({} term={} last={} commit={} applied={} fsm={})", i, st.state, st.term,
+          st.last_index, st.commit_index, st.applied_index, n.fsm->index());
+  }
+  // Not the blocking close(): this thread runs the io_context. close()
+  // completes once the FSM calls already queued on the apply executor have
+  // reported back, so the simulation keeps running (run_until polls the
+  // io_context, the disk and the timers) until then.
+  auto closed = std::make_shared<std::optional<std::error_code>>();
+  n.log->start_close([closed](result<void> r) { *closed = r ? std::error_code{} : r.error(); });
+  if (!run_until([&] { return closed->has_value(); }, 10 * et()))
+    liveness_failure(fmt::format("n{}: close did not complete within 10 election timeouts", i));
+  expect(!**closed, fmt::format("n{}: close failed: {}", i, (*closed)->message()));
+  expect(!n.log->opened(), fmt::format("n{}: still open after close completed", i));
+  trace("n{} reopen in place: closed (fsm={}), down {}us", i, n.fsm->index(),
+        std::chrono::duration_cast<std::chrono::microseconds>(down).count());
+  if (down > Clock::duration::zero()) run_for(down);
+  ++n.incarnation;
+  checker.reopened(i);
+  n.last_state = "stopped";
+  n.last_commit = 0;
+  n.leader_term = n.leader_commit = 0;
+  auto r = n.log->open("/data");
+  if (!r) {
+    checker.violation(fmt::format("n{} open failed after a clean close: {}", i, r.error().message()));
+    if (params.stop_at_violation) throw StopRun{};
+    return;
+  }
+  const Status st = n.log->status();
+  trace("n{} reopen in place: open (incarnation {}) term={} last={} commit={} applied={} fsm={}", i, n.incarnation,
+        st.term, st.last_index, st.commit_index, st.applied_index, n.fsm->index());
+  expect(st.applied_index == n.fsm->index(),
+         fmt::format("n{} reopened at applied {} but its FSM is at {}", i, st.applied_index, n.fsm->index()));
 }
 
 void SimCluster::crash(int i) { stop_node(i, false); }
@@ -212,6 +261,7 @@ bool SimCluster::run_until(const std::function<bool()>& pred, Clock::duration bo
   for (;;) {
     io_.poll();
     if (poll_disk()) io_.poll();
+    if (poll_apply()) io_.poll();
     check();
     if (pred && pred()) return true;
     auto next = clock.next_deadline();
@@ -228,6 +278,18 @@ void SimCluster::run_for(Clock::duration d) { run_until(nullptr, d); }
 bool SimCluster::poll_disk() {
   if (!slow_disk_) return disk_io_.poll() > 0;
   return disk_rng_.one_in(3) && disk_io_.poll_one() > 0;
+}
+
+void SimCluster::lagging_apply() {
+  lagging_apply_ = true;
+  slow_apply_ = apply_rng_.one_in(2);
+  trace("lagging apply executor, slow_apply={}", slow_apply_);
+}
+
+bool SimCluster::poll_apply() {
+  if (!lagging_apply_) return false;
+  if (!slow_apply_) return apply_io_.poll() > 0;
+  return apply_rng_.one_in(3) && apply_io_.poll_one() > 0;
 }
 
 int SimCluster::leader() const {
@@ -326,6 +388,13 @@ void SimCluster::bootstrap(int n) {
 int SimCluster::add_member(bool wait, bool* ok) {
   const int slot = add_node();
   start(slot);
+  auto state = std::make_shared<std::pair<bool, bool>>(false, false);
+  join(slot, wait, state);
+  if (ok) *ok = state->second;
+  return slot;
+}
+
+void SimCluster::join(int slot, bool wait, std::shared_ptr<std::pair<bool, bool>> state) {
   // Join through a running member: a node already removed from the
   // configuration knows no leader to point to (a real operator would not
   // pick it either). With no leader known, any running node.
@@ -335,7 +404,7 @@ int SimCluster::add_member(bool wait, bool* ok) {
   for (int u : ups)
     if (u != slot && (mem.empty() || std::find(mem.begin(), mem.end(), u) != mem.end())) others.push_back(u);
   const int via = others.empty() ? 0 : others[rng.below(others.size())];
-  auto state = std::make_shared<std::pair<bool, bool>>(false, false);
+  if (!state) state = std::make_shared<std::pair<bool, bool>>(false, false);
   trace("n{} join via n{}", slot, via);
   log(slot).start_join(url(via), [this, state, slot](result<void> r) {
     state->first = true;
@@ -343,8 +412,6 @@ int SimCluster::add_member(bool wait, bool* ok) {
     trace("n{} join {}", slot, r ? std::string("ok") : r.error().message());
   });
   if (wait) run_until([&] { return state->first; }, 10 * et());
-  if (ok) *ok = state->second;
-  return slot;
 }
 
 bool SimCluster::remove_member(int victim) {

@@ -48,6 +48,13 @@ class SimCluster {
   void start(int i);       // a new Log incarnation on the slot's filesystem, open()ed
   void crash(int i);       // power cut: unsynced data lost, Log destroyed
   void restart(int i) { start(i); }
+  // Clean close and open() again on the SAME Log object and path (unlike
+  // crash: nothing is lost, the FSM is kept and the Log resumes after
+  // fsm.index()). The close is the asynchronous one (start_close); the
+  // simulation runs (strand, apply work, the disk, timers) until it
+  // completes, then the node stays closed for `down` (still reachable on the
+  // network: a closed Log refuses everything) before open().
+  void reopen(int i, Clock::duration down = {});
   void retire(int i);      // removed from the cluster: stopped for good
   bool up(int i) const { return nodes_[static_cast<std::size_t>(i)]->log != nullptr; }
   bool retired(int i) const { return nodes_[static_cast<std::size_t>(i)]->retired; }
@@ -64,6 +71,10 @@ class SimCluster {
   // Starts a new node and joins it through a random up member; returns its
   // slot. `wait`: run until the join returns (ok or not).
   int add_member(bool wait, bool* ok = nullptr);
+  // Joins the started node `slot` through a random up member (what
+  // add_member does after starting it). `state` (if given): first = the
+  // join answered, second = it succeeded. `wait`: run until it answers.
+  void join(int slot, bool wait, std::shared_ptr<std::pair<bool, bool>> state = nullptr);
   // Leader-side remove of node `victim` (by slot). Returns true on success.
   bool remove_member(int victim);
 
@@ -93,6 +104,12 @@ class SimCluster {
   // Snapshots with small thresholds on every node started from now on (most
   // seeds draw this at random; the snapshot scenarios force it).
   void snapshots_on() { snapshots_ = true; }
+  // Nodes started from now on run their FSM calls (apply batches, snapshots,
+  // restores) on a third io_context that lags like the slow disk, so a close
+  // finds FSM work queued (reopen_in_place). Off by default: the other
+  // scenarios keep the apply executor = the Log's io_context (and their
+  // seeds their traces).
+  void lagging_apply();
   // Liveness: heal everything, restart crashed members, then a leader must
   // be elected and every pending apply settle within 10 election timeouts.
   // Then the final checks: every successful apply is in the committed log of
@@ -144,6 +161,9 @@ class SimCluster {
   // Runs storage work (the nodes' log syncs): all that is ready, or with a
   // slow disk at most one handler, one time in three. Whether anything ran.
   bool poll_disk();
+  // Runs FSM work queued on apply_io_ (lagging_apply only): all that is
+  // ready, or one handler one step in three. Whether anything ran.
+  bool poll_apply();
 
   Clock::duration election_timeout_;
   Rng seed_rng_;  // per-node seeds (fs, Log rand)
@@ -154,6 +174,9 @@ class SimCluster {
   // entries written but not yet synced (MemoryFilesystem::crash then keeps
   // some of them, in order or page by page).
   bool slow_disk_;
+  bool lagging_apply_ = false;
+  bool slow_apply_ = false;
+  Rng apply_rng_;  // when apply work runs (lagging_apply only)
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<Op> ops_;
   std::size_t pending_ = 0;
@@ -172,6 +195,10 @@ class SimCluster {
   // path, so syncs still queued at a crash never happen.
   boost::asio::io_context disk_io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> disk_guard_{disk_io_.get_executor()};
+  // The nodes' apply executor with lagging_apply(): polled by poll_apply();
+  // the crash path runs what is queued before the power cut takes effect.
+  boost::asio::io_context apply_io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> apply_guard_{apply_io_.get_executor()};
 };
 
 // Scenarios.

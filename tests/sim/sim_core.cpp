@@ -695,6 +695,8 @@ void Checker::restarted(int slot) {
   n.observed_applied = 0;
 }
 
+void Checker::reopened(int slot) { node(slot).commit = 0; }
+
 void Checker::leader_commit(int slot, std::uint64_t term, std::uint64_t commit) {
   if (known(commit)) {
     if (global_[commit].term != term)

@@ -276,6 +276,9 @@ class Checker {
   void restored(int slot, std::uint64_t index, const std::vector<LogEntry>& entries);
   // A new incarnation of `slot` starts (after a crash): volatile indexes reset.
   void restarted(int slot);
+  // The same Log closed and opened again with its FSM kept: the commit index
+  // (volatile) starts over, the FSM's apply order does not.
+  void reopened(int slot);
   // A leader of `term` moved its commit index to `commit` by counting: the
   // entry there must be of `term` (§5.4.2, Figure 8). Checked as soon as the
   // entry at `commit` is applied somewhere.
