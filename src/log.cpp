@@ -226,6 +226,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   std::shared_ptr<Timer> reconnect_timer_;
   std::uint64_t leader_commit_ = 0;  // from heartbeats of term_
   std::string leader_url_hint_;      // the leader's URL as its heartbeats tell it
+  std::uint64_t leader_url_hint_id_ = 0;  // the leader id that URL was given for
   std::uint64_t acked_ = 0;
   bool ack_inflight_ = false;
 
@@ -401,6 +402,15 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     return errc::node_url_mismatch;
   }
   std::string url_of(std::uint64_t id) const {
+    // The leader's own word first: our configuration may give its id to
+    // another URL. An AddPeer we appended as leader and that a later leader
+    // truncated (we lost our majority first) still names the lost joiner
+    // under that id until the stream truncates it; once the id is given to
+    // the next joiner and that node leads, the stream we need to get rid of
+    // the stale entry would go to the lost joiner's URL, which refuses it
+    // ("not leader") or is gone, forever (simulator, reopen_in_place seed
+    // 1452). Heartbeats name the sender's URL (leader_url).
+    if (id != 0 && id == leader_id_ && id == leader_url_hint_id_ && !leader_url_hint_.empty()) return leader_url_hint_;
     const auto* n = config_.node_by_id(id);
     if (n) return n->url;
     if (id != 0 && id == leader_id_) return leader_url_hint_;
@@ -2006,6 +2016,7 @@ void Log::Impl::rejoin() {
         if (self->configs_.empty()) self->config_ = r->config;
       }
       self->leader_url_hint_ = leader->url;
+      self->leader_url_hint_id_ = r->leader_id;
       if (self->state_ != State::follower || self->leader_id_ != r->leader_id) self->become_follower(r->leader_id);
       self->publish();
       if (!self->in_) self->open_stream();
@@ -2097,7 +2108,10 @@ void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatRe
   // term from someone else while we lead is a bug.
   RAFT_ASSERT(!(state_ == State::leader && req.leader_id != id_), "two leaders in one term");
   if (state_ != State::leader) {
-    if (!req.leader_url.empty()) leader_url_hint_ = req.leader_url;
+    if (!req.leader_url.empty()) {
+      leader_url_hint_ = req.leader_url;
+      leader_url_hint_id_ = req.leader_id;
+    }
     become_follower(req.leader_id);
     last_heard_ = clock_->now();
     leader_commit_ = std::max(leader_commit_, req.commit_index);

@@ -760,6 +760,61 @@ TEST(Log, JoinerWhoseAddPeerWasLostJoinsAgainUnderANewId) {
   EXPECT_TRUE(c->apply(*nl, "after"));
 }
 
+// A member that led when it answered a join, then lost its majority, keeps
+// the AddPeer entry in its log after a later leader (without it) gave the
+// same id to the next joiner. When that joiner leads, the member must open
+// its stream to the URL the leader's heartbeats name: its own configuration,
+// built from the stale entry, gives the id to the lost joiner's URL, which
+// refuses the stream (or is gone) forever, so the member never receives the
+// entries that would truncate the stale one (simulator, reopen_in_place seed
+// 1452: a follower streamed from the wrong node for 10 s and never caught up).
+TEST(Log, MemberWithALostAddPeerStreamsFromTheUrlItsLeaderNames) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  const auto others = c->others(l);
+  // The AddPeer for x reaches only the leader (and x).
+  for (auto* o : others) c->net.down[o->url] = true;
+  auto& x = c->add();
+  ASSERT_TRUE(c->join(x, l->url));
+  const std::uint64_t lost_id = x.log->id();
+  // l and x go away; the others elect a leader whose log lacks the entry.
+  c->net.down[l->url] = true;
+  c->net.down[x.url] = true;
+  for (auto* o : others) c->net.down[o->url] = false;
+  LocalNode* nl = nullptr;
+  ASSERT_TRUE(c->net.run_until([&] {
+    for (auto* o : others)
+      if (o->log->state() == State::leader && o->log->commit_index() == o->log->last_index()) nl = o;
+    return nl != nullptr;
+  }));
+  LocalNode* rest = others[0] == nl ? others[1] : others[0];
+  // The next joiner y is given the same id.
+  auto& y = c->add();
+  ASSERT_TRUE(c->join(y, nl->url));
+  ASSERT_EQ(y.log->id(), lost_id);
+  ASSERT_TRUE(c->net.run_until([&] { return y.log->commit_index() >= nl->log->config().index; }));
+  // Leave {l, nl, y}, then take nl away too: y is elected with l's vote.
+  auto rm = c->call<void>([&](auto h) { nl->log->start_remove_peer(rest->log->id(), std::move(h)); });
+  ASSERT_TRUE(rm) << rm.error().message();
+  ASSERT_TRUE(c->net.run_until([&] { return y.log->commit_index() >= nl->log->config().index; }));
+  // The premise: l's configuration gives y's id to x.
+  ASSERT_NE(l->log->config().node_by_id(lost_id), nullptr);
+  ASSERT_EQ(l->log->config().node_by_id(lost_id)->url, x.url);
+  c->net.down[rest->url] = true;
+  c->net.down[nl->url] = true;
+  c->net.down[l->url] = false;
+  ASSERT_TRUE(c->net.run_until([&] { return y.log->state() == State::leader; }));
+  // A new entry commits only with l's ack: l must stream from y.
+  std::optional<result<std::uint64_t>> applied;
+  y.log->start_apply("after", {}, [&](result<std::uint64_t> r) { applied = r; });
+  EXPECT_TRUE(c->net.run_until([&] { return applied.has_value(); }, 10s)) << "l last " << l->log->last_index();
+  ASSERT_TRUE(applied.has_value());
+  ASSERT_TRUE(*applied) << applied->error().message();
+  EXPECT_TRUE(c->net.run_until([&] { return l->log->applied_index() >= **applied; }, 10s));
+  EXPECT_EQ(l->log->config().node_by_id(lost_id)->url, y.url);
+}
+
 // A joiner that never learned that its membership committed (cut off right
 // after the leader answered its join) and was then removed by the operator
 // asks to join again when it hears no leader. It must not be added back: the
