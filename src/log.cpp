@@ -1148,8 +1148,14 @@ void Log::Impl::advance_commit() {
   const std::uint64_t n = matches[quorum() - 1];
   // §5.4.2 (Figure 8): only an entry of the current term is committed by
   // counting replicas; earlier entries commit with it.
-  const bool ok = o_.inject_fault == LogOptions::Fault::commit_previous_term_by_counting || term_at(n) == term_;
-  if (n > commit_ && ok) set_commit(n);
+  // n may be at or below the commit index, and then possibly compacted
+  // away: after a member is removed, the quorum's match can be that of
+  // members lagging behind the snapshot (term_at would assert; simulator,
+  // reopen_in_place seed 4335). Only n > commit_ (hence not compacted:
+  // compaction drops applied entries only) is looked up.
+  const bool ok = n > commit_ && (o_.inject_fault == LogOptions::Fault::commit_previous_term_by_counting ||
+                                  term_at(n) == term_);
+  if (ok) set_commit(n);
   // A leader removed by a committed change steps down (thesis §4.2.2).
   if (!in_config(id_) && commit_ >= config_.index && state_ == State::leader) {
     logf("removed from the configuration; stepping down");

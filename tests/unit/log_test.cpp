@@ -815,6 +815,57 @@ TEST(Log, MemberWithALostAddPeerStreamsFromTheUrlItsLeaderNames) {
   EXPECT_EQ(l->log->config().node_by_id(lost_id)->url, y.url);
 }
 
+// A leader counts acks over the configuration after a member is removed: the
+// quorum's match index may then be an entry already compacted away (two
+// members lag behind the snapshot; the removed one was up to date). That is
+// no commit to make (it is not above the commit index), but the leader
+// looked its term up first and hit "term_at outside the log" (simulator,
+// reopen_in_place seed 4335: an assertion failure killed the process).
+TEST(Log, RemovingAMemberWhileTheQuorumMatchIsCompactedAwayDoesNotLookItUp) {
+  LocalCluster c;
+  c.tweak = [](LogOptions& o) {
+    o.snapshot_threshold_entries = 8;
+    o.snapshot_tail_entries = 0;
+    o.segment_size_bytes_max = 256;  // compaction drops whole segments
+  };
+  auto& a = c.add();
+  ASSERT_TRUE(c.initialize(a));
+  for (int i = 0; i < 4; ++i) {
+    auto& n = c.add();
+    ASSERT_TRUE(c.join(n, a.url));
+  }
+  ASSERT_TRUE(c.net.run_until([&] {
+    for (auto& n : c.nodes)
+      if (n->log->config().nodes.size() != 5 || n->log->applied_index() < a.log->commit_index()) return false;
+    return a.log->state() == State::leader;
+  }));
+  // Two members fall behind (they acked the configuration, nothing more).
+  auto others = c.others(&a);
+  c.net.down[others[2]->url] = true;
+  c.net.down[others[3]->url] = true;
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(c.apply(a, "x" + std::to_string(i)));
+  std::vector<std::string> lines;
+  a.log->set_log_output([&](std::string_view l) { lines.emplace_back(l); });
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(c.apply(a, "y" + std::to_string(i)));
+  c.net.run_for(100ms);
+  // The premise: the leader's log starts past what the laggards acked.
+  ASSERT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("log now starts at") != std::string::npos;
+  }));
+  // Remove an up-to-date member: of {a, others[1], others[2], others[3]}, the
+  // third highest match is a laggard's.
+  std::optional<result<void>> rm;
+  a.log->start_remove_peer(others[0]->log->id(), [&](result<void> r) { rm = r; });
+  c.net.run_for(10ms);
+  ASSERT_EQ(a.log->state(), State::leader);
+  // The laggards come back (by snapshot) and the removal commits.
+  c.net.down[others[2]->url] = false;
+  c.net.down[others[3]->url] = false;
+  ASSERT_TRUE(c.net.run_until([&] { return rm.has_value(); }));
+  ASSERT_TRUE(*rm) << rm->error().message();
+  EXPECT_TRUE(c.apply(a, "after"));
+}
+
 // A joiner that never learned that its membership committed (cut off right
 // after the leader answered its join) and was then removed by the operator
 // asks to join again when it hears no leader. It must not be added back: the
