@@ -866,6 +866,61 @@ TEST(Log, RemovingAMemberWhileTheQuorumMatchIsCompactedAwayDoesNotLookItUp) {
   EXPECT_TRUE(c.apply(a, "after"));
 }
 
+// A follower installs a snapshot from the leader while the FSM restore of the
+// one it installed before still waits on its apply executor (a slow FSM
+// thread). The restore opens its snapshot file when it runs: the newer
+// install's compaction deleted that file, the restore failed with an i/o
+// error and the node stopped (simulator, reopen_in_place seed 4128).
+TEST(Log, SnapshotInstalledWhileTheLastRestoreIsQueuedKeepsThatSnapshot) {
+  boost::asio::io_context f_apply;  // the follower's apply executor, run by hand
+  LocalCluster c;
+  c.tweak = [&](LogOptions& o) {
+    o.snapshot_threshold_entries = 8;
+    o.snapshot_tail_entries = 0;
+    o.segment_size_bytes_max = 256;  // compaction drops whole segments
+    if (o.url == "http://n3") o.apply_executor = f_apply.get_executor();
+  };
+  auto& a = c.add();
+  ASSERT_TRUE(c.initialize(a));
+  auto& b = c.add();
+  ASSERT_TRUE(c.join(b, a.url));
+  auto& f = c.add();
+  ASSERT_EQ(f.url, "http://n3");
+  ASSERT_TRUE(c.join(f, a.url));
+  ASSERT_TRUE(c.net.run_until([&] {
+    f_apply.poll();
+    f_apply.restart();
+    return f.log->commit_index() >= 3 && f.fsm.applied_index >= f.log->commit_index() &&
+           a.log->state() == State::leader;
+  }));
+  // Twice: f is away while the leader compacts past it, then comes back and
+  // installs the leader's snapshot; its FSM thread does not run meanwhile.
+  for (int round = 0; round < 2; ++round) {
+    c.net.down[f.url] = true;
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(c.apply(a, "r" + std::to_string(round) + "-" + std::to_string(i)));
+    c.net.down[f.url] = false;
+    const auto target = a.log->commit_index();
+    ASSERT_TRUE(c.net.run_until([&] { return f.log->commit_index() >= target; }))
+        << "round " << round << ": f commit " << f.log->commit_index() << ", leader " << target;
+  }
+  ASSERT_LT(f.fsm.applied_index, 20u);  // the premise: the first restore has not run
+  // The FSM thread runs again: f restores and catches up, and keeps running.
+  ASSERT_TRUE(c.net.run_until([&] {
+    f_apply.poll();
+    f_apply.restart();
+    return f.log->state() == State::stopped || f.fsm.applied_index >= a.log->commit_index();
+  }));
+  EXPECT_NE(f.log->state(), State::stopped);
+  EXPECT_GE(f.fsm.applied_index, a.log->commit_index());
+  EXPECT_TRUE(c.apply(a, "after"));
+  // Nothing left queued for the io_context destroyed after the cluster.
+  c.net.run_until([&] {
+    f_apply.poll();
+    f_apply.restart();
+    return f.fsm.applied_index >= a.log->commit_index();
+  });
+}
+
 // A joiner that never learned that its membership committed (cut off right
 // after the leader answered its join) and was then removed by the operator
 // asks to join again when it hears no leader. It must not be added back: the
