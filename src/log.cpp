@@ -422,7 +422,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
 
   // ---------------------------------------------------------- lifecycle
   result<void> open(const std::string& path);
-  void close_now(std::error_code why);
+  // sync=false: a simulated power cut (crash_for_testing) writes nothing more.
+  void close_now(std::error_code why, bool sync = true);
   void fatal(std::string_view what, std::error_code ec);
   void restore_config_from_log();
 
@@ -779,7 +780,7 @@ void Log::Impl::fatal(std::string_view what, std::error_code ec) {
   close_now(errc::store_failed);
 }
 
-void Log::Impl::close_now(std::error_code why) {
+void Log::Impl::close_now(std::error_code why, bool sync) {
   if (state_ == State::stopped) return;
   if (state_ == State::leader) end_out_streams(errc::not_leader);
   out_streams_.clear();
@@ -801,7 +802,7 @@ void Log::Impl::close_now(std::error_code why) {
     fail(w.h, why);
   }
   waiters_.clear();
-  if (why != errc::store_failed && log_ && o_.sync) {
+  if (sync && why != errc::store_failed && log_ && o_.sync) {
     flush_appends();
     (void)log_->sync();
   }
@@ -830,6 +831,7 @@ void Log::Impl::set_term(std::uint64_t term) {
   term_ = term;
   voted_for_ = 0;
   leader_id_ = 0;
+  leader_url_hint_id_ = 0;  // a hint names a leader of one term: the next one's heartbeat sets it again
   leader_commit_ = 0;
   acked_ = 0;
   persist_meta();
@@ -2311,8 +2313,7 @@ void Log::start_close(Handler_fn<void> h) {
 void Log::crash_for_testing() {
   impl_->post_any_epoch([i = impl_.get()] {
     i->pending_append_.clear();  // never written: lost in the crash
-    i->o_.sync = false;          // close_now must not sync
-    i->close_now(errc::closed);
+    i->close_now(errc::closed, /*sync=*/false);
   });
 }
 
