@@ -89,6 +89,20 @@ struct ReopenRig {
     a->log->start_close([&closed](result<void> r) { closed = r; });
     poll_net();
   }
+  // The command "x", whose answer lands in `first`.
+  std::optional<result<std::uint64_t>> first;
+  void apply_x() {
+    a->log->start_apply("x", {}, [this](result<std::uint64_t> v) { first = v; });
+  }
+  // Closes at once (nothing of the apply executor's is queued) and expects
+  // "x" to have failed with errc::closed, uncommitted.
+  void close_now_failing_x() {
+    std::optional<result<void>> closed;
+    close(closed);
+    ASSERT_TRUE(closed && *closed);
+    ASSERT_TRUE(first.has_value());
+    EXPECT_EQ(first->error(), errc::closed);
+  }
   // After reopening, the Log elects itself, and a new command commits and
   // reaches the FSM exactly once.
   void expect_reopened_log_works() {
@@ -109,15 +123,10 @@ struct ReopenRig {
 // Log thought a sync was still running and never synced (or committed) again.
 TEST(Log, ReopenedLogSyncsAfterClosingWithASyncQueued) {
   ReopenRig r;
-  std::optional<result<std::uint64_t>> first;
-  r.a->log->start_apply("x", {}, [&](result<std::uint64_t> v) { first = v; });
+  r.apply_x();
   r.poll_net();  // appended; its sync is queued on the disk, which does not run
-  ASSERT_FALSE(first.has_value());
-  std::optional<result<void>> closed;
-  r.close(closed);
-  ASSERT_TRUE(closed && *closed);
-  ASSERT_TRUE(first.has_value());
-  EXPECT_EQ(first->error(), errc::closed);
+  ASSERT_FALSE(r.first.has_value());
+  r.close_now_failing_x();
   r.expect_reopened_log_works();
 }
 
@@ -125,13 +134,8 @@ TEST(Log, ReopenedLogSyncsAfterClosingWithASyncQueued) {
 // a flush was on its way and never wrote another entry.
 TEST(Log, ReopenedLogAppendsAfterClosingWithAFlushPosted) {
   ReopenRig r;
-  std::optional<result<std::uint64_t>> first;
-  r.a->log->start_apply("x", {}, [&](result<std::uint64_t> v) { first = v; });
-  std::optional<result<void>> closed;
-  r.close(closed);  // the apply and the close run in one poll: the flush is still queued
-  ASSERT_TRUE(closed && *closed);
-  ASSERT_TRUE(first.has_value());
-  EXPECT_EQ(first->error(), errc::closed);
+  r.apply_x();
+  r.close_now_failing_x();  // the apply and the close run in one poll: the flush is still queued
   r.expect_reopened_log_works();
 }
 
@@ -140,8 +144,8 @@ TEST(Log, ReopenedLogAppendsAfterClosingWithAFlushPosted) {
 // reopened Log neither applies it again nor stops applying.
 TEST(Log, CloseWaitsForTheFsmBatchInFlightAndReopenDoesNotReapplyIt) {
   ReopenRig r;
-  std::optional<result<std::uint64_t>> first;
-  r.a->log->start_apply("x", {}, [&](result<std::uint64_t> v) { first = v; });
+  r.apply_x();
+  auto& first = r.first;
   ASSERT_TRUE(r.c.net.run_until([&] {
     r.disk.poll();
     r.disk.restart();
@@ -711,6 +715,34 @@ TEST(Log, AckLostWithItsStreamIsReportedAgainOnTheNextStream) {
   EXPECT_TRUE(*applied);
 }
 
+// The lost join's setup: leader `l` answers x's join while cut off from
+// `others`, so only l and x hold the AddPeer entry; then l and x go away and
+// the others elect a leader whose log lacks it (and commits its Nop).
+struct LostAddPeer {
+  LocalNode* x = nullptr;
+  std::uint64_t lost_id = 0;
+  LocalNode* new_leader = nullptr;
+};
+std::optional<LostAddPeer> lose_an_add_peer(LocalCluster& c, LocalNode* l, const std::vector<LocalNode*>& others) {
+  for (auto* o : others) c.net.down[o->url] = true;
+  auto& x = c.add();
+  auto jx = c.join(x, l->url);
+  EXPECT_TRUE(jx) << jx.error().message();
+  if (!jx) return std::nullopt;
+  LostAddPeer out{&x, x.log->id(), nullptr};
+  c.net.down[l->url] = true;
+  c.net.down[x.url] = true;
+  for (auto* o : others) c.net.down[o->url] = false;
+  const bool elected = c.net.run_until([&] {
+    for (auto* o : others)
+      if (o->log->state() == State::leader && o->log->commit_index() == o->log->last_index()) out.new_leader = o;
+    return out.new_leader != nullptr;
+  });
+  EXPECT_TRUE(elected);
+  if (!elected) return std::nullopt;
+  return out;
+}
+
 // The lost join itself: the leader answers a join right after appending the
 // AddPeer entry; a later leader truncates it and gives the same id to the
 // next joiner. The first joiner must not stay "that member": it is refused
@@ -722,24 +754,12 @@ TEST(Log, JoinerWhoseAddPeerWasLostJoinsAgainUnderANewId) {
   std::vector<LocalNode*> others;
   for (auto& n : c->nodes)
     if (n.get() != l) others.push_back(n.get());
-  // The followers are cut off: the AddPeer for x reaches only the leader (and x).
-  for (auto* o : others) c->net.down[o->url] = true;
-  auto& x = c->add();
-  auto jx = c->join(x, l->url);
-  ASSERT_TRUE(jx) << jx.error().message();
-  const std::uint64_t lost_id = x.log->id();
+  auto lost = lose_an_add_peer(*c, l, others);
+  ASSERT_TRUE(lost);
+  auto& x = *lost->x;
+  const std::uint64_t lost_id = lost->lost_id;
   EXPECT_EQ(lost_id, 4u);
-  // The leader goes away; the followers come back and elect one of them,
-  // whose log has no AddPeer for x.
-  c->net.down[l->url] = true;
-  c->net.down[x.url] = true;
-  for (auto* o : others) c->net.down[o->url] = false;
-  LocalNode* nl = nullptr;
-  ASSERT_TRUE(c->net.run_until([&] {
-    for (auto* o : others)
-      if (o->log->state() == State::leader && o->log->commit_index() == o->log->last_index()) nl = o;
-    return nl != nullptr;
-  }));
+  LocalNode* nl = lost->new_leader;
   ASSERT_EQ(nl->log->config().node_by_url(x.url), nullptr);
   // The next joiner gets the same id.
   auto& y = c->add();
@@ -773,21 +793,11 @@ TEST(Log, MemberWithALostAddPeerStreamsFromTheUrlItsLeaderNames) {
   auto* l = c->leader();
   ASSERT_TRUE(l);
   const auto others = c->others(l);
-  // The AddPeer for x reaches only the leader (and x).
-  for (auto* o : others) c->net.down[o->url] = true;
-  auto& x = c->add();
-  ASSERT_TRUE(c->join(x, l->url));
-  const std::uint64_t lost_id = x.log->id();
-  // l and x go away; the others elect a leader whose log lacks the entry.
-  c->net.down[l->url] = true;
-  c->net.down[x.url] = true;
-  for (auto* o : others) c->net.down[o->url] = false;
-  LocalNode* nl = nullptr;
-  ASSERT_TRUE(c->net.run_until([&] {
-    for (auto* o : others)
-      if (o->log->state() == State::leader && o->log->commit_index() == o->log->last_index()) nl = o;
-    return nl != nullptr;
-  }));
+  auto lost = lose_an_add_peer(*c, l, others);
+  ASSERT_TRUE(lost);
+  auto& x = *lost->x;
+  const std::uint64_t lost_id = lost->lost_id;
+  LocalNode* nl = lost->new_leader;
   LocalNode* rest = others[0] == nl ? others[1] : others[0];
   // The next joiner y is given the same id.
   auto& y = c->add();
