@@ -18,12 +18,12 @@ const ConfigNode* Config::node_by_url(std::string_view url) const noexcept {
   return nullptr;
 }
 
-result<void> Config::add_node(std::uint64_t id, std::string url) {
+result<void> Config::add_node(std::uint64_t id, std::string url, std::uint64_t join_token) {
   if (id == 0) return errc::invalid_node_id;
   if (url.empty()) return errc::node_url_required;
   if (node_by_id(id)) return errc::duplicate_node_id;
   if (node_by_url(url)) return errc::duplicate_node_url;
-  nodes.push_back({id, std::move(url)});
+  nodes.push_back({id, std::move(url), join_token});
   max_node_id = std::max(max_node_id, id);
   return {};
 }
@@ -43,9 +43,23 @@ bool Config::was_removed(std::uint64_t id, std::string_view url) const noexcept 
   return std::any_of(removed.begin(), removed.end(), [&](const ConfigNode& n) { return n.id == id && n.url == url; });
 }
 
+bool Config::join_was_removed(std::string_view url, std::uint64_t join_token) const noexcept {
+  return join_token != 0 && std::any_of(removed.begin(), removed.end(), [&](const ConfigNode& n) {
+           return n.join_token == join_token && n.url == url;
+         });
+}
+
+namespace {
+boost::json::object node_json(const ConfigNode& n) {
+  boost::json::object o{{"id", n.id}, {"url", n.url}};
+  if (n.join_token != 0) o["joinToken"] = n.join_token;
+  return o;
+}
+}  // namespace
+
 std::string to_json(const Config& c) {
   boost::json::array nodes;
-  for (const auto& n : c.nodes) nodes.push_back({{"id", n.id}, {"url", n.url}});
+  for (const auto& n : c.nodes) nodes.push_back(node_json(n));
   boost::json::object o;
   o["clusterID"] = c.cluster_id;
   o["index"] = c.index;
@@ -53,7 +67,7 @@ std::string to_json(const Config& c) {
   o["nodes"] = std::move(nodes);
   if (!c.removed.empty()) {
     boost::json::array removed;
-    for (const auto& n : c.removed) removed.push_back({{"id", n.id}, {"url", n.url}});
+    for (const auto& n : c.removed) removed.push_back(node_json(n));
     o["removed"] = std::move(removed);
   }
   return boost::json::serialize(o);
@@ -72,6 +86,12 @@ bool get_u64(const boost::json::object& o, std::string_view key, std::uint64_t& 
     return true;
   }
   return false;
+}
+
+// The optional "joinToken" of a node: absent means 0.
+bool get_join_token(const boost::json::object& o, std::uint64_t& out) {
+  out = 0;
+  return !o.contains("joinToken") || get_u64(o, "joinToken", out);
 }
 }  // namespace
 
@@ -92,10 +112,10 @@ result<Config> config_from_json(std::string_view json) {
     for (const auto& nv : nodes->get_array()) {
       if (!nv.is_object()) return errc::invalid_config;
       const auto& no = nv.get_object();
-      std::uint64_t id = 0;
+      std::uint64_t id = 0, token = 0;
       const auto* url = no.if_contains("url");
-      if (!get_u64(no, "id", id) || !url || !url->is_string()) return errc::invalid_config;
-      if (auto r = c.add_node(id, std::string(url->get_string())); !r) return r.error();
+      if (!get_u64(no, "id", id) || !url || !url->is_string() || !get_join_token(no, token)) return errc::invalid_config;
+      if (auto r = c.add_node(id, std::string(url->get_string()), token); !r) return r.error();
     }
   }
   if (max_node_id < c.max_node_id) return errc::invalid_config;
@@ -108,11 +128,13 @@ result<Config> config_from_json(std::string_view json) {
     for (const auto& nv : removed->get_array()) {
       if (!nv.is_object()) return errc::invalid_config;
       const auto& no = nv.get_object();
-      std::uint64_t id = 0;
+      std::uint64_t id = 0, token = 0;
       const auto* url = no.if_contains("url");
-      if (!get_u64(no, "id", id) || !url || !url->is_string() || url->get_string().empty()) return errc::invalid_config;
+      if (!get_u64(no, "id", id) || !url || !url->is_string() || url->get_string().empty() ||
+          !get_join_token(no, token))
+        return errc::invalid_config;
       if (id == 0 || id > c.max_node_id || c.node_by_id(id)) return errc::invalid_config;
-      c.removed.push_back({id, std::string(url->get_string())});
+      c.removed.push_back({id, std::string(url->get_string()), token});
     }
   }
   return c;

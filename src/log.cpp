@@ -68,6 +68,19 @@ std::uint64_t decode_u64(std::string_view s) {
   return detail::get_be64(reinterpret_cast<const std::byte*>(s.data()));
 }
 
+// AddPeer entry data: the URL, then "\0" and the joiner's token when there is
+// one. A URL never holds a 0 byte (do_add_peer refuses one), so entries
+// written before tokens existed decode as a URL with token 0.
+std::string encode_add_peer(const std::string& url, std::uint64_t join_token) {
+  if (join_token == 0) return url;
+  return url + '\0' + encode_u64(join_token);
+}
+std::pair<std::string, std::uint64_t> decode_add_peer(std::string_view data) {
+  const auto nul = data.find('\0');
+  if (nul == std::string_view::npos) return {std::string(data), 0};
+  return {std::string(data.substr(0, nul)), decode_u64(data.substr(nul + 1))};
+}
+
 template <class T>
 void fail(Handler_fn<T>& h, std::error_code ec) {
   if (h) {
@@ -247,6 +260,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   bool provisional_ = false;
   bool rejoining_ = false;      // a rejoin request is in flight
   bool rejoin_refused_ = false;  // a leader said our (id, url) was removed: ask no more
+  // Sent with every join request of this process (JoinRequest::join_token);
+  // drawn by the first join or rejoin, never 0.
+  std::uint64_t join_token_ = 0;
   std::uint64_t rejoin_rr_ = 0;  // which member to ask next when no leader is known
 
   // Pending client calls.
@@ -309,6 +325,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     net::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable { f(); });
   }
   std::uint64_t rand() { return o_.rand ? o_.rand() : default_rng_(); }
+  std::uint64_t join_token() {
+    while (join_token_ == 0) join_token_ = rand();
+    return join_token_;
+  }
   // A timer whose callback runs f on the strand, unless the Log was closed
   // (epoch) or destroyed meanwhile (held weakly: a pending timer must not
   // keep the Log alive). f may capture `this`.
@@ -500,11 +520,12 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void rejoin();
   void on_refused(std::error_code ec, const char* what);
   void do_leave(Handler_fn<void> h);
-  void do_add_peer(std::string url, bool wait_commit, Handler_fn<std::pair<std::uint64_t, Config>> h,
+  void do_add_peer(std::string url, std::uint64_t join_token, bool wait_commit, Handler_fn<std::pair<std::uint64_t, Config>> h,
                    Handler_fn<JoinResponse> join_h);
   void do_remove_peer(std::uint64_t id, Handler_fn<void> h);
   void do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h);
   void do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h);
+  std::error_code sticky_refusal(std::uint64_t candidate) const;
   void do_ack(const AckRequest& req, Handler_fn<void> h);
   std::error_code can_change_membership() const;
 };
@@ -643,6 +664,9 @@ result<void> Log::Impl::open(const std::string& path) {
   sync_running_ = sync_again_ = false;
   flush_posted_ = false;
   applying_ = false;
+  // A new token for each opening: the directory may have been wiped, and a
+  // node starting afresh must not be taken for its removed predecessor.
+  join_token_ = 0;
   path_ = path;
   meta_.emplace(std::move(*meta));
   log_ = std::shared_ptr<storage::LogStore>(std::move(*log));
@@ -747,7 +771,8 @@ void Log::Impl::note_config_entry(const LogEntry& e) {
       break;
     }
     case LogEntryType::add_peer: {
-      auto r = c.add_node(c.max_node_id + 1, e.data);
+      auto [url, token] = decode_add_peer(e.data);
+      auto r = c.add_node(c.max_node_id + 1, std::move(url), token);
       if (!r) logf("add_peer entry {} not applicable: {}", e.index, r.error().message());
       break;
     }
@@ -994,6 +1019,7 @@ void Log::Impl::request_prevotes(std::uint64_t round) {
     o_.transport->request_vote(n.url, req, [self = shared_from_this(), ep = epoch_, round, voter = n.id](result<VoteResponse> r) {
       self->post_any_epoch([self, ep, round, voter, r] {
         if (self->epoch_ != ep || !r) return;
+        if (r->error == errc::node_not_found) self->on_refused(r->error, "pre-vote");
         if (!r->granted() && r->term > self->term_) {
           // Refused by a voter of a later term: catch up with it. (A voter
           // may grant in its own term, which is the one we ask about.)
@@ -1038,6 +1064,7 @@ void Log::Impl::request_votes(std::uint64_t term) {
     o_.transport->request_vote(n.url, req, [self = shared_from_this(), ep = epoch_, term = term_, voter = n.id](result<VoteResponse> r) {
       self->post_any_epoch([self, ep, term, voter, r] {
         if (self->epoch_ != ep || !r) return;
+        if (r->error == errc::node_not_found) self->on_refused(r->error, "vote");
         if (r->term > self->term_) {
           self->set_term(r->term);
           self->become_follower(0, false);
@@ -1885,7 +1912,7 @@ void Log::Impl::do_join(std::string url, Handler_fn<void> h) {
 }
 
 void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
-  o_.transport->join(url, JoinRequest{o_.url, 0}, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
+  o_.transport->join(url, JoinRequest{o_.url, 0, join_token()}, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
     self->post_any_epoch([self, ep, r, url, attempt, h = std::move(h)]() mutable {
       if (self->epoch_ != ep) return fail(h, errc::closed);
       const bool retry = !r && (r.error() == errc::change_in_progress || r.error() == errc::transport_error ||
@@ -1971,7 +1998,19 @@ void Log::Impl::maybe_confirm() {
 }
 
 void Log::Impl::on_refused(std::error_code ec, const char* what) {
-  // node_not_found means removed (identity_error): stay quiet, as before.
+  if (ec == errc::node_not_found) {
+    // The peer's configuration (its latest, perhaps not committed) no
+    // longer has our id: we were removed. Nobody streams to a removed node,
+    // so nobody would ever tell us whether the entries we appended as
+    // leader commit: callers still waiting on them learn errc::removed
+    // ("outcome unknown here") now instead of never (simulator,
+    // reopen_in_place seed 588). Otherwise stay quiet, as before.
+    if (pending_applies_.upper_bound(commit_) != pending_applies_.end()) {
+      logf("{} refused: node {} is not in the peer's configuration; failing the calls still waiting", what, id_);
+      fail_pending_after(commit_, errc::removed);
+    }
+    return;
+  }
   if (ec != errc::node_url_mismatch) return;
   if (provisional_) {
     logf("{} refused ({}): our join may have been lost; asking to join again", what, ec.message());
@@ -2001,7 +2040,7 @@ void Log::Impl::rejoin() {
   if (urls.empty()) return;
   const std::string target = urls[rejoin_rr_++ % urls.size()];
   rejoining_ = true;
-  o_.transport->join(target, JoinRequest{o_.url, id_}, [self = shared_from_this(), ep = epoch_](result<JoinResponse> r) {
+  o_.transport->join(target, JoinRequest{o_.url, id_, join_token()}, [self = shared_from_this(), ep = epoch_](result<JoinResponse> r) {
     self->post_any_epoch([self, ep, r] {
       if (self->epoch_ != ep) return;
       self->rejoining_ = false;
@@ -2074,7 +2113,8 @@ std::error_code Log::Impl::can_change_membership() const {
   return {};
 }
 
-void Log::Impl::do_add_peer(std::string url, bool wait_commit, Handler_fn<std::pair<std::uint64_t, Config>> h,
+void Log::Impl::do_add_peer(std::string url, std::uint64_t join_token, bool wait_commit,
+                            Handler_fn<std::pair<std::uint64_t, Config>> h,
                             Handler_fn<JoinResponse> join_h) {
   auto refuse = [&](std::error_code ec) {
     if (h) fail(h, ec);
@@ -2082,9 +2122,10 @@ void Log::Impl::do_add_peer(std::string url, bool wait_commit, Handler_fn<std::p
   };
   if (auto ec = can_change_membership()) return refuse(ec);
   if (url.empty()) return refuse(errc::url_required);
+  if (url.find('\0') != std::string::npos) return refuse(errc::invalid_argument);  // see encode_add_peer
   if (config_.node_by_url(url)) return refuse(errc::duplicate_node_url);
   const std::uint64_t index = last_index() + 1;
-  append_local(LogEntry{LogEntryType::add_peer, index, term_, url});
+  append_local(LogEntry{LogEntryType::add_peer, index, term_, encode_add_peer(url, join_token)});
   const std::uint64_t new_id = config_.max_node_id;
   Config c = config_;
   logf("adding node {} at {}", new_id, url);
@@ -2143,6 +2184,16 @@ void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatRe
   h(HeartbeatResponse{last_index(), term_, {}});
 }
 
+std::error_code Log::Impl::sticky_refusal(std::uint64_t candidate) const {
+  // Refused either way (a live leader holds this term); the reason tells a
+  // candidate whose id our configuration has removed that it was, since no
+  // leader streams to it to say so (on_refused). Only where the vote is
+  // refused anyway, so that an uncommitted removal in our log, which may yet
+  // be rolled back, costs no candidate a vote it would have had.
+  const bool removed = !config_.node_by_id(candidate) && candidate <= config_.max_node_id;
+  return make_error_code(removed ? errc::node_not_found : errc::already_voted);
+}
+
 void Log::Impl::do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) {
   if (state_ == State::stopped) return fail(h, errc::closed);
   if (req.term < term_) return h(VoteResponse{term_, make_error_code(errc::stale_term)});
@@ -2152,7 +2203,7 @@ void Log::Impl::do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) {
     // term, no vote, no timer. A live leader, or a follower of one, refuses
     // in its own term too (the leader holds a majority of that term's
     // votes); a leader steps down by check-quorum once it lost its majority.
-    if (state_ == State::leader || leader_alive()) return h(VoteResponse{term_, make_error_code(errc::already_voted)});
+    if (state_ == State::leader || leader_alive()) return h(VoteResponse{term_, sticky_refusal(req.candidate_id)});
     if (req.term == term_ && voted_for_ != 0 && voted_for_ != req.candidate_id)
       return h(VoteResponse{term_, make_error_code(errc::already_voted)});
     const std::uint64_t lt = last_term(), li = last_index();
@@ -2165,7 +2216,7 @@ void Log::Impl::do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) {
   // disrupt the cluster by inflating terms.
   if (req.term > term_ && leader_alive()) {
     logf("vote for {} in term {} refused: leader {} is alive", req.candidate_id, req.term, leader_id_);
-    return h(VoteResponse{term_, make_error_code(errc::already_voted)});
+    return h(VoteResponse{term_, sticky_refusal(req.candidate_id)});
   }
   if (req.term > term_) {
     set_term(req.term);
@@ -2372,7 +2423,7 @@ void Log::start_leave(Handler_fn<void> h) {
 }
 void Log::start_add_peer(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h) {
   impl_->post_any_epoch([i = impl_.get(), u = std::move(url), h = std::move(h)]() mutable {
-    i->do_add_peer(std::move(u), true, std::move(h), nullptr);
+    i->do_add_peer(std::move(u), 0, true, std::move(h), nullptr);
   });
 }
 void Log::start_remove_peer(std::uint64_t id, Handler_fn<void> h) {
@@ -2470,8 +2521,12 @@ void Log::handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) {
       // a member that never learned so (cut off or restarted around its own
       // join and removal): adding it back would undo the removal.
       if (req.previous_id != 0 && i->config_.was_removed(req.previous_id, req.url)) return fail(h, errc::removed);
+      // The request that added a node now removed, delivered late (delayed
+      // or duplicated by the network, or a retry that crossed the removal):
+      // same refusal. A node started afresh at that URL drew a new token.
+      if (i->config_.join_was_removed(req.url, req.join_token)) return fail(h, errc::removed);
     }
-    i->do_add_peer(std::move(req.url), false, nullptr, std::move(h));
+    i->do_add_peer(std::move(req.url), req.join_token, false, nullptr, std::move(h));
   });
 }
 void Log::handle_leave(std::uint64_t id, Handler_fn<void> h) {

@@ -1,9 +1,9 @@
 // Cluster configuration: who is a member, and the cluster's identity.
 //
 // JSON form (the seed's field names, plus "removed", written only when not
-// empty):
+// empty, and a node's "joinToken", written only when not 0):
 //   {"clusterID":1,"index":4,"maxNodeID":3,"nodes":[{"id":1,"url":"http://127.0.0.1:8001"}],
-//    "removed":[{"id":2,"url":"http://127.0.0.1:8002"}]}
+//    "removed":[{"id":2,"url":"http://127.0.0.1:8002","joinToken":977}]}
 // Decoding re-validates every node through add_node, so a config read from the
 // wire or disk can never hold id 0, an empty URL, or a duplicate.
 #pragma once
@@ -21,6 +21,11 @@ namespace raft {
 struct ConfigNode {
   std::uint64_t id = 0;
   std::string url;
+  // The random token of the join request that added this node (0 for a node
+  // added by add_peer or initialize, or by a joiner that sent none). Kept in
+  // `removed` so that a join request the network delivers late, after the
+  // node it added was removed, is told apart from a node starting afresh.
+  std::uint64_t join_token = 0;
 
   friend bool operator==(const ConfigNode&, const ConfigNode&) = default;
 };
@@ -39,7 +44,9 @@ struct Config {
   // under the id it was given; if that (id, url) was removed meanwhile the
   // leader refuses it (errc::removed) instead of adding it back as a new
   // member nobody asked for. A node starting afresh at a removed URL asks
-  // with no id and may join again.
+  // with no id and a new join token and may join again; a late copy of the
+  // join request that added a removed node carries that node's token and is
+  // refused too (join_was_removed).
   std::vector<ConfigNode> removed;
   static constexpr std::size_t kRemovedMax = 64;
 
@@ -47,10 +54,12 @@ struct Config {
   const ConfigNode* node_by_url(std::string_view url) const noexcept;
   // errc::invalid_node_id (id 0), errc::node_url_required (empty url),
   // errc::duplicate_node_id, errc::duplicate_node_url. Raises max_node_id.
-  result<void> add_node(std::uint64_t id, std::string url);
+  result<void> add_node(std::uint64_t id, std::string url, std::uint64_t join_token = 0);
   // errc::node_not_found. Records the node in `removed`.
   result<void> remove_node(std::uint64_t id);
   bool was_removed(std::uint64_t id, std::string_view url) const noexcept;
+  // A removed node at `url` joined with `join_token` (never true for 0).
+  bool join_was_removed(std::string_view url, std::uint64_t join_token) const noexcept;
 
   friend bool operator==(const Config&, const Config&) = default;
 };

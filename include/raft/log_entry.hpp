@@ -22,7 +22,8 @@ enum class LogEntryType : std::uint8_t {
   command = 0,      // user command: the only type passed to FSM::must_apply
   nop = 1,          // appended by every new leader in its term (§5.4.2)
   initialize = 2,   // first entry of a new cluster
-  add_peer = 3,     // membership: data is the new node's URL
+  add_peer = 3,     // membership: the new node's URL, then, if it joined
+                    // with a join token, a 0 byte and the token (8 bytes BE)
   remove_peer = 4,  // membership: data is the removed node's id (8 bytes BE)
   config = 254,     // internal: configuration JSON at the head of a stream
 };

@@ -32,9 +32,14 @@ using Handler_fn = std::function<void(result<T>)>;
 // configuration records that id with that URL as removed meanwhile, the
 // leader refuses with errc::removed instead of adding the node back as a new
 // member. A fresh node (previous_id 0) at a removed URL may join again.
+// `join_token` is random, the same for every retry of one join, and recorded
+// with the member it adds (ConfigNode::join_token): a copy of the request the
+// network delivers after that member was removed is refused the same way,
+// while a node started afresh at the URL draws a new token. 0: none sent.
 struct JoinRequest {
   std::string url;
   std::uint64_t previous_id = 0;
+  std::uint64_t join_token = 0;
 };
 
 struct JoinResponse {
@@ -69,7 +74,9 @@ struct VoteRequest {
 };
 struct VoteResponse {
   std::uint64_t term = 0;  // voter's current term (after the request)
-  std::error_code error;   // empty: granted; else stale_term, already_voted, out_of_date_log
+  std::error_code error;   // empty: granted; else stale_term, already_voted, out_of_date_log,
+                           // node_not_found (refused, and the voter's configuration removed
+                           // the candidate)
   bool granted() const { return !error; }
 };
 

@@ -255,6 +255,11 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
         if (!id) return bad("invalid raft id");
         jr.previous_id = *id;
       }
+      if (p.present("joinToken")) {  // optional: JoinRequest::join_token
+        auto token = p.positive("joinToken");
+        if (!token) return bad("invalid joinToken");
+        jr.join_token = *token;
+      }
       return svc.handle_join(jr, [this, cb](result<JoinResponse> r) {
         if (!r) return cb(service_error(r.error()));
         Reply rep = make_reply(http::status::ok, to_json(r->config), "application/json");

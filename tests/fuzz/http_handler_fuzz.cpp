@@ -57,6 +57,7 @@ using http_detail::Request;
 struct Join {
   std::string url;
   std::uint64_t previous_id;  // 0: absent
+  std::uint64_t join_token;   // 0: absent
   bool operator==(const Join&) const = default;
 };
 struct Leave {
@@ -83,7 +84,7 @@ class FakeService final : public Service {
     return s;
   }
   void handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) override {
-    record(Join{req.url, req.previous_id});
+    record(Join{req.url, req.previous_id, req.join_token});
     if (fails()) return h(error());
     JoinResponse r;
     r.id = 2;
@@ -177,6 +178,7 @@ std::string canonical(const Call& c) {
     u.set_path("/raft/join");
     add("url", j->url);
     if (j->previous_id) add("id", num(j->previous_id));
+    if (j->join_token) add("joinToken", num(j->join_token));
   } else if (auto* l = std::get_if<Leave>(&c)) {
     u.set_path("/raft/leave");
     add("id", num(l->id));

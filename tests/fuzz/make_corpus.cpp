@@ -120,6 +120,8 @@ void entry_decoder() {
 
 void config() {
   put("config", "sample", ctl({0}) + to_json(sample_config()));
+  put("config", "join-tokens", ctl({0}) + R"({"clusterID":1,"index":5,"maxNodeID":3,"nodes":[{"id":1,"url":"a","joinToken":7}],)"
+                                        R"("removed":[{"id":3,"url":"c","joinToken":18446744073709551615}]})");
   put("config", "empty-nodes", ctl({0}) + to_json(Config{}));
   put("config", "null-nodes", ctl({0}) + R"({"clusterID":1,"index":0,"maxNodeID":0,"nodes":null})");
   put("config", "duplicate-id", ctl({0}) + R"({"clusterID":1,"index":2,"maxNodeID":3,"nodes":[{"id":3,"url":"a"},{"id":3,"url":"b"}]})");
@@ -244,6 +246,8 @@ void http_handler() {
   put("http_handler", "status", ctl({0, 1}) + request("GET", "/raft/status", cid));
   put("http_handler", "metrics", ctl({0, 0}) + request("HEAD", "/raft/metrics"));
   put("http_handler", "join", ctl({0, 1}) + request("POST", "/raft/join?url=http%3A%2F%2F127.0.0.1%3A8002", cid));
+  put("http_handler", "join-token",
+      ctl({0, 1}) + request("POST", "/raft/join?url=http://127.0.0.1:8002&id=4&joinToken=9876543210", cid));
   put("http_handler", "join-not-leader", ctl({1, 0}) + request("POST", "/raft/join?url=http://127.0.0.1:8002"));
   put("http_handler", "leave", ctl({2, 1}) + request("POST", "/raft/leave?id=3", "X-Raft-Cluster-ID: 8\r\n"));
   put("http_handler", "heartbeat",

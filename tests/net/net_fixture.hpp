@@ -38,6 +38,7 @@ struct FakeService : Service {
   result<void> ack_result = result<void>{};
   std::string last_join_url;
   std::uint64_t last_join_previous_id = 0;
+  std::uint64_t last_join_token = 0;
   std::uint64_t last_leave_id = 0;
   HeartbeatRequest last_hb;
   VoteRequest last_vote;
@@ -51,6 +52,7 @@ struct FakeService : Service {
     calls.push_back("join");
     last_join_url = req.url;
     last_join_previous_id = req.previous_id;
+    last_join_token = req.join_token;
     h(join_result);
   }
   void handle_leave(std::uint64_t id, Handler_fn<void> h) override {

@@ -134,6 +134,17 @@ TEST_F(TransportTest, RejoinCarriesThePreviousIdAndRemovedComesBack) {
   EXPECT_EQ(r.error(), errc::removed);
   EXPECT_EQ(svc.last_join_url, "http://127.0.0.1:2");
   EXPECT_EQ(svc.last_join_previous_id, 4u);
+  EXPECT_EQ(svc.last_join_token, 0u);  // none sent
+}
+
+// The join token reaches the leader's Service intact, all 64 bits of it.
+TEST_F(TransportTest, JoinCarriesTheJoinToken) {
+  svc.join_result = make_error_code(errc::removed);
+  auto r = join(JoinRequest{"http://127.0.0.1:2", 0, 0xfedcba9876543210ull});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::removed);
+  EXPECT_EQ(svc.last_join_previous_id, 0u);
+  EXPECT_EQ(svc.last_join_token, 0xfedcba9876543210ull);
 }
 
 TEST_F(TransportTest, JoinFollowsLeaderRedirect) {

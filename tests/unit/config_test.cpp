@@ -83,6 +83,36 @@ TEST(ConfigDecoder, RemovedRoundTripsAndIsOptional) {
   EXPECT_TRUE(old->removed.empty());
 }
 
+// A node's join token (ConfigNode::join_token) follows it into `removed`,
+// round-trips as "joinToken" (absent when 0), and join_was_removed matches
+// only the token and the URL together.
+TEST(Config, JoinTokenFollowsARemovedNodeAndRoundTrips) {
+  Config c = three();
+  ASSERT_TRUE(c.add_node(4, "http://d:4", 0xabcdef0123456789ull));
+  const std::string with_member = to_json(c);
+  EXPECT_NE(with_member.find(R"({"id":4,"url":"http://d:4","joinToken":12379813738877118345})"), std::string::npos)
+      << with_member;
+  EXPECT_EQ(with_member.find(R"("id":1,"url":"http://a:1","joinToken")"), std::string::npos) << "0 is written";
+  EXPECT_FALSE(c.join_was_removed("http://d:4", 0xabcdef0123456789ull));  // still a member
+  ASSERT_TRUE(c.remove_node(4));
+  EXPECT_EQ(c.removed.back(), (ConfigNode{4, "http://d:4", 0xabcdef0123456789ull}));
+  EXPECT_TRUE(c.join_was_removed("http://d:4", 0xabcdef0123456789ull));
+  EXPECT_FALSE(c.join_was_removed("http://d:4", 0xabcdef0123456788ull));  // a fresh node's token
+  EXPECT_FALSE(c.join_was_removed("http://x:9", 0xabcdef0123456789ull));  // the token at another URL
+  ASSERT_TRUE(c.remove_node(3));  // removed without a token
+  EXPECT_FALSE(c.join_was_removed("http://c:3", 0)) << "0 means no token and matches nothing";
+  auto back = config_from_json(to_json(c));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(*back, c);
+  const std::string head = R"({"clusterID":1,"index":1,"maxNodeID":3,"nodes":[{"id":1,"url":"u")";
+  for (const char* bad : {R"(,"joinToken":-1}]})", R"(,"joinToken":"7"}]})", R"(,"joinToken":1.5}]})"})
+    EXPECT_EQ(config_from_json(head + bad).error(), errc::invalid_config) << bad;
+  EXPECT_EQ(config_from_json(head + R"(,"joinToken":7}]})")->nodes[0].join_token, 7u);
+  EXPECT_EQ(config_from_json(R"({"clusterID":1,"index":1,"maxNodeID":3,"nodes":[],"removed":[{"id":2,"url":"v","joinToken":"x"}]})")
+                .error(),
+            errc::invalid_config);
+}
+
 TEST(ConfigDecoder, RejectsImpossibleRemovedEntries) {
   const std::string head = R"({"clusterID":1,"index":1,"maxNodeID":3,"nodes":[{"id":1,"url":"u"}],"removed":)";
   for (const char* bad : {

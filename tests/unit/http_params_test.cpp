@@ -86,6 +86,15 @@ TEST(HandlerParams, JoinPreviousIdIsOptionalButValidated) {
                           "/raft/join?url=http://h:1&id=18446744073709551616"})
     EXPECT_EQ(send(bad), 400u) << bad;
   EXPECT_EQ(svc.joins, 2) << "a refused request reached the Service";
+  // joinToken (JoinRequest::join_token): optional, one positive number.
+  EXPECT_EQ(svc.join.join_token, 0u);
+  EXPECT_EQ(send("/raft/join?url=http://h:1&joinToken=18446744073709551615"), 200u);
+  EXPECT_EQ(svc.join.join_token, 18446744073709551615ull);
+  EXPECT_EQ(svc.join.previous_id, 0u);
+  for (const char* bad : {"/raft/join?url=http://h:1&joinToken=0", "/raft/join?url=http://h:1&joinToken=-1",
+                          "/raft/join?url=http://h:1&joinToken=1&joinToken=2"})
+    EXPECT_EQ(send(bad), 400u) << bad;
+  EXPECT_EQ(svc.joins, 3) << "a refused request reached the Service";
 }
 
 // The ack channel's record (docs/design-notes.md): exact bytes, and what the

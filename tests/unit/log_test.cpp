@@ -978,6 +978,69 @@ TEST(Log, RemovedJoinerThatNeverSawItsMembershipCommitIsNotAddedBack) {
   }, 30s)) << "x id " << x.log->id();
 }
 
+// The same rule for a first join (no previous id) that arrives late: the
+// network delayed or duplicated the request that added x, and delivers it
+// after x was removed (simulator, reopen_in_place seed 587). It carries the
+// join token recorded with x, so the leader refuses it as it would x's own
+// rejoin, while a node started afresh at x's URL (a new token) may join.
+TEST(Log, LateCopyOfARemovedNodesJoinRequestIsNotAddedBack) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  auto& x = c->add();
+  ASSERT_TRUE(c->join(x, l->url));
+  const std::uint64_t xid = x.log->id();
+  const ConfigNode* xn = l->log->config().node_by_id(xid);
+  ASSERT_TRUE(xn);
+  const std::uint64_t token = xn->join_token;
+  ASSERT_NE(token, 0u) << "the join sent no token";
+  ASSERT_TRUE(c->net.run_until([&] { return l->log->commit_index() >= l->log->config().index; }));
+  auto rm = c->call<void>([&](auto h) { l->log->start_remove_peer(xid, std::move(h)); });
+  ASSERT_TRUE(rm) << rm.error().message();
+  ASSERT_TRUE(l->log->config().join_was_removed(x.url, token));
+  auto late = c->call<JoinResponse>([&](auto h) { l->log->handle_join(JoinRequest{x.url, 0, token}, std::move(h)); });
+  ASSERT_FALSE(late) << "x was added back as node " << late->id;
+  EXPECT_EQ(late.error(), errc::removed);
+  EXPECT_EQ(l->log->config().node_by_url(x.url), nullptr);
+  EXPECT_EQ(l->log->config().nodes.size(), 3u);
+  // A node started afresh at the URL draws another token and is a new member.
+  auto fresh = c->call<JoinResponse>([&](auto h) { l->log->handle_join(JoinRequest{x.url, 0, token + 1}, std::move(h)); });
+  ASSERT_TRUE(fresh) << fresh.error().message();
+  EXPECT_GT(fresh->id, xid);
+  EXPECT_EQ(fresh->config.node_by_url(x.url)->join_token, token + 1);
+}
+
+// A leader cut off with an entry not yet committed is removed by the new
+// leader. No leader streams to a removed node, so nothing would ever tell it
+// whether that entry committed: its caller waited forever (simulator,
+// reopen_in_place seed 588). The live leader that refuses the old one's
+// pre-votes says why (node_not_found), and the caller learns errc::removed
+// ("outcome unknown here").
+TEST(Log, RemovedLeaderFailsTheCallsWaitingOnItsUncommittedEntries) {
+  auto c = three_node_cluster();
+  auto* old = c->leader();
+  ASSERT_TRUE(old);
+  const std::uint64_t old_id = old->log->id();
+  c->net.down[old->url] = true;
+  std::optional<result<std::uint64_t>> waiting;
+  old->log->start_apply("lost?", {}, [&](result<std::uint64_t> r) { waiting = r; });
+  LocalNode* now = nullptr;
+  ASSERT_TRUE(c->net.run_until([&] {
+    for (auto* n : c->others(old))
+      if (n->log->state() == State::leader) now = n;
+    return now != nullptr;
+  }));
+  auto rm = c->call<void>([&](auto h) { now->log->start_remove_peer(old_id, std::move(h)); });
+  ASSERT_TRUE(rm) << rm.error().message();
+  EXPECT_FALSE(waiting.has_value()) << "answered while cut off";
+  c->net.down[old->url] = false;
+  ASSERT_TRUE(c->net.run_until([&] { return waiting.has_value(); }, 30s)) << "the call still waits";
+  ASSERT_FALSE(*waiting);
+  EXPECT_EQ(waiting->error(), errc::removed);
+  EXPECT_EQ(now->log->state(), State::leader);  // the removed node disturbed nobody
+  EXPECT_TRUE(c->apply(*now, "after"));
+}
+
 // The other side of the same rule: a node starting afresh at a removed URL
 // (its data wiped, no previous id) may join again, and a rejoin under an id
 // the URL never had removed is a lost join, answered as before.
