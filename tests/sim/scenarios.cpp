@@ -335,7 +335,9 @@ void churn(SimCluster& c) {
 // Single-server changes (thesis §4.1) with drops and delays, crashes too.
 void membership_add_remove_under_faults(SimCluster& c) {
   c.bootstrap(nodes_or(c, 3));
-  c.faults_on(true);
+  // Half the seeds with long delays too (up to 4 election timeouts): join
+  // requests delivered after their node was removed, late votes and acks.
+  c.faults_on(c.rng.one_in(2));
   for (int it = 0; it < 6; ++it) {
     const auto mem = c.members();
     if (c.rng.one_in(2) && c.size() < 10) {
@@ -354,6 +356,14 @@ void membership_add_remove_under_faults(SimCluster& c) {
     }
     c.run_for(c.rng.duration(0ms, c.et()));
   }
+  // A joiner whose join gave up under the faults (or that crashed before its
+  // answer came) asks again once they stop, as its operator would: through
+  // a member, so once there is a leader (another joiner knows none).
+  c.faults_off();
+  c.net.heal();
+  c.wait_leader(10 * c.et());
+  for (int x : c.up_nodes())
+    if (c.log(x).id() == 0) c.join(x, true);
   c.settle();
 }
 
@@ -661,9 +671,12 @@ void reopen_in_place(SimCluster& c) {
     }
     c.run_for(c.rng.duration(0ms, c.et()));
   }
-  // A joiner whose join gave up under the faults asks again once they stop.
+  // A joiner whose join gave up under the faults asks again once they stop,
+  // through a member (once there is a leader), as in
+  // membership_add_remove_under_faults.
   c.faults_off();
   c.net.heal();
+  c.wait_leader(10 * c.et());
   for (int x : c.up_nodes())
     if (c.log(x).id() == 0) c.join(x, true);
   c.settle();
