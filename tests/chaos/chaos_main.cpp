@@ -10,7 +10,10 @@
 // process's main thread, so that every child is forked by one long-lived
 // thread: PR_SET_PDEATHSIG is per thread) injects one fault at a time:
 // SIGKILL + restart, SIGSTOP/SIGCONT, symmetric partitions through
-// POST /test/block (one node isolated, or a 2/3 split), then heals.
+// POST /test/block (one node isolated, or a 2/3 split), then heals; or it
+// replaces a member: removes it through the leader (POST /raft/leave), kills
+// it, wipes its directory and starts a fresh node at the same URL that joins
+// again (a new id, a new join token, the state from the others).
 //
 // Each client thread records every operation with steady-clock invoke and
 // complete times. A definite answer becomes a definite operation; a timeout,
@@ -149,6 +152,7 @@ class Cluster {
     }
     pids_.assign(o.nodes, 0);
     stopped_.assign(o.nodes, false);
+    joins_.assign(o.nodes, "");
   }
   ~Cluster() { kill_all(); }
 
@@ -156,7 +160,12 @@ class Cluster {
   int size() const { return static_cast<int>(urls_.size()); }
   bool running(int i) const { return pids_[i] > 0; }
 
-  void start(int i, const std::string& join = "") {
+  // `join`: the member to join through; remembered, so that a node killed
+  // before its join completed asks again on restart instead of initializing
+  // a cluster of its own (raft-kv ignores --join once it has an id).
+  void start(int i, const std::string& join_via = "") {
+    if (!join_via.empty()) joins_[i] = join_via;
+    const std::string& join = joins_[i];
     const std::string d = (dir_ / ("n" + std::to_string(i + 1))).string();
     const std::string log = (dir_ / ("n" + std::to_string(i + 1) + ".log")).string();
     std::vector<std::string> args{o_.bin, "--dir", d, "--listen", "127.0.0.1:" + std::to_string(ports_[i]),
@@ -218,6 +227,37 @@ class Cluster {
   }
   void kill_all() {
     for (int i = 0; i < size(); ++i) kill9(i);
+  }
+  // Deletes node i's data (it must not be running).
+  void wipe(int i) {
+    std::error_code ec;
+    fs::remove_all(dir_ / ("n" + std::to_string(i + 1)), ec);
+  }
+
+  std::optional<std::uint64_t> node_id(int i) {
+    HttpClient c;
+    auto s = get_status(c, urls_[i], 500ms);
+    if (!s || s->id == 0) return std::nullopt;
+    return s->id;
+  }
+  // Removes member `id` through the leader; true once the removal is known
+  // to have committed: a 200, or "node not found" (the leader checks that
+  // its latest configuration is committed before it looks the id up, so the
+  // committed configuration lacks the id: an earlier attempt whose answer
+  // was lost removed it).
+  bool remove_member(std::uint64_t id, Clock::duration budget) {
+    const auto deadline = Clock::now() + budget;
+    while (Clock::now() < deadline) {
+      auto l = leader(std::min<Clock::duration>(2s, deadline - Clock::now()));
+      if (!l) continue;
+      HttpClient c;
+      auto url = parse_url(urls_[*l] + "/raft/leave?id=" + std::to_string(id));
+      auto r = c.request(Method::post, *url, "", std::min(deadline, Clock::now() + 5s));
+      if (r && r->status == 200) return true;
+      if (r && r->body.find("node not found") != std::string::npos) return true;
+      std::this_thread::sleep_for(200ms);
+    }
+    return false;
   }
 
   // Makes node i drop its traffic to `peers` (empty: heal). Best effort.
@@ -306,6 +346,7 @@ class Cluster {
   std::vector<std::string> urls_;
   std::vector<pid_t> pids_;
   std::vector<bool> stopped_;
+  std::vector<std::string> joins_;
 };
 
 // ---------------------------------------------------------------- clients
@@ -479,8 +520,8 @@ void client_loop(const Options& o, const std::vector<std::string>& nodes, int in
 // ---------------------------------------------------------------- nemesis
 
 struct FaultCounts {
-  int kill = 0, kill_leader = 0, pause = 0, isolate = 0, split = 0;
-  int total() const { return kill + pause + isolate + split; }
+  int kill = 0, kill_leader = 0, pause = 0, isolate = 0, split = 0, replace = 0;
+  int total() const { return kill + pause + isolate + split + replace; }
 };
 
 // Sleeps up to `d`, returning early when the run's end comes (polled).
@@ -508,14 +549,14 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
         if (auto l = cl.leader(1s)) return *l;
       return static_cast<int>(rng() % n);
     };
-    if (dice < 30) {
+    if (dice < 27) {
       const int v = pick();
       std::printf("  [nemesis] t=%5.1fs SIGKILL node %d\n", now_us() / 1e6, v + 1);
       cl.kill9(v);
       ++fc.kill;
       nap(ms(200, 3000), end + 0s);
       cl.start(v);
-    } else if (dice < 55) {
+    } else if (dice < 50) {
       const int v = pick();
       // Shorter than the clients' op timeout: ops in flight at a paused
       // leader mostly complete, keeping indeterminate ops rare.
@@ -526,7 +567,7 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
       ++fc.pause;
       nap(d, end + 0s);
       cl.resume(v);
-    } else if (dice < 80) {
+    } else if (dice < 72) {
       const int v = pick();
       std::vector<int> rest;
       for (int i = 0; i < n; ++i)
@@ -536,7 +577,7 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
       ++fc.isolate;
       nap(ms(500, 3000), end);
       cl.heal_network();
-    } else {
+    } else if (dice < 90) {
       std::vector<int> all(n);
       for (int i = 0; i < n; ++i) all[i] = i;
       std::shuffle(all.begin(), all.end(), rng);
@@ -551,6 +592,34 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
       ++fc.split;
       nap(ms(500, 3000), end);
       cl.heal_network();
+    } else {
+      // Replace a member (the leader half the time: it removes itself and
+      // steps down). Its data is wiped only once the removal is known to
+      // have committed: a voter that lost its state could break safety.
+      const int v = pick();
+      const auto id = cl.node_id(v);
+      if (!id) continue;  // not answering (or not joined yet): another time
+      std::printf("  [nemesis] t=%5.1fs replace node %d (id %llu)\n", now_us() / 1e6, v + 1,
+                  static_cast<unsigned long long>(*id));
+      std::fflush(stdout);
+      if (!cl.remove_member(*id, 10s)) {
+        note_unexpected("removing node " + std::to_string(v + 1) + " (id " + std::to_string(*id) +
+                        ") did not complete in 10 s on a healthy cluster");
+        continue;
+      }
+      cl.kill9(v);
+      cl.wipe(v);
+      int via = static_cast<int>(rng() % n);
+      while (via == v) via = static_cast<int>(rng() % n);
+      cl.start(v, cl.urls()[via]);
+      ++fc.replace;
+      if (!cl.wait_member(v, 20s)) {
+        note_unexpected("node " + std::to_string(v + 1) + " did not join again within 20 s after its removal");
+      } else if (auto nid = cl.node_id(v)) {
+        std::printf("  [nemesis] t=%5.1fs node %d joined again as id %llu\n", now_us() / 1e6, v + 1,
+                    static_cast<unsigned long long>(*nid));
+        if (*nid == *id) note_unexpected("a wiped node was given its removed id back");
+      }
     }
     std::fflush(stdout);
   }
@@ -666,8 +735,9 @@ int run(Options& o) {
     std::printf("\nraft-chaos summary (seed %llu)\n", static_cast<unsigned long long>(o.seed));
     std::printf("  operations: %zu (%zu indeterminate), %d keys, %d clients, %llu client ids\n", history.size(), unknown,
                 o.keys, o.clients, static_cast<unsigned long long>(g_next_client.load() - 1));
-    std::printf("  faults: %d (SIGKILL+restart %d, SIGSTOP/SIGCONT %d, isolate %d, split %d) + final full restart\n",
-                fc.total(), fc.kill, fc.pause, fc.isolate, fc.split);
+    std::printf(
+        "  faults: %d (SIGKILL+restart %d, SIGSTOP/SIGCONT %d, isolate %d, split %d, replace %d) + final full restart\n",
+        fc.total(), fc.kill, fc.pause, fc.isolate, fc.split, fc.replace);
     std::printf("  checker: %.2f s, %llu steps, %zu keys: %s\n", check_s, static_cast<unsigned long long>(res.steps),
                 res.keys_checked, std::string(lincheck::to_string(res.verdict)).c_str());
     if (!res.explanation.empty()) std::printf("  key %s: %s\n", res.key.c_str(), res.explanation.c_str());
