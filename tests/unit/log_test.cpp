@@ -937,13 +937,28 @@ TEST(Log, SnapshotInstalledWhileTheLastRestoreIsQueuedKeepsThatSnapshot) {
 // leader's configuration remembers the removed (id, url), and the rejoin
 // carries the id the node was given, so the leader refuses it (errc::removed)
 // and the node stops asking.
+// Three members and a fourth, x, that joined through the leader l.
+struct ClusterWithJoiner {
+  std::unique_ptr<LocalCluster> c;
+  LocalNode* l = nullptr;
+  LocalNode* x = nullptr;
+  std::uint64_t xid = 0;
+};
+std::optional<ClusterWithJoiner> cluster_with_a_joiner() {
+  ClusterWithJoiner w{three_node_cluster()};
+  w.l = w.c->leader();
+  if (!w.l) return std::nullopt;
+  w.x = &w.c->add();
+  if (!w.c->join(*w.x, w.l->url)) return std::nullopt;
+  w.xid = w.x->log->id();
+  return w;
+}
+
 TEST(Log, RemovedJoinerThatNeverSawItsMembershipCommitIsNotAddedBack) {
-  auto c = three_node_cluster();
-  auto* l = c->leader();
-  ASSERT_TRUE(l);
-  auto& x = c->add();
-  ASSERT_TRUE(c->join(x, l->url));
-  const std::uint64_t xid = x.log->id();
+  auto w = cluster_with_a_joiner();
+  ASSERT_TRUE(w);
+  auto& [c, l, xp, xid] = *w;
+  auto& x = *xp;
   c->net.down[x.url] = true;
   ASSERT_TRUE(c->net.run_until([&] {
     const Config cfg = l->log->config();
@@ -984,13 +999,12 @@ TEST(Log, RemovedJoinerThatNeverSawItsMembershipCommitIsNotAddedBack) {
 // join token recorded with x, so the leader refuses it as it would x's own
 // rejoin, while a node started afresh at x's URL (a new token) may join.
 TEST(Log, LateCopyOfARemovedNodesJoinRequestIsNotAddedBack) {
-  auto c = three_node_cluster();
-  auto* l = c->leader();
-  ASSERT_TRUE(l);
-  auto& x = c->add();
-  ASSERT_TRUE(c->join(x, l->url));
-  const std::uint64_t xid = x.log->id();
-  const ConfigNode* xn = l->log->config().node_by_id(xid);
+  auto w = cluster_with_a_joiner();
+  ASSERT_TRUE(w);
+  auto& [c, l, xp, xid] = *w;
+  auto& x = *xp;
+  const Config joined = l->log->config();  // config() returns a copy
+  const ConfigNode* xn = joined.node_by_id(xid);
   ASSERT_TRUE(xn);
   const std::uint64_t token = xn->join_token;
   ASSERT_NE(token, 0u) << "the join sent no token";
