@@ -8,7 +8,7 @@ endif()
 execute_process(COMMAND ${CTEST} --build-and-test ${RAFT_SOURCE_DIR}/tests/consumer/fetchcontent ${WORK_DIR}
     --build-generator ${GENERATOR}
     --build-options -DRAFT_GIT_REPOSITORY=${RAFT_SOURCE_DIR} -DRAFT_GIT_TAG=${head}
-      -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER}
+      ${BUILD_OPTIONS} -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER}
     --test-command ${CTEST} --output-on-failure
   RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
