@@ -260,8 +260,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   bool provisional_ = false;
   bool rejoining_ = false;      // a rejoin request is in flight
   bool rejoin_refused_ = false;  // a leader said our (id, url) was removed: ask no more
-  // Sent with every join request of this process (JoinRequest::join_token);
-  // drawn by the first join or rejoin, never 0.
+  // Sent with every join request of this opening (JoinRequest::join_token);
+  // drawn by the first join or rejoin, never 0, cleared by open().
   std::uint64_t join_token_ = 0;
   std::uint64_t rejoin_rr_ = 0;  // which member to ask next when no leader is known
 
@@ -1922,7 +1922,13 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
         // Another member is still joining or leaving (one change at a time),
         // or the request or its answer was lost: try again shortly rather
         // than burden the caller. Joining is idempotent: a node the leader
-        // already added gets its id back.
+        // already added gets its id back. Ask the leader whose heartbeats
+        // name us (our AddPeer entry is in its log) if there is one: the
+        // member we asked may be gone for good (removed and stopped while
+        // our answer was lost; simulator, replace_every_member seed 424).
+        if (self->leader_url_hint_id_ == self->leader_id_ && self->leader_id_ != 0 &&
+            !self->leader_url_hint_.empty())
+          url = self->leader_url_hint_;
         self->clock_->after(self->o_.heartbeat_interval, [weak = self->weak_from_this(), ep, url, attempt, h = std::move(h)]() mutable {
           auto self = weak.lock();
           if (!self) return;

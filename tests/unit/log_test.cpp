@@ -1055,6 +1055,72 @@ TEST(Log, RemovedLeaderFailsTheCallsWaitingOnItsUncommittedEntries) {
   EXPECT_TRUE(c->apply(*now, "after"));
 }
 
+// A member that a joiner asks, forwards the join to the leader, then loses
+// the answer (the joiner hears a transport error) and is gone.
+class LostJoinReplyProxy final : public Service {
+ public:
+  explicit LostJoinReplyProxy(Log& leader) : leader_(leader) {}
+  int forwarded = 0;
+  std::uint64_t cluster_id() const override { return leader_.cluster_id(); }
+  Status status() const override { return {}; }
+  void handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) override {
+    ++forwarded;
+    leader_.handle_join(req, [h = std::move(h)](result<JoinResponse>) mutable { h(make_error_code(errc::transport_error)); });
+  }
+  void handle_leave(std::uint64_t, Handler_fn<void> h) override { h(make_error_code(errc::invalid_argument)); }
+  void handle_heartbeat(const HeartbeatRequest&, Handler_fn<HeartbeatResponse> h) override {
+    h(make_error_code(errc::invalid_argument));
+  }
+  void handle_vote(const VoteRequest&, Handler_fn<VoteResponse> h) override { h(make_error_code(errc::invalid_argument)); }
+  void handle_ack(const AckRequest&, Handler_fn<void> h) override { h(make_error_code(errc::invalid_argument)); }
+  void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter> w) override {
+    w->finish(make_error_code(errc::invalid_argument));
+  }
+
+ private:
+  Log& leader_;
+};
+
+// The joiner retried the member it first asked, 100 times, and gave up,
+// although the leader that had added it was heartbeating it all along
+// (simulator, replace_every_member seed 424: the member asked was removed
+// and stopped). It now retries the leader its heartbeats name.
+TEST(Log, JoinerAsksTheLeaderItHearsFromWhenTheMemberItAskedIsGone) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  LostJoinReplyProxy proxy(*l->log);
+  c->net.services["http://proxy"] = &proxy;
+  auto& x = c->add();
+  std::optional<result<void>> joined;
+  x.log->start_join("http://proxy", [&](result<void> r) { joined = r; });
+  ASSERT_TRUE(c->net.run_until([&] { return proxy.forwarded > 0; }));
+  c->net.down["http://proxy"] = true;
+  ASSERT_TRUE(c->net.run_until([&] { return joined.has_value(); }, 60s)) << "no answer";
+  ASSERT_TRUE(*joined) << joined->error().message();
+  EXPECT_EQ(proxy.forwarded, 1);
+  const Config cfg = l->log->config();
+  ASSERT_NE(cfg.node_by_url(x.url), nullptr);
+  EXPECT_EQ(x.log->id(), cfg.node_by_url(x.url)->id);  // the id the leader gave, not a second one
+  EXPECT_EQ(cfg.nodes.size(), 4u);
+}
+
+// A URL with a 0 byte would not survive the AddPeer entry's encoding (the
+// URL, a 0 byte, the join token): add_peer and joins refuse it.
+TEST(Log, AddPeerRefusesAUrlWithANulByte) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  const std::string bad("http://x:1\0http://y:2", 21);
+  auto added = c->call<std::pair<std::uint64_t, Config>>([&](auto h) { l->log->start_add_peer(bad, std::move(h)); });
+  ASSERT_FALSE(added);
+  EXPECT_EQ(added.error(), errc::invalid_argument);
+  auto joined = c->call<JoinResponse>([&](auto h) { l->log->handle_join(JoinRequest{bad, 0, 7}, std::move(h)); });
+  ASSERT_FALSE(joined);
+  EXPECT_EQ(joined.error(), errc::invalid_argument);
+  EXPECT_EQ(l->log->config().nodes.size(), 3u);
+}
+
 // The other side of the same rule: a node starting afresh at a removed URL
 // (its data wiped, no previous id) may join again, and a rejoin under an id
 // the URL never had removed is a lost join, answered as before.
