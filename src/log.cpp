@@ -34,6 +34,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <atomic>
 #include <deque>
 #include <future>
@@ -260,8 +262,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   bool provisional_ = false;
   bool rejoining_ = false;      // a rejoin request is in flight
   bool rejoin_refused_ = false;  // a leader said our (id, url) was removed: ask no more
-  // Sent with every join request of this opening (JoinRequest::join_token);
-  // drawn by the first join or rejoin, never 0, cleared by open().
+  // Sent with every join request from this data directory
+  // (JoinRequest::join_token): drawn by the first join or rejoin and kept in
+  // the file `join-token` before it is sent, so a restart keeps it and a
+  // wiped directory draws another. 0: none drawn yet.
   std::uint64_t join_token_ = 0;
   std::uint64_t rejoin_rr_ = 0;  // which member to ask next when no leader is known
 
@@ -325,10 +329,11 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     net::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable { f(); });
   }
   std::uint64_t rand() { return o_.rand ? o_.rand() : default_rng_(); }
-  std::uint64_t join_token() {
-    while (join_token_ == 0) join_token_ = rand();
-    return join_token_;
-  }
+  // The directory's join token, drawn and saved first if need be; 0 if it
+  // could not be saved (the Log is then stopped).
+  std::uint64_t join_token();
+  bool save_join_token(std::uint64_t token);
+  result<std::uint64_t> load_join_token();
   // A timer whose callback runs f on the strand, unless the Log was closed
   // (epoch) or destroyed meanwhile (held weakly: a pending timer must not
   // keep the Log alive). f may capture `this`.
@@ -664,9 +669,6 @@ result<void> Log::Impl::open(const std::string& path) {
   sync_running_ = sync_again_ = false;
   flush_posted_ = false;
   applying_ = false;
-  // A new token for each opening: the directory may have been wiped, and a
-  // node starting afresh must not be taken for its removed predecessor.
-  join_token_ = 0;
   path_ = path;
   meta_.emplace(std::move(*meta));
   log_ = std::shared_ptr<storage::LogStore>(std::move(*log));
@@ -724,6 +726,11 @@ result<void> Log::Impl::open(const std::string& path) {
       }
     }
   }
+  // The token of this directory's joins (0 if it never asked to join); a
+  // Log opened again on a wiped directory draws a new one.
+  auto token = load_join_token();
+  if (!token) return token.error();
+  join_token_ = *token;
   // Joined, but no committed configuration with us seen yet: see provisional_.
   rejoining_ = false;
   {
@@ -1912,7 +1919,9 @@ void Log::Impl::do_join(std::string url, Handler_fn<void> h) {
 }
 
 void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
-  o_.transport->join(url, JoinRequest{o_.url, 0, join_token()}, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
+  const std::uint64_t token = join_token();
+  if (token == 0) return fail(h, errc::store_failed);
+  o_.transport->join(url, JoinRequest{o_.url, 0, token}, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
     self->post_any_epoch([self, ep, r, url, attempt, h = std::move(h)]() mutable {
       if (self->epoch_ != ep) return fail(h, errc::closed);
       const bool retry = !r && (r.error() == errc::change_in_progress || r.error() == errc::transport_error ||
@@ -1969,6 +1978,49 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
       h({});
     });
   });
+}
+
+std::uint64_t Log::Impl::join_token() {
+  if (join_token_ != 0) return join_token_;
+  std::uint64_t t = 0;
+  while (t == 0) t = rand();
+  if (!save_join_token(t)) return 0;
+  join_token_ = t;
+  return t;
+}
+
+bool Log::Impl::save_join_token(std::uint64_t token) {
+  // Text, one line: 16 hex digits. Durable before any request carries it.
+  const std::string text = fmt::format("{:016x}\n", token);
+  const std::string tmp = path_ + "/join-token.tmp";
+  auto f = fs_->open(tmp, {.create = true, .truncate = true});
+  bool ok = bool(f) && bool((*f)->append(std::as_bytes(std::span(text.data(), text.size())))) && bool((*f)->sync()) &&
+            bool(fs_->rename(tmp, path_ + "/join-token")) && bool(fs_->sync_dir(path_));
+  if (!ok) fatal("saving the join token", errc::io_error);
+  return ok;
+}
+
+result<std::uint64_t> Log::Impl::load_join_token() {
+  auto exists = fs_->exists(path_ + "/join-token");
+  if (!exists) return exists.error();
+  if (!*exists) return std::uint64_t{0};
+  auto f = fs_->open(path_ + "/join-token", {.read_only = true});
+  if (!f) return f.error();
+  char buf[32] = {};
+  auto n = (*f)->read_at(0, std::as_writable_bytes(std::span(buf, sizeof buf)));
+  if (!n) return n.error();
+  // Written whole by rename, so anything but 16 hex digits and a newline is
+  // damage: refuse to open rather than guess (a new token would make this
+  // node's next join look like a wiped node's).
+  std::uint64_t t = 0;
+  const bool ok = *n == 17 && buf[16] == '\n' &&
+                  std::all_of(buf, buf + 16, [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); }) &&
+                  std::from_chars(buf, buf + 16, t, 16).ec == std::errc{} && t != 0;
+  if (!ok) {
+    logf("{}/join-token is damaged", path_);
+    return errc::log_corrupt;
+  }
+  return t;
 }
 
 bool Log::Impl::save_join_config(const Config& c) {
@@ -2045,8 +2097,10 @@ void Log::Impl::rejoin() {
     if (n.url != o_.url) urls.push_back(n.url);
   if (urls.empty()) return;
   const std::string target = urls[rejoin_rr_++ % urls.size()];
+  const std::uint64_t token = join_token();
+  if (token == 0) return;
   rejoining_ = true;
-  o_.transport->join(target, JoinRequest{o_.url, id_, join_token()}, [self = shared_from_this(), ep = epoch_](result<JoinResponse> r) {
+  o_.transport->join(target, JoinRequest{o_.url, id_, token}, [self = shared_from_this(), ep = epoch_](result<JoinResponse> r) {
     self->post_any_epoch([self, ep, r] {
       if (self->epoch_ != ep) return;
       self->rejoining_ = false;
@@ -2521,8 +2575,19 @@ void Log::handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) {
   impl_->post_any_epoch([i = impl_.get(), req, h = std::move(h)]() mutable {
     if (i->state_ == State::leader) {
       // A node that is already a member (it retried after a lost reply) gets
-      // its existing id back instead of a duplicate-url error.
-      if (const auto* n = i->config_.node_by_url(req.url)) return h(JoinResponse{n->id, i->id_, i->config_});
+      // its existing id back instead of a duplicate-url error; but not a
+      // request from another data directory at that URL (another join
+      // token): a wiped node would become that member with an empty log and
+      // no vote record, which Raft's safety does not allow for. The operator
+      // removes the member first. Members added by add_peer or initialize
+      // have no token and keep the old behaviour.
+      if (const auto* n = i->config_.node_by_url(req.url)) {
+        if (n->join_token != 0 && req.join_token != 0 && n->join_token != req.join_token) {
+          i->logf("join from {} refused: node {} has that URL and joined from another data directory", req.url, n->id);
+          return fail(h, errc::duplicate_node_url);
+        }
+        return h(JoinResponse{n->id, i->id_, i->config_});
+      }
       // A joiner asking again under an id that was removed for its URL was
       // a member that never learned so (cut off or restarted around its own
       // join and removal): adding it back would undo the removal.

@@ -32,10 +32,12 @@ using Handler_fn = std::function<void(result<T>)>;
 // configuration records that id with that URL as removed meanwhile, the
 // leader refuses with errc::removed instead of adding the node back as a new
 // member. A fresh node (previous_id 0) at a removed URL may join again.
-// `join_token` is random, the same for every retry of one join, and recorded
-// with the member it adds (ConfigNode::join_token): a copy of the request the
-// network delivers after that member was removed is refused the same way,
-// while a node started afresh at the URL draws a new token. 0: none sent.
+// `join_token` is random, drawn once per data directory (every retry and
+// restart sends the same one), and recorded with the member it adds
+// (ConfigNode::join_token): a copy of the request the network delivers after
+// that member was removed is refused the same way, and a join from a
+// member's URL with another token (a wiped directory) is refused with
+// errc::duplicate_node_url until the member is removed. 0: none sent.
 struct JoinRequest {
   std::string url;
   std::uint64_t previous_id = 0;

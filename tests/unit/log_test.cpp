@@ -1105,6 +1105,86 @@ TEST(Log, JoinerAsksTheLeaderItHearsFromWhenTheMemberItAskedIsGone) {
   EXPECT_EQ(cfg.nodes.size(), 4u);
 }
 
+// A join from a member's URL with another join token comes from another
+// data directory: a wiped node, which would otherwise become that member
+// with an empty log and no vote record. It is refused until the member is
+// removed; the member's own token (a retry after a lost answer) still gets
+// the id back.
+TEST(Log, WipedMemberJoiningAgainWithoutBeingRemovedIsRefused) {
+  auto w = cluster_with_a_joiner();
+  ASSERT_TRUE(w);
+  auto& [c, l, xp, xid] = *w;
+  auto& x = *xp;
+  const Config joined = l->log->config();
+  const std::uint64_t token = joined.node_by_id(xid)->join_token;
+  ASSERT_NE(token, 0u);
+  auto join = [&](std::uint64_t t) {
+    return c->call<JoinResponse>([&](auto h) { l->log->handle_join(JoinRequest{x.url, 0, t}, std::move(h)); });
+  };
+  auto wiped = join(token + 1);
+  ASSERT_FALSE(wiped) << "given id " << wiped->id;
+  EXPECT_EQ(wiped.error(), errc::duplicate_node_url);
+  auto retry = join(token);
+  ASSERT_TRUE(retry) << retry.error().message();
+  EXPECT_EQ(retry->id, xid);
+  auto untokened = join(0);  // a joiner from before join tokens: as before
+  ASSERT_TRUE(untokened) << untokened.error().message();
+  EXPECT_EQ(untokened->id, xid);
+  // Removed first, the wiped node joins as a new member.
+  auto rm = c->call<void>([&](auto h) { l->log->start_remove_peer(xid, std::move(h)); });
+  ASSERT_TRUE(rm) << rm.error().message();
+  auto again = join(token + 1);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_GT(again->id, xid);
+}
+
+// The token belongs to the data directory, not to one process: a joiner
+// whose answer was lost and that crashed before it learned its id asks again
+// after the restart with the same token, and gets the id its AddPeer gave it
+// (a new token would now be refused as a wiped node's).
+TEST(Log, JoinTokenSurvivesARestartOfTheJoiner) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  LostJoinReplyProxy proxy(*l->log);
+  c->net.services["http://proxy"] = &proxy;
+  auto& x = c->add();
+  x.log->start_join("http://proxy", [](result<void>) {});
+  ASSERT_TRUE(c->net.run_until([&] { return proxy.forwarded > 0; }));
+  c->crash(x);
+  const Config added = l->log->config();
+  ASSERT_NE(added.node_by_url(x.url), nullptr);
+  const std::uint64_t given = added.node_by_url(x.url)->id;
+  c->start(x);
+  EXPECT_EQ(x.log->id(), 0u);  // it never heard its answer
+  auto r = c->join(x, l->url);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(x.log->id(), given);
+  EXPECT_EQ(l->log->config().nodes.size(), 4u);
+}
+
+// A damaged join-token file stops the open with log_corrupt instead of a new
+// token being drawn (which would make this node's joins look like a wiped
+// node's).
+TEST(Log, DamagedJoinTokenFileRefusesToOpen) {
+  for (const std::string& bad : {std::string("xyz\n"), std::string("0000000000000000\n"), std::string("00000000000000012"),
+                                std::string("")}) {
+    LocalCluster c;
+    auto& n = c.add();
+    c.crash(n);
+    auto f = n.fs.open("/data/join-token", {.create = true, .truncate = true});
+    ASSERT_TRUE(f);
+    ASSERT_TRUE((*f)->append(std::as_bytes(std::span(bad.data(), bad.size()))));
+    ASSERT_TRUE((*f)->sync());
+    try {
+      c.start(n);
+      ADD_FAILURE() << "opened with join-token '" << bad << "'";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(make_error_code(errc::log_corrupt).message()), std::string::npos) << e.what();
+    }
+  }
+}
+
 // A URL with a 0 byte would not survive the AddPeer entry's encoding (the
 // URL, a 0 byte, the join token): add_peer and joins refuse it.
 TEST(Log, AddPeerRefusesAUrlWithANulByte) {
