@@ -333,6 +333,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // could not be saved (the Log is then stopped).
   std::uint64_t join_token();
   bool save_join_token(std::uint64_t token);
+  // Replaces file `name` in the data directory atomically and durably;
+  // false (and the Log stopped, `what` logged) if it could not.
+  bool write_whole_file(const std::string& name, std::string_view bytes, const char* what);
   result<std::uint64_t> load_join_token();
   // A timer whose callback runs f on the strand, unless the Log was closed
   // (epoch) or destroyed meanwhile (held weakly: a pending timer must not
@@ -1989,15 +1992,20 @@ std::uint64_t Log::Impl::join_token() {
   return t;
 }
 
+bool Log::Impl::write_whole_file(const std::string& name, std::string_view bytes, const char* what) {
+  // Written to a temporary, synced, renamed over `name`, directory synced: a
+  // crash leaves the old file or the new one, never a part of either.
+  const std::string tmp = path_ + "/" + name + ".tmp";
+  auto f = fs_->open(tmp, {.create = true, .truncate = true});
+  bool ok = bool(f) && bool((*f)->append(std::as_bytes(std::span(bytes.data(), bytes.size())))) && bool((*f)->sync()) &&
+            bool(fs_->rename(tmp, path_ + "/" + name)) && bool(fs_->sync_dir(path_));
+  if (!ok) fatal(what, errc::io_error);
+  return ok;
+}
+
 bool Log::Impl::save_join_token(std::uint64_t token) {
   // Text, one line: 16 hex digits. Durable before any request carries it.
-  const std::string text = fmt::format("{:016x}\n", token);
-  const std::string tmp = path_ + "/join-token.tmp";
-  auto f = fs_->open(tmp, {.create = true, .truncate = true});
-  bool ok = bool(f) && bool((*f)->append(std::as_bytes(std::span(text.data(), text.size())))) && bool((*f)->sync()) &&
-            bool(fs_->rename(tmp, path_ + "/join-token")) && bool(fs_->sync_dir(path_));
-  if (!ok) fatal("saving the join token", errc::io_error);
-  return ok;
+  return write_whole_file("join-token", fmt::format("{:016x}\n", token), "saving the join token");
 }
 
 result<std::uint64_t> Log::Impl::load_join_token() {
@@ -2024,13 +2032,7 @@ result<std::uint64_t> Log::Impl::load_join_token() {
 }
 
 bool Log::Impl::save_join_config(const Config& c) {
-  const std::string json = to_json(c);
-  const std::string tmp = path_ + "/join.json.tmp";
-  auto f = fs_->open(tmp, {.create = true, .truncate = true});
-  bool ok = bool(f) && bool((*f)->append(std::as_bytes(std::span(json.data(), json.size())))) && bool((*f)->sync()) &&
-            bool(fs_->rename(tmp, path_ + "/join.json")) && bool(fs_->sync_dir(path_));
-  if (!ok) fatal("saving the join configuration", errc::io_error);
-  return ok;
+  return write_whole_file("join.json", to_json(c), "saving the join configuration");
 }
 
 bool Log::Impl::confirmed_member() const {

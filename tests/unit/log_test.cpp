@@ -1057,16 +1057,11 @@ TEST(Log, RemovedLeaderFailsTheCallsWaitingOnItsUncommittedEntries) {
 
 // A member that a joiner asks, forwards the join to the leader, then loses
 // the answer (the joiner hears a transport error) and is gone.
-class LostJoinReplyProxy final : public Service {
+// A peer that answers joins only (the tests' own way); everything else is
+// refused.
+class JoinOnlyService : public Service {
  public:
-  explicit LostJoinReplyProxy(Log& leader) : leader_(leader) {}
-  int forwarded = 0;
-  std::uint64_t cluster_id() const override { return leader_.cluster_id(); }
   Status status() const override { return {}; }
-  void handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) override {
-    ++forwarded;
-    leader_.handle_join(req, [h = std::move(h)](result<JoinResponse>) mutable { h(make_error_code(errc::transport_error)); });
-  }
   void handle_leave(std::uint64_t, Handler_fn<void> h) override { h(make_error_code(errc::invalid_argument)); }
   void handle_heartbeat(const HeartbeatRequest&, Handler_fn<HeartbeatResponse> h) override {
     h(make_error_code(errc::invalid_argument));
@@ -1075,6 +1070,17 @@ class LostJoinReplyProxy final : public Service {
   void handle_ack(const AckRequest&, Handler_fn<void> h) override { h(make_error_code(errc::invalid_argument)); }
   void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter> w) override {
     w->finish(make_error_code(errc::invalid_argument));
+  }
+};
+
+class LostJoinReplyProxy final : public JoinOnlyService {
+ public:
+  explicit LostJoinReplyProxy(Log& leader) : leader_(leader) {}
+  int forwarded = 0;
+  std::uint64_t cluster_id() const override { return leader_.cluster_id(); }
+  void handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) override {
+    ++forwarded;
+    leader_.handle_join(req, [h = std::move(h)](result<JoinResponse>) mutable { h(make_error_code(errc::transport_error)); });
   }
 
  private:
@@ -1085,16 +1091,32 @@ class LostJoinReplyProxy final : public Service {
 // although the leader that had added it was heartbeating it all along
 // (simulator, replace_every_member seed 424: the member asked was removed
 // and stopped). It now retries the leader its heartbeats name.
-TEST(Log, JoinerAsksTheLeaderItHearsFromWhenTheMemberItAskedIsGone) {
-  auto c = three_node_cluster();
-  auto* l = c->leader();
-  ASSERT_TRUE(l);
-  LostJoinReplyProxy proxy(*l->log);
-  c->net.services["http://proxy"] = &proxy;
-  auto& x = c->add();
+// Three members with leader l, and a fourth node x whose join went through
+// a LostJoinReplyProxy in front of l: start() returns once the proxy has
+// forwarded it (l has added x; x has heard a transport error). Not movable
+// once started (x's join handler holds `this`).
+struct ProxiedJoin {
+  std::unique_ptr<LocalCluster> c = three_node_cluster();
+  LocalNode* l = c->leader();
+  std::unique_ptr<LostJoinReplyProxy> proxy;
+  LocalNode* x = nullptr;
   std::optional<result<void>> joined;
-  x.log->start_join("http://proxy", [&](result<void> r) { joined = r; });
-  ASSERT_TRUE(c->net.run_until([&] { return proxy.forwarded > 0; }));
+  bool start() {
+    if (!l) return false;
+    proxy = std::make_unique<LostJoinReplyProxy>(*l->log);
+    c->net.services["http://proxy"] = proxy.get();
+    x = &c->add();
+    x->log->start_join("http://proxy", [this](result<void> r) { joined = r; });
+    return c->net.run_until([&] { return proxy->forwarded > 0; });
+  }
+};
+
+TEST(Log, JoinerAsksTheLeaderItHearsFromWhenTheMemberItAskedIsGone) {
+  ProxiedJoin p;
+  ASSERT_TRUE(p.start());
+  auto& [c, l, proxy_ptr, xp, joined] = p;
+  auto& proxy = *proxy_ptr;
+  auto& x = *xp;
   c->net.down["http://proxy"] = true;
   ASSERT_TRUE(c->net.run_until([&] { return joined.has_value(); }, 60s)) << "no answer";
   ASSERT_TRUE(*joined) << joined->error().message();
@@ -1143,14 +1165,10 @@ TEST(Log, WipedMemberJoiningAgainWithoutBeingRemovedIsRefused) {
 // after the restart with the same token, and gets the id its AddPeer gave it
 // (a new token would now be refused as a wiped node's).
 TEST(Log, JoinTokenSurvivesARestartOfTheJoiner) {
-  auto c = three_node_cluster();
-  auto* l = c->leader();
-  ASSERT_TRUE(l);
-  LostJoinReplyProxy proxy(*l->log);
-  c->net.services["http://proxy"] = &proxy;
-  auto& x = c->add();
-  x.log->start_join("http://proxy", [](result<void>) {});
-  ASSERT_TRUE(c->net.run_until([&] { return proxy.forwarded > 0; }));
+  ProxiedJoin p;
+  ASSERT_TRUE(p.start());
+  auto& [c, l, proxy_ptr, xp, joined] = p;
+  auto& x = *xp;
   c->crash(x);
   const Config added = l->log->config();
   ASSERT_NE(added.node_by_url(x.url), nullptr);
@@ -1207,21 +1225,11 @@ TEST(Log, AddPeerRefusesAUrlWithANulByte) {
 // A join answer that does not give the assigned id to the joiner's URL (a
 // buggy or foreign peer) is a protocol error, not a membership: the node
 // stays unjoined instead of following a configuration without itself.
-class FixedJoinService final : public Service {
+class FixedJoinService final : public JoinOnlyService {
  public:
   JoinResponse answer;
   std::uint64_t cluster_id() const override { return answer.config.cluster_id; }
-  Status status() const override { return {}; }
   void handle_join(const JoinRequest&, Handler_fn<JoinResponse> h) override { h(answer); }
-  void handle_leave(std::uint64_t, Handler_fn<void> h) override { h(make_error_code(errc::invalid_argument)); }
-  void handle_heartbeat(const HeartbeatRequest&, Handler_fn<HeartbeatResponse> h) override {
-    h(make_error_code(errc::invalid_argument));
-  }
-  void handle_vote(const VoteRequest&, Handler_fn<VoteResponse> h) override { h(make_error_code(errc::invalid_argument)); }
-  void handle_ack(const AckRequest&, Handler_fn<void> h) override { h(make_error_code(errc::invalid_argument)); }
-  void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter> w) override {
-    w->finish(make_error_code(errc::invalid_argument));
-  }
 };
 
 TEST(Log, JoinAnswerThatDoesNotAddUsIsAProtocolError) {
