@@ -34,7 +34,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <atomic>
 #include <deque>
@@ -332,7 +331,6 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // The directory's join token, drawn and saved first if need be; 0 if it
   // could not be saved (the Log is then stopped).
   std::uint64_t join_token();
-  bool save_join_token(std::uint64_t token);
   // Replaces file `name` in the data directory atomically and durably;
   // false (and the Log stopped, `what` logged) if it could not.
   bool write_whole_file(const std::string& name, std::string_view bytes, const char* what);
@@ -1987,7 +1985,8 @@ std::uint64_t Log::Impl::join_token() {
   if (join_token_ != 0) return join_token_;
   std::uint64_t t = 0;
   while (t == 0) t = rand();
-  if (!save_join_token(t)) return 0;
+  // Text, one line: 16 hex digits. Durable before any request carries it.
+  if (!write_whole_file("join-token", fmt::format("{:016x}\n", t), "saving the join token")) return 0;
   join_token_ = t;
   return t;
 }
@@ -2003,11 +2002,6 @@ bool Log::Impl::write_whole_file(const std::string& name, std::string_view bytes
   return ok;
 }
 
-bool Log::Impl::save_join_token(std::uint64_t token) {
-  // Text, one line: 16 hex digits. Durable before any request carries it.
-  return write_whole_file("join-token", fmt::format("{:016x}\n", token), "saving the join token");
-}
-
 result<std::uint64_t> Log::Impl::load_join_token() {
   auto exists = fs_->exists(path_ + "/join-token");
   if (!exists) return exists.error();
@@ -2021,9 +2015,8 @@ result<std::uint64_t> Log::Impl::load_join_token() {
   // damage: refuse to open rather than guess (a new token would make this
   // node's next join look like a wiped node's).
   std::uint64_t t = 0;
-  const bool ok = *n == 17 && buf[16] == '\n' &&
-                  std::all_of(buf, buf + 16, [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); }) &&
-                  std::from_chars(buf, buf + 16, t, 16).ec == std::errc{} && t != 0;
+  const auto [end, ec] = std::from_chars(buf, buf + 16, t, 16);
+  const bool ok = *n == 17 && buf[16] == '\n' && ec == std::errc{} && end == buf + 16 && t != 0;
   if (!ok) {
     logf("{}/join-token is damaged", path_);
     return errc::log_corrupt;
