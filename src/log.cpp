@@ -1886,13 +1886,18 @@ void Log::Impl::do_initialize(Handler_fn<void> h) {
   if (id_ != 0) return fail(h, errc::initialized);
   if (last_index() != 0) return fail(h, errc::log_exists);
   if (o_.url.empty()) return fail(h, errc::url_required);
+  // The first member carries its data directory's join token like a joiner
+  // does, so that this node, wiped and asking to join again while still
+  // member 1, is refused instead of taking id 1 back with an empty log.
+  const std::uint64_t token = join_token();
+  if (token == 0) return fail(h, errc::store_failed);
   cluster_id_ = rand();
   if (cluster_id_ == 0) cluster_id_ = 1;
   id_ = 1;
   Config c;
   c.cluster_id = cluster_id_;
   c.index = 1;
-  (void)c.add_node(1, o_.url);
+  (void)c.add_node(1, o_.url, token);
   set_term(1);
   voted_for_ = id_;
   if (!persist_meta()) return fail(h, errc::store_failed);
@@ -2574,8 +2579,8 @@ void Log::handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) {
       // request from another data directory at that URL (another join
       // token): a wiped node would become that member with an empty log and
       // no vote record, which Raft's safety does not allow for. The operator
-      // removes the member first. Members added by add_peer or initialize
-      // have no token and keep the old behaviour.
+      // removes the member first. Members added by add_peer have no token
+      // (initialize records the first member's) and keep the old behaviour.
       if (const auto* n = i->config_.node_by_url(req.url)) {
         if (n->join_token != 0 && req.join_token != 0 && n->join_token != req.join_token) {
           i->logf("join from {} refused: node {} has that URL and joined from another data directory", req.url, n->id);

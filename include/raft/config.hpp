@@ -21,8 +21,9 @@ namespace raft {
 struct ConfigNode {
   std::uint64_t id = 0;
   std::string url;
-  // The random token of the join request that added this node (0 for a node
-  // added by add_peer or initialize, or by a joiner that sent none). Kept in
+  // The random token of the join request that added this node; for member 1,
+  // that of the directory that ran initialize (0 for a node added by
+  // add_peer, or by a joiner that sent none). Kept in
   // `removed` so that a join request the network delivers late, after the
   // node it added was removed, is told apart from a node starting afresh.
   std::uint64_t join_token = 0;

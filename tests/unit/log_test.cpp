@@ -2,6 +2,7 @@
 // package's own test facts. Time is virtual; the cluster is in memory.
 #include "unit/local_cluster.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -1158,6 +1159,35 @@ TEST(Log, WipedMemberJoiningAgainWithoutBeingRemovedIsRefused) {
   auto again = join(token + 1);
   ASSERT_TRUE(again) << again.error().message();
   EXPECT_GT(again->id, xid);
+}
+
+// The node that initialized the cluster is guarded the same way: member 1
+// carries its directory's token, so node 1 wiped and sent to join again
+// while still a member is refused (it used to take id 1 back, empty).
+TEST(Log, WipedInitializerJoiningAgainWithoutBeingRemovedIsRefused) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_NE(l, nullptr);
+  auto& first = *c->nodes[0];
+  const Config cfg = l->log->config();
+  ASSERT_NE(cfg.node_by_id(1), nullptr);
+  const std::uint64_t token = cfg.node_by_id(1)->join_token;
+  ASSERT_NE(token, 0u) << "initialize recorded no join token for member 1";
+  // The token in the configuration is the one saved in node 1's directory.
+  auto f = first.fs.open("/data/join-token", {.read_only = true});
+  ASSERT_TRUE(f);
+  char buf[17] = {};
+  ASSERT_TRUE((*f)->read_at(0, std::as_writable_bytes(std::span(buf, sizeof buf))));
+  EXPECT_EQ(std::string(buf, 16), fmt::format("{:016x}", token));
+  auto join = [&](std::uint64_t t) {
+    return c->call<JoinResponse>([&](auto h) { l->log->handle_join(JoinRequest{first.url, 0, t}, std::move(h)); });
+  };
+  auto wiped = join(token + 1);
+  ASSERT_FALSE(wiped) << "given id " << wiped->id;
+  EXPECT_EQ(wiped.error(), errc::duplicate_node_url);
+  auto same = join(token);  // its own directory: still member 1
+  ASSERT_TRUE(same) << same.error().message();
+  EXPECT_EQ(same->id, 1u);
 }
 
 // The token belongs to the data directory, not to one process: a joiner
