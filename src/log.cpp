@@ -196,6 +196,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     std::uint64_t match = 0;  // highest index known durable and matching on the peer
     Clock::time_point last_contact{};
     bool hb_inflight = false;
+    // Highest read round (read_seq_ when the heartbeat was sent) that this
+    // peer answered in our term: a majority of those at or above a read's
+    // round proves we were leader after that read was asked.
+    std::uint64_t read_acked = 0;
   };
   std::map<std::uint64_t, Peer> peers_;
   Clock::time_point leader_since_{};
@@ -287,6 +291,19 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   };
   std::multimap<std::uint64_t, Waiter> waiters_;
   std::uint64_t waiter_serial_ = 0;
+
+  // read_index() calls (thesis §6.4), keyed by their read round: each takes
+  // a new round, so only heartbeats sent after the call can confirm it.
+  struct PendingRead {
+    Handler_fn<std::uint64_t> h;
+    std::shared_ptr<Timer> timer;
+  };
+  std::map<std::uint64_t, PendingRead> pending_reads_;
+  std::uint64_t read_seq_ = 0;
+  // Index of this leader's first entry of its term (its Nop, or the
+  // Initialize entry): until it commits, the leader does not know the
+  // commit index of the terms before it, so no read is answered.
+  std::uint64_t term_start_ = 0;
 
   // apply() calls from other threads queue here; one strand handler takes
   // all that queued meanwhile (a post per batch, not per call: the posts'
@@ -517,6 +534,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // ---------------------------------------------------------- requests
   void do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::uint64_t> h);
   void do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h);
+  void do_read_index(Clock::duration timeout, Handler_fn<std::uint64_t> h);
+  void settle_reads();
+  void fail_reads(std::error_code why);
   void do_initialize(Handler_fn<void> h);
   void do_join(std::string url, Handler_fn<void> h);
   void join_attempt(std::string url, int attempt, Handler_fn<void> h);
@@ -827,6 +847,7 @@ void Log::Impl::close_now(std::error_code why, bool sync) {
   ++epoch_;
   for (auto& [i, p] : pending_applies_) fail(p.h, why);
   pending_applies_.clear();
+  fail_reads(why);
   if (apply_timer_) apply_timer_->cancel();
   apply_timer_at_ = Clock::time_point::max();
   ++apply_timer_gen_;
@@ -1091,6 +1112,8 @@ void Log::Impl::become_follower(std::uint64_t leader, bool reset_timer) {
   const bool was_leader = state_ == State::leader;
   if (was_leader) {
     end_out_streams(errc::not_leader);
+    // A read not yet confirmed cannot be now: another leader may commit.
+    fail_reads(make_error_code(errc::not_leader));
     peers_.clear();
     if (heartbeat_timer_) heartbeat_timer_->cancel();
     ++heartbeat_gen_;
@@ -1121,7 +1144,8 @@ void Log::Impl::become_leader() {
   logf("became leader (last {}:{})", last_index(), last_term());
   // §5.4.2 / §8: a new leader commits an entry of its own term before it can
   // know which earlier entries are committed.
-  append_local(LogEntry{LogEntryType::nop, last_index() + 1, term_, {}});
+  term_start_ = last_index() + 1;
+  append_local(LogEntry{LogEntryType::nop, term_start_, term_, {}});
   publish();
   start_heartbeats();
 }
@@ -1157,18 +1181,26 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
   if (it == peers_.end() || it->second.hb_inflight || !o_.transport) return;
   it->second.hb_inflight = true;
   const HeartbeatRequest req{term_, commit_, id_, o_.url};
-  o_.transport->heartbeat(url_of(peer), req, [self = shared_from_this(), ep = epoch_, term = term_, peer](result<HeartbeatResponse> r) {
-    self->post_any_epoch([self, ep, term, peer, r] {
+  const std::uint64_t round = read_seq_;
+  o_.transport->heartbeat(url_of(peer), req, [self = shared_from_this(), ep = epoch_, term = term_, peer, round](result<HeartbeatResponse> r) {
+    self->post_any_epoch([self, ep, term, peer, round, r] {
       if (self->epoch_ != ep) return;
       auto it = self->peers_.find(peer);
-      if (it != self->peers_.end() && self->term_ == term) it->second.hb_inflight = false;
+      const bool ours = it != self->peers_.end() && self->term_ == term && self->state_ == State::leader;
+      if (ours) it->second.hb_inflight = false;
       if (!r) return;
       if (r->term > self->term_) {
         self->set_term(r->term);
         self->become_follower(0, false);
         return;
       }
-      if (it != self->peers_.end() && self->term_ == term && !r->error) it->second.last_contact = self->clock_->now();
+      if (!ours || r->error) return;
+      it->second.last_contact = self->clock_->now();
+      it->second.read_acked = std::max(it->second.read_acked, round);
+      if (self->pending_reads_.empty()) return;
+      // Reads that arrived while this heartbeat was out need a newer one.
+      if (self->read_seq_ > round) self->send_heartbeat(peer);
+      self->settle_reads();
     });
   });
 }
@@ -1212,6 +1244,7 @@ void Log::Impl::set_commit(std::uint64_t c) {
   commit_ = std::min(c, last_index());
   if (provisional_) maybe_confirm();
   settle_pending();
+  if (!pending_reads_.empty()) settle_reads();
   maybe_apply();
   publish_indexes();
   // Followers learn the new commit index on their streams (a commit frame
@@ -1881,6 +1914,65 @@ void Log::Impl::do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn
   waiters_.emplace(index, std::move(w));
 }
 
+void Log::Impl::do_read_index(Clock::duration timeout, Handler_fn<std::uint64_t> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
+  if (state_ != State::leader) return fail(h, errc::not_leader);
+  if (o_.inject_fault == LogOptions::Fault::read_without_confirmation) return h(commit_);
+  const std::uint64_t round = ++read_seq_;
+  PendingRead pr{std::move(h), nullptr};
+  if (timeout > Clock::duration::zero()) {
+    pr.timer = after_on_strand(timeout, [this, round] {
+      auto it = pending_reads_.find(round);
+      if (it == pending_reads_.end()) return;
+      auto rh = std::move(it->second.h);
+      pending_reads_.erase(it);
+      fail(rh, errc::timeout);
+    });
+  }
+  pending_reads_.emplace(round, std::move(pr));
+  // A round of its own, now: heartbeats already out were sent before this
+  // call, so their answers cannot confirm it (their replies send the next).
+  send_heartbeats();
+  settle_reads();
+}
+
+void Log::Impl::settle_reads() {
+  if (state_ != State::leader || pending_reads_.empty()) return;
+  // The commit index is known to cover every earlier term only once an
+  // entry of ours commits (§6.4 step 1; our Nop is appended on election).
+  if (commit_ < term_start_) return;
+  // The highest round a majority of voters answered in our term (we count
+  // for ourselves, at every round, while we are a voter).
+  std::vector<std::uint64_t> acked;
+  for (const auto& n : config_.nodes) {
+    if (n.id == id_) {
+      acked.push_back(read_seq_);
+    } else {
+      auto it = peers_.find(n.id);
+      acked.push_back(it == peers_.end() ? 0 : it->second.read_acked);
+    }
+  }
+  if (acked.empty()) return;
+  std::sort(acked.begin(), acked.end(), std::greater<>());
+  const std::uint64_t confirmed = acked[quorum() - 1];
+  // commit_ now is at or above the commit index when each read was asked,
+  // and committed: reading the FSM once it has applied it is linearizable.
+  while (!pending_reads_.empty() && pending_reads_.begin()->first <= confirmed) {
+    auto node = pending_reads_.extract(pending_reads_.begin());
+    if (node.mapped().timer) node.mapped().timer->cancel();
+    node.mapped().h(commit_);
+  }
+}
+
+void Log::Impl::fail_reads(std::error_code why) {
+  auto reads = std::move(pending_reads_);
+  pending_reads_.clear();
+  for (auto& [round, r] : reads) {
+    if (r.timer) r.timer->cancel();
+    fail(r.h, why);
+  }
+}
+
 void Log::Impl::do_initialize(Handler_fn<void> h) {
   if (state_ == State::stopped) return fail(h, errc::closed);
   if (id_ != 0) return fail(h, errc::initialized);
@@ -1903,6 +1995,7 @@ void Log::Impl::do_initialize(Handler_fn<void> h) {
   if (!persist_meta()) return fail(h, errc::store_failed);
   if (o_.transport) o_.transport->set_cluster_id(cluster_id_);
   logf("initialized cluster {}", cluster_id_);
+  term_start_ = 1;
   append_local(LogEntry{LogEntryType::initialize, 1, 1, to_json(c)});
   // The Initialize entry is of this term, so no Nop is needed (index 2 is
   // the first command's, as in the Go package).
@@ -2472,6 +2565,9 @@ void Log::start_apply(std::string command, Clock::duration timeout, Handler_fn<s
 void Log::start_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), index, timeout, h = std::move(h)]() mutable { i->do_wait(index, timeout, std::move(h)); });
 }
+void Log::start_read_index(Clock::duration timeout, Handler_fn<std::uint64_t> h) {
+  impl_->post_any_epoch([i = impl_.get(), timeout, h = std::move(h)]() mutable { i->do_read_index(timeout, std::move(h)); });
+}
 void Log::start_initialize(Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), h = std::move(h)]() mutable { i->do_initialize(std::move(h)); });
 }
@@ -2495,6 +2591,9 @@ result<std::uint64_t> Log::apply(std::string command, Clock::duration timeout) {
 }
 result<void> Log::wait(std::uint64_t index, Clock::duration timeout) {
   return run_blocking_local<void>(*impl_, [&](Handler_fn<void> h) { start_wait(index, timeout, std::move(h)); });
+}
+result<std::uint64_t> Log::read_index(Clock::duration timeout) {
+  return run_blocking_local<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) { start_read_index(timeout, std::move(h)); });
 }
 result<void> Log::initialize() {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_initialize(std::move(h)); });

@@ -111,8 +111,15 @@ struct LogOptions {
   // Test hook for the simulator's "can it find a bug" check: breaks one
   // safety rule on purpose. Never set outside tests.
   // ack_before_sync: a follower acknowledges entries written but not yet
-  // synced.
-  enum class Fault { none, commit_previous_term_by_counting, forget_vote, ack_before_sync } inject_fault = Fault::none;
+  // synced. read_without_confirmation: read_index() answers at once with the
+  // commit index, without a heartbeat round (a deposed leader reads stale).
+  enum class Fault {
+    none,
+    commit_previous_term_by_counting,
+    forget_vote,
+    ack_before_sync,
+    read_without_confirmation
+  } inject_fault = Fault::none;
 };
 
 class Log final : public Service {
@@ -172,6 +179,18 @@ class Log final : public Service {
   result<std::uint64_t> apply(std::string command, Clock::duration timeout = {});
   // Returns once the FSM has applied `index`.
   result<void> wait(std::uint64_t index, Clock::duration timeout = {});
+  // Leader only: a linearizable read without a log entry (ReadIndex, Raft
+  // thesis §6.4). Returns a committed index at or above the commit index of
+  // every entry committed anywhere when the call was made, once a heartbeat
+  // round sent after the call was answered by a majority (so this node was
+  // still leader then); once the FSM has applied it, state read from the FSM
+  // reflects every write that completed before the call:
+  //   if (auto i = log.read_index(); i && log.wait(*i)) { read the FSM }
+  // Costs one heartbeat round trip, no disk write; concurrent calls share
+  // rounds. A new leader answers once its first entry has committed.
+  // errc::not_leader (also if it stepped down before confirming),
+  // errc::timeout (timeout > 0 and it passed), errc::closed.
+  result<std::uint64_t> read_index(Clock::duration timeout = {});
   // Forces buffered work out now: a heartbeat round on a leader.
   result<void> flush();
 
@@ -196,6 +215,10 @@ class Log final : public Service {
   template <class Token>
   auto async_wait(std::uint64_t index, Token&& token) {
     return initiate<void>(std::forward<Token>(token), [this, index](auto h) { start_wait(index, {}, std::move(h)); });
+  }
+  template <class Token>
+  auto async_read_index(Token&& token) {
+    return initiate<std::uint64_t>(std::forward<Token>(token), [this](auto h) { start_read_index({}, std::move(h)); });
   }
   template <class Token>
   auto async_initialize(Token&& token) {
@@ -240,6 +263,7 @@ class Log final : public Service {
   // Callback-style entry points behind the async twins.
   void start_apply(std::string command, Clock::duration timeout, Handler_fn<std::uint64_t> h);
   void start_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h);
+  void start_read_index(Clock::duration timeout, Handler_fn<std::uint64_t> h);
   void start_initialize(Handler_fn<void> h);
   void start_join(std::string url, Handler_fn<void> h);
   void start_leave(Handler_fn<void> h);

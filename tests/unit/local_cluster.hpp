@@ -87,6 +87,17 @@ class LocalNetwork {
   // written), nothing is delivered, and its streams from that leader end
   // (the connection that carried the ack died).
   std::function<bool(const std::string& from, const AckRequest&)> vanish_ack;
+  // While set, acks wait here undelivered (a slow network for acks only);
+  // release_acks() sends them on.
+  bool hold_acks = false;
+  std::vector<std::function<void()>> held_acks;
+  void release_acks() {
+    hold_acks = false;
+    auto held = std::move(held_acks);
+    held_acks.clear();
+    for (auto& f : held) f();
+  }
+  std::uint64_t heartbeats_sent = 0;
   std::vector<std::weak_ptr<LocalStream>> streams;
 
   Service* find(const std::string& url) {
@@ -179,6 +190,7 @@ inline void LocalTransport::leave(const std::string& url, std::uint64_t id, Hand
   net_.deliver<void>(self_, url, [id](Service& s, Handler_fn<void> k) { s.handle_leave(id, std::move(k)); }, std::move(h));
 }
 inline void LocalTransport::heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) {
+  ++net_.heartbeats_sent;
   net_.deliver<HeartbeatResponse>(
       self_, url, [req](Service& s, Handler_fn<HeartbeatResponse> k) { s.handle_heartbeat(req, std::move(k)); }, std::move(h));
 }
@@ -193,6 +205,12 @@ inline void LocalTransport::ack(const std::string& url, const AckRequest& req, H
     boost::asio::post(net_.io, [h = std::move(h)] { h(result<void>{}); });
     for (auto& w : net_.streams)
       if (auto s = w.lock(); s && s->follower_url == self_ && s->leader_url == url) s->end(make_error_code(errc::transport_error));
+    return;
+  }
+  if (net_.hold_acks) {
+    net_.held_acks.push_back([this, url, req, h = std::move(h)]() mutable {
+      net_.deliver<void>(self_, url, [req](Service& s, Handler_fn<void> k) { s.handle_ack(req, std::move(k)); }, std::move(h));
+    });
     return;
   }
   net_.deliver<void>(self_, url, [req](Service& s, Handler_fn<void> k) { s.handle_ack(req, std::move(k)); }, std::move(h));

@@ -716,6 +716,157 @@ TEST(Log, AckLostWithItsStreamIsReportedAgainOnTheNextStream) {
   EXPECT_TRUE(*applied);
 }
 
+// ---- read_index (ReadIndex, Raft thesis §6.4) ----
+
+result<std::uint64_t> read_index(LocalCluster& c, LocalNode& n, Clock::duration timeout = {}) {
+  return c.call<std::uint64_t>([&](auto h) { n.log->start_read_index(timeout, std::move(h)); });
+}
+
+// The index covers every write committed before the call; once the FSM has
+// applied it, the FSM holds them all.
+TEST(ReadIndex, CoversEveryWriteCommittedBeforeTheCall) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  std::uint64_t last = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto idx = c->apply(*l, "w" + std::to_string(i));
+    ASSERT_TRUE(idx) << idx.error().message();
+    last = *idx;
+  }
+  auto r = read_index(*c, *l);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_GE(*r, last);
+  EXPECT_LE(*r, l->log->commit_index());
+  auto w = c->call<void>([&](auto h) { l->log->start_wait(*r, {}, std::move(h)); });
+  ASSERT_TRUE(w) << w.error().message();
+  ASSERT_GE(l->fsm.commands.size(), 20u);
+  EXPECT_EQ(l->fsm.commands.back().data, "w19");
+}
+
+TEST(ReadIndex, FollowerRefusesWithNotLeader) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  auto r = read_index(*c, *c->others(l)[0]);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::not_leader);
+}
+
+// A majority must answer a heartbeat sent after the call: one follower
+// away is fine, both away is not (and the leader's own commit index, which
+// it still has, is never handed out unconfirmed).
+TEST(ReadIndex, NeedsAHeartbeatRoundAnsweredByAMajority) {
+  // Check-quorum would end the leader after one election timeout; a long
+  // one keeps it leader for the whole test, so only the round decides.
+  auto c = three_node_cluster([](LogOptions& o) {
+    if (o.url == "http://n1") o.election_timeout = 600s;
+  });
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  const auto followers = c->others(l);
+  c->net.down[followers[0]->url] = true;
+  auto one = read_index(*c, *l, 5s);
+  ASSERT_TRUE(one) << one.error().message();
+  c->net.down[followers[1]->url] = true;
+  auto none = read_index(*c, *l, 5s);
+  ASSERT_FALSE(none) << "answered " << *none << " with no follower reachable";
+  EXPECT_EQ(none.error(), errc::timeout);
+  EXPECT_EQ(l->log->state(), State::leader);
+  // The followers come back: a read asked now is confirmed by the next round.
+  c->net.down[followers[0]->url] = false;
+  c->net.down[followers[1]->url] = false;
+  auto back = read_index(*c, *l, 5s);
+  ASSERT_TRUE(back) << back.error().message();
+}
+
+// The case ReadIndex exists for: a leader cut off from the others still
+// believes it leads (its check-quorum timeout is long here), while the
+// others elect a new leader and commit a write. A read asked of the old
+// leader must not return its stale commit index: it times out while cut
+// off, and fails with not_leader once it hears of the new term.
+TEST(ReadIndex, DeposedLeaderNeverAnswersWithAStaleIndex) {
+  auto c = three_node_cluster([](LogOptions& o) {
+    if (o.url == "http://n1") o.election_timeout = 600s;
+  });
+  auto* old = c->nodes[0].get();
+  ASSERT_EQ(old->log->state(), State::leader);
+  ASSERT_TRUE(c->apply(*old, "before"));
+  c->net.down[old->url] = true;
+  LocalNode* fresh = nullptr;
+  ASSERT_TRUE(c->net.run_until([&] {
+    for (auto* n : c->others(old))
+      if (n->log->state() == State::leader) fresh = n;
+    return fresh != nullptr;
+  }, 30s));
+  auto w = c->apply(*fresh, "after");
+  ASSERT_TRUE(w) << w.error().message();
+  ASSERT_EQ(old->log->state(), State::leader);  // the premise: it still believes it leads
+  ASSERT_LT(old->log->commit_index(), *w);
+  auto cut_off = read_index(*c, *old, 5s);
+  ASSERT_FALSE(cut_off) << "stale read at " << *cut_off << ", a write committed at " << *w;
+  EXPECT_EQ(cut_off.error(), errc::timeout);
+  // Reachable again: the first heartbeat answer names the new term.
+  std::optional<result<std::uint64_t>> r;
+  old->log->start_read_index({}, [&](result<std::uint64_t> x) { r = x; });
+  c->net.down[old->url] = false;
+  ASSERT_TRUE(c->net.run_until([&] { return r.has_value(); }, 30s));
+  ASSERT_FALSE(*r) << "stale read at " << **r << ", a write committed at " << *w;
+  EXPECT_EQ(r->error(), errc::not_leader);
+}
+
+// §6.4 step 1: a new leader may not know the commit index of the terms
+// before it until an entry of its own term commits. Here its Nop cannot
+// commit (the old leader is gone, the other follower's acks are held back),
+// while heartbeats are answered: no read is answered until the Nop commits.
+TEST(ReadIndex, NewLeaderAnswersOnlyOnceAnEntryOfItsTermCommits) {
+  auto c = three_node_cluster();
+  auto* l1 = c->leader();
+  ASSERT_TRUE(l1);
+  std::uint64_t last = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto idx = c->apply(*l1, "w" + std::to_string(i));
+    ASSERT_TRUE(idx);
+    last = *idx;
+  }
+  const auto others = c->others(l1);
+  c->net.down[l1->url] = true;
+  c->net.hold_acks = true;
+  LocalNode* nl = nullptr;
+  ASSERT_TRUE(c->net.run_until([&] {
+    for (auto* n : others)
+      if (n->log->state() == State::leader) nl = n;
+    return nl != nullptr;
+  }, 30s));
+  const std::uint64_t nop = nl->log->last_index();
+  ASSERT_LT(nl->log->commit_index(), nop);  // the premise: its Nop is not committed
+  auto early = read_index(*c, *nl, 2s);
+  ASSERT_FALSE(early) << "answered " << *early << " before an entry of its term committed (commit "
+                      << nl->log->commit_index() << ", Nop at " << nop << ")";
+  EXPECT_EQ(early.error(), errc::timeout);
+  c->net.release_acks();
+  auto later = read_index(*c, *nl, 10s);
+  ASSERT_TRUE(later) << later.error().message();
+  EXPECT_GE(*later, nop);
+  EXPECT_GE(*later, last);
+}
+
+// Reads asked together share heartbeat rounds: many calls, few rounds.
+TEST(ReadIndex, ConcurrentReadsShareRounds) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  std::vector<std::optional<result<std::uint64_t>>> rs(100);
+  const auto before = c->net.heartbeats_sent;
+  for (auto& r : rs) l->log->start_read_index({}, [&r](result<std::uint64_t> x) { r = x; });
+  ASSERT_TRUE(c->net.run_until([&] {
+    return std::all_of(rs.begin(), rs.end(), [](const auto& r) { return r.has_value(); });
+  }, 5s));
+  for (auto& r : rs) ASSERT_TRUE(*r) << r->error().message();
+  const auto heartbeats = c->net.heartbeats_sent - before;
+  EXPECT_LE(heartbeats, 8) << "100 reads took " << heartbeats << " heartbeats";
+}
+
 // The lost join's setup: leader `l` answers x's join while cut off from
 // `others`, so only l and x hold the AddPeer entry; then l and x go away and
 // the others elect a leader whose log lacks it (and commits its Nop).
