@@ -345,6 +345,18 @@ std::size_t SimCluster::submit(int i, std::string cmd) {
   return k;
 }
 
+void SimCluster::read(int i) {
+  const std::uint64_t floor = checker.commit_max();
+  const std::uint64_t k = ++reads_;
+  trace("client read {} -> n{} (committed so far: {})", k, i, floor);
+  log(i).async_read_index([this, i, k, floor](std::error_code ec, std::uint64_t index) {
+    trace("client read {} at n{} {} {}", k, i, ec ? "failed:" : "answered", ec ? ec.message() : std::to_string(index));
+    if (ec) return;
+    ++reads_ok_;
+    checker.read_succeeded(i, floor, index);
+  });
+}
+
 bool SimCluster::apply(Clock::duration bound, bool must) {
   const auto deadline = clock.now() + bound;
   while (clock.now() < deadline) {

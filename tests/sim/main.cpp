@@ -21,7 +21,8 @@ int usage() {
   std::fprintf(stderr,
                "usage: raft-sim --list\n"
                "       raft-sim --scenario NAME|all --seeds A-B [--nodes N] [--ops K]\n"
-               "                [--fault none|commit_previous_term_by_counting|forget_vote|ack_before_sync] [--expect-violation]\n"
+               "                [--fault none|commit_previous_term_by_counting|forget_vote|ack_before_sync|\n"
+               "                         read_without_confirmation] [--expect-violation]\n"
                "                [--apply-inline]\n"
                "       raft-sim --replay SEED --scenario NAME [--trace] [--nodes N] [--ops K] [--fault F] [--apply-inline]\n");
   return 2;
@@ -31,6 +32,7 @@ const char* fault_name(raft::LogOptions::Fault f) {
     case raft::LogOptions::Fault::commit_previous_term_by_counting: return "commit_previous_term_by_counting";
     case raft::LogOptions::Fault::forget_vote: return "forget_vote";
     case raft::LogOptions::Fault::ack_before_sync: return "ack_before_sync";
+    case raft::LogOptions::Fault::read_without_confirmation: return "read_without_confirmation";
     default: return "none";
   }
 }
@@ -61,6 +63,7 @@ int main(int argc, char** argv) {
       if (f == "commit_previous_term_by_counting") base.fault = raft::LogOptions::Fault::commit_previous_term_by_counting;
       else if (f == "forget_vote") base.fault = raft::LogOptions::Fault::forget_vote;
       else if (f == "ack_before_sync") base.fault = raft::LogOptions::Fault::ack_before_sync;
+      else if (f == "read_without_confirmation") base.fault = raft::LogOptions::Fault::read_without_confirmation;
       else if (f != "none") return usage();
     } else return usage();
   }

@@ -716,6 +716,13 @@ void Checker::apply_succeeded(std::uint64_t index, const std::string& data) {
                           global_[index].data));
 }
 
+void Checker::read_succeeded(int slot, std::uint64_t floor, std::uint64_t index) {
+  if (index < floor)
+    violation(fmt::format("stale read: slot {} answered read_index with {}, but {} was committed when it was asked "
+                          "(thesis §6.4)",
+                          slot, index, floor));
+}
+
 // ---------------------------------------------------------------------------
 // SimFsm
 

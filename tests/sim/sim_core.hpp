@@ -285,6 +285,11 @@ class Checker {
   void leader_commit(int slot, std::uint64_t term, std::uint64_t commit);
   // A client's apply of `data` returned success with `index`.
   void apply_succeeded(std::uint64_t index, const std::string& data);
+  // The highest commit index observed on any node so far.
+  std::uint64_t commit_max() const { return commit_max_; }
+  // Node `slot` answered a read_index() asked when commit_max() was `floor`
+  // with `index`: linearizable only if index >= floor (thesis §6.4).
+  void read_succeeded(int slot, std::uint64_t floor, std::uint64_t index);
 
   void violation(std::string what);
   bool failed() const { return !violations_.empty(); }
