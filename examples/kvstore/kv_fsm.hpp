@@ -14,8 +14,10 @@
 //           str value
 //   DELETE: (nothing more)
 //   READ:   (nothing more)   a barrier: changes nothing, its outcome carries
-//                            the value at its place in the log, so a read
-//                            proposed through the log is linearizable.
+//                            the value at its place in the log (a read
+//                            through the log; raft-kv's GET now uses
+//                            Log::read_index instead, and the FSM still
+//                            applies READ entries already in a log).
 //
 // Nothing may follow the last field. decode_command() checks every length
 // against the input and the limits before copying, and rejects unknown

@@ -7,9 +7,11 @@
 //   PUT    /kv/{key}?prev=      only if absent          -> 204, or 412
 //   GET    /kv/{key}                                    -> 200 value, or 404
 //   DELETE /kv/{key}                                    -> 204
-// Every operation, reads included, goes through the log (a read is a READ
-// barrier entry), so answers are linearizable. A follower answers 307 to the
-// leader; with no leader known, 503 with Retry-After.
+// Writes go through the log. A read asks the leader for a read index
+// (raft::Log::read_index: one heartbeat round confirms it still leads, no log
+// entry, no disk write), waits until the FSM has applied it, then reads the
+// map: answers are linearizable. A follower answers 307 to the leader; with
+// no leader known, 503 with Retry-After.
 #include "kvstore/kv_fsm.hpp"
 
 #include <raft/http.hpp>
@@ -222,9 +224,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (key.empty()) return reply_text(http::status::bad_request, "empty key", true);
     if (key.size() > kvstore::kMaxKeyBytes) return reply_text(http::status::bad_request, "key over 1024 bytes", true);
 
+    if (req_.method() == http::verb::get) return start_read(std::move(key));
     std::optional<kvstore::Command> cmd;
     switch (req_.method()) {
-      case http::verb::get: cmd = kvstore::Command::read(key); break;
       case http::verb::delete_: cmd = kvstore::Command::del(key); break;
       case http::verb::put: {
         auto prev = url->params().find("prev");
@@ -242,32 +244,52 @@ class Session : public std::enable_shared_from_this<Session> {
     if (node_.log->state() != raft::State::leader) return redirect();
     auto bytes = kvstore::encode_command(*cmd);
     if (!bytes) return reply_text(http::status::bad_request, bytes.error().message(), true);
-    const auto op = cmd->op;
-    node_.log->start_apply(std::move(*bytes), std::chrono::seconds(5),
-                           [self = shared_from_this(), op](raft::result<std::uint64_t> r) {
-                             net::post(self->stream_->get_executor(), [self, op, r] { self->on_applied_index(op, r); });
-                           });
+    node_.log->start_apply(std::move(*bytes), std::chrono::seconds(5), [self = shared_from_this()](raft::result<std::uint64_t> r) {
+      net::post(self->stream_->get_executor(), [self, r] { self->on_applied_index(r); });
+    });
   }
 
-  void on_applied_index(kvstore::Op op, raft::result<std::uint64_t> r) {
+  void start_read(std::string key) {
+    if (node_.log->state() != raft::State::leader) return redirect();
+    node_.log->start_read_index(std::chrono::seconds(5), [self = shared_from_this(), key = std::move(key)](
+                                                             raft::result<std::uint64_t> r) mutable {
+      net::post(self->stream_->get_executor(), [self, key = std::move(key), r]() mutable { self->on_read_index(std::move(key), r); });
+    });
+  }
+
+  void on_read_index(std::string key, raft::result<std::uint64_t> r) {
+    if (!r) {
+      if (r.error() == raft::errc::not_leader) return redirect();
+      if (r.error() == raft::errc::timeout) return reply_text(http::status::gateway_timeout, "leadership not confirmed in time; retry", true, true);
+      return reply_text(http::status::service_unavailable, r.error().message(), true, true);
+    }
+    node_.log->start_wait(*r, std::chrono::seconds(5), [self = shared_from_this(), key = std::move(key)](raft::result<void> w) mutable {
+      net::post(self->stream_->get_executor(), [self, key = std::move(key), w] {
+        if (!w) return self->reply_text(http::status::gateway_timeout, "read index not applied in time; retry", true, true);
+        // The FSM has applied at least the read index: every write that
+        // completed before this read is in the map (later ones may be too).
+        auto v = self->node_.fsm.get(key);
+        if (!v) return self->reply_text(http::status::not_found, "no such key", true);
+        self->reply(http::status::ok, *v, "application/octet-stream", true);
+      });
+    });
+  }
+
+  void on_applied_index(raft::result<std::uint64_t> r) {
     if (!r) {
       if (r.error() == raft::errc::not_leader) return redirect();
       if (r.error() == raft::errc::timeout) return reply_text(http::status::gateway_timeout, "timed out; the write may still apply", true);
       return reply_text(http::status::service_unavailable, r.error().message(), true, true);
     }
     const std::uint64_t index = *r;
-    node_.log->start_wait(index, std::chrono::seconds(5), [self = shared_from_this(), op, index](raft::result<void> w) {
-      net::post(self->stream_->get_executor(), [self, op, index, w] {
+    node_.log->start_wait(index, std::chrono::seconds(5), [self = shared_from_this(), index](raft::result<void> w) {
+      net::post(self->stream_->get_executor(), [self, index, w] {
         if (!w) return self->reply_text(http::status::gateway_timeout, "committed, but not applied in time", true);
         auto out = self->node_.fsm.result_of(index);
         if (!out) return self->reply_text(http::status::internal_server_error, "outcome no longer known", true);
         using S = kvstore::Outcome::Status;
         if (out->status == S::invalid) return self->reply_text(http::status::bad_request, "invalid command", true);
         if (out->status == S::cas_failed) return self->reply_text(http::status::precondition_failed, "current value differs", true);
-        if (op == kvstore::Op::read) {
-          if (!out->previous) return self->reply_text(http::status::not_found, "no such key", true);
-          return self->reply(http::status::ok, *out->previous, "application/octet-stream", true);
-        }
         self->reply_text(http::status::no_content, "", true);
       });
     });
