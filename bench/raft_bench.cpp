@@ -13,6 +13,10 @@
 //     (no client threads; the same closed loop, less scheduling);
 //   --rate R: open loop, R applies per second, latency from the intended
 //     send time (so queueing counts).
+//   --reads: each operation is a linearizable read instead of an apply:
+//     log.read_barrier() (read_index: one heartbeat round, no log entry,
+//     then the wait for the FSM to apply it; what raft-kv's GET does);
+//     with threads or --async.
 //
 //   raft-bench --nodes 3 --clients 16 --size 256 --duration 10 --no-sync
 //   raft-bench --sweep clients=1,4,16,64 --svg sweep.svg --no-sync
@@ -74,6 +78,7 @@ struct Opts {
   bool sync = true;
   bool json = false;
   bool async = false;
+  bool reads = false;  // read_index + wait instead of apply
   double rate = 0;  // >0: open loop
   int io_threads = 1;
   int busy_poll_us = 0;  // > 0: network threads poll that long before blocking (raft::run_polling)
@@ -108,7 +113,8 @@ struct Opts {
   std::fprintf(stderr,
                "raft-bench: %s\n"
                "usage: raft-bench [--nodes N] [--clients C] [--size BYTES] [--duration S] [--warmup S]\n"
-               "                  [--sync|--no-sync] [--async] [--rate OPS] [--io-threads T] [--apply-on-io] [--no-apply-inline]\n"
+               "                  [--sync|--no-sync] [--async] [--reads] [--rate OPS] [--io-threads T] [--apply-on-io]\n"
+               "                  [--no-apply-inline]\n"
                "                  [--storage-on-io] [--busy-poll US] [--no-ack-channel] [--no-prealloc]\n"
                "                  [--repeat K]\n"
                "                  [--sweep clients=1,4,16,64] [--svg FILE] [--dir DIR] [--node-dirs D1,D2,...] [--json] [--verbose]\n"
@@ -134,6 +140,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--no-sync") o.sync = false;
     else if (a == "--json") o.json = true;
     else if (a == "--async") o.async = true;
+    else if (a == "--reads") o.reads = true;
     else if (a == "--rate") o.rate = std::stod(val());
     else if (a == "--io-threads") o.io_threads = std::stoi(val());
     else if (a == "--busy-poll") o.busy_poll_us = std::stoi(val());
@@ -167,6 +174,7 @@ Opts parse(int argc, char** argv) {
   }
   if (o.nodes < 1 || o.clients < 1 || o.io_threads < 1 || o.repeat < 1) usage("counts must be >= 1");
   if (o.busy_poll_us < 0) usage("--busy-poll must be >= 0 (microseconds)");
+  if (o.reads && o.rate > 0) usage("--reads works with client threads or --async, not with --rate");
   if (o.dir.empty()) {
     const char* t = std::getenv("TMPDIR");
     o.dir = t && *t ? t : "/tmp";
@@ -593,7 +601,7 @@ std::optional<Result> run_once(const Opts& o) {
       const auto t0 = Clk::now();
       const bool measured = phase.load() == 1;
       ++outstanding;
-      log.start_apply(payload, {}, [&, t0, measured, issue](raft::result<std::uint64_t> r) {
+      auto done = [&, t0, measured, issue](raft::result<std::uint64_t> r) {
         const auto t1 = Clk::now();
         {
           std::lock_guard lk(mu);
@@ -603,7 +611,9 @@ std::optional<Result> run_once(const Opts& o) {
         }
         (*issue)();
         --outstanding;
-      });
+      };
+      if (o.reads) return log.start_read_barrier({}, std::move(done));
+      log.start_apply(payload, {}, std::move(done));
     };
     for (int c = 0; c < o.clients; ++c) (*issue)();
     threads.emplace_back([issue] {});  // keeps `issue` alive until joined
@@ -621,7 +631,7 @@ std::optional<Result> run_once(const Opts& o) {
             cpu0 = thread_cpu_seconds();
           }
           const auto t0 = Clk::now();
-          auto r = log.apply(payload, std::chrono::seconds(5));
+          auto r = o.reads ? log.read_barrier(std::chrono::seconds(5)) : log.apply(payload, std::chrono::seconds(5));
           const auto t1 = Clk::now();
           if (!r) {
             ++s.errors;
@@ -674,6 +684,7 @@ std::optional<Result> run_once(const Opts& o) {
 // ------------------------------------------------------------------ output
 std::string mode_name(const Opts& o) {
   std::string m = o.rate > 0 ? "open " + std::to_string(static_cast<long long>(o.rate)) + "/s" : o.async ? "async" : "threads";
+  if (o.reads) m += "+reads";
   if (o.apply_on_io) m += "+aio";
   if (o.storage_on_io) m += "+sio";
   if (!o.apply_inline) m += "+athr";

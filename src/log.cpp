@@ -297,6 +297,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   struct PendingRead {
     Handler_fn<std::uint64_t> h;
     std::shared_ptr<Timer> timer;
+    bool wait_applied = false;  // read_barrier(): answer once the FSM applied the index
+    Clock::time_point deadline = Clock::time_point::max();
   };
   std::map<std::uint64_t, PendingRead> pending_reads_;
   std::uint64_t read_seq_ = 0;
@@ -534,7 +536,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // ---------------------------------------------------------- requests
   void do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::uint64_t> h);
   void do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h);
-  void do_read_index(Clock::duration timeout, Handler_fn<std::uint64_t> h);
+  void do_read_index(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h);
   void settle_reads();
   void fail_reads(std::error_code why);
   void do_initialize(Handler_fn<void> h);
@@ -1914,13 +1916,14 @@ void Log::Impl::do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn
   waiters_.emplace(index, std::move(w));
 }
 
-void Log::Impl::do_read_index(Clock::duration timeout, Handler_fn<std::uint64_t> h) {
+void Log::Impl::do_read_index(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h) {
   if (state_ == State::stopped) return fail(h, errc::closed);
   if (state_ != State::leader) return fail(h, errc::not_leader);
   if (o_.inject_fault == LogOptions::Fault::read_without_confirmation) return h(commit_);
   const std::uint64_t round = ++read_seq_;
-  PendingRead pr{std::move(h), nullptr};
+  PendingRead pr{std::move(h), nullptr, wait_applied};
   if (timeout > Clock::duration::zero()) {
+    pr.deadline = clock_->now() + timeout;
     pr.timer = after_on_strand(timeout, [this, round] {
       auto it = pending_reads_.find(round);
       if (it == pending_reads_.end()) return;
@@ -1959,8 +1962,25 @@ void Log::Impl::settle_reads() {
   // and committed: reading the FSM once it has applied it is linearizable.
   while (!pending_reads_.empty() && pending_reads_.begin()->first <= confirmed) {
     auto node = pending_reads_.extract(pending_reads_.begin());
-    if (node.mapped().timer) node.mapped().timer->cancel();
-    node.mapped().h(commit_);
+    PendingRead& r = node.mapped();
+    if (r.timer) r.timer->cancel();
+    if (!r.wait_applied || applied_ >= commit_) {
+      r.h(commit_);
+      continue;
+    }
+    // read_barrier(): the rest of the caller's timeout goes to the apply.
+    Clock::duration left{};
+    if (r.deadline != Clock::time_point::max()) {
+      left = r.deadline - clock_->now();
+      if (left <= Clock::duration::zero()) {
+        fail(r.h, errc::timeout);
+        continue;
+      }
+    }
+    do_wait(commit_, left, [h = std::move(r.h), index = commit_](result<void> w) mutable {
+      if (!w) return fail(h, w.error());
+      h(index);
+    });
   }
 }
 
@@ -2566,7 +2586,10 @@ void Log::start_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<vo
   impl_->post_any_epoch([i = impl_.get(), index, timeout, h = std::move(h)]() mutable { i->do_wait(index, timeout, std::move(h)); });
 }
 void Log::start_read_index(Clock::duration timeout, Handler_fn<std::uint64_t> h) {
-  impl_->post_any_epoch([i = impl_.get(), timeout, h = std::move(h)]() mutable { i->do_read_index(timeout, std::move(h)); });
+  impl_->post_any_epoch([i = impl_.get(), timeout, h = std::move(h)]() mutable { i->do_read_index(timeout, false, std::move(h)); });
+}
+void Log::start_read_barrier(Clock::duration timeout, Handler_fn<std::uint64_t> h) {
+  impl_->post_any_epoch([i = impl_.get(), timeout, h = std::move(h)]() mutable { i->do_read_index(timeout, true, std::move(h)); });
 }
 void Log::start_initialize(Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), h = std::move(h)]() mutable { i->do_initialize(std::move(h)); });
@@ -2594,6 +2617,9 @@ result<void> Log::wait(std::uint64_t index, Clock::duration timeout) {
 }
 result<std::uint64_t> Log::read_index(Clock::duration timeout) {
   return run_blocking_local<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) { start_read_index(timeout, std::move(h)); });
+}
+result<std::uint64_t> Log::read_barrier(Clock::duration timeout) {
+  return run_blocking_local<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) { start_read_barrier(timeout, std::move(h)); });
 }
 result<void> Log::initialize() {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_initialize(std::move(h)); });

@@ -44,7 +44,12 @@ int main() {
   }
   if (auto r = log.wait(last); !r) return 1;  // returns once the FSM applied it
   std::printf("counter = %lld at index %llu\n", fsm.value.load(), static_cast<unsigned long long>(last));
+  // A linearizable read: no log entry, one heartbeat round (none on one node).
+  auto r = log.read_barrier();  // returns once the FSM applied the read index
+  if (!r) return std::printf("read_barrier: %s\n", r.error().message().c_str()), 1;
+  const long long read = fsm.value.load();  // reflects every write completed before read_barrier()
+  std::printf("read at index %llu: %lld\n", static_cast<unsigned long long>(*r), read);
   (void)log.close();
   std::filesystem::remove_all(dir);
-  return fsm.value == 5050 ? 0 : 1;
+  return fsm.value == 5050 && read == 5050 && *r >= last ? 0 : 1;
 }

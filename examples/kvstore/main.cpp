@@ -7,10 +7,10 @@
 //   PUT    /kv/{key}?prev=      only if absent          -> 204, or 412
 //   GET    /kv/{key}                                    -> 200 value, or 404
 //   DELETE /kv/{key}                                    -> 204
-// Writes go through the log. A read asks the leader for a read index
-// (raft::Log::read_index: one heartbeat round confirms it still leads, no log
-// entry, no disk write), waits until the FSM has applied it, then reads the
-// map: answers are linearizable. A follower answers 307 to the leader; with
+// Writes go through the log. A read asks the leader for a read barrier
+// (raft::Log::read_barrier: one heartbeat round confirms it still leads, no
+// log entry, no disk write; it returns once the FSM has applied the read
+// index), then reads the map: answers are linearizable. A follower answers 307 to the leader; with
 // no leader known, 503 with Retry-After.
 #include "kvstore/kv_fsm.hpp"
 
@@ -251,28 +251,23 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void start_read(std::string key) {
     if (node_.log->state() != raft::State::leader) return redirect();
-    node_.log->start_read_index(std::chrono::seconds(5), [self = shared_from_this(), key = std::move(key)](
-                                                             raft::result<std::uint64_t> r) mutable {
-      net::post(self->stream_->get_executor(), [self, key = std::move(key), r]() mutable { self->on_read_index(std::move(key), r); });
+    node_.log->start_read_barrier(std::chrono::seconds(5), [self = shared_from_this(), key = std::move(key)](
+                                                               raft::result<std::uint64_t> r) mutable {
+      net::post(self->stream_->get_executor(), [self, key = std::move(key), r] { self->on_read_barrier(key, r); });
     });
   }
 
-  void on_read_index(std::string key, raft::result<std::uint64_t> r) {
+  void on_read_barrier(const std::string& key, raft::result<std::uint64_t> r) {
     if (!r) {
       if (r.error() == raft::errc::not_leader) return redirect();
-      if (r.error() == raft::errc::timeout) return reply_text(http::status::gateway_timeout, "leadership not confirmed in time; retry", true, true);
+      if (r.error() == raft::errc::timeout) return reply_text(http::status::gateway_timeout, "read not confirmed in time; retry", true, true);
       return reply_text(http::status::service_unavailable, r.error().message(), true, true);
     }
-    node_.log->start_wait(*r, std::chrono::seconds(5), [self = shared_from_this(), key = std::move(key)](raft::result<void> w) mutable {
-      net::post(self->stream_->get_executor(), [self, key = std::move(key), w] {
-        if (!w) return self->reply_text(http::status::gateway_timeout, "read index not applied in time; retry", true, true);
-        // The FSM has applied at least the read index: every write that
-        // completed before this read is in the map (later ones may be too).
-        auto v = self->node_.fsm.get(key);
-        if (!v) return self->reply_text(http::status::not_found, "no such key", true);
-        self->reply(http::status::ok, *v, "application/octet-stream", true);
-      });
-    });
+    // The FSM has applied at least the read index: every write that
+    // completed before this read is in the map (later ones may be too).
+    auto v = node_.fsm.get(key);
+    if (!v) return reply_text(http::status::not_found, "no such key", true);
+    reply(http::status::ok, *v, "application/octet-stream", true);
   }
 
   void on_applied_index(raft::result<std::uint64_t> r) {

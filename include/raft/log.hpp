@@ -191,6 +191,10 @@ class Log final : public Service {
   // errc::not_leader (also if it stepped down before confirming),
   // errc::timeout (timeout > 0 and it passed), errc::closed.
   result<std::uint64_t> read_index(Clock::duration timeout = {});
+  // read_index() and wait() in one call (one wake-up of the caller instead
+  // of two): returns the read index once the FSM has applied it, so the FSM
+  // can be read at once. The timeout covers both parts.
+  result<std::uint64_t> read_barrier(Clock::duration timeout = {});
   // Forces buffered work out now: a heartbeat round on a leader.
   result<void> flush();
 
@@ -219,6 +223,10 @@ class Log final : public Service {
   template <class Token>
   auto async_read_index(Token&& token) {
     return initiate<std::uint64_t>(std::forward<Token>(token), [this](auto h) { start_read_index({}, std::move(h)); });
+  }
+  template <class Token>
+  auto async_read_barrier(Token&& token) {
+    return initiate<std::uint64_t>(std::forward<Token>(token), [this](auto h) { start_read_barrier({}, std::move(h)); });
   }
   template <class Token>
   auto async_initialize(Token&& token) {
@@ -264,6 +272,7 @@ class Log final : public Service {
   void start_apply(std::string command, Clock::duration timeout, Handler_fn<std::uint64_t> h);
   void start_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h);
   void start_read_index(Clock::duration timeout, Handler_fn<std::uint64_t> h);
+  void start_read_barrier(Clock::duration timeout, Handler_fn<std::uint64_t> h);
   void start_initialize(Handler_fn<void> h);
   void start_join(std::string url, Handler_fn<void> h);
   void start_leave(Handler_fn<void> h);

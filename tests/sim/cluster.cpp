@@ -348,13 +348,23 @@ std::size_t SimCluster::submit(int i, std::string cmd) {
 void SimCluster::read(int i) {
   const std::uint64_t floor = checker.commit_max();
   const std::uint64_t k = ++reads_;
-  trace("client read {} -> n{} (committed so far: {})", k, i, floor);
-  log(i).async_read_index([this, i, k, floor](std::error_code ec, std::uint64_t index) {
+  // Every other read is a read_barrier(): it must also find the FSM at or
+  // past the index it answers.
+  const bool barrier = k % 2 == 0;
+  trace("client read {} -> n{} ({}, committed so far: {})", k, i, barrier ? "barrier" : "index", floor);
+  auto done = [this, i, k, floor, barrier, incarnation = nodes_[static_cast<std::size_t>(i)]->incarnation](
+                  std::error_code ec, std::uint64_t index) {
     trace("client read {} at n{} {} {}", k, i, ec ? "failed:" : "answered", ec ? ec.message() : std::to_string(index));
+    ++reads_done_;
     if (ec) return;
     ++reads_ok_;
     checker.read_succeeded(i, floor, index);
-  });
+    const Node& n = *nodes_[static_cast<std::size_t>(i)];
+    if (barrier && n.incarnation == incarnation && n.fsm && n.fsm->index() < index)
+      checker.violation(fmt::format("read_barrier at n{} answered {} with its FSM at {}", i, index, n.fsm->index()));
+  };
+  if (barrier) log(i).async_read_barrier(std::move(done));
+  else log(i).async_read_index(std::move(done));
 }
 
 bool SimCluster::apply(Clock::duration bound, bool must) {

@@ -86,6 +86,7 @@ class SimCluster {
   // committed anywhere when it was asked (Checker::read_succeeded).
   void read(int i);
   std::uint64_t reads_ok() const { return reads_ok_; }
+  std::uint64_t reads_done() const { return reads_done_; }
   bool op_done(std::size_t k) const { return ops_[k].done; }
   bool op_ok(std::size_t k) const { return ops_[k].ok; }
   std::size_t pending_ops() const { return pending_; }
@@ -184,7 +185,7 @@ class SimCluster {
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<Op> ops_;
   std::size_t pending_ = 0;
-  std::uint64_t reads_ = 0, reads_ok_ = 0;
+  std::uint64_t reads_ = 0, reads_ok_ = 0, reads_done_ = 0;
   std::uint64_t op_serial_ = 0;
   // What dead incarnations may still reference from handlers queued in the
   // io_context: kept until the io_context is gone.

@@ -851,6 +851,44 @@ TEST(ReadIndex, NewLeaderAnswersOnlyOnceAnEntryOfItsTermCommits) {
   EXPECT_GE(*later, last);
 }
 
+// read_barrier() answers only once the FSM has applied the read index, so
+// the caller can read the FSM at once. The leader's FSM runs on an executor
+// the test drives: the read is confirmed while the write is committed but
+// not yet applied, and must wait for the apply.
+TEST(ReadIndex, ReadBarrierAnswersOnceTheFsmAppliedTheIndex) {
+  boost::asio::io_context fsm_io;
+  auto c = three_node_cluster([&](LogOptions& o) {
+    if (o.url == "http://n1") o.apply_executor = fsm_io.get_executor();
+  });
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  auto drain_fsm = [&] {
+    fsm_io.poll();
+    fsm_io.restart();
+  };
+  drain_fsm();
+  c->net.run_for(10ms);
+  std::optional<result<std::uint64_t>> w, r;
+  l->log->start_apply("w", {}, [&](result<std::uint64_t> x) { w = x; });
+  ASSERT_TRUE(c->net.run_until([&] { return w.has_value(); }, 5s));
+  ASSERT_TRUE(*w);
+  ASSERT_LT(l->fsm.applied_index, **w);  // the premise: committed, not applied
+  std::uint64_t applied_then = 0;
+  l->log->start_read_barrier({}, [&](result<std::uint64_t> x) {
+    r = x;
+    applied_then = l->fsm.applied_index;
+  });
+  c->net.run_for(1s);  // many heartbeat rounds: the read is confirmed
+  EXPECT_FALSE(r.has_value()) << "answered " << (r && *r ? **r : 0) << " before the FSM applied it";
+  ASSERT_TRUE(c->net.run_until([&] {
+    drain_fsm();
+    return r.has_value();
+  }, 5s));
+  ASSERT_TRUE(*r) << r->error().message();
+  EXPECT_GE(**r, **w);
+  EXPECT_GE(applied_then, **r);
+}
+
 // Reads asked together share heartbeat rounds: many calls, few rounds.
 TEST(ReadIndex, ConcurrentReadsShareRounds) {
   auto c = three_node_cluster();
