@@ -422,6 +422,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     return {};
   }
   std::size_t quorum() const { return config_.nodes.size() / 2 + 1; }
+  // The highest value that a majority of the configuration's voters have
+  // reached: this node counts with `mine` (when it is a voter), each peer
+  // with its `field` (0 if it has no Peer yet). nullopt with no voters.
+  std::optional<std::uint64_t> quorum_value(std::uint64_t mine, std::uint64_t Peer::*field) const;
   bool in_config(std::uint64_t id) const { return config_.node_by_id(id) != nullptr; }
   // Whether `c` gives `id` to `url`: how a leader binds a node id to the
   // process that claims it.
@@ -1198,6 +1202,9 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
       }
       if (!ours || r->error) return;
       it->second.last_contact = self->clock_->now();
+      // Reads are confirmed only by the member itself: a node started afresh
+      // at its URL (id 0, or another id) never voted in any later term.
+      if (r->id != peer) return;
       it->second.read_acked = std::max(it->second.read_acked, round);
       if (self->pending_reads_.empty()) return;
       // Reads that arrived while this heartbeat was out need a newer one.
@@ -1207,20 +1214,27 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
   });
 }
 
-void Log::Impl::advance_commit() {
-  if (state_ != State::leader) return;
-  std::vector<std::uint64_t> matches;
+std::optional<std::uint64_t> Log::Impl::quorum_value(std::uint64_t mine, std::uint64_t Peer::*field) const {
+  std::vector<std::uint64_t> values;
+  values.reserve(config_.nodes.size());
   for (const auto& n : config_.nodes) {
     if (n.id == id_) {
-      matches.push_back(durable_);
+      values.push_back(mine);
     } else {
       auto it = peers_.find(n.id);
-      matches.push_back(it == peers_.end() ? 0 : it->second.match);
+      values.push_back(it == peers_.end() ? 0 : it->second.*field);
     }
   }
-  if (matches.empty()) return;
-  std::sort(matches.begin(), matches.end(), std::greater<>());
-  const std::uint64_t n = matches[quorum() - 1];
+  if (values.empty()) return std::nullopt;
+  std::sort(values.begin(), values.end(), std::greater<>());
+  return values[quorum() - 1];
+}
+
+void Log::Impl::advance_commit() {
+  if (state_ != State::leader) return;
+  const auto quorum_match = quorum_value(durable_, &Peer::match);
+  if (!quorum_match) return;
+  const std::uint64_t n = *quorum_match;
   // §5.4.2 (Figure 8): only an entry of the current term is committed by
   // counting replicas; earlier entries commit with it.
   // n may be at or below the commit index, and then possibly compacted
@@ -1946,21 +1960,11 @@ void Log::Impl::settle_reads() {
   if (commit_ < term_start_) return;
   // The highest round a majority of voters answered in our term (we count
   // for ourselves, at every round, while we are a voter).
-  std::vector<std::uint64_t> acked;
-  for (const auto& n : config_.nodes) {
-    if (n.id == id_) {
-      acked.push_back(read_seq_);
-    } else {
-      auto it = peers_.find(n.id);
-      acked.push_back(it == peers_.end() ? 0 : it->second.read_acked);
-    }
-  }
-  if (acked.empty()) return;
-  std::sort(acked.begin(), acked.end(), std::greater<>());
-  const std::uint64_t confirmed = acked[quorum() - 1];
+  const auto confirmed = quorum_value(read_seq_, &Peer::read_acked);
+  if (!confirmed) return;
   // commit_ now is at or above the commit index when each read was asked,
   // and committed: reading the FSM once it has applied it is linearizable.
-  while (!pending_reads_.empty() && pending_reads_.begin()->first <= confirmed) {
+  while (!pending_reads_.empty() && pending_reads_.begin()->first <= *confirmed) {
     auto node = pending_reads_.extract(pending_reads_.begin());
     PendingRead& r = node.mapped();
     if (r.timer) r.timer->cancel();
@@ -2354,7 +2358,7 @@ void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatRe
     if (!in_) open_stream();
     else maybe_ack();
   }
-  h(HeartbeatResponse{last_index(), term_, {}});
+  h(HeartbeatResponse{last_index(), term_, {}, id_});
 }
 
 std::error_code Log::Impl::sticky_refusal(std::uint64_t candidate) const {

@@ -63,6 +63,10 @@ struct HeartbeatResponse {
   std::uint64_t index = 0;  // follower's last log index
   std::uint64_t term = 0;   // follower's current term
   std::error_code error;    // errc::stale_term if the leader is behind
+  // The responder's node id (0: it has none, e.g. a node started afresh at a
+  // member's URL; HTTP header X-Raft-ID). A leader confirms reads only with
+  // replies from the member it addressed.
+  std::uint64_t id = 0;
 };
 
 struct VoteRequest {

@@ -100,10 +100,15 @@ result<HeartbeatResponse> decode_heartbeat(const ClientResponse& res) {
   auto term = header_u64(res, kHeaderTerm);
   bool has_index = res.find(kHeaderIndex) != res.end();
   bool has_term = res.find(kHeaderTerm) != res.end();
-  if (res.result() == http::status::ok && index && term) {
+  // X-Raft-ID is optional (a node without an id sends none), but if present
+  // it must be a number.
+  const bool has_id = res.find(kHeaderID) != res.end();
+  auto id = header_u64(res, kHeaderID);
+  if (res.result() == http::status::ok && index && term && (!has_id || id)) {
     HeartbeatResponse r;
     r.index = *index;
     r.term = *term;
+    if (has_id) r.id = *id;
     if (auto f = res.find(kHeaderError); f != res.end()) r.error = error_from_text(f->value());
     return r;
   }

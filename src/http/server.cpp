@@ -295,6 +295,7 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
         Reply rep = make_reply(http::status::ok);
         rep.res.set(kHeaderIndex, std::to_string(r->index));
         rep.res.set(kHeaderTerm, std::to_string(r->term));
+        if (r->id != 0) rep.res.set(kHeaderID, std::to_string(r->id));
         if (r->error) rep.res.set(kHeaderError, r->error.message());
         cb(std::move(rep));
       });

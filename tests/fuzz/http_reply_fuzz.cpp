@@ -294,6 +294,9 @@ void check_outcome(Kind k, const hd::ClientResponse& res, const Outcome& out) {
       const auto& h = std::get<HeartbeatResponse>(v);
       FUZZ_CHECK(decimal(res, hd::kHeaderIndex) == h.index && decimal(res, hd::kHeaderTerm) == h.term,
                  "heartbeat values not the headers'");
+      // X-Raft-ID is optional; when present it is the responder's id.
+      FUZZ_CHECK(res.count(hd::kHeaderID) == 0 ? h.id == 0 : decimal(res, hd::kHeaderID) == h.id,
+                 "heartbeat id %llu not the header's", static_cast<unsigned long long>(h.id));
       FUZZ_CHECK(h.error == want && (!h.error || documented(h.error)), "heartbeat refusal %s",
                  h.error.message().c_str());
       break;

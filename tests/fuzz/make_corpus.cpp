@@ -353,11 +353,11 @@ void http_reply() {
   put("http_reply", "ack-other-cluster", ctl({ack, 0, 11}) + served(svc, "/raft/ack?id=2&term=3&index=9", "7"));
   put("http_reply", "ack-bad-parameter", ctl({ack, 0, 12}) + served(svc, "/raft/ack?id=0&term=3&index=9"));
 
-  svc.answer = HeartbeatResponse{9, 3, {}};
+  svc.answer = HeartbeatResponse{9, 3, {}, 2};
   put("http_reply", "heartbeat", ctl({heartbeat, 0, 13}) + served(svc, hb));
   svc.answer = HeartbeatResponse{12, 5, err(errc::stale_term)};
   put("http_reply", "heartbeat-stale", ctl({heartbeat, 1, 14}) + served(svc, hb));
-  svc.answer = HeartbeatResponse{~0ull, ~0ull, {}};
+  svc.answer = HeartbeatResponse{~0ull, ~0ull, {}, ~0ull};
   put("http_reply", "heartbeat-max", ctl({heartbeat, 0, 15}) + served(svc, hb));
   svc.answer = err(errc::closed);
   put("http_reply", "heartbeat-closed", ctl({heartbeat, 0, 16}) + served(svc, hb));

@@ -34,17 +34,29 @@ class TransportTest : public NetTest {
 };
 
 TEST_F(TransportTest, HeartbeatSendsParametersAndReadsIndexAndTerm) {
-  svc.hb_result = HeartbeatResponse{7, 3, {}};
+  svc.hb_result = HeartbeatResponse{7, 3, {}, 2};
   Got<HeartbeatResponse> g;
   transport.heartbeat(url, {3, 5, 1}, g.fn());
   auto r = wait(g);
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->index, 7u);
   EXPECT_EQ(r->term, 3u);
+  EXPECT_EQ(r->id, 2u);  // the responder's id: reads count only the addressed member
   EXPECT_FALSE(r->error);
   EXPECT_EQ(svc.last_hb.term, 3u);
   EXPECT_EQ(svc.last_hb.commit_index, 5u);
   EXPECT_EQ(svc.last_hb.leader_id, 1u);
+}
+
+// A node with no id yet (started afresh) sends no X-Raft-ID: read as 0.
+TEST_F(TransportTest, HeartbeatFromANodeWithoutAnIdReadsAsIdZero) {
+  svc.hb_result = HeartbeatResponse{0, 3, {}, 0};
+  Got<HeartbeatResponse> g;
+  transport.heartbeat(url, {3, 5, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->id, 0u);
+  EXPECT_EQ(r->term, 3u);
 }
 
 TEST_F(TransportTest, HeartbeatStaleTermIsAnAnswerNotAFailure) {
@@ -324,6 +336,7 @@ TEST_F(TransportTest, MalformedRepliesAreTransportErrors) {
       "HTTP/1.1 200 OK\r\nX-Raft-Index: 1\r\nX-Raft-Term: -1\r\nContent-Length: 0\r\n\r\n",
       "HTTP/1.1 200 OK\r\nX-Raft-Term: 1\r\nContent-Length: 0\r\n\r\n",
       "HTTP/1.1 200 OK\r\nX-Raft-Index: 99999999999999999999999\r\nX-Raft-Term: 1\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX-Raft-Index: 1\r\nX-Raft-Term: 1\r\nX-Raft-ID: two\r\nContent-Length: 0\r\n\r\n",
       "HTTP/1.1 500 Internal Server Error\r\nX-Raft-Error: no such error text\r\nContent-Length: 0\r\n\r\n",
       "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
       "garbage\r\n\r\n",

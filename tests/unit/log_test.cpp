@@ -722,18 +722,36 @@ result<std::uint64_t> read_index(LocalCluster& c, LocalNode& n, Clock::duration 
   return c.call<std::uint64_t>([&](auto h) { n.log->start_read_index(timeout, std::move(h)); });
 }
 
+// Applies "w0", "w1", ... through `l`; the last one's index (0 if one failed).
+std::uint64_t apply_writes(LocalCluster& c, LocalNode& l, int count) {
+  std::uint64_t last = 0;
+  for (int i = 0; i < count; ++i) {
+    auto idx = c.apply(l, "w" + std::to_string(i));
+    if (!idx) return 0;
+    last = *idx;
+  }
+  return last;
+}
+
+// The node of `among` that becomes leader within 30 s, or nullptr.
+LocalNode* leader_among(LocalCluster& c, const std::vector<LocalNode*>& among) {
+  LocalNode* found = nullptr;
+  c.net.run_until([&] {
+    for (auto* n : among)
+      if (n->log->state() == State::leader) found = n;
+    return found != nullptr;
+  }, 30s);
+  return found;
+}
+
 // The index covers every write committed before the call; once the FSM has
 // applied it, the FSM holds them all.
 TEST(ReadIndex, CoversEveryWriteCommittedBeforeTheCall) {
   auto c = three_node_cluster();
   auto* l = c->leader();
   ASSERT_TRUE(l);
-  std::uint64_t last = 0;
-  for (int i = 0; i < 20; ++i) {
-    auto idx = c->apply(*l, "w" + std::to_string(i));
-    ASSERT_TRUE(idx) << idx.error().message();
-    last = *idx;
-  }
+  const std::uint64_t last = apply_writes(*c, *l, 20);
+  ASSERT_NE(last, 0u);
   auto r = read_index(*c, *l);
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_GE(*r, last);
@@ -793,12 +811,8 @@ TEST(ReadIndex, DeposedLeaderNeverAnswersWithAStaleIndex) {
   ASSERT_EQ(old->log->state(), State::leader);
   ASSERT_TRUE(c->apply(*old, "before"));
   c->net.down[old->url] = true;
-  LocalNode* fresh = nullptr;
-  ASSERT_TRUE(c->net.run_until([&] {
-    for (auto* n : c->others(old))
-      if (n->log->state() == State::leader) fresh = n;
-    return fresh != nullptr;
-  }, 30s));
+  LocalNode* fresh = leader_among(*c, c->others(old));
+  ASSERT_TRUE(fresh);
   auto w = c->apply(*fresh, "after");
   ASSERT_TRUE(w) << w.error().message();
   ASSERT_EQ(old->log->state(), State::leader);  // the premise: it still believes it leads
@@ -815,6 +829,34 @@ TEST(ReadIndex, DeposedLeaderNeverAnswersWithAStaleIndex) {
   EXPECT_EQ(r->error(), errc::not_leader);
 }
 
+// Only the member itself confirms a read: a node started afresh at a
+// member's URL (its directory wiped) answers heartbeats in the leader's
+// term, but with no id, and counts for nothing (it may have been part of a
+// later term's majority before it lost its state).
+TEST(ReadIndex, OnlyTheAddressedMemberConfirmsARead) {
+  auto c = three_node_cluster([](LogOptions& o) {
+    if (o.url == "http://n1") o.election_timeout = 600s;
+  });
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  auto* away = c->nodes[1].get();
+  auto* wiped = c->nodes[2].get();
+  c->net.down[away->url] = true;
+  c->crash(*wiped);
+  std::destroy_at(&wiped->fs);  // a new, empty disk
+  std::construct_at(&wiped->fs, 7);
+  c->start(*wiped);
+  ASSERT_EQ(wiped->log->id(), 0u);
+  const auto hb_before = c->net.heartbeats_sent;
+  auto r = read_index(*c, *l, 2s);
+  ASSERT_GT(c->net.heartbeats_sent, hb_before);  // the wiped node was asked, and answered
+  ASSERT_FALSE(r) << "confirmed by a node with no id: " << *r;
+  EXPECT_EQ(r.error(), errc::timeout);
+  c->net.down[away->url] = false;
+  auto ok = read_index(*c, *l, 2s);
+  ASSERT_TRUE(ok) << ok.error().message();
+}
+
 // §6.4 step 1: a new leader may not know the commit index of the terms
 // before it until an entry of its own term commits. Here its Nop cannot
 // commit (the old leader is gone, the other follower's acks are held back),
@@ -823,21 +865,12 @@ TEST(ReadIndex, NewLeaderAnswersOnlyOnceAnEntryOfItsTermCommits) {
   auto c = three_node_cluster();
   auto* l1 = c->leader();
   ASSERT_TRUE(l1);
-  std::uint64_t last = 0;
-  for (int i = 0; i < 5; ++i) {
-    auto idx = c->apply(*l1, "w" + std::to_string(i));
-    ASSERT_TRUE(idx);
-    last = *idx;
-  }
-  const auto others = c->others(l1);
+  const std::uint64_t last = apply_writes(*c, *l1, 5);
+  ASSERT_NE(last, 0u);
   c->net.down[l1->url] = true;
   c->net.hold_acks = true;
-  LocalNode* nl = nullptr;
-  ASSERT_TRUE(c->net.run_until([&] {
-    for (auto* n : others)
-      if (n->log->state() == State::leader) nl = n;
-    return nl != nullptr;
-  }, 30s));
+  LocalNode* nl = leader_among(*c, c->others(l1));
+  ASSERT_TRUE(nl);
   const std::uint64_t nop = nl->log->last_index();
   ASSERT_LT(nl->log->commit_index(), nop);  // the premise: its Nop is not committed
   auto early = read_index(*c, *nl, 2s);
