@@ -37,6 +37,23 @@ std::vector<int> followers(SimCluster& c, int leader) {
   return v;
 }
 
+// A random node of `ups` crashes, unless it is the only one up.
+void crash_one(SimCluster& c, const std::vector<int>& ups) {
+  if (ups.size() > 1) c.crash(ups[c.rng.below(ups.size())]);
+}
+
+// A random crashed node restarts, if any is down.
+void restart_one(SimCluster& c) {
+  auto down = c.down_nodes();
+  if (!down.empty()) c.restart(down[c.rng.below(down.size())]);
+}
+
+// Heals, then cuts 1 to n/2 random nodes off from the rest.
+void partition_minority(SimCluster& c, int n) {
+  c.net.heal();
+  c.net.partition(pick(c.rng, all_but(c, {}), c.rng.range(1, static_cast<std::uint64_t>(n / 2))));
+}
+
 // §5.2: a leader is elected, and with no faults it stays.
 void initial_election(SimCluster& c) {
   c.bootstrap(nodes_or(c, 3));
@@ -284,7 +301,7 @@ void churn(SimCluster& c) {
         break;
       }
       case 3:
-        if (ups.size() > 1) c.crash(ups[c.rng.below(ups.size())]);
+        crash_one(c, ups);
         break;
       case 10: {
         // A quick reboot, typically in the middle of an election: a voter
@@ -295,19 +312,15 @@ void churn(SimCluster& c) {
         c.restart(x);
         break;
       }
-      case 4: {
-        auto down = c.down_nodes();
-        if (!down.empty()) c.restart(down[c.rng.below(down.size())]);
+      case 4:
+        restart_one(c);
         break;
-      }
       case 5:
         c.net.isolate(static_cast<int>(c.rng.below(static_cast<std::uint64_t>(n))));
         break;
-      case 6: {
-        c.net.heal();
-        c.net.partition(pick(c.rng, all_but(c, {}), c.rng.range(1, static_cast<std::uint64_t>(n / 2))));
+      case 6:
+        partition_minority(c, n);
         break;
-      }
       case 7: {
         c.net.heal();
         auto all = pick(c.rng, all_but(c, {}), static_cast<std::size_t>(n));
@@ -618,8 +631,7 @@ void reopen_in_place(SimCluster& c) {
         break;
       }
       case 7:
-        c.net.heal();
-        c.net.partition(pick(c.rng, all_but(c, {}), c.rng.range(1, static_cast<std::uint64_t>(n / 2))));
+        partition_minority(c, n);
         break;
       case 8:
         if (c.rng.one_in(2)) {
@@ -737,16 +749,13 @@ void linearizable_reads(SimCluster& c) {
         break;
       }
       case 3:
-        if (ups.size() > 1) c.crash(ups[c.rng.below(ups.size())]);
+        crash_one(c, ups);
         break;
-      case 4: {
-        auto down = c.down_nodes();
-        if (!down.empty()) c.restart(down[c.rng.below(down.size())]);
+      case 4:
+        restart_one(c);
         break;
-      }
       case 5:
-        c.net.heal();
-        c.net.partition(pick(c.rng, all_but(c, {}), c.rng.range(1, static_cast<std::uint64_t>(n / 2))));
+        partition_minority(c, n);
         break;
       default:
         c.net.heal();
