@@ -98,6 +98,16 @@ class LocalNetwork {
     for (auto& f : held) f();
   }
   std::uint64_t heartbeats_sent = 0;
+  // While set, the replies to heartbeats sent meanwhile are kept here (each
+  // written by its follower at the time, delivered late by
+  // release_heartbeat_replies(), whatever the network looks like then).
+  bool hold_heartbeat_replies = false;
+  std::vector<std::function<void()>> held_heartbeat_replies;
+  void release_heartbeat_replies() {
+    auto held = std::move(held_heartbeat_replies);
+    held_heartbeat_replies.clear();
+    for (auto& f : held) f();
+  }
   std::vector<std::weak_ptr<LocalStream>> streams;
 
   Service* find(const std::string& url) {
@@ -191,6 +201,11 @@ inline void LocalTransport::leave(const std::string& url, std::uint64_t id, Hand
 }
 inline void LocalTransport::heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) {
   ++net_.heartbeats_sent;
+  if (net_.hold_heartbeat_replies) {
+    h = [this, inner = std::move(h)](result<HeartbeatResponse> r) mutable {
+      net_.held_heartbeat_replies.push_back([inner = std::move(inner), r]() mutable { inner(std::move(r)); });
+    };
+  }
   net_.deliver<HeartbeatResponse>(
       self_, url, [req](Service& s, Handler_fn<HeartbeatResponse> k) { s.handle_heartbeat(req, std::move(k)); }, std::move(h));
 }

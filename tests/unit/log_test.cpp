@@ -829,6 +829,41 @@ TEST(ReadIndex, DeposedLeaderNeverAnswersWithAStaleIndex) {
   EXPECT_EQ(r->error(), errc::not_leader);
 }
 
+// Only a heartbeat sent after the read was asked confirms it: a reply the
+// followers wrote before they moved to a new term (and a new leader
+// committed), delivered late, must not. The old leader's heartbeats are all
+// in flight (their replies held), so it sends none meanwhile.
+TEST(ReadIndex, ReplyToAHeartbeatSentBeforeTheReadDoesNotConfirmIt) {
+  auto c = three_node_cluster([](LogOptions& o) {
+    if (o.url == "http://n1") o.election_timeout = 600s;
+  });
+  auto* old = c->nodes[0].get();
+  ASSERT_EQ(old->log->state(), State::leader);
+  c->net.hold_heartbeat_replies = true;
+  c->net.run_for(500ms);  // a heartbeat round: both replies written, held
+  ASSERT_GE(c->net.held_heartbeat_replies.size(), 2u);
+  c->net.hold_heartbeat_replies = false;
+  c->net.down[old->url] = true;
+  LocalNode* fresh = leader_among(*c, c->others(old));
+  ASSERT_TRUE(fresh);
+  auto w = c->apply(*fresh, "after");
+  ASSERT_TRUE(w) << w.error().message();
+  ASSERT_EQ(old->log->state(), State::leader);  // the premise: it still believes it leads
+  ASSERT_LT(old->log->commit_index(), *w);
+  std::optional<result<std::uint64_t>> r;
+  old->log->start_read_index({}, [&](result<std::uint64_t> x) { r = x; });
+  c->net.run_for(1ms);
+  c->net.release_heartbeat_replies();  // term-T "yes" answers, written before the read
+  c->net.run_for(100ms);
+  if (r) {
+    ASSERT_FALSE(*r) << "stale read at " << **r << " confirmed by old replies; " << *w << " was committed";
+  }
+  c->net.down[old->url] = false;
+  ASSERT_TRUE(c->net.run_until([&] { return r.has_value(); }, 30s));
+  ASSERT_FALSE(*r) << "stale read at " << **r << ", a write committed at " << *w;
+  EXPECT_EQ(r->error(), errc::not_leader);
+}
+
 // Only the member itself confirms a read: a node started afresh at a
 // member's URL (its directory wiped) answers heartbeats in the leader's
 // term, but with no id, and counts for nothing (it may have been part of a
