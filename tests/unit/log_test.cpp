@@ -744,6 +744,35 @@ LocalNode* leader_among(LocalCluster& c, const std::vector<LocalNode*>& among) {
   return found;
 }
 
+// Three nodes whose leader, n1, has a 600 s election timeout: cut off, it
+// keeps believing it leads (check-quorum would end it after one timeout).
+std::unique_ptr<LocalCluster> cluster_with_a_stubborn_leader() {
+  return three_node_cluster([](LogOptions& o) {
+    if (o.url == "http://n1") o.election_timeout = 600s;
+  });
+}
+
+// Cuts `old` off; the others elect a leader, which commits a write. Its
+// index, or 0 if that failed or `old` stopped believing it leads.
+std::uint64_t depose(LocalCluster& c, LocalNode& old) {
+  c.net.down[old.url] = true;
+  LocalNode* fresh = leader_among(c, c.others(&old));
+  if (!fresh) return 0;
+  auto w = c.apply(*fresh, "after");
+  if (!w || old.log->state() != State::leader) return 0;
+  return *w;
+}
+
+// `old` reachable again: its pending read `r` must fail with not_leader
+// (the first heartbeat answer names the new term), never answer stale.
+void expect_not_leader_once_back(LocalCluster& c, LocalNode& old, std::optional<result<std::uint64_t>>& r,
+                                 std::uint64_t committed) {
+  c.net.down[old.url] = false;
+  ASSERT_TRUE(c.net.run_until([&] { return r.has_value(); }, 30s));
+  ASSERT_FALSE(*r) << "stale read at " << **r << ", a write committed at " << committed;
+  EXPECT_EQ(r->error(), errc::not_leader);
+}
+
 // The index covers every write committed before the call; once the FSM has
 // applied it, the FSM holds them all.
 TEST(ReadIndex, CoversEveryWriteCommittedBeforeTheCall) {
@@ -777,9 +806,7 @@ TEST(ReadIndex, FollowerRefusesWithNotLeader) {
 TEST(ReadIndex, NeedsAHeartbeatRoundAnsweredByAMajority) {
   // Check-quorum would end the leader after one election timeout; a long
   // one keeps it leader for the whole test, so only the round decides.
-  auto c = three_node_cluster([](LogOptions& o) {
-    if (o.url == "http://n1") o.election_timeout = 600s;
-  });
+  auto c = cluster_with_a_stubborn_leader();
   auto* l = c->nodes[0].get();
   ASSERT_EQ(l->log->state(), State::leader);
   const auto followers = c->others(l);
@@ -804,29 +831,19 @@ TEST(ReadIndex, NeedsAHeartbeatRoundAnsweredByAMajority) {
 // leader must not return its stale commit index: it times out while cut
 // off, and fails with not_leader once it hears of the new term.
 TEST(ReadIndex, DeposedLeaderNeverAnswersWithAStaleIndex) {
-  auto c = three_node_cluster([](LogOptions& o) {
-    if (o.url == "http://n1") o.election_timeout = 600s;
-  });
+  auto c = cluster_with_a_stubborn_leader();
   auto* old = c->nodes[0].get();
   ASSERT_EQ(old->log->state(), State::leader);
   ASSERT_TRUE(c->apply(*old, "before"));
-  c->net.down[old->url] = true;
-  LocalNode* fresh = leader_among(*c, c->others(old));
-  ASSERT_TRUE(fresh);
-  auto w = c->apply(*fresh, "after");
-  ASSERT_TRUE(w) << w.error().message();
-  ASSERT_EQ(old->log->state(), State::leader);  // the premise: it still believes it leads
-  ASSERT_LT(old->log->commit_index(), *w);
+  const std::uint64_t w = depose(*c, *old);
+  ASSERT_NE(w, 0u);  // the premise: a write committed, and the old leader still believes it leads
+  ASSERT_LT(old->log->commit_index(), w);
   auto cut_off = read_index(*c, *old, 5s);
-  ASSERT_FALSE(cut_off) << "stale read at " << *cut_off << ", a write committed at " << *w;
+  ASSERT_FALSE(cut_off) << "stale read at " << *cut_off << ", a write committed at " << w;
   EXPECT_EQ(cut_off.error(), errc::timeout);
-  // Reachable again: the first heartbeat answer names the new term.
   std::optional<result<std::uint64_t>> r;
   old->log->start_read_index({}, [&](result<std::uint64_t> x) { r = x; });
-  c->net.down[old->url] = false;
-  ASSERT_TRUE(c->net.run_until([&] { return r.has_value(); }, 30s));
-  ASSERT_FALSE(*r) << "stale read at " << **r << ", a write committed at " << *w;
-  EXPECT_EQ(r->error(), errc::not_leader);
+  expect_not_leader_once_back(*c, *old, r, w);
 }
 
 // Only a heartbeat sent after the read was asked confirms it: a reply the
@@ -834,34 +851,25 @@ TEST(ReadIndex, DeposedLeaderNeverAnswersWithAStaleIndex) {
 // committed), delivered late, must not. The old leader's heartbeats are all
 // in flight (their replies held), so it sends none meanwhile.
 TEST(ReadIndex, ReplyToAHeartbeatSentBeforeTheReadDoesNotConfirmIt) {
-  auto c = three_node_cluster([](LogOptions& o) {
-    if (o.url == "http://n1") o.election_timeout = 600s;
-  });
+  auto c = cluster_with_a_stubborn_leader();
   auto* old = c->nodes[0].get();
   ASSERT_EQ(old->log->state(), State::leader);
   c->net.hold_heartbeat_replies = true;
   c->net.run_for(500ms);  // a heartbeat round: both replies written, held
   ASSERT_GE(c->net.held_heartbeat_replies.size(), 2u);
   c->net.hold_heartbeat_replies = false;
-  c->net.down[old->url] = true;
-  LocalNode* fresh = leader_among(*c, c->others(old));
-  ASSERT_TRUE(fresh);
-  auto w = c->apply(*fresh, "after");
-  ASSERT_TRUE(w) << w.error().message();
-  ASSERT_EQ(old->log->state(), State::leader);  // the premise: it still believes it leads
-  ASSERT_LT(old->log->commit_index(), *w);
+  const std::uint64_t w = depose(*c, *old);
+  ASSERT_NE(w, 0u);  // the premise: a write committed, and the old leader still believes it leads
+  ASSERT_LT(old->log->commit_index(), w);
   std::optional<result<std::uint64_t>> r;
   old->log->start_read_index({}, [&](result<std::uint64_t> x) { r = x; });
   c->net.run_for(1ms);
   c->net.release_heartbeat_replies();  // term-T "yes" answers, written before the read
   c->net.run_for(100ms);
   if (r) {
-    ASSERT_FALSE(*r) << "stale read at " << **r << " confirmed by old replies; " << *w << " was committed";
+    ASSERT_FALSE(*r) << "stale read at " << **r << " confirmed by old replies; " << w << " was committed";
   }
-  c->net.down[old->url] = false;
-  ASSERT_TRUE(c->net.run_until([&] { return r.has_value(); }, 30s));
-  ASSERT_FALSE(*r) << "stale read at " << **r << ", a write committed at " << *w;
-  EXPECT_EQ(r->error(), errc::not_leader);
+  expect_not_leader_once_back(*c, *old, r, w);
 }
 
 // Only the member itself confirms a read: a node started afresh at a
@@ -869,9 +877,7 @@ TEST(ReadIndex, ReplyToAHeartbeatSentBeforeTheReadDoesNotConfirmIt) {
 // term, but with no id, and counts for nothing (it may have been part of a
 // later term's majority before it lost its state).
 TEST(ReadIndex, OnlyTheAddressedMemberConfirmsARead) {
-  auto c = three_node_cluster([](LogOptions& o) {
-    if (o.url == "http://n1") o.election_timeout = 600s;
-  });
+  auto c = cluster_with_a_stubborn_leader();
   auto* l = c->nodes[0].get();
   ASSERT_EQ(l->log->state(), State::leader);
   auto* away = c->nodes[1].get();
