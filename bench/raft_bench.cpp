@@ -78,7 +78,7 @@ struct Opts {
   bool sync = true;
   bool json = false;
   bool async = false;
-  bool reads = false;  // read_index + wait instead of apply
+  bool reads = false;  // read_barrier() instead of apply()
   double rate = 0;  // >0: open loop
   int io_threads = 1;
   int busy_poll_us = 0;  // > 0: network threads poll that long before blocking (raft::run_polling)

@@ -16,7 +16,7 @@
 //   READ:   (nothing more)   a barrier: changes nothing, its outcome carries
 //                            the value at its place in the log (a read
 //                            through the log; raft-kv's GET now uses
-//                            Log::read_index instead, and the FSM still
+//                            Log::read_barrier instead, and the FSM still
 //                            applies READ entries already in a log).
 //
 // Nothing may follow the last field. decode_command() checks every length

@@ -10,8 +10,8 @@
 // Writes go through the log. A read asks the leader for a read barrier
 // (raft::Log::read_barrier: one heartbeat round confirms it still leads, no
 // log entry, no disk write; it returns once the FSM has applied the read
-// index), then reads the map: answers are linearizable. A follower answers 307 to the leader; with
-// no leader known, 503 with Retry-After.
+// index), then reads the map: answers are linearizable. A follower answers
+// 307 to the leader; with no leader known, 503 with Retry-After.
 #include "kvstore/kv_fsm.hpp"
 
 #include <raft/http.hpp>

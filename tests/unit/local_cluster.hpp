@@ -93,9 +93,7 @@ class LocalNetwork {
   std::vector<std::function<void()>> held_acks;
   void release_acks() {
     hold_acks = false;
-    auto held = std::move(held_acks);
-    held_acks.clear();
-    for (auto& f : held) f();
+    run_held(held_acks);
   }
   std::uint64_t heartbeats_sent = 0;
   // While set, the replies to heartbeats sent meanwhile are kept here (each
@@ -103,10 +101,12 @@ class LocalNetwork {
   // release_heartbeat_replies(), whatever the network looks like then).
   bool hold_heartbeat_replies = false;
   std::vector<std::function<void()>> held_heartbeat_replies;
-  void release_heartbeat_replies() {
-    auto held = std::move(held_heartbeat_replies);
-    held_heartbeat_replies.clear();
-    for (auto& f : held) f();
+  void release_heartbeat_replies() { run_held(held_heartbeat_replies); }
+  // Runs (and empties) a queue of held deliveries, in the order held.
+  static void run_held(std::vector<std::function<void()>>& held) {
+    auto now = std::move(held);
+    held.clear();
+    for (auto& f : now) f();
   }
   std::vector<std::weak_ptr<LocalStream>> streams;
 
@@ -222,13 +222,11 @@ inline void LocalTransport::ack(const std::string& url, const AckRequest& req, H
       if (auto s = w.lock(); s && s->follower_url == self_ && s->leader_url == url) s->end(make_error_code(errc::transport_error));
     return;
   }
-  if (net_.hold_acks) {
-    net_.held_acks.push_back([this, url, req, h = std::move(h)]() mutable {
-      net_.deliver<void>(self_, url, [req](Service& s, Handler_fn<void> k) { s.handle_ack(req, std::move(k)); }, std::move(h));
-    });
-    return;
-  }
-  net_.deliver<void>(self_, url, [req](Service& s, Handler_fn<void> k) { s.handle_ack(req, std::move(k)); }, std::move(h));
+  auto send = [this, url, req, h = std::move(h)]() mutable {
+    net_.deliver<void>(self_, url, [req](Service& s, Handler_fn<void> k) { s.handle_ack(req, std::move(k)); }, std::move(h));
+  };
+  if (net_.hold_acks) return net_.held_acks.push_back(std::move(send));
+  send();
 }
 inline std::shared_ptr<StreamHandle> LocalTransport::read_from(const std::string& url, const StreamRequest& req,
                                                                StreamCallbacks cb) {
