@@ -302,6 +302,11 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   };
   std::map<std::uint64_t, PendingRead> pending_reads_;
   std::uint64_t read_seq_ = 0;
+  // Reads asked of a follower, forwarded to the leader (forward_read), by
+  // serial: they outlive leader changes (an index a leader confirmed stays
+  // valid), and close() or their timeout ends them.
+  std::map<std::uint64_t, PendingRead> forwarded_reads_;
+  std::uint64_t forward_seq_ = 0;
   // Index of this leader's first entry of its term (its Nop, or the
   // Initialize entry): until it commits, the leader does not know the
   // commit index of the terms before it, so no read is answered.
@@ -541,8 +546,15 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::uint64_t> h);
   void do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn<void> h);
   void do_read_index(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h);
+  void leader_read(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h);
+  void forward_read(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h);
+  void do_serve_read_index(const ReadIndexRequest& req, Handler_fn<std::uint64_t> h);
+  // Answers a read whose index is known: at once, or for read_barrier()
+  // once the FSM has applied it, within what is left before `deadline`.
+  void finish_read(std::uint64_t index, PendingRead r);
   void settle_reads();
   void fail_reads(std::error_code why);
+  void fail_forwarded_reads(std::error_code why);
   void do_initialize(Handler_fn<void> h);
   void do_join(std::string url, Handler_fn<void> h);
   void join_attempt(std::string url, int attempt, Handler_fn<void> h);
@@ -854,6 +866,7 @@ void Log::Impl::close_now(std::error_code why, bool sync) {
   for (auto& [i, p] : pending_applies_) fail(p.h, why);
   pending_applies_.clear();
   fail_reads(why);
+  fail_forwarded_reads(why);
   if (apply_timer_) apply_timer_->cancel();
   apply_timer_at_ = Clock::time_point::max();
   ++apply_timer_gen_;
@@ -1932,7 +1945,79 @@ void Log::Impl::do_wait(std::uint64_t index, Clock::duration timeout, Handler_fn
 
 void Log::Impl::do_read_index(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h) {
   if (state_ == State::stopped) return fail(h, errc::closed);
+  if (state_ != State::leader) return forward_read(timeout, wait_applied, std::move(h));
+  leader_read(timeout, wait_applied, std::move(h));
+}
+
+void Log::Impl::do_serve_read_index(const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
   if (state_ != State::leader) return fail(h, errc::not_leader);
+  // A leader that cannot confirm within two election timeouts has lost its
+  // majority (check-quorum steps it down after one): no longer wait.
+  const Clock::duration cap = 2 * o_.election_timeout;
+  const Clock::duration asked = std::chrono::milliseconds(req.timeout_ms);
+  leader_read(req.timeout_ms == 0 ? cap : std::min(asked, cap), false, std::move(h));
+}
+
+void Log::Impl::forward_read(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h) {
+  // Thesis §6.4: a follower serves a read by asking the leader for a read
+  // index, then reading its own FSM once it has applied that index. The
+  // leader's answer covers every write completed before it got the request
+  // (so before ours was made), and the entries up to it are committed, hence
+  // the same in our log. No leader known (or we are a candidate): refuse.
+  const std::string leader = state_ == State::follower ? url_of(leader_id_) : std::string();
+  if (leader.empty() || !o_.transport) return fail(h, errc::not_leader);
+  if (o_.inject_fault == LogOptions::Fault::follower_read_without_leader) {
+    // Broken on purpose: our own commit index may lag the leader's.
+    return finish_read(commit_, PendingRead{std::move(h), nullptr, wait_applied,
+                                            timeout > Clock::duration::zero() ? clock_->now() + timeout
+                                                                              : Clock::time_point::max()});
+  }
+  const std::uint64_t serial = ++forward_seq_;
+  PendingRead pr{std::move(h), nullptr, wait_applied};
+  ReadIndexRequest req;
+  if (timeout > Clock::duration::zero()) {
+    pr.deadline = clock_->now() + timeout;
+    req.timeout_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(
+        1, std::chrono::ceil<std::chrono::milliseconds>(timeout).count()));
+    pr.timer = after_on_strand(timeout, [this, serial] {
+      auto it = forwarded_reads_.find(serial);
+      if (it == forwarded_reads_.end()) return;
+      auto rh = std::move(it->second.h);
+      forwarded_reads_.erase(it);
+      fail(rh, errc::timeout);
+    });
+  }
+  forwarded_reads_.emplace(serial, std::move(pr));
+  o_.transport->read_index(leader, req, [self = shared_from_this(), ep = epoch_, serial](result<std::uint64_t> r) {
+    self->post_any_epoch([self, ep, serial, r] {
+      if (self->epoch_ != ep) return;  // closed meanwhile: close_now failed the read
+      auto it = self->forwarded_reads_.find(serial);
+      if (it == self->forwarded_reads_.end()) return;  // timed out
+      PendingRead pr = std::move(it->second);
+      self->forwarded_reads_.erase(it);
+      if (pr.timer) pr.timer->cancel();
+      if (!r) return fail(pr.h, r.error());
+      self->finish_read(*r, std::move(pr));
+    });
+  });
+}
+
+void Log::Impl::finish_read(std::uint64_t index, PendingRead r) {
+  if (!r.wait_applied || applied_ >= index) return r.h(index);
+  // read_barrier(): the rest of the caller's timeout goes to the apply.
+  Clock::duration left{};
+  if (r.deadline != Clock::time_point::max()) {
+    left = r.deadline - clock_->now();
+    if (left <= Clock::duration::zero()) return fail(r.h, errc::timeout);
+  }
+  do_wait(index, left, [h = std::move(r.h), index](result<void> w) mutable {
+    if (!w) return fail(h, w.error());
+    h(index);
+  });
+}
+
+void Log::Impl::leader_read(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h) {
   if (o_.inject_fault == LogOptions::Fault::read_without_confirmation) return h(commit_);
   const std::uint64_t round = ++read_seq_;
   PendingRead pr{std::move(h), nullptr, wait_applied};
@@ -1966,25 +2051,8 @@ void Log::Impl::settle_reads() {
   // and committed: reading the FSM once it has applied it is linearizable.
   while (!pending_reads_.empty() && pending_reads_.begin()->first <= *confirmed) {
     auto node = pending_reads_.extract(pending_reads_.begin());
-    PendingRead& r = node.mapped();
-    if (r.timer) r.timer->cancel();
-    if (!r.wait_applied || applied_ >= commit_) {
-      r.h(commit_);
-      continue;
-    }
-    // read_barrier(): the rest of the caller's timeout goes to the apply.
-    Clock::duration left{};
-    if (r.deadline != Clock::time_point::max()) {
-      left = r.deadline - clock_->now();
-      if (left <= Clock::duration::zero()) {
-        fail(r.h, errc::timeout);
-        continue;
-      }
-    }
-    do_wait(commit_, left, [h = std::move(r.h), index = commit_](result<void> w) mutable {
-      if (!w) return fail(h, w.error());
-      h(index);
-    });
+    if (node.mapped().timer) node.mapped().timer->cancel();
+    finish_read(commit_, std::move(node.mapped()));
   }
 }
 
@@ -1992,6 +2060,15 @@ void Log::Impl::fail_reads(std::error_code why) {
   auto reads = std::move(pending_reads_);
   pending_reads_.clear();
   for (auto& [round, r] : reads) {
+    if (r.timer) r.timer->cancel();
+    fail(r.h, why);
+  }
+}
+
+void Log::Impl::fail_forwarded_reads(std::error_code why) {
+  auto reads = std::move(forwarded_reads_);
+  forwarded_reads_.clear();
+  for (auto& [serial, r] : reads) {
     if (r.timer) r.timer->cancel();
     fail(r.h, why);
   }
@@ -2740,6 +2817,9 @@ void Log::handle_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) {
 }
 void Log::handle_ack(const AckRequest& req, Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), req, h = std::move(h)]() mutable { i->do_ack(req, std::move(h)); });
+}
+void Log::handle_read_index(const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) {
+  impl_->post_any_epoch([i = impl_.get(), req, h = std::move(h)]() mutable { i->do_serve_read_index(req, std::move(h)); });
 }
 void Log::handle_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w) {
   impl_->post_any_epoch([i = impl_.get(), req, w = std::move(w)]() mutable {

@@ -7,11 +7,13 @@
 //   PUT    /kv/{key}?prev=      only if absent          -> 204, or 412
 //   GET    /kv/{key}                                    -> 200 value, or 404
 //   DELETE /kv/{key}                                    -> 204
-// Writes go through the log. A read asks the leader for a read barrier
-// (raft::Log::read_barrier: one heartbeat round confirms it still leads, no
-// log entry, no disk write; it returns once the FSM has applied the read
-// index), then reads the map: answers are linearizable. A follower answers
-// 307 to the leader; with no leader known, 503 with Retry-After.
+// Writes go through the log; a follower answers a write with 307 to the
+// leader, or 503 with Retry-After when no leader is known. Any node serves
+// a read: it takes a read barrier (raft::Log::read_barrier: the leader
+// confirms with one heartbeat round that it still leads, no log entry, no
+// disk write; a follower asks the leader for that index; the call returns
+// once this node's FSM has applied it), then reads its own map: answers are
+// linearizable wherever they are served.
 #include "kvstore/kv_fsm.hpp"
 
 #include <raft/http.hpp>
@@ -123,6 +125,11 @@ class FaultyTransport final : public raft::Transport {
   void ack(const std::string& url, const raft::AckRequest& req, raft::Handler_fn<void> h) override {
     if (refuse(url, h)) return;
     inner_.ack(url, req, std::move(h));
+  }
+  void read_index(const std::string& url, const raft::ReadIndexRequest& req,
+                  raft::Handler_fn<std::uint64_t> h) override {
+    if (refuse(url, h)) return;
+    inner_.read_index(url, req, std::move(h));
   }
   std::shared_ptr<raft::StreamHandle> read_from(const std::string& url, const raft::StreamRequest& req,
                                                 raft::StreamCallbacks cb) override {
@@ -250,7 +257,6 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void start_read(std::string key) {
-    if (node_.log->state() != raft::State::leader) return redirect();
     node_.log->start_read_barrier(std::chrono::seconds(5), [self = shared_from_this(), key = std::move(key)](
                                                                raft::result<std::uint64_t> r) mutable {
       net::post(self->stream_->get_executor(), [self, key = std::move(key), r] { self->on_read_barrier(key, r); });

@@ -75,6 +75,7 @@ class HTTPTransport final : public Transport {
   void heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
   void request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) override;
   void ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) override;
+  void read_index(const std::string& url, const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) override;
   std::shared_ptr<StreamHandle> read_from(const std::string& url, const StreamRequest& req,
                                           StreamCallbacks cb) override;
 

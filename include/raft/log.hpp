@@ -113,12 +113,15 @@ struct LogOptions {
   // ack_before_sync: a follower acknowledges entries written but not yet
   // synced. read_without_confirmation: read_index() answers at once with the
   // commit index, without a heartbeat round (a deposed leader reads stale).
+  // follower_read_without_leader: a follower answers read_index() with its
+  // own commit index instead of asking the leader (it may lag).
   enum class Fault {
     none,
     commit_previous_term_by_counting,
     forget_vote,
     ack_before_sync,
-    read_without_confirmation
+    read_without_confirmation,
+    follower_read_without_leader
   } inject_fault = Fault::none;
 };
 
@@ -179,17 +182,22 @@ class Log final : public Service {
   result<std::uint64_t> apply(std::string command, Clock::duration timeout = {});
   // Returns once the FSM has applied `index`.
   result<void> wait(std::uint64_t index, Clock::duration timeout = {});
-  // Leader only: a linearizable read without a log entry (ReadIndex, Raft
-  // thesis §6.4). Returns a committed index at or above the commit index of
-  // every entry committed anywhere when the call was made, once a heartbeat
-  // round sent after the call was answered by a majority (so this node was
-  // still leader then); once the FSM has applied it, state read from the FSM
-  // reflects every write that completed before the call:
+  // A linearizable read without a log entry (ReadIndex, Raft thesis §6.4).
+  // Returns a committed index at or above the commit index of every entry
+  // committed anywhere when the call was made; once this node's FSM has
+  // applied it, state read from the FSM reflects every write that completed
+  // before the call:
   //   if (auto i = log.read_index(); i && log.wait(*i)) { read the FSM }
-  // Costs one heartbeat round trip, no disk write; concurrent calls share
-  // rounds. A new leader answers once its first entry has committed.
-  // errc::not_leader (also if it stepped down before confirming),
-  // errc::timeout (timeout > 0 and it passed), errc::closed.
+  // On the leader: once a heartbeat round sent after the call was answered
+  // by a majority (so it was still leader then); one round trip, no disk
+  // write, concurrent calls share rounds; a new leader answers once its
+  // first entry has committed. On a follower: it asks its leader for that
+  // index (POST /raft/readIndex), so reads can be spread over the members;
+  // the follower's FSM may take a little longer to reach the index.
+  // errc::not_leader (no leader known, the leader stepped down before
+  // confirming, or the node asked is not the leader any more),
+  // errc::timeout (timeout > 0 and it passed), errc::closed, or the
+  // transport's error reaching the leader (errc::transport_error...).
   result<std::uint64_t> read_index(Clock::duration timeout = {});
   // read_index() and wait() in one call (one wake-up of the caller instead
   // of two): returns the read index once the FSM has applied it, so the FSM
@@ -266,6 +274,7 @@ class Log final : public Service {
   void handle_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
   void handle_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) override;
   void handle_ack(const AckRequest& req, Handler_fn<void> h) override;
+  void handle_read_index(const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) override;
   void handle_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w) override;
 
   // Callback-style entry points behind the async twins.

@@ -69,6 +69,16 @@ struct HeartbeatResponse {
   std::uint64_t id = 0;
 };
 
+// A follower asks the leader for a read index (Log::read_index called on a
+// follower; POST /raft/readIndex, an addition to the seed's protocol). The
+// leader answers as its own read_index() would: a committed index covering
+// every write completed before it got the request. `timeout_ms` bounds how
+// long it may take to confirm (0: the leader's default, two election
+// timeouts); the follower sends what is left of its caller's timeout.
+struct ReadIndexRequest {
+  std::uint64_t timeout_ms = 0;
+};
+
 struct VoteRequest {
   std::uint64_t term = 0;
   std::uint64_t candidate_id = 0;
@@ -149,6 +159,8 @@ class Transport {
                          Handler_fn<HeartbeatResponse> h) = 0;
   virtual void request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) = 0;
   virtual void ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) = 0;
+  // Asks the leader at `url` (following leader hints) for a read index.
+  virtual void read_index(const std::string& url, const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) = 0;
   // Opens the log stream from the leader at `url` (DESIGN 4.2).
   virtual std::shared_ptr<StreamHandle> read_from(const std::string& url, const StreamRequest& req,
                                                   StreamCallbacks cb) = 0;
@@ -190,6 +202,7 @@ class Service {
   virtual void handle_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) = 0;
   virtual void handle_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) = 0;
   virtual void handle_ack(const AckRequest& req, Handler_fn<void> h) = 0;
+  virtual void handle_read_index(const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) = 0;
   virtual void handle_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w) = 0;
 };
 

@@ -116,6 +116,13 @@ result<HeartbeatResponse> decode_heartbeat(const ClientResponse& res) {
   return reply_error(res);
 }
 
+result<std::uint64_t> decode_read_index(const ClientResponse& res) {
+  if (auto e = reply_error(res)) return e;
+  auto index = header_u64(res, kHeaderIndex);
+  if (!index) return make_error_code(errc::transport_error);
+  return *index;
+}
+
 result<VoteResponse> decode_vote(const ClientResponse& res) {
   auto term = header_u64(res, kHeaderTerm);
   if (res.result() == http::status::ok && term) {

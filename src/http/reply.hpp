@@ -75,6 +75,8 @@ std::optional<std::string> redirect_target(const ClientResponse& res);
 result<JoinResponse> decode_join(const ClientResponse& res);
 result<void> decode_empty(const ClientResponse& res);  // leave, ack
 result<HeartbeatResponse> decode_heartbeat(const ClientResponse& res);
+// POST /raft/readIndex: the index in X-Raft-Index (required on success).
+result<std::uint64_t> decode_read_index(const ClientResponse& res);
 result<VoteResponse> decode_vote(const ClientResponse& res);
 
 // A stream's response head: empty when the body is the stream (200), else

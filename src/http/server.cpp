@@ -197,7 +197,7 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
   Params p;
   if (!p.parse(req.target())) return cb(error_reply(http::status::bad_request, "invalid request target"));
 
-  enum class Op { ping, join, leave, heartbeat, vote, ack, stream, status, metrics };
+  enum class Op { ping, join, leave, heartbeat, vote, ack, read_index, stream, status, metrics };
   static const std::unordered_map<std::string, std::pair<Op, http::verb>> routes = {
       {"/raft/ping", {Op::ping, http::verb::get}},
       {"/raft/join", {Op::join, http::verb::post}},
@@ -205,6 +205,7 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       {"/raft/heartbeat", {Op::heartbeat, http::verb::post}},
       {"/raft/vote", {Op::vote, http::verb::post}},
       {"/raft/ack", {Op::ack, http::verb::post}},
+      {"/raft/readIndex", {Op::read_index, http::verb::post}},
       {"/raft/stream", {Op::stream, http::verb::get}},
       {"/raft/status", {Op::status, http::verb::get}},
       {"/raft/metrics", {Op::metrics, http::verb::get}},
@@ -345,6 +346,21 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       return svc.handle_ack(a, [this, cb](result<void> r) {
         if (!r) return cb(service_error(r.error()));
         cb(make_reply(http::status::ok));
+      });
+    }
+
+    case Op::read_index: {
+      ReadIndexRequest ri;
+      if (p.present("timeoutMs")) {  // optional: 0 or absent lets the leader choose
+        auto t = p.u64("timeoutMs");
+        if (!t) return bad("invalid timeoutMs");
+        ri.timeout_ms = *t;
+      }
+      return svc.handle_read_index(ri, [this, cb](result<std::uint64_t> r) {
+        if (!r) return cb(service_error(r.error()));
+        Reply rep = make_reply(http::status::ok);
+        rep.res.set(kHeaderIndex, std::to_string(*r));
+        cb(std::move(rep));
       });
     }
 

@@ -323,6 +323,17 @@ void HTTPTransport::heartbeat(const std::string& url, const HeartbeatRequest& re
   });
 }
 
+void HTTPTransport::read_index(const std::string& url, const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) {
+  std::string pq = "/raft/readIndex";
+  if (req.timeout_ms != 0) pq += "?" + query({{"timeoutMs", std::to_string(req.timeout_ms)}});
+  // Follows a leader hint: any leader's confirmed index is a valid answer.
+  redirecting(impl_, url, std::move(pq), impl_->opts.max_redirects,
+              [h = std::move(h)](std::error_code ec, Response res) {
+                if (ec) return h(ec);
+                h(decode_read_index(res));
+              });
+}
+
 void HTTPTransport::request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) {
   std::string pq = "/raft/vote?" + query({{"term", std::to_string(req.term)},
                                           {"candidateID", std::to_string(req.candidate_id)},

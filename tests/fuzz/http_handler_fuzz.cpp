@@ -42,6 +42,7 @@ bool operator==(const VoteRequest& a, const VoteRequest& b) {
 bool operator==(const AckRequest& a, const AckRequest& b) {
   return a.id == b.id && a.term == b.term && a.index == b.index && a.url == b.url;
 }
+bool operator==(const ReadIndexRequest& a, const ReadIndexRequest& b) { return a.timeout_ms == b.timeout_ms; }
 bool operator==(const StreamRequest& a, const StreamRequest& b) {
   return a.id == b.id && a.term == b.term && a.index == b.index && a.log_term == b.log_term && a.url == b.url;
 }
@@ -64,7 +65,8 @@ struct Leave {
   std::uint64_t id;
   bool operator==(const Leave&) const = default;
 };
-using Call = std::variant<std::monostate, Join, Leave, HeartbeatRequest, VoteRequest, AckRequest, StreamRequest>;
+using Call = std::variant<std::monostate, Join, Leave, HeartbeatRequest, VoteRequest, AckRequest, ReadIndexRequest,
+                          StreamRequest>;
 
 constexpr errc kAnswers[8] = {errc{},           errc::not_leader, errc::cluster_id_mismatch, errc::no_leader,
                               errc::stale_term, errc::io_error,   errc::already_voted,       errc{}};
@@ -110,6 +112,11 @@ class FakeService final : public Service {
     record(req);
     if (fails()) return h(error());
     h(result<void>{});
+  }
+  void handle_read_index(const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) override {
+    record(req);
+    if (fails()) return h(error());
+    h(std::uint64_t{5});
   }
   void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter>) override {
     FUZZ_CHECK(false, "the Handler itself never starts a stream");
@@ -201,6 +208,9 @@ std::string canonical(const Call& c) {
     add("term", num(a->term));
     add("index", num(a->index));
     if (!a->url.empty()) add("url", a->url);
+  } else if (auto* ri = std::get_if<ReadIndexRequest>(&c)) {
+    u.set_path("/raft/readIndex");
+    if (ri->timeout_ms) add("timeoutMs", num(ri->timeout_ms));
   } else if (auto* s = std::get_if<StreamRequest>(&c)) {
     u.set_path("/raft/stream");
     add("id", num(s->id));
@@ -267,6 +277,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } else {
       FUZZ_CHECK(st == 200, "service success answered %u", st);
       const bool refusable = std::holds_alternative<HeartbeatRequest>(call) || std::holds_alternative<VoteRequest>(call);
+      if (std::holds_alternative<ReadIndexRequest>(call))
+        FUZZ_CHECK(r.res[http_detail::kHeaderIndex] == "5", "read index not in X-Raft-Index");
       if (refusable && answer != errc{}) FUZZ_CHECK(err == svc.error().message(), "refusal not reported");
     }
   }

@@ -78,7 +78,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace hd = raft::http_detail;
 
-enum class Kind { join, leave, heartbeat, vote, ack, stream };
+enum class Kind { join, leave, heartbeat, vote, ack, stream, read_index };
 
 // The peer's side of the connection: its bytes in pieces of seeded sizes,
 // then EOF (it closed) or a timeout (it went silent; the transport's
@@ -206,7 +206,8 @@ struct Redirect {
   std::string url;
   bool operator==(const Redirect&) const = default;
 };
-using Value = std::variant<std::monostate, JoinResponse, HeartbeatResponse, VoteResponse>;  // monostate: void
+// monostate: void; std::uint64_t: a read index
+using Value = std::variant<std::monostate, JoinResponse, HeartbeatResponse, VoteResponse, std::uint64_t>;
 // One outcome: an error, a redirect, or a value.
 using Outcome = std::variant<std::error_code, Redirect, Value>;
 
@@ -217,8 +218,11 @@ Outcome from(result<T> r) {
   else return Value{std::move(*r)};
 }
 
+// The calls whose transport follows a leader hint (HTTPTransport::redirecting).
+bool redirects(Kind k) { return k == Kind::join || k == Kind::leave || k == Kind::read_index; }
+
 Outcome decode(Kind k, const hd::ClientResponse& res) {
-  if (k == Kind::join || k == Kind::leave)
+  if (redirects(k))
     if (auto url = hd::redirect_target(res)) return Redirect{*url};
   switch (k) {
     case Kind::join: return from(hd::decode_join(res));
@@ -226,6 +230,7 @@ Outcome decode(Kind k, const hd::ClientResponse& res) {
     case Kind::ack: return from(hd::decode_empty(res));
     case Kind::heartbeat: return from(hd::decode_heartbeat(res));
     case Kind::vote: return from(hd::decode_vote(res));
+    case Kind::read_index: return from(hd::decode_read_index(res));
     case Kind::stream: break;
   }
   std::abort();
@@ -240,13 +245,13 @@ void check_outcome(Kind k, const hd::ClientResponse& res, const Outcome& out) {
   const unsigned st = res.result_int();
   const std::error_code want = expected_error(res);
   if (auto* r = std::get_if<Redirect>(&out)) {
-    FUZZ_CHECK(k == Kind::join || k == Kind::leave, "redirect on another call");
+    FUZZ_CHECK(redirects(k), "redirect on another call");
     FUZZ_CHECK(st == 421 || st == 307, "redirect on status %u", st);
     FUZZ_CHECK(res[hd::kHeaderLeaderURL] == r->url, "redirect to %s, not the header's URL", r->url.c_str());
     FUZZ_CHECK(followable(r->url), "redirect to %s", r->url.c_str());
     return;
   }
-  if (k == Kind::join || k == Kind::leave)
+  if (redirects(k))
     FUZZ_CHECK(!((st == 421 || st == 307) && followable(res[hd::kHeaderLeaderURL])), "leader hint not followed");
   if (auto* e = std::get_if<std::error_code>(&out)) {
     FUZZ_CHECK(documented(*e), "undocumented error %s", e->message().c_str());
@@ -254,6 +259,7 @@ void check_outcome(Kind k, const hd::ClientResponse& res, const Outcome& out) {
       case Kind::leave:
       case Kind::ack: FUZZ_CHECK(*e == want, "%s, not %s", e->message().c_str(), want.message().c_str()); break;
       case Kind::join:
+      case Kind::read_index:
         FUZZ_CHECK(*e == want || (!want && *e == errc::transport_error), "join: %s, not %s", e->message().c_str(),
                    want.message().c_str());
         break;
@@ -301,6 +307,10 @@ void check_outcome(Kind k, const hd::ClientResponse& res, const Outcome& out) {
                  h.error.message().c_str());
       break;
     }
+    case Kind::read_index:
+      FUZZ_CHECK(!want, "read index despite X-Raft-Error");
+      FUZZ_CHECK(decimal(res, hd::kHeaderIndex) == std::get<std::uint64_t>(v), "read index not the header's");
+      break;
     case Kind::vote: {
       const auto& r = std::get<VoteResponse>(v);
       FUZZ_CHECK(decimal(res, hd::kHeaderTerm) == r.term, "vote term not the header's");
@@ -330,6 +340,7 @@ class EchoService final : public Service {
   void handle_heartbeat(const HeartbeatRequest&, Handler_fn<HeartbeatResponse> h) override { answer(h); }
   void handle_vote(const VoteRequest&, Handler_fn<VoteResponse> h) override { answer(h); }
   void handle_ack(const AckRequest&, Handler_fn<void> h) override { answer(h); }
+  void handle_read_index(const ReadIndexRequest&, Handler_fn<std::uint64_t> h) override { answer(h); }
   void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter>) override { std::abort(); }
 
  private:
@@ -349,7 +360,8 @@ void check_round_trip(Kind k, const Outcome& out, std::uint64_t seed) {
   static constexpr const char* targets[] = {"/raft/join?url=http://127.0.0.1:9", "/raft/leave?id=2",
                                             "/raft/heartbeat?term=1&commitIndex=0&leaderID=1",
                                             "/raft/vote?term=1&candidateID=1&lastLogIndex=0&lastLogTerm=0",
-                                            "/raft/ack?id=2&term=1&index=0"};
+                                            "/raft/ack?id=2&term=1&index=0", "/raft/stream",
+                                            "/raft/readIndex"};
   hd::Request req;
   req.method(http::verb::post);
   req.version(11);
@@ -492,7 +504,7 @@ void check_stream(std::string_view bytes, const HTTPTransportOptions& o, std::ui
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   fuzz::Input in(data, size);
-  const Kind kind = static_cast<Kind>(in.byte() % 6);
+  const Kind kind = static_cast<Kind>(in.byte() % 7);
   const std::uint8_t flags = in.byte();
   const std::uint64_t seed = in.byte();
   HTTPTransportOptions o;

@@ -177,6 +177,11 @@ class FuzzService final : public Service {
     held.push_back(std::move(h));
     if (!f.hold_acks) answer_held();
   }
+  void handle_read_index(const ReadIndexRequest&, Handler_fn<std::uint64_t> h) override {
+    plain_calls.push_back("readIndex");
+    if (f.plain_errors) return h(make_error_code(errc::timeout));
+    h(std::uint64_t{7});
+  }
   void handle_stream(const StreamRequest& r, std::shared_ptr<StreamWriter> w) override {
     streams.push_back(r);
     writer = std::move(w);
@@ -221,6 +226,7 @@ class ModelService final : public Service {
   }
   void handle_vote(const VoteRequest&, Handler_fn<VoteResponse>) override { calls.push_back("vote"); }
   void handle_ack(const AckRequest&, Handler_fn<void>) override { calls.push_back("ack"); }
+  void handle_read_index(const ReadIndexRequest&, Handler_fn<std::uint64_t>) override { calls.push_back("readIndex"); }
   void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter>) override {}
 };
 

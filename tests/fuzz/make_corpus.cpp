@@ -256,6 +256,8 @@ void http_handler() {
   put("http_handler", "vote",
       ctl({6, 1}) + request("POST", "/raft/vote?term=6&candidateID=2&lastLogIndex=9&lastLogTerm=5&preVote=1", cid));
   put("http_handler", "ack", ctl({5, 0}) + request("POST", "/raft/ack?id=2&term=6&index=12&url=http://b:2"));
+  put("http_handler", "read-index", ctl({0, 1}) + request("POST", "/raft/readIndex?timeoutMs=250", cid));
+  put("http_handler", "read-index-not-leader", ctl({1, 0}) + request("POST", "/raft/readIndex"));
   put("http_handler", "stream", ctl({0, 0}) + request("GET", "/raft/stream?id=2&term=6&index=12&logTerm=5&url=http://b:2"));
   put("http_handler", "stream-http10", ctl({0, 0}) + "GET /raft/stream?id=2&term=6&index=0&logTerm=0 HTTP/1.0\r\n\r\n");
   put("http_handler", "duplicate-param", ctl({0, 0}) + request("POST", "/raft/leave?id=3&id=4"));
@@ -270,7 +272,7 @@ void http_handler() {
 // as a connection does before writing it.
 class ReplyService final : public Service {
  public:
-  std::variant<std::error_code, JoinResponse, HeartbeatResponse, VoteResponse> answer;
+  std::variant<std::error_code, JoinResponse, HeartbeatResponse, VoteResponse, std::uint64_t> answer;
   std::string leader_url;
   std::uint64_t cluster_id() const override { return 42; }
   Status status() const override {
@@ -283,6 +285,7 @@ class ReplyService final : public Service {
   void handle_heartbeat(const HeartbeatRequest&, Handler_fn<HeartbeatResponse> h) override { give(h); }
   void handle_vote(const VoteRequest&, Handler_fn<VoteResponse> h) override { give(h); }
   void handle_ack(const AckRequest&, Handler_fn<void> h) override { give(h); }
+  void handle_read_index(const ReadIndexRequest&, Handler_fn<std::uint64_t> h) override { give(h); }
   void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter>) override {}
 
  private:
@@ -323,9 +326,9 @@ std::string chunked_stream(const std::vector<std::string>& writes, bool complete
 }
 
 // Control bytes of the http_reply target: call (0 join, 1 leave, 2
-// heartbeat, 3 vote, 4 ack, 5 stream), flags, read-size seed.
+// heartbeat, 3 vote, 4 ack, 5 stream, 6 read index), flags, read-size seed.
 void http_reply() {
-  enum { join, leave, heartbeat, vote, ack, stream };
+  enum { join, leave, heartbeat, vote, ack, stream, read_index };
   const std::string hb = "/raft/heartbeat?term=3&commitIndex=1&leaderID=1";
   const std::string vt = "/raft/vote?term=3&candidateID=1&lastLogIndex=4&lastLogTerm=2";
   auto err = [](errc e) { return make_error_code(e); };
@@ -369,6 +372,14 @@ void http_reply() {
   put("http_reply", "vote-out-of-date", ctl({vote, 2, 19}) + served(svc, vt));
   svc.answer = err(errc::cluster_id_mismatch);
   put("http_reply", "vote-cluster-mismatch", ctl({vote, 0, 20}) + served(svc, vt));
+  svc.answer = std::uint64_t{1234};
+  put("http_reply", "read-index", ctl({read_index, 0, 21}) + served(svc, "/raft/readIndex?timeoutMs=100"));
+  svc.answer = err(errc::not_leader);
+  svc.leader_url = "http://127.0.0.1:8001";
+  put("http_reply", "read-index-redirect", ctl({read_index, 0, 22}) + served(svc, "/raft/readIndex"));
+  svc.leader_url.clear();
+  svc.answer = err(errc::timeout);
+  put("http_reply", "read-index-timeout", ctl({read_index, 2, 23}) + served(svc, "/raft/readIndex"));
 
   // Streams: the stream_parser seeds' frames, written in pieces.
   const std::string cfg = to_json(sample_config());

@@ -37,6 +37,7 @@ struct BenchService : raft::Service {
     h(raft::VoteResponse{r.term, {}});
   }
   void handle_ack(const raft::AckRequest&, raft::Handler_fn<void> h) override { h(raft::result<void>{}); }
+  void handle_read_index(const raft::ReadIndexRequest&, raft::Handler_fn<std::uint64_t> h) override { h(std::uint64_t{0}); }
   void handle_stream(const raft::StreamRequest&, std::shared_ptr<raft::StreamWriter> w) override {
     on_stream(std::move(w));
   }

@@ -36,6 +36,7 @@ struct FakeService : Service {
   result<HeartbeatResponse> hb_result = HeartbeatResponse{};
   result<VoteResponse> vote_result = VoteResponse{};
   result<void> ack_result = result<void>{};
+  result<std::uint64_t> read_index_result = std::uint64_t{0};
   std::string last_join_url;
   std::uint64_t last_join_previous_id = 0;
   std::uint64_t last_join_token = 0;
@@ -43,6 +44,7 @@ struct FakeService : Service {
   HeartbeatRequest last_hb;
   VoteRequest last_vote;
   AckRequest last_ack;
+  ReadIndexRequest last_read_index;
   StreamRequest last_stream;
   std::function<void(std::shared_ptr<StreamWriter>)> on_stream;
 
@@ -74,6 +76,11 @@ struct FakeService : Service {
     calls.push_back("ack");
     last_ack = r;
     h(ack_result);
+  }
+  void handle_read_index(const ReadIndexRequest& r, Handler_fn<std::uint64_t> h) override {
+    calls.push_back("readIndex");
+    last_read_index = r;
+    h(read_index_result);
   }
   void handle_stream(const StreamRequest& r, std::shared_ptr<StreamWriter> w) override {
     calls.push_back("stream");

@@ -206,6 +206,44 @@ TEST_F(TransportTest, JoinWithoutLeaderHintReportsNotLeader) {
   EXPECT_EQ(r.error(), errc::not_leader);
 }
 
+// A follower's read: the index comes back in X-Raft-Index, the caller's
+// timeout goes along, refusals map back, and a non-leader's hint is
+// followed (any leader's confirmed index answers the read).
+TEST_F(TransportTest, ReadIndexCarriesTheTimeoutAndFollowsTheLeaderHint) {
+  svc.read_index_result = std::uint64_t{41};
+  Got<std::uint64_t> g;
+  transport.read_index(url, ReadIndexRequest{250}, g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 41u);
+  EXPECT_EQ(svc.last_read_index.timeout_ms, 250u);
+
+  svc.read_index_result = make_error_code(errc::timeout);
+  Got<std::uint64_t> g2;
+  transport.read_index(url, ReadIndexRequest{}, g2.fn());
+  auto t = wait(g2);
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error(), errc::timeout);
+  EXPECT_EQ(svc.last_read_index.timeout_ms, 0u);  // absent: the leader's default
+
+  FakeService leader_svc;
+  Handler leader_handler(leader_svc);
+  Server leader(ioc.get_executor(), leader_handler, quick_options());
+  auto lp = leader.listen("127.0.0.1", 0);
+  ASSERT_TRUE(lp);
+  leader_svc.read_index_result = std::uint64_t{77};
+  svc.read_index_result = make_error_code(errc::not_leader);
+  svc.st.leader_url = "http://127.0.0.1:" + std::to_string(*lp);
+  Got<std::uint64_t> g3;
+  transport.read_index(url, ReadIndexRequest{}, g3.fn());
+  auto f = wait(g3);
+  ASSERT_TRUE(f) << f.error().message();
+  EXPECT_EQ(*f, 77u);
+  EXPECT_EQ(leader_svc.calls, std::vector<std::string>{"readIndex"});
+  leader.stop();
+  run_until(ioc, [&] { return leader.connection_count() == 0; });
+}
+
 TEST_F(TransportTest, AckAndLeave) {
   Got<void> g;
   transport.ack(url, {2, 3, 40}, g.fn());

@@ -345,17 +345,19 @@ std::size_t SimCluster::submit(int i, std::string cmd) {
   return k;
 }
 
-void SimCluster::read(int i) {
+std::shared_ptr<const std::optional<bool>> SimCluster::read(int i) {
   const std::uint64_t floor = checker.commit_max();
   const std::uint64_t k = ++reads_;
   // Every other read is a read_barrier(): it must also find the FSM at or
   // past the index it answers.
   const bool barrier = k % 2 == 0;
   trace("client read {} -> n{} ({}, committed so far: {})", k, i, barrier ? "barrier" : "index", floor);
-  auto done = [this, i, k, floor, barrier, incarnation = nodes_[static_cast<std::size_t>(i)]->incarnation](
+  auto outcome = std::make_shared<std::optional<bool>>();
+  auto done = [this, i, k, floor, barrier, outcome, incarnation = nodes_[static_cast<std::size_t>(i)]->incarnation](
                   std::error_code ec, std::uint64_t index) {
     trace("client read {} at n{} {} {}", k, i, ec ? "failed:" : "answered", ec ? ec.message() : std::to_string(index));
     ++reads_done_;
+    *outcome = !ec;
     if (ec) return;
     ++reads_ok_;
     checker.read_succeeded(i, floor, index);
@@ -365,6 +367,7 @@ void SimCluster::read(int i) {
   };
   if (barrier) log(i).async_read_barrier(std::move(done));
   else log(i).async_read_index(std::move(done));
+  return outcome;
 }
 
 bool SimCluster::apply(Clock::duration bound, bool must) {

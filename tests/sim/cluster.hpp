@@ -83,8 +83,9 @@ class SimCluster {
   std::size_t submit(int i);
   std::size_t submit(int i, std::string cmd);
   // Asks node i for a read_index(); a success is checked against what was
-  // committed anywhere when it was asked (Checker::read_succeeded).
-  void read(int i);
+  // committed anywhere when it was asked (Checker::read_succeeded). The slot
+  // returned is set (true: answered) when this read ends.
+  std::shared_ptr<const std::optional<bool>> read(int i);
   std::uint64_t reads_ok() const { return reads_ok_; }
   std::uint64_t reads_done() const { return reads_done_; }
   bool op_done(std::size_t k) const { return ops_[k].done; }

@@ -22,7 +22,8 @@ int usage() {
                "usage: raft-sim --list\n"
                "       raft-sim --scenario NAME|all --seeds A-B [--nodes N] [--ops K]\n"
                "                [--fault none|commit_previous_term_by_counting|forget_vote|ack_before_sync|\n"
-               "                         read_without_confirmation] [--expect-violation]\n"
+               "                         read_without_confirmation|follower_read_without_leader]\n"
+               "                [--expect-violation]\n"
                "                [--apply-inline]\n"
                "       raft-sim --replay SEED --scenario NAME [--trace] [--nodes N] [--ops K] [--fault F] [--apply-inline]\n");
   return 2;
@@ -33,6 +34,7 @@ const char* fault_name(raft::LogOptions::Fault f) {
     case raft::LogOptions::Fault::forget_vote: return "forget_vote";
     case raft::LogOptions::Fault::ack_before_sync: return "ack_before_sync";
     case raft::LogOptions::Fault::read_without_confirmation: return "read_without_confirmation";
+    case raft::LogOptions::Fault::follower_read_without_leader: return "follower_read_without_leader";
     default: return "none";
   }
 }
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
       else if (f == "forget_vote") base.fault = raft::LogOptions::Fault::forget_vote;
       else if (f == "ack_before_sync") base.fault = raft::LogOptions::Fault::ack_before_sync;
       else if (f == "read_without_confirmation") base.fault = raft::LogOptions::Fault::read_without_confirmation;
+      else if (f == "follower_read_without_leader") base.fault = raft::LogOptions::Fault::follower_read_without_leader;
       else if (f != "none") return usage();
     } else return usage();
   }

@@ -379,6 +379,13 @@ void SimTransport::ack(const std::string& url, const AckRequest& req, Handler_fn
       std::move(h), true);
 }
 
+void SimTransport::read_index(const std::string& url, const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) {
+  net_.rpc<std::uint64_t>(
+      slot_, url, "readIndex", net_.trace_.on() ? fmt::format("timeout={}ms", req.timeout_ms) : std::string(),
+      [req](Service& s, Handler_fn<std::uint64_t> reply) { s.handle_read_index(req, std::move(reply)); },
+      std::move(h), true);
+}
+
 bool SimNetwork::vanish_ack(int from, const std::string& url, Handler_fn<void>& h) {
   if (!faults_.ack_vanish_ppm) return false;
   const int to = slot_of(url);

@@ -136,6 +136,9 @@ class SimTransport final : public Transport {
   void heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
   void request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) override;
   void ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) override;
+  // Asks the node at `url` only (no leader hints followed: a node that is
+  // not leader answers not_leader, which the reading follower reports).
+  void read_index(const std::string& url, const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) override;
   std::shared_ptr<StreamHandle> read_from(const std::string& url, const StreamRequest& req,
                                           StreamCallbacks cb) override;
   std::uint64_t cluster_id() const { return cluster_id_; }

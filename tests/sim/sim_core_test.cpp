@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 class FakeService final : public Service {
  public:
   std::uint64_t cluster = 0;
-  int heartbeats = 0, votes = 0, acks = 0, joins = 0;
+  int heartbeats = 0, votes = 0, acks = 0, joins = 0, read_indexes = 0;
   std::string leader_url;
   bool refuse_join = false;
   std::vector<std::shared_ptr<StreamWriter>> writers;
@@ -53,6 +53,10 @@ class FakeService final : public Service {
   void handle_ack(const AckRequest&, Handler_fn<void> h) override {
     ++acks;
     h(result<void>());
+  }
+  void handle_read_index(const ReadIndexRequest&, Handler_fn<std::uint64_t> h) override {
+    ++read_indexes;
+    h(std::uint64_t{0});
   }
   void handle_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w) override {
     stream_reqs.push_back(req);

@@ -14,6 +14,7 @@ namespace {
 class AckService final : public Service {
  public:
   AckRequest got;
+  ReadIndexRequest read_index_got{~0ull};
   JoinRequest join;
   int joins = 0;
   std::uint64_t cluster_id() const override { return 0; }
@@ -29,6 +30,10 @@ class AckService final : public Service {
   void handle_ack(const AckRequest& req, Handler_fn<void> h) override {
     got = req;
     h(result<void>{});
+  }
+  void handle_read_index(const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) override {
+    read_index_got = req;
+    h(std::uint64_t{42});
   }
   void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter>) override {}
 };
@@ -95,6 +100,41 @@ TEST(HandlerParams, JoinPreviousIdIsOptionalButValidated) {
                           "/raft/join?url=http://h:1&joinToken=1&joinToken=2"})
     EXPECT_EQ(send(bad), 400u) << bad;
   EXPECT_EQ(svc.joins, 3) << "a refused request reached the Service";
+}
+
+// /raft/readIndex's optional `timeoutMs`: absent is 0 (the leader's
+// default); present it must be one number; the index comes back in
+// X-Raft-Index.
+TEST(HandlerParams, ReadIndexTimeoutIsOptionalButValidated) {
+  AckService svc;
+  Handler h(svc);
+  http_detail::Request req;
+  req.method(boost::beast::http::verb::post);
+  req.version(11);
+  std::string index;
+  auto send = [&](std::string target) {
+    req.target(target);
+    unsigned status = 0;
+    http_detail::handle_request(h, req, [&](http_detail::Reply r) {
+      status = r.res.result_int();
+      index = std::string(r.res[http_detail::kHeaderIndex]);
+    });
+    return status;
+  };
+  EXPECT_EQ(send("/raft/readIndex"), 200u);
+  EXPECT_EQ(svc.read_index_got.timeout_ms, 0u);
+  EXPECT_EQ(index, "42");
+  EXPECT_EQ(send("/raft/readIndex?timeoutMs=1500"), 200u);
+  EXPECT_EQ(svc.read_index_got.timeout_ms, 1500u);
+  svc.read_index_got.timeout_ms = 7;
+  for (const char* bad : {"/raft/readIndex?timeoutMs=x", "/raft/readIndex?timeoutMs=",
+                          "/raft/readIndex?timeoutMs=1&timeoutMs=2", "/raft/readIndex?timeoutMs=-1"}) {
+    EXPECT_EQ(send(bad), 400u) << bad;
+    EXPECT_TRUE(index.empty()) << bad;
+  }
+  EXPECT_EQ(svc.read_index_got.timeout_ms, 7u) << "a refused request reached the Service";
+  req.method(boost::beast::http::verb::get);
+  EXPECT_EQ(send("/raft/readIndex"), 405u);
 }
 
 // The ack channel's record (docs/design-notes.md): exact bytes, and what the

@@ -66,6 +66,7 @@ class LocalTransport final : public Transport {
   void heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
   void request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) override;
   void ack(const std::string& url, const AckRequest& req, Handler_fn<void> h) override;
+  void read_index(const std::string& url, const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) override;
   std::shared_ptr<StreamHandle> read_from(const std::string& url, const StreamRequest& req, StreamCallbacks cb) override;
 
  private:
@@ -227,6 +228,10 @@ inline void LocalTransport::ack(const std::string& url, const AckRequest& req, H
   };
   if (net_.hold_acks) return net_.held_acks.push_back(std::move(send));
   send();
+}
+inline void LocalTransport::read_index(const std::string& url, const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) {
+  net_.deliver<std::uint64_t>(
+      self_, url, [req](Service& s, Handler_fn<std::uint64_t> k) { s.handle_read_index(req, std::move(k)); }, std::move(h));
 }
 inline std::shared_ptr<StreamHandle> LocalTransport::read_from(const std::string& url, const StreamRequest& req,
                                                                StreamCallbacks cb) {

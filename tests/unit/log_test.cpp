@@ -791,12 +791,75 @@ TEST(ReadIndex, CoversEveryWriteCommittedBeforeTheCall) {
   EXPECT_EQ(l->fsm.commands.back().data, "w19");
 }
 
-TEST(ReadIndex, FollowerRefusesWithNotLeader) {
+// A follower asks its leader for the index (thesis §6.4): the answer covers
+// the writes the leader committed before the call even if the follower has
+// not heard of them yet, and read_barrier() answers once the follower's own
+// FSM has applied them.
+TEST(ReadIndex, FollowerReadCoversWritesItHasNotHeardOf) {
   auto c = three_node_cluster();
   auto* l = c->leader();
   ASSERT_TRUE(l);
-  auto r = read_index(*c, *c->others(l)[0]);
-  ASSERT_FALSE(r);
+  auto* f = c->others(l)[0];
+  c->net.down[f->url] = true;  // f misses the next writes
+  const std::uint64_t last = apply_writes(*c, *l, 5);
+  ASSERT_NE(last, 0u);
+  c->net.down[f->url] = false;
+  ASSERT_EQ(f->log->state(), State::follower);
+  ASSERT_LT(f->log->commit_index(), last);  // the premise: f's own commit index is stale
+  std::optional<result<std::uint64_t>> r;
+  std::uint64_t applied_then = 0;
+  f->log->start_read_barrier({}, [&](result<std::uint64_t> x) {
+    r = x;
+    applied_then = f->fsm.applied_index;
+  });
+  ASSERT_TRUE(c->net.run_until([&] { return r.has_value(); }, 5s));
+  ASSERT_TRUE(*r) << r->error().message();
+  EXPECT_GE(**r, last) << "a follower read missed writes committed before it";
+  EXPECT_GE(applied_then, **r);
+  ASSERT_FALSE(f->fsm.commands.empty());
+  EXPECT_EQ(f->fsm.commands.back().data, "w4");
+  // read_index() on a follower: the index, for the caller to wait() on.
+  auto i = read_index(*c, *f);
+  ASSERT_TRUE(i) << i.error().message();
+  EXPECT_GE(*i, last);
+}
+
+// The follower's timeout bounds the leader's part too; close() ends a
+// forwarded read that is still waiting. Heartbeat replies are held, so the
+// (stubborn) leader can never confirm.
+TEST(ReadIndex, FollowerReadTimesOutOrFailsWithClosed) {
+  auto c = cluster_with_a_stubborn_leader();
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  auto* f = c->others(l)[0];
+  c->net.hold_heartbeat_replies = true;
+  std::optional<result<std::uint64_t>> timed, waiting;
+  f->log->start_read_index(300ms, [&](result<std::uint64_t> x) { timed = x; });
+  f->log->start_read_barrier({}, [&](result<std::uint64_t> x) { waiting = x; });
+  ASSERT_TRUE(c->net.run_until([&] { return timed.has_value(); }, 5s));
+  ASSERT_FALSE(*timed) << "answered " << **timed << " without a confirmed round";
+  EXPECT_EQ(timed->error(), errc::timeout);
+  EXPECT_FALSE(waiting.has_value());
+  std::optional<result<void>> closed;
+  f->log->start_close([&](result<void> x) { closed = x; });
+  ASSERT_TRUE(c->net.run_until([&] { return closed.has_value() && waiting.has_value(); }, 5s));
+  ASSERT_FALSE(*waiting);
+  EXPECT_EQ(waiting->error(), errc::closed);
+}
+
+// A follower that knows no leader refuses at once: there is nobody to ask.
+TEST(ReadIndex, FollowerWithoutALeaderRefusesWithNotLeader) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  auto* f = c->others(l)[0];
+  // f restarts while cut off: it knows the members, not who leads.
+  c->net.down[f->url] = true;
+  c->crash(*f);
+  c->start(*f);
+  ASSERT_EQ(f->log->leader().first, 0u);
+  auto r = read_index(*c, *f, 5s);
+  ASSERT_FALSE(r) << "answered " << *r << " with no leader";
   EXPECT_EQ(r.error(), errc::not_leader);
 }
 
@@ -1331,6 +1394,9 @@ class JoinOnlyService : public Service {
     h(make_error_code(errc::invalid_argument));
   }
   void handle_vote(const VoteRequest&, Handler_fn<VoteResponse> h) override { h(make_error_code(errc::invalid_argument)); }
+  void handle_read_index(const ReadIndexRequest&, Handler_fn<std::uint64_t> h) override {
+    h(make_error_code(errc::invalid_argument));
+  }
   void handle_ack(const AckRequest&, Handler_fn<void> h) override { h(make_error_code(errc::invalid_argument)); }
   void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter> w) override {
     w->finish(make_error_code(errc::invalid_argument));
