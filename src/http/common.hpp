@@ -26,6 +26,17 @@ inline constexpr std::string_view kHeaderTerm = "X-Raft-Term";
 // POST /raft/ack (and one reply) each.
 inline constexpr std::string_view kHeaderAckChannel = "X-Raft-Ack-Channel";
 
+// True if `s` reads scheme "://" ...: the only form of URL we accept (a
+// node URL needs an authority). Checked before boost::urls::
+// parse_absolute_uri, which in Boost 1.81 fails an internal assertion on a
+// scheme followed by an empty path and more text ("http:?", "http:#",
+// "http:\""): with assertions on, one such join URL or leader hint from the
+// network would abort the process (found by tests/fuzz/http_handler_fuzz).
+inline bool has_authority_form(std::string_view s) noexcept {
+  const auto colon = s.find(':');
+  return colon != std::string_view::npos && colon > 0 && s.substr(colon + 1, 2) == "//";
+}
+
 // One ack record: type byte 0xA1, then term and index as big-endian u64
 // (the entry header's byte order, DESIGN 4.1). The node id and URL are the
 // stream's, checked when the stream was opened.

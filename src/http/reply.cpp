@@ -16,6 +16,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 result<Target> parse_target(std::string_view url) {
+  if (!has_authority_form(url)) return make_error_code(errc::invalid_argument);
   auto u = boost::urls::parse_absolute_uri(url);
   if (!u || u->scheme_id() != boost::urls::scheme::http || !u->has_authority() || u->host().empty())
     return make_error_code(errc::invalid_argument);

@@ -162,6 +162,7 @@ std::string metrics_text(const Status& s) {
 }
 
 bool valid_node_url(std::string_view s) {
+  if (!http_detail::has_authority_form(s)) return false;
   auto u = boost::urls::parse_absolute_uri(s);
   if (!u) return false;
   if (u->scheme_id() != boost::urls::scheme::http && u->scheme_id() != boost::urls::scheme::https) return false;

@@ -172,6 +172,7 @@ Reply dispatch(Handler& h, const Request& req) {
 }
 
 bool valid_join_url(const std::string& s) {
+  if (!http_detail::has_authority_form(s)) return false;  // Boost 1.81 asserts on some others
   auto u = boost::urls::parse_absolute_uri(s);
   return u && (u->scheme_id() == boost::urls::scheme::http || u->scheme_id() == boost::urls::scheme::https) && u->has_authority() && !u->host().empty();
 }

@@ -450,7 +450,9 @@ TEST_F(TransportTest, JoinReplyWithIdZeroIsATransportError) {
 // invalid_argument, as if the caller had passed a bad URL. A hint that
 // cannot be followed is now ignored: the reply's own error (not_leader).
 TEST_F(TransportTest, UnusableLeaderHintIsNotFollowed) {
-  for (const char* hint : {"not a url", "/raft", "https://127.0.0.1:1", "http://"}) {
+  // "http:?" and "http:#x": Boost.URL 1.81 fails an assertion parsing them
+  // (http_detail::has_authority_form); they must be refused, not abort.
+  for (const char* hint : {"not a url", "/raft", "https://127.0.0.1:1", "http://", "http:?", "http:#x", "http:\"x"}) {
     CannedServer peer(ioc, std::string("HTTP/1.1 421 Misdirected Request\r\nX-Raft-Error: not leader\r\n"
                                        "X-Raft-Leader-URL: ") + hint + "\r\nContent-Length: 0\r\n\r\n");
     Got<JoinResponse> g;

@@ -100,6 +100,12 @@ TEST(HandlerParams, JoinPreviousIdIsOptionalButValidated) {
                           "/raft/join?url=http://h:1&joinToken=1&joinToken=2"})
     EXPECT_EQ(send(bad), 400u) << bad;
   EXPECT_EQ(svc.joins, 3) << "a refused request reached the Service";
+  // A scheme, an empty path, then more: Boost.URL 1.81's parser fails an
+  // assertion on these (found by the http_handler fuzzer); refused first.
+  for (const char* bad : {"/raft/join?url=http:%3F", "/raft/join?url=http:%23", "/raft/join?url=http:%22",
+                          "/raft/join?url=http:%3Fx"})
+    EXPECT_EQ(send(bad), 400u) << bad;
+  EXPECT_EQ(svc.joins, 3) << "a refused request reached the Service";
 }
 
 // /raft/readIndex's optional `timeoutMs`: absent is 0 (the leader's
