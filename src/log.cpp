@@ -1214,10 +1214,11 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
         return;
       }
       if (!ours || r->error) return;
-      it->second.last_contact = self->clock_->now();
-      // Reads are confirmed only by the member itself: a node started afresh
-      // at its URL (id 0, or another id) never voted in any later term.
+      // Only the member itself counts, for check-quorum and for reads: a
+      // node started afresh at its URL (id 0, or another id) is not the
+      // voter it replaced, and never voted in any later term.
       if (r->id != peer) return;
+      it->second.last_contact = self->clock_->now();
       it->second.read_acked = std::max(it->second.read_acked, round);
       if (self->pending_reads_.empty()) return;
       // Reads that arrived while this heartbeat was out need a newer one.

@@ -332,6 +332,28 @@ TEST(Log, PreVoteIsRefusedWhileALeaderIsAlive) {
   }
 }
 
+// Check-quorum counts only the members themselves: a node started afresh at
+// a member's URL answers heartbeats (with no id) but is not that member, so
+// a leader left with such nodes steps down like one cut off (and stops
+// taking writes it cannot commit).
+TEST(Log, CheckQuorumCountsOnlyRepliesFromTheAddressedMember) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  const auto others = c->others(l);
+  c->net.down[others[0]->url] = true;
+  auto* wiped = others[1];
+  c->crash(*wiped);
+  std::destroy_at(&wiped->fs);  // a new, empty disk
+  std::construct_at(&wiped->fs, 7);
+  c->start(*wiped);
+  ASSERT_EQ(wiped->log->id(), 0u);
+  const auto hb_before = c->net.heartbeats_sent;
+  EXPECT_TRUE(c->net.run_until([&] { return l->log->state() != State::leader; }, 10 * kDefaultElectionTimeout))
+      << "still leader with one member away and the other wiped";
+  EXPECT_GT(c->net.heartbeats_sent, hb_before);  // the wiped node was asked, and answered
+}
+
 // Thesis §9.6: a member that cannot win an election does not raise its term,
 // so it does not disrupt the cluster. Without pre-vote an isolated follower
 // raised its term every election timeout and, back, deposed the leader. The
