@@ -51,6 +51,7 @@ constexpr Entry kMessages[] = {
     {errc::not_committed, "entry not committed"},
     {errc::removed, "node removed from cluster"},
     {errc::node_url_mismatch, "node id belongs to another url"},
+    {errc::transfer_in_progress, "leadership transfer in progress"},
 };
 
 class Category final : public std::error_category {

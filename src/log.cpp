@@ -307,6 +307,19 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // valid), and close() or their timeout ends them.
   std::map<std::uint64_t, PendingRead> forwarded_reads_;
   std::uint64_t forward_seq_ = 0;
+
+  // Leadership transfer under way on this leader (do_transfer).
+  struct Transfer {
+    std::uint64_t target = 0;
+    std::uint64_t term = 0;  // ours when it began: stepping down for a later one completes it
+    Handler_fn<void> h;
+    std::shared_ptr<Timer> timer;
+    bool sent = false;  // TimeoutNow out, not failed
+  };
+  std::optional<Transfer> transfer_;
+  // The term of our own election that a leader asked for (votes carry
+  // VoteRequest::transfer in it).
+  std::uint64_t transfer_term_ = 0;
   // Index of this leader's first entry of its term (its Nop, or the
   // Initialize entry): until it commits, the leader does not know the
   // commit index of the terms before it, so no read is answered.
@@ -501,8 +514,13 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void reset_election_timer();
   void on_election_timeout();
   void request_prevotes(std::uint64_t round);
-  void start_election();
+  // transfer: an election the leader asked for (HeartbeatRequest::timeout_now).
+  void start_election(bool transfer = false);
   void request_votes(std::uint64_t term);
+  // Leadership transfer (thesis §3.10), leader side.
+  void do_transfer(std::uint64_t target, Clock::duration timeout, Handler_fn<void> h);
+  void maybe_send_timeout_now();
+  void end_transfer(std::error_code ec);
   // Leader stickiness (thesis §4.2.3): we follow a leader heard from within
   // an election timeout.
   bool leader_alive() const {
@@ -867,6 +885,7 @@ void Log::Impl::close_now(std::error_code why, bool sync) {
   pending_applies_.clear();
   fail_reads(why);
   fail_forwarded_reads(why);
+  if (transfer_) end_transfer(why);
   if (apply_timer_) apply_timer_->cancel();
   apply_timer_at_ = Clock::time_point::max();
   ++apply_timer_gen_;
@@ -1086,10 +1105,11 @@ void Log::Impl::request_prevotes(std::uint64_t round) {
   prevote_retry_timer_ = after_on_strand(o_.heartbeat_interval, [this, round] { request_prevotes(round); });
 }
 
-void Log::Impl::start_election() {
+void Log::Impl::start_election(bool transfer) {
   reset_election_timer();  // a full election timeout for this election
   flush_appends();
   set_term(term_ + 1);
+  transfer_term_ = transfer ? term_ : 0;
   voted_for_ = id_;
   if (!persist_meta()) return;
   state_ = State::candidate;
@@ -1104,7 +1124,7 @@ void Log::Impl::start_election() {
 
 void Log::Impl::request_votes(std::uint64_t term) {
   if (state_ != State::candidate || term_ != term) return;
-  const VoteRequest req{term_, id_, last_index(), last_term()};
+  const VoteRequest req{term_, id_, last_index(), last_term(), false, transfer_term_ == term_};
   for (const auto& n : config_.nodes) {
     // Ask again only those who have not answered: requests and replies can
     // be lost, and one lost vote should not cost a whole election round.
@@ -1130,6 +1150,9 @@ void Log::Impl::request_votes(std::uint64_t term) {
 void Log::Impl::become_follower(std::uint64_t leader, bool reset_timer) {
   const bool was_leader = state_ == State::leader;
   if (was_leader) {
+    // A transfer is done once we step down for a later term (whoever won
+    // it); check-quorum stepping us down in our own term is no transfer.
+    if (transfer_) end_transfer(term_ > transfer_->term ? std::error_code{} : make_error_code(errc::not_leader));
     end_out_streams(errc::not_leader);
     // A read not yet confirmed cannot be now: another leader may commit.
     fail_reads(make_error_code(errc::not_leader));
@@ -1172,6 +1195,7 @@ void Log::Impl::become_leader() {
 void Log::Impl::start_heartbeats() {
   const auto gen = ++heartbeat_gen_;
   send_heartbeats();
+  if (transfer_) maybe_send_timeout_now();  // again, if the last one was lost
   // Check quorum: a leader that has not heard from a majority within an
   // election timeout steps down, so a partitioned leader stops accepting work.
   if (state_ != State::leader) return;
@@ -1863,6 +1887,9 @@ void Log::Impl::do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::ui
   // A leader that is removing itself takes no new work (it steps down once
   // the removal commits, and would strand entries appended after it).
   if (!in_config(id_)) return fail(h, errc::not_leader);
+  // Handing leadership over: an entry appended now could keep the target
+  // from ever holding our whole log.
+  if (transfer_) return fail(h, errc::transfer_in_progress);
   if (e.data.size() > o_.entry_size_bytes_max) return fail(h, errc::entry_too_large);
   e.index = last_index() + 1;
   e.term = term_;
@@ -2361,6 +2388,7 @@ void Log::Impl::do_leave(Handler_fn<void> h) {
 std::error_code Log::Impl::can_change_membership() const {
   if (state_ == State::stopped) return errc::closed;
   if (state_ != State::leader) return errc::not_leader;
+  if (transfer_) return errc::transfer_in_progress;
   // One change at a time (thesis §4.1), and only once an entry of this term
   // is committed (the fix to the single-server change bug, thesis §4.1 note).
   if (config_.index > commit_) return errc::change_in_progress;
@@ -2437,6 +2465,13 @@ void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatRe
     else maybe_ack();
   }
   h(HeartbeatResponse{last_index(), term_, {}, id_});
+  // Leadership transfer: our leader, whose whole log we hold, asks us to
+  // campaign now. Only a voter, and only for the leader we follow in this
+  // term (a late copy from an older term was refused above).
+  if (req.timeout_now && state_ == State::follower && leader_id_ == req.leader_id && in_config(id_)) {
+    logf("leader {} hands leadership over: election now", req.leader_id);
+    start_election(true);
+  }
 }
 
 std::error_code Log::Impl::sticky_refusal(std::uint64_t candidate) const {
@@ -2469,7 +2504,8 @@ void Log::Impl::do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) {
   // Leader stickiness (thesis §4.2.3): while a follower hears from a live
   // leader it ignores candidates, so removed or partitioned nodes cannot
   // disrupt the cluster by inflating terms.
-  if (req.term > term_ && leader_alive()) {
+  // A transfer's election is one the leader asked for (thesis §3.10).
+  if (req.term > term_ && leader_alive() && !req.transfer) {
     logf("vote for {} in term {} refused: leader {} is alive", req.candidate_id, req.term, leader_id_);
     return h(VoteResponse{term_, sticky_refusal(req.candidate_id)});
   }
@@ -2515,7 +2551,67 @@ void Log::Impl::do_ack(const AckRequest& req, Handler_fn<void> h) {
   it->second.match = std::max(it->second.match, std::min(req.index, last_index()));
   it->second.last_contact = clock_->now();
   advance_commit();
+  if (transfer_) maybe_send_timeout_now();
   h({});
+}
+
+void Log::Impl::do_transfer(std::uint64_t target, Clock::duration timeout, Handler_fn<void> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
+  if (state_ != State::leader) return fail(h, errc::not_leader);
+  if (transfer_) return fail(h, errc::transfer_in_progress);
+  if (target == 0) {
+    // The other voter furthest along: the shortest wait before it can be told.
+    std::uint64_t best = 0;
+    for (const auto& n : config_.nodes) {
+      if (n.id == id_) continue;
+      auto it = peers_.find(n.id);
+      const std::uint64_t m = it == peers_.end() ? 0 : it->second.match;
+      if (best == 0 || m > peers_[best].match) best = n.id;
+    }
+    target = best;
+  }
+  if (target == 0 || !config_.node_by_id(target)) return fail(h, errc::node_not_found);
+  if (target == id_) return h({});
+  if (timeout <= Clock::duration::zero()) timeout = o_.election_timeout;
+  logf("transferring leadership to {}", target);
+  transfer_ = Transfer{target, term_, std::move(h), nullptr, false};
+  transfer_->timer = after_on_strand(timeout, [this, term = term_] {
+    if (!transfer_ || transfer_->term != term || state_ != State::leader) return;
+    logf("leadership transfer to {} timed out; leading on", transfer_->target);
+    end_transfer(make_error_code(errc::timeout));
+  });
+  maybe_send_timeout_now();
+}
+
+void Log::Impl::maybe_send_timeout_now() {
+  if (!transfer_ || transfer_->sent || state_ != State::leader || !o_.transport) return;
+  auto it = peers_.find(transfer_->target);
+  // The target must hold our whole log (durably): it then wins with a log at
+  // least as up to date as any majority's, and loses none of our entries.
+  // Until then the stream catches it up; its acks call again.
+  if (it == peers_.end() || it->second.match < last_index()) return;
+  transfer_->sent = true;
+  HeartbeatRequest req{term_, commit_, id_, o_.url, true};
+  o_.transport->heartbeat(url_of(transfer_->target), req, [self = shared_from_this(), ep = epoch_, term = term_](result<HeartbeatResponse> r) {
+    self->post_any_epoch([self, ep, term, r] {
+      if (self->epoch_ != ep || self->term_ != term || !self->transfer_ || self->transfer_->term != term) return;
+      if (r && r->term > self->term_) {
+        self->set_term(r->term);
+        self->become_follower(0, false);
+        return;
+      }
+      // Lost or refused: sent again by the next heartbeat tick.
+      if (!r || r->error || r->id != self->transfer_->target) self->transfer_->sent = false;
+    });
+  });
+}
+
+void Log::Impl::end_transfer(std::error_code ec) {
+  auto t = std::move(*transfer_);
+  transfer_.reset();
+  if (t.timer) t.timer->cancel();
+  if (ec) return fail(t.h, ec);
+  t.h({});
 }
 
 // ====================================================================== Log
@@ -2687,6 +2783,9 @@ void Log::start_add_peer(std::string url, Handler_fn<std::pair<std::uint64_t, Co
     i->do_add_peer(std::move(u), 0, true, std::move(h), nullptr);
   });
 }
+void Log::start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), id, timeout, h = std::move(h)]() mutable { i->do_transfer(id, timeout, std::move(h)); });
+}
 void Log::start_remove_peer(std::uint64_t id, Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), id, h = std::move(h)]() mutable { i->do_remove_peer(id, std::move(h)); });
 }
@@ -2699,6 +2798,9 @@ result<void> Log::wait(std::uint64_t index, Clock::duration timeout) {
 }
 result<std::uint64_t> Log::read_index(Clock::duration timeout) {
   return run_blocking_local<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) { start_read_index(timeout, std::move(h)); });
+}
+result<void> Log::transfer_leadership(std::uint64_t id, Clock::duration timeout) {
+  return run_blocking_local<void>(*impl_, [&](Handler_fn<void> h) { start_transfer_leadership(id, timeout, std::move(h)); });
 }
 result<std::uint64_t> Log::read_barrier(Clock::duration timeout) {
   return run_blocking_local<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) { start_read_barrier(timeout, std::move(h)); });

@@ -58,6 +58,7 @@ enum class errc : int {
   not_committed,         // the entry was overwritten before it committed
   removed,               // this node was removed from the cluster
   node_url_mismatch,     // the configuration gives the node's id to another URL
+  transfer_in_progress,  // the leader is handing leadership over: no new entries
 };
 
 const std::error_category& error_category() noexcept;

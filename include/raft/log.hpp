@@ -203,6 +203,19 @@ class Log final : public Service {
   // of two): returns the read index once the FSM has applied it, so the FSM
   // can be read at once. The timeout covers both parts.
   result<std::uint64_t> read_barrier(Clock::duration timeout = {});
+  // Leader only: hands leadership to member `id` (0: the other voter whose
+  // log is furthest along) without waiting for an election timeout (thesis
+  // §3.10), e.g. before stopping this node. New entries are refused
+  // meanwhile (apply() and membership changes: errc::transfer_in_progress);
+  // once the target holds this leader's whole log it is told to campaign at
+  // once, and its voters grant it although they hear from a live leader.
+  // Returns once this node has stepped down for a later term (the target, or
+  // in a race another node, leads it). errc::not_leader, errc::node_not_found
+  // (`id` is not a member, or there is no other one), errc::transfer_in_progress
+  // (another transfer is under way), errc::timeout (not done within
+  // `timeout`, default one election timeout: this node leads on and takes
+  // entries again), errc::closed.
+  result<void> transfer_leadership(std::uint64_t id = 0, Clock::duration timeout = {});
   // Forces buffered work out now: a heartbeat round on a leader.
   result<void> flush();
 
@@ -259,6 +272,10 @@ class Log final : public Service {
     return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_remove_peer(id, std::move(h)); });
   }
   template <class Token>
+  auto async_transfer_leadership(std::uint64_t id, Token&& token) {
+    return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_transfer_leadership(id, {}, std::move(h)); });
+  }
+  template <class Token>
   auto async_close(Token&& token) {
     return initiate<void>(std::forward<Token>(token), [this](auto h) { start_close(std::move(h)); });
   }
@@ -287,6 +304,7 @@ class Log final : public Service {
   void start_leave(Handler_fn<void> h);
   void start_add_peer(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h);
   void start_remove_peer(std::uint64_t id, Handler_fn<void> h);
+  void start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
   void start_close(Handler_fn<void> h);
 
   boost::asio::any_io_executor get_executor() const;

@@ -58,6 +58,10 @@ struct HeartbeatRequest {
   // protocol): a follower whose log does not yet hold the configuration that
   // added the leader could otherwise never find it to open its stream.
   std::string leader_url;
+  // Leadership transfer (thesis §3.10; query parameter `timeoutNow=1`): the
+  // leader, whose log the follower now holds in full, asks it to start an
+  // election at once.
+  bool timeout_now = false;
 };
 struct HeartbeatResponse {
   std::uint64_t index = 0;  // follower's last log index
@@ -87,6 +91,10 @@ struct VoteRequest {
   // Pre-vote (thesis §9.6): "would you vote for me in `term`?" The voter
   // answers as it would a vote but changes nothing (term, vote, timer).
   bool pre_vote = false;
+  // An election the leader asked for (HeartbeatRequest::timeout_now; query
+  // parameter `transfer=1`): voters grant it although they hear from a live
+  // leader (thesis §3.10 / §4.2.3); every other rule holds.
+  bool transfer = false;
 };
 struct VoteResponse {
   std::uint64_t term = 0;  // voter's current term (after the request)

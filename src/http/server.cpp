@@ -103,6 +103,14 @@ class Params {
     if (!v) return std::nullopt;
     return parse_u64(*v);
   }
+  // An optional flag: absent is false; present, exactly one "0" or "1"
+  // (nullopt otherwise: a flag given twice is as ambiguous as any value).
+  std::optional<bool> flag(std::string_view key) const {
+    if (!present(key)) return false;
+    const std::string* v = one(key);
+    if (!v || (*v != "0" && *v != "1")) return std::nullopt;
+    return *v == "1";
+  }
   // Terms and ids start at 1; 0 is never valid on the wire.
   std::optional<std::uint64_t> positive(std::string_view key) const {
     auto v = u64(key);
@@ -292,6 +300,9 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       hb.commit_index = *commit;
       hb.leader_id = *leader;
       if (const std::string* lu = p.one("leaderURL")) hb.leader_url = *lu;  // optional
+      auto timeout_now = p.flag("timeoutNow");  // optional: leadership transfer
+      if (!timeout_now) return bad("invalid timeoutNow flag");
+      hb.timeout_now = *timeout_now;
       return svc.handle_heartbeat(hb, [this, cb](result<HeartbeatResponse> r) {
         if (!r) return cb(service_error(r.error()));
         Reply rep = make_reply(http::status::ok);
@@ -317,10 +328,12 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       v.candidate_id = *cand;
       v.last_log_index = *lli;
       v.last_log_term = *llt;
-      if (const std::string* pre = p.one("preVote")) {
-        if (*pre != "0" && *pre != "1") return bad("invalid pre-vote flag");
-        v.pre_vote = *pre == "1";
-      }
+      auto pre = p.flag("preVote");
+      if (!pre) return bad("invalid pre-vote flag");
+      v.pre_vote = *pre;
+      auto transfer = p.flag("transfer");  // optional: an election the leader asked for
+      if (!transfer) return bad("invalid transfer flag");
+      v.transfer = *transfer;
       return svc.handle_vote(v, [this, cb](result<VoteResponse> r) {
         if (!r) return cb(service_error(r.error()));
         Reply rep = make_reply(http::status::ok);

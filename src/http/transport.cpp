@@ -317,6 +317,7 @@ void HTTPTransport::heartbeat(const std::string& url, const HeartbeatRequest& re
                                                {"commitIndex", std::to_string(req.commit_index)},
                                                {"leaderID", std::to_string(req.leader_id)}});
   if (!req.leader_url.empty()) pq += "&" + query({{"leaderURL", req.leader_url}});
+  if (req.timeout_now) pq += "&timeoutNow=1";  // absent: a plain heartbeat
   impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
     if (ec) return h(ec);
     h(decode_heartbeat(res));
@@ -340,6 +341,7 @@ void HTTPTransport::request_vote(const std::string& url, const VoteRequest& req,
                                           {"lastLogIndex", std::to_string(req.last_log_index)},
                                           {"lastLogTerm", std::to_string(req.last_log_term)}});
   if (req.pre_vote) pq += "&preVote=1";  // absent: a real vote (the seed's request)
+  if (req.transfer) pq += "&transfer=1";
   impl_->exchange(url, std::move(pq), http::verb::post, [h = std::move(h)](std::error_code ec, Response res) {
     if (ec) return h(ec);
     h(decode_vote(res));

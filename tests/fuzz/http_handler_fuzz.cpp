@@ -33,11 +33,11 @@ namespace raft {
 // Field-wise equality for the round trip (the public structs have none).
 bool operator==(const HeartbeatRequest& a, const HeartbeatRequest& b) {
   return a.term == b.term && a.commit_index == b.commit_index && a.leader_id == b.leader_id &&
-         a.leader_url == b.leader_url;
+         a.leader_url == b.leader_url && a.timeout_now == b.timeout_now;
 }
 bool operator==(const VoteRequest& a, const VoteRequest& b) {
   return a.term == b.term && a.candidate_id == b.candidate_id && a.last_log_index == b.last_log_index &&
-         a.last_log_term == b.last_log_term && a.pre_vote == b.pre_vote;
+         a.last_log_term == b.last_log_term && a.pre_vote == b.pre_vote && a.transfer == b.transfer;
 }
 bool operator==(const AckRequest& a, const AckRequest& b) {
   return a.id == b.id && a.term == b.term && a.index == b.index && a.url == b.url;
@@ -196,6 +196,7 @@ std::string canonical(const Call& c) {
     add("commitIndex", num(hb->commit_index));
     add("leaderID", num(hb->leader_id));
     if (!hb->leader_url.empty()) add("leaderURL", hb->leader_url);
+    if (hb->timeout_now) add("timeoutNow", "1");
   } else if (auto* v = std::get_if<VoteRequest>(&c)) {
     u.set_path("/raft/vote");
     add("term", num(v->term));
@@ -203,6 +204,7 @@ std::string canonical(const Call& c) {
     add("lastLogIndex", num(v->last_log_index));
     add("lastLogTerm", num(v->last_log_term));
     if (v->pre_vote) add("preVote", "1");
+    if (v->transfer) add("transfer", "1");
   } else if (auto* a = std::get_if<AckRequest>(&c)) {
     u.set_path("/raft/ack");
     add("id", num(a->id));

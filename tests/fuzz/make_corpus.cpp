@@ -256,6 +256,10 @@ void http_handler() {
   put("http_handler", "vote",
       ctl({6, 1}) + request("POST", "/raft/vote?term=6&candidateID=2&lastLogIndex=9&lastLogTerm=5&preVote=1", cid));
   put("http_handler", "ack", ctl({5, 0}) + request("POST", "/raft/ack?id=2&term=6&index=12&url=http://b:2"));
+  put("http_handler", "heartbeat-timeout-now",
+      ctl({0, 1}) + request("POST", "/raft/heartbeat?term=5&commitIndex=10&leaderID=1&timeoutNow=1", cid));
+  put("http_handler", "vote-transfer",
+      ctl({0, 0}) + request("POST", "/raft/vote?term=6&candidateID=2&lastLogIndex=9&lastLogTerm=5&transfer=1"));
   put("http_handler", "read-index", ctl({0, 1}) + request("POST", "/raft/readIndex?timeoutMs=250", cid));
   put("http_handler", "read-index-not-leader", ctl({1, 0}) + request("POST", "/raft/readIndex"));
   put("http_handler", "stream", ctl({0, 0}) + request("GET", "/raft/stream?id=2&term=6&index=12&logTerm=5&url=http://b:2"));

@@ -265,6 +265,25 @@ TEST_F(RealCluster, ReadBarrierSeesEveryAcknowledgedWrite) {
   EXPECT_GE(follower_reads, 20);
 }
 
+// Leadership transfer over HTTP (timeoutNow=1, transfer=1): the chosen
+// follower leads next, with every acknowledged write.
+TEST_F(RealCluster, LeadershipTransferMakesTheChosenFollowerLeader) {
+  form(3);
+  for (int i = 0; i < 20; ++i) ASSERT_NE(apply_via_leader("t" + std::to_string(i)), 0u);
+  Node* l = leader();
+  ASSERT_NE(l, nullptr);
+  Node* target = nullptr;
+  for (auto& n : nodes_)
+    if (n.get() != l) target = n.get();
+  ASSERT_NE(target, nullptr);
+  auto r = l->log->transfer_leadership(target->log->id(), 5s);
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_TRUE(eventually([&] { return target->log->state() == State::leader; }, 5s));
+  const std::uint64_t index = apply_via_leader("after");
+  ASSERT_NE(index, 0u);
+  ASSERT_TRUE(all_have(21));
+}
+
 TEST_F(RealCluster, FiveNodesSurviveTheLossOfTheLeader) {
   form(5);
   for (int i = 0; i < 20; ++i) apply_via_leader("a" + std::to_string(i));

@@ -48,6 +48,20 @@ TEST_F(TransportTest, HeartbeatSendsParametersAndReadsIndexAndTerm) {
   EXPECT_EQ(svc.last_hb.leader_id, 1u);
 }
 
+// Leadership transfer: timeoutNow=1 on the heartbeat, absent otherwise.
+TEST_F(TransportTest, HeartbeatCarriesTheTimeoutNowFlag) {
+  svc.hb_result = HeartbeatResponse{7, 3, {}, 2};
+  Got<HeartbeatResponse> plain;
+  transport.heartbeat(url, {3, 5, 1}, plain.fn());
+  ASSERT_TRUE(wait(plain));
+  EXPECT_FALSE(svc.last_hb.timeout_now);
+  Got<HeartbeatResponse> now;
+  transport.heartbeat(url, {3, 5, 1, "http://127.0.0.1:1", true}, now.fn());
+  ASSERT_TRUE(wait(now));
+  EXPECT_TRUE(svc.last_hb.timeout_now);
+  EXPECT_EQ(svc.last_hb.leader_url, "http://127.0.0.1:1");
+}
+
 // A node with no id yet (started afresh) sends no X-Raft-ID: read as 0.
 TEST_F(TransportTest, HeartbeatFromANodeWithoutAnIdReadsAsIdZero) {
   svc.hb_result = HeartbeatResponse{0, 3, {}, 0};
@@ -102,11 +116,20 @@ TEST_F(TransportTest, VoteGrantedAndRefused) {
   EXPECT_EQ(svc.last_vote.last_log_term, 3u);
   EXPECT_FALSE(svc.last_vote.pre_vote);
 
+  EXPECT_FALSE(svc.last_vote.transfer);
+
   Got<VoteResponse> pre;
   transport.request_vote(url, {4, 2, 10, 3, true}, pre.fn());
   ASSERT_TRUE(wait(pre));
   EXPECT_TRUE(svc.last_vote.pre_vote);
   EXPECT_EQ(svc.last_vote.term, 4u);
+
+  // A leadership transfer's election (transfer=1).
+  Got<VoteResponse> tr;
+  transport.request_vote(url, {4, 2, 10, 3, false, true}, tr.fn());
+  ASSERT_TRUE(wait(tr));
+  EXPECT_TRUE(svc.last_vote.transfer);
+  EXPECT_FALSE(svc.last_vote.pre_vote);
 
   for (errc e : {errc::already_voted, errc::stale_term, errc::out_of_date_log}) {
     svc.vote_result = VoteResponse{5, make_error_code(e)};

@@ -705,6 +705,78 @@ void reopen_in_place(SimCluster& c) {
   c.settle();
 }
 
+// Thesis §3.10: leadership handed over again and again (to a chosen member,
+// or id 0: the one furthest along) while writes are submitted, partitions
+// come and go and nodes crash; the checker watches every step (one leader
+// per term, no committed entry lost). Once the faults stop, a transfer to a
+// chosen member must make it leader.
+void leadership_transfer(SimCluster& c) {
+  const int n = nodes_or(c, 5);
+  c.bootstrap(n);
+  c.faults_on(c.rng.one_in(2));
+  auto transfer = [&c](int l, int target) {
+    auto done = std::make_shared<std::optional<bool>>();
+    const std::uint64_t id = target < 0 ? 0 : c.log(target).id();
+    c.trace("client transfer n{} -> {}", l, target < 0 ? std::string("id 0") : fmt::format("n{}", target));
+    c.log(l).async_transfer_leadership(id, [&c, l, done](std::error_code ec) {
+      c.trace("client transfer from n{} {}", l, ec ? "failed: " + ec.message() : std::string("done"));
+      *done = !ec;
+    });
+    return done;
+  };
+  const int iters = ops_or(c, 30);
+  for (int it = 0; it < iters; ++it) {
+    auto ups = c.up_nodes();
+    switch (c.rng.below(8)) {
+      case 0:
+      case 1:
+      case 2: {
+        const int l = c.leader();
+        if (l >= 0)
+          for (int k = 0, m = static_cast<int>(c.rng.range(1, 4)); k < m; ++k) c.submit(l);
+        break;
+      }
+      case 3:
+      case 4: {
+        const int l = c.leader();
+        if (l < 0) break;
+        const int target = c.rng.one_in(4) ? -1 : ups[c.rng.below(ups.size())];
+        transfer(l, target);
+        if (c.rng.one_in(2)) c.submit(l);  // refused while the transfer runs
+        break;
+      }
+      case 5:
+        crash_one(c, ups);
+        break;
+      case 6:
+        restart_one(c);
+        break;
+      default:
+        if (c.rng.one_in(2)) partition_minority(c, n);
+        else c.net.heal();
+    }
+    c.run_for(c.rng.duration(0ms, c.et() / 2));
+  }
+  c.settle();
+  bool moved = false;
+  for (int attempt = 0; attempt < 5 && !moved; ++attempt) {
+    const int l = c.wait_leader(10 * c.et());
+    if (l < 0) break;
+    auto others = all_but(c, {l});
+    std::vector<int> up;
+    for (int i : others)
+      if (c.up(i) && !c.retired(i)) up.push_back(i);
+    if (up.empty()) break;
+    const int target = up[c.rng.below(up.size())];
+    auto done = transfer(l, target);
+    c.run_until([&] { return done->has_value(); }, 10 * c.et());
+    moved = done->value_or(false) && c.run_until([&] { return c.leader() == target; }, 10 * c.et());
+    if (!moved) c.run_for(2 * c.et());  // an earlier transfer may still be under way
+  }
+  if (!moved) c.liveness_failure("no transfer to a chosen member succeeded once settled");
+  c.settle();
+}
+
 // Thesis §6.4: reads through read_index() asked of every node, old leaders
 // included (followers ask their leader), while the leader is cut off and a
 // new one commits, partitions come and go, clocks drift and nodes crash. No
@@ -810,6 +882,7 @@ const std::vector<ScenarioInfo>& scenarios() {
       {"removed_while_cut_off", removed_while_cut_off},
       {"reopen_in_place", reopen_in_place},
       {"linearizable_reads", linearizable_reads},
+      {"leadership_transfer", leadership_transfer},
   };
   return v;
 }

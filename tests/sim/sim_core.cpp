@@ -347,7 +347,8 @@ void SimNetwork::leave_hop(int from, std::string url, std::uint64_t id, Handler_
 void SimTransport::heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) {
   net_.rpc<HeartbeatResponse>(
       slot_, url, "heartbeat",
-      net_.trace_.on() ? fmt::format("term={} commit={} leader={}", req.term, req.commit_index, req.leader_id)
+      net_.trace_.on() ? fmt::format("term={} commit={} leader={}{}", req.term, req.commit_index, req.leader_id,
+                                     req.timeout_now ? " timeout-now" : "")
                        : std::string(),
       [req](Service& s, Handler_fn<HeartbeatResponse> reply) { s.handle_heartbeat(req, std::move(reply)); },
       std::move(h), true);
@@ -356,8 +357,9 @@ void SimTransport::heartbeat(const std::string& url, const HeartbeatRequest& req
 void SimTransport::request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) {
   net_.rpc<VoteResponse>(
       slot_, url, "vote",
-      net_.trace_.on() ? fmt::format("{}term={} candidate={} last={}/{}", req.pre_vote ? "pre-vote " : "", req.term,
-                                     req.candidate_id, req.last_log_index, req.last_log_term)
+      net_.trace_.on() ? fmt::format("{}{}term={} candidate={} last={}/{}", req.pre_vote ? "pre-vote " : "",
+                                     req.transfer ? "transfer " : "", req.term, req.candidate_id,
+                                     req.last_log_index, req.last_log_term)
                        : std::string(),
       [req](Service& s, Handler_fn<VoteResponse> reply) { s.handle_vote(req, std::move(reply)); }, std::move(h),
       true);

@@ -108,6 +108,32 @@ TEST(HandlerParams, JoinPreviousIdIsOptionalButValidated) {
   EXPECT_EQ(svc.joins, 3) << "a refused request reached the Service";
 }
 
+// Leadership transfer's flags, timeoutNow (heartbeat) and transfer (vote):
+// "0", "1" or absent; anything else is refused before the Service sees it.
+TEST(HandlerParams, TransferFlagsAreZeroOrOne) {
+  AckService svc;
+  Handler h(svc);
+  http_detail::Request req;
+  req.method(boost::beast::http::verb::post);
+  req.version(11);
+  auto send = [&](std::string target) {
+    req.target(target);
+    unsigned status = 0;
+    http_detail::handle_request(h, req, [&](http_detail::Reply r) { status = r.res.result_int(); });
+    return status;
+  };
+  const std::string hb = "/raft/heartbeat?term=2&commitIndex=0&leaderID=1";
+  const std::string vote = "/raft/vote?term=2&candidateID=1&lastLogIndex=0&lastLogTerm=0";
+  // The service refuses both with invalid_argument (500): a 400 means the
+  // Handler refused the flag first.
+  for (const std::string& t : {hb, hb + "&timeoutNow=0", hb + "&timeoutNow=1", vote, vote + "&transfer=1"})
+    EXPECT_EQ(send(t), 500u) << t;
+  for (const std::string& t : {hb + "&timeoutNow=2", hb + "&timeoutNow=", hb + "&timeoutNow=1&timeoutNow=1",
+                               vote + "&transfer=yes", vote + "&transfer=0&transfer=1",
+                               vote + "&preVote=1&preVote=1"})
+    EXPECT_EQ(send(t), 400u) << t;
+}
+
 // /raft/readIndex's optional `timeoutMs`: absent is 0 (the leader's
 // default); present it must be one number; the index comes back in
 // X-Raft-Index.
