@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -70,6 +71,8 @@ A replicated key-value service on raft::Log.
   --help                  this text
 
 Client API: PUT/GET/DELETE /kv/{key}, PUT /kv/{key}?prev=V (compare-and-set).
+Admin: POST /admin/transfer-leadership[?to=ID] hands leadership to node ID
+(default: the member furthest along), e.g. before stopping the leader.
 )";
 
 struct Options {
@@ -226,6 +229,17 @@ class Session : public std::enable_shared_from_this<Session> {
       node_.faults->block(std::move(peers));
       return reply_text(http::status::no_content, "", true);
     }
+    if (path == "/admin/transfer-leadership") {
+      if (req_.method() != http::verb::post) return reply_text(http::status::method_not_allowed, "use POST", true);
+      std::uint64_t to = 0;  // 0: the member furthest along
+      if (auto it = url->params().find("to"); it != url->params().end()) {
+        const std::string v = (*it).value;
+        auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), to);
+        if (ec != std::errc() || p != v.data() + v.size() || v.empty())
+          return reply_text(http::status::bad_request, "to: a node id", true);
+      }
+      return start_transfer(to);
+    }
     if (path.rfind("/kv/", 0) != 0) return reply_text(http::status::not_found, "not found", true);
     std::string key = path.substr(4);
     if (key.empty()) return reply_text(http::status::bad_request, "empty key", true);
@@ -253,6 +267,23 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!bytes) return reply_text(http::status::bad_request, bytes.error().message(), true);
     node_.log->start_apply(std::move(*bytes), std::chrono::seconds(5), [self = shared_from_this()](raft::result<std::uint64_t> r) {
       net::post(self->stream_->get_executor(), [self, r] { self->on_applied_index(r); });
+    });
+  }
+
+  // Hands leadership to node `to` (raft::Log::transfer_leadership), e.g.
+  // before this node is stopped for maintenance. 204 once it stepped down.
+  void start_transfer(std::uint64_t to) {
+    if (node_.log->state() != raft::State::leader) return redirect();
+    node_.log->start_transfer_leadership(to, std::chrono::seconds(5), [self = shared_from_this()](raft::result<void> r) {
+      net::post(self->stream_->get_executor(), [self, r] {
+        if (r) return self->reply_text(http::status::no_content, "", true);
+        const auto e = r.error();
+        if (e == raft::errc::not_leader) return self->redirect();
+        if (e == raft::errc::node_not_found) return self->reply_text(http::status::not_found, e.message(), true);
+        if (e == raft::errc::transfer_in_progress) return self->reply_text(http::status::conflict, e.message(), true, true);
+        if (e == raft::errc::timeout) return self->reply_text(http::status::gateway_timeout, "transfer not done in time; still leader", true);
+        self->reply_text(http::status::service_unavailable, e.message(), true, true);
+      });
     });
   }
 

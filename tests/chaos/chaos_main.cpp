@@ -13,7 +13,8 @@
 // POST /test/block (one node isolated, or a 2/3 split), then heals; or it
 // replaces a member: removes it through the leader (POST /raft/leave), kills
 // it, wipes its directory and starts a fresh node at the same URL that joins
-// again (a new id, a new join token, the state from the others).
+// again (a new id, a new join token, the state from the others); or it
+// hands leadership to a random member (POST /admin/transfer-leadership).
 //
 // Each client thread records every operation with steady-clock invoke and
 // complete times. A definite answer becomes a definite operation; a timeout,
@@ -258,6 +259,17 @@ class Cluster {
       std::this_thread::sleep_for(200ms);
     }
     return false;
+  }
+
+  // Asks the leader to hand leadership to member `id`; true on 204 (it
+  // stepped down). Best effort: a leader change meanwhile is a "no".
+  bool transfer_leadership(std::uint64_t id) {
+    auto l = leader(2s);
+    if (!l) return false;
+    HttpClient c;
+    auto url = parse_url(urls_[*l] + "/admin/transfer-leadership?to=" + std::to_string(id));
+    auto r = c.request(Method::post, *url, "", Clock::now() + 7s);
+    return r && r->status == 204;
   }
 
   // Makes node i drop its traffic to `peers` (empty: heal). Best effort.
@@ -520,8 +532,8 @@ void client_loop(const Options& o, const std::vector<std::string>& nodes, int in
 // ---------------------------------------------------------------- nemesis
 
 struct FaultCounts {
-  int kill = 0, kill_leader = 0, pause = 0, isolate = 0, split = 0, replace = 0;
-  int total() const { return kill + pause + isolate + split + replace; }
+  int kill = 0, kill_leader = 0, pause = 0, isolate = 0, split = 0, replace = 0, transfer = 0;
+  int total() const { return kill + pause + isolate + split + replace + transfer; }
 };
 
 // Sleeps up to `d`, returning early when the run's end comes (polled).
@@ -577,7 +589,7 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
       ++fc.isolate;
       nap(ms(500, 3000), end);
       cl.heal_network();
-    } else if (dice < 90) {
+    } else if (dice < 86) {
       std::vector<int> all(n);
       for (int i = 0; i < n; ++i) all[i] = i;
       std::shuffle(all.begin(), all.end(), rng);
@@ -592,6 +604,15 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
       ++fc.split;
       nap(ms(500, 3000), end);
       cl.heal_network();
+    } else if (dice < 93) {
+      // Leadership handed to a random member (raft-kv's admin endpoint,
+      // Log::transfer_leadership) while the clients keep going.
+      const int v = static_cast<int>(rng() % n);
+      const auto id = cl.node_id(v);
+      if (!id) continue;
+      std::printf("  [nemesis] t=%5.1fs transfer leadership to node %d (id %llu): %s\n", now_us() / 1e6, v + 1,
+                  static_cast<unsigned long long>(*id), cl.transfer_leadership(*id) ? "done" : "not done");
+      ++fc.transfer;
     } else {
       // Replace a member (the leader half the time: it removes itself and
       // steps down). Its data is wiped only once the removal is known to
@@ -736,8 +757,9 @@ int run(Options& o) {
     std::printf("  operations: %zu (%zu indeterminate), %d keys, %d clients, %llu client ids\n", history.size(), unknown,
                 o.keys, o.clients, static_cast<unsigned long long>(g_next_client.load() - 1));
     std::printf(
-        "  faults: %d (SIGKILL+restart %d, SIGSTOP/SIGCONT %d, isolate %d, split %d, replace %d) + final full restart\n",
-        fc.total(), fc.kill, fc.pause, fc.isolate, fc.split, fc.replace);
+        "  faults: %d (SIGKILL+restart %d, SIGSTOP/SIGCONT %d, isolate %d, split %d, replace %d, transfer %d) + final "
+        "full restart\n",
+        fc.total(), fc.kill, fc.pause, fc.isolate, fc.split, fc.replace, fc.transfer);
     std::printf("  checker: %.2f s, %llu steps, %zu keys: %s\n", check_s, static_cast<unsigned long long>(res.steps),
                 res.keys_checked, std::string(lincheck::to_string(res.verdict)).c_str());
     if (!res.explanation.empty()) std::printf("  key %s: %s\n", res.key.c_str(), res.explanation.c_str());
