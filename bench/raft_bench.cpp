@@ -17,6 +17,10 @@
 //     log.read_barrier() (read_index: one heartbeat round, no log entry,
 //     then the wait for the FSM to apply it; what raft-kv's GET does);
 //     with threads or --async.
+//   --reads --at-follower: the same reads, asked of a follower: once the
+//     cluster is up, the load generator's node hands leadership to another
+//     (Log::transfer_leadership) and its reads go to the leader over
+//     POST /raft/readIndex, then wait for its own FSM.
 //
 //   raft-bench --nodes 3 --clients 16 --size 256 --duration 10 --no-sync
 //   raft-bench --sweep clients=1,4,16,64 --svg sweep.svg --no-sync
@@ -79,6 +83,7 @@ struct Opts {
   bool json = false;
   bool async = false;
   bool reads = false;  // read_barrier() instead of apply()
+  bool at_follower = false;  // with reads: the load generator's node is a follower
   double rate = 0;  // >0: open loop
   int io_threads = 1;
   int busy_poll_us = 0;  // > 0: network threads poll that long before blocking (raft::run_polling)
@@ -113,7 +118,8 @@ struct Opts {
   std::fprintf(stderr,
                "raft-bench: %s\n"
                "usage: raft-bench [--nodes N] [--clients C] [--size BYTES] [--duration S] [--warmup S]\n"
-               "                  [--sync|--no-sync] [--async] [--reads] [--rate OPS] [--io-threads T] [--apply-on-io]\n"
+               "                  [--sync|--no-sync] [--async] [--reads [--at-follower]] [--rate OPS] [--io-threads T]\n"
+               "                  [--apply-on-io]\n"
                "                  [--no-apply-inline]\n"
                "                  [--storage-on-io] [--busy-poll US] [--no-ack-channel] [--no-prealloc]\n"
                "                  [--repeat K]\n"
@@ -141,6 +147,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--json") o.json = true;
     else if (a == "--async") o.async = true;
     else if (a == "--reads") o.reads = true;
+    else if (a == "--at-follower") o.at_follower = true;
     else if (a == "--rate") o.rate = std::stod(val());
     else if (a == "--io-threads") o.io_threads = std::stoi(val());
     else if (a == "--busy-poll") o.busy_poll_us = std::stoi(val());
@@ -175,6 +182,7 @@ Opts parse(int argc, char** argv) {
   if (o.nodes < 1 || o.clients < 1 || o.io_threads < 1 || o.repeat < 1) usage("counts must be >= 1");
   if (o.busy_poll_us < 0) usage("--busy-poll must be >= 0 (microseconds)");
   if (o.reads && o.rate > 0) usage("--reads works with client threads or --async, not with --rate");
+  if (o.at_follower && (!o.reads || o.nodes < 2)) usage("--at-follower needs --reads and at least 2 nodes");
   if (o.dir.empty()) {
     const char* t = std::getenv("TMPDIR");
     o.dir = t && *t ? t : "/tmp";
@@ -562,6 +570,21 @@ std::optional<Result> run_once(const Opts& o) {
     return std::nullopt;
   }
 
+  if (o.at_follower) {
+    // Leadership moves to the follower furthest along; this node then reads
+    // as a follower, through the new leader (its first read proves it up).
+    if (auto r = leader->log->transfer_leadership(0, std::chrono::seconds(10)); !r) {
+      std::fprintf(stderr, "raft-bench: transfer_leadership: %s\n", r.error().message().c_str());
+      return std::nullopt;
+    }
+    bool read_ok = wait_for([&] { return bool(leader->log->read_barrier(std::chrono::seconds(1))); },
+                            std::chrono::seconds(20));
+    if (!read_ok || leader->log->state() == raft::State::leader) {
+      std::fprintf(stderr, "raft-bench: no read at a follower after the transfer\n");
+      return std::nullopt;
+    }
+  }
+
   const std::string payload(o.size, 'x');
   std::atomic<int> phase{0};  // 0 warm-up, 1 measuring, 2 stopping
   Clk::time_point t_start, t_end;
@@ -684,7 +707,7 @@ std::optional<Result> run_once(const Opts& o) {
 // ------------------------------------------------------------------ output
 std::string mode_name(const Opts& o) {
   std::string m = o.rate > 0 ? "open " + std::to_string(static_cast<long long>(o.rate)) + "/s" : o.async ? "async" : "threads";
-  if (o.reads) m += "+reads";
+  if (o.reads) m += o.at_follower ? "+freads" : "+reads";
   if (o.apply_on_io) m += "+aio";
   if (o.storage_on_io) m += "+sio";
   if (!o.apply_inline) m += "+athr";

@@ -304,9 +304,13 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   std::uint64_t read_seq_ = 0;
   // Reads asked of a follower, forwarded to the leader (forward_read), by
   // serial: they outlive leader changes (an index a leader confirmed stays
-  // valid), and close() or their timeout ends them.
+  // valid), and close() or their timeout ends them. One request to the
+  // leader at a time answers every read asked before it was sent (serials up
+  // to forward_sent_); reads asked meanwhile wait for the next one.
   std::map<std::uint64_t, PendingRead> forwarded_reads_;
   std::uint64_t forward_seq_ = 0;
+  std::uint64_t forward_sent_ = 0;
+  bool forward_inflight_ = false;
 
   // Leadership transfer under way on this leader (do_transfer).
   struct Transfer {
@@ -566,6 +570,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void do_read_index(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h);
   void leader_read(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h);
   void forward_read(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h);
+  void send_forwarded_reads();
   void do_serve_read_index(const ReadIndexRequest& req, Handler_fn<std::uint64_t> h);
   // Answers a read whose index is known: at once, or for read_barrier()
   // once the FSM has applied it, within what is left before `deadline`.
@@ -2003,11 +2008,8 @@ void Log::Impl::forward_read(Clock::duration timeout, bool wait_applied, Handler
   }
   const std::uint64_t serial = ++forward_seq_;
   PendingRead pr{std::move(h), nullptr, wait_applied};
-  ReadIndexRequest req;
   if (timeout > Clock::duration::zero()) {
     pr.deadline = clock_->now() + timeout;
-    req.timeout_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(
-        1, std::chrono::ceil<std::chrono::milliseconds>(timeout).count()));
     pr.timer = after_on_strand(timeout, [this, serial] {
       auto it = forwarded_reads_.find(serial);
       if (it == forwarded_reads_.end()) return;
@@ -2017,16 +2019,62 @@ void Log::Impl::forward_read(Clock::duration timeout, bool wait_applied, Handler
     });
   }
   forwarded_reads_.emplace(serial, std::move(pr));
-  o_.transport->read_index(leader, req, [self = shared_from_this(), ep = epoch_, serial](result<std::uint64_t> r) {
-    self->post_any_epoch([self, ep, serial, r] {
-      if (self->epoch_ != ep) return;  // closed meanwhile: close_now failed the read
-      auto it = self->forwarded_reads_.find(serial);
-      if (it == self->forwarded_reads_.end()) return;  // timed out
-      PendingRead pr = std::move(it->second);
-      self->forwarded_reads_.erase(it);
-      if (pr.timer) pr.timer->cancel();
-      if (!r) return fail(pr.h, r.error());
-      self->finish_read(*r, std::move(pr));
+  if (!forward_inflight_) send_forwarded_reads();
+}
+
+void Log::Impl::send_forwarded_reads() {
+  if (forwarded_reads_.empty()) return;
+  if (state_ == State::leader) {
+    // We lead now: our own read rounds serve what is still waiting (each
+    // round is taken after its read was asked).
+    auto reads = std::move(forwarded_reads_);
+    forwarded_reads_.clear();
+    const auto now = clock_->now();
+    for (auto& [serial, r] : reads) {
+      if (r.timer) r.timer->cancel();
+      if (r.deadline != Clock::time_point::max() && r.deadline <= now) {
+        fail(r.h, errc::timeout);
+        continue;
+      }
+      leader_read(r.deadline == Clock::time_point::max() ? Clock::duration::zero() : r.deadline - now,
+                  r.wait_applied, std::move(r.h));
+    }
+    return;
+  }
+  const std::string leader = state_ == State::follower ? url_of(leader_id_) : std::string();
+  if (leader.empty() || !o_.transport) return fail_forwarded_reads(make_error_code(errc::not_leader));
+  // The leader may take as long as the most patient of these reads allows
+  // (0, its own default, if one has no timeout).
+  ReadIndexRequest req;
+  const auto now = clock_->now();
+  Clock::duration longest{};
+  bool unbounded = false;
+  for (const auto& [serial, r] : forwarded_reads_) {
+    if (r.deadline == Clock::time_point::max()) unbounded = true;
+    else longest = std::max(longest, r.deadline - now);
+  }
+  if (!unbounded)
+    req.timeout_ms = static_cast<std::uint64_t>(
+        std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::milliseconds>(longest).count()));
+  forward_inflight_ = true;
+  forward_sent_ = forward_seq_;
+  o_.transport->read_index(leader, req, [self = shared_from_this(), ep = epoch_, upto = forward_sent_](result<std::uint64_t> r) {
+    self->post_any_epoch([self, ep, upto, r] {
+      if (self->epoch_ != ep) return;  // closed meanwhile: close_now failed the reads
+      self->forward_inflight_ = false;
+      // Every read asked before the request was sent, and not yet timed out.
+      auto& reads = self->forwarded_reads_;
+      std::vector<PendingRead> answered;
+      for (auto it = reads.begin(); it != reads.end() && it->first <= upto;) {
+        answered.push_back(std::move(it->second));
+        it = reads.erase(it);
+      }
+      for (auto& pr : answered) {
+        if (pr.timer) pr.timer->cancel();
+        if (!r) fail(pr.h, r.error());
+        else self->finish_read(*r, std::move(pr));
+      }
+      self->send_forwarded_reads();  // those asked meanwhile
     });
   });
 }
@@ -2094,6 +2142,7 @@ void Log::Impl::fail_reads(std::error_code why) {
 }
 
 void Log::Impl::fail_forwarded_reads(std::error_code why) {
+  forward_inflight_ = false;  // an answer still to come finds nothing to answer
   auto reads = std::move(forwarded_reads_);
   forwarded_reads_.clear();
   for (auto& [serial, r] : reads) {
@@ -2561,14 +2610,16 @@ void Log::Impl::do_transfer(std::uint64_t target, Clock::duration timeout, Handl
   if (transfer_) return fail(h, errc::transfer_in_progress);
   if (target == 0) {
     // The other voter furthest along: the shortest wait before it can be told.
-    std::uint64_t best = 0;
+    std::uint64_t best_match = 0;
     for (const auto& n : config_.nodes) {
       if (n.id == id_) continue;
       auto it = peers_.find(n.id);
       const std::uint64_t m = it == peers_.end() ? 0 : it->second.match;
-      if (best == 0 || m > peers_[best].match) best = n.id;
+      if (target == 0 || m > best_match) {
+        target = n.id;
+        best_match = m;
+      }
     }
-    target = best;
   }
   if (target == 0 || !config_.node_by_id(target)) return fail(h, errc::node_not_found);
   if (target == id_) return h({});

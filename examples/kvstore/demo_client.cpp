@@ -11,6 +11,7 @@
 //   raft-demo check       --nodes U,U,... --count N [--token T] [--workers W]
 //   raft-demo failover    --nodes U,U,... --kill-pid PID --old-leader U
 //   raft-demo catchup     --nodes U,U,... --node U [--from N] [--timeout S]
+//   raft-demo handover    --nodes U,U,... --node U [--token T] [--timeout S]
 //
 // Human-readable progress goes to stderr; the one value a script needs (a
 // leader URL, a list of ports) goes to stdout. Exit status 0 iff the step's
@@ -344,10 +345,64 @@ int cmd_catchup(const Args& a) {
   return 1;
 }
 
+// Asks the leader to hand leadership to node a.node (raft-kv's POST
+// /admin/transfer-leadership?to=ID, Log::transfer_leadership), then measures
+// how long until that node leads and until a write through it is accepted.
+int cmd_handover(const Args& a) {
+  HttpClient http;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(a.timeout * 1000));
+  auto target = get_status(http, a.node, 2s);
+  if (!target || target->id == 0) {
+    std::fprintf(stderr, "  %snode %s does not answer with an id%s\n", RED, a.node.c_str(), RESET);
+    return 1;
+  }
+  std::string lurl;
+  auto leader = find_leader(a, "", deadline, &lurl);
+  if (!leader) {
+    std::fprintf(stderr, "  %sno leader within %.0f s%s\n", RED, a.timeout, RESET);
+    return 1;
+  }
+  const auto t0 = Clock::now();
+  if (lurl != a.node) {
+    auto url = parse_url(lurl + "/admin/transfer-leadership?to=" + std::to_string(target->id));
+    auto r = url ? http.request(Method::post, *url, "", std::min(deadline, Clock::now() + 7s)) : std::nullopt;
+    if (!r || r->status != 204) {
+      std::fprintf(stderr, "  %stransfer refused: %s%s\n", RED,
+                   r ? (std::to_string(r->status) + " " + r->body).c_str() : "no answer", RESET);
+      return 1;
+    }
+  }
+  std::optional<Status> now;
+  while (Clock::now() < deadline) {
+    now = get_status(http, a.node);
+    if (now && now->state == "leader") break;
+    std::this_thread::sleep_for(5ms);
+  }
+  if (!now || now->state != "leader") {
+    std::fprintf(stderr, "  %snode %s is not leader %.0f s after the transfer%s\n", RED, a.node.c_str(), a.timeout, RESET);
+    return 1;
+  }
+  const double led_ms = ms_since(t0);
+  KvClient kv;
+  kv.nodes = a.nodes;
+  kv.leader = a.node;
+  auto w = kv.call(Method::put, "/kv/handover-" + a.token, "ok", std::max<Clock::duration>(deadline - Clock::now(), 1s));
+  if (!w || w->status != 204) {
+    std::fprintf(stderr, "  %sno write accepted after the transfer%s\n", RED, RESET);
+    return 1;
+  }
+  const double write_ms = ms_since(t0);
+  std::fprintf(stderr, "  leadership handed from %s to %snode %llu%s (term %llu): it led %s%.0f ms%s after the request, "
+               "and took a write %.0f ms after it\n", lurl.c_str(), BOLD, (unsigned long long)now->id, RESET,
+               (unsigned long long)now->term, BOLD, led_ms, RESET, write_ms);
+  std::printf("%.0f %.0f\n", led_ms, write_ms);
+  return 0;
+}
+
 int usage() {
   std::fprintf(stderr,
                "usage: raft-demo ports N\n"
-               "       raft-demo status|wait-leader|write|check|failover|catchup --nodes URL,URL,... [options]\n"
+               "       raft-demo status|wait-leader|write|check|failover|catchup|handover --nodes URL,URL,... [options]\n"
                "options: --count N --workers N --token T --exclude URL --timeout S --kill-pid PID --old-leader URL --node URL --from N\n");
   return 2;
 }
@@ -383,6 +438,7 @@ int main(int argc, char** argv) {
     if (cmd == "check") return cmd_check(a);
     if (cmd == "failover") return cmd_failover(a);
     if (cmd == "catchup") return a.node.empty() ? usage() : cmd_catchup(a);
+    if (cmd == "handover") return a.node.empty() ? usage() : cmd_handover(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "raft-demo: %s\n", e.what());
     return 2;

@@ -103,6 +103,15 @@ class LocalNetwork {
   bool hold_heartbeat_replies = false;
   std::vector<std::function<void()>> held_heartbeat_replies;
   void release_heartbeat_replies() { run_held(held_heartbeat_replies); }
+  // Forwarded reads (Transport::read_index) sent, and, while set, their
+  // answers kept back like heartbeat replies.
+  std::uint64_t read_index_requests = 0;
+  bool hold_read_index_replies = false;
+  std::vector<std::function<void()>> held_read_index_replies;
+  void release_read_index_replies() {
+    hold_read_index_replies = false;
+    run_held(held_read_index_replies);
+  }
   // Runs (and empties) a queue of held deliveries, in the order held.
   static void run_held(std::vector<std::function<void()>>& held) {
     auto now = std::move(held);
@@ -230,6 +239,12 @@ inline void LocalTransport::ack(const std::string& url, const AckRequest& req, H
   send();
 }
 inline void LocalTransport::read_index(const std::string& url, const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) {
+  ++net_.read_index_requests;
+  if (net_.hold_read_index_replies) {
+    h = [this, inner = std::move(h)](result<std::uint64_t> r) mutable {
+      net_.held_read_index_replies.push_back([inner = std::move(inner), r]() mutable { inner(std::move(r)); });
+    };
+  }
   net_.deliver<std::uint64_t>(
       self_, url, [req](Service& s, Handler_fn<std::uint64_t> k) { s.handle_read_index(req, std::move(k)); }, std::move(h));
 }

@@ -873,6 +873,47 @@ TEST(ReadIndex, FollowerReadTimesOutOrFailsWithClosed) {
   EXPECT_EQ(waiting->error(), errc::closed);
 }
 
+// A follower's reads share its requests to the leader, but only those asked
+// before a request was sent: a read asked while one is out waits for the
+// next, or it could get an index the leader took before it was asked. Here
+// the leader's answer to read A is held back while a write commits and read
+// B is asked; B must see the write.
+TEST(ReadIndex, FollowerReadAskedWhileARequestIsOutWaitsForTheNext) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  auto* f = c->others(l)[0];
+  c->net.hold_read_index_replies = true;
+  std::optional<result<std::uint64_t>> a, b;
+  f->log->start_read_index({}, [&](result<std::uint64_t> x) { a = x; });
+  c->net.run_for(10ms);  // A's request reaches the leader, which answers (held)
+  ASSERT_EQ(c->net.held_read_index_replies.size(), 1u);
+  auto w = c->apply(*l, "written after A, before B");
+  ASSERT_TRUE(w) << w.error().message();
+  f->log->start_read_index({}, [&](result<std::uint64_t> x) { b = x; });
+  c->net.release_read_index_replies();
+  ASSERT_TRUE(c->net.run_until([&] { return a.has_value() && b.has_value(); }, 5s));
+  ASSERT_TRUE(*a) << a->error().message();
+  ASSERT_TRUE(*b) << b->error().message();
+  EXPECT_LT(**a, *w);  // the premise: A's answer predates the write
+  EXPECT_GE(**b, *w) << "read B answered with an index taken before it was asked";
+  EXPECT_EQ(c->net.read_index_requests, 2u);
+}
+
+TEST(ReadIndex, ConcurrentFollowerReadsShareRequests) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  auto* f = c->others(l)[0];
+  std::vector<std::optional<result<std::uint64_t>>> rs(100);
+  for (auto& r : rs) f->log->start_read_barrier({}, [&r](result<std::uint64_t> x) { r = x; });
+  ASSERT_TRUE(c->net.run_until([&] {
+    return std::all_of(rs.begin(), rs.end(), [](const auto& r) { return r.has_value(); });
+  }, 5s));
+  for (auto& r : rs) ASSERT_TRUE(*r) << r->error().message();
+  EXPECT_LE(c->net.read_index_requests, 2u) << "100 follower reads took " << c->net.read_index_requests << " requests";
+}
+
 // A follower that knows no leader refuses at once: there is nobody to ask.
 TEST(ReadIndex, FollowerWithoutALeaderRefusesWithNotLeader) {
   auto c = three_node_cluster();
