@@ -321,6 +321,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     bool sent = false;  // TimeoutNow out, not failed
   };
   std::optional<Transfer> transfer_;
+  // Status's counters, read by status() from any thread.
+  std::atomic<std::uint64_t> reads_as_leader_{0}, reads_as_follower_{0}, elections_started_{0},
+      transfers_completed_{0};
   // The term of our own election that a leader asked for (votes carry
   // VoteRequest::transfer in it).
   std::uint64_t transfer_term_ = 0;
@@ -1115,6 +1118,7 @@ void Log::Impl::start_election(bool transfer) {
   flush_appends();
   set_term(term_ + 1);
   transfer_term_ = transfer ? term_ : 0;
+  elections_started_.fetch_add(1, std::memory_order_relaxed);
   voted_for_ = id_;
   if (!persist_meta()) return;
   state_ = State::candidate;
@@ -2080,6 +2084,7 @@ void Log::Impl::send_forwarded_reads() {
 }
 
 void Log::Impl::finish_read(std::uint64_t index, PendingRead r) {
+  (state_ == State::leader ? reads_as_leader_ : reads_as_follower_).fetch_add(1, std::memory_order_relaxed);
   if (!r.wait_applied || applied_ >= index) return r.h(index);
   // read_barrier(): the rest of the caller's timeout goes to the apply.
   Clock::duration left{};
@@ -2662,6 +2667,7 @@ void Log::Impl::end_transfer(std::error_code ec) {
   transfer_.reset();
   if (t.timer) t.timer->cancel();
   if (ec) return fail(t.h, ec);
+  transfers_completed_.fetch_add(1, std::memory_order_relaxed);
   t.h({});
 }
 
@@ -2796,8 +2802,16 @@ std::uint64_t Log::commit_index() const { return status().commit_index; }
 std::uint64_t Log::applied_index() const { return status().applied_index; }
 std::uint64_t Log::last_index() const { return status().last_index; }
 Status Log::status() const {
-  std::lock_guard lk(impl_->view_mu_);
-  return impl_->view_;
+  Status s;
+  {
+    std::lock_guard lk(impl_->view_mu_);
+    s = impl_->view_;
+  }
+  s.reads_as_leader = impl_->reads_as_leader_.load(std::memory_order_relaxed);
+  s.reads_as_follower = impl_->reads_as_follower_.load(std::memory_order_relaxed);
+  s.elections_started = impl_->elections_started_.load(std::memory_order_relaxed);
+  s.transfers_completed = impl_->transfers_completed_.load(std::memory_order_relaxed);
+  return s;
 }
 std::uint64_t Log::cluster_id() const { return status().config.cluster_id; }
 

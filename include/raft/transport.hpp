@@ -197,6 +197,14 @@ struct Status {
   std::uint64_t applied_index = 0;
   std::uint64_t last_index = 0;
   Config config;
+  // Counters since this Log object was made (/raft/metrics): linearizable
+  // reads answered (their index confirmed) as leader and as a follower (by
+  // asking the leader), elections this node started, and leadership
+  // transfers this node completed as leader.
+  std::uint64_t reads_as_leader = 0;
+  std::uint64_t reads_as_follower = 0;
+  std::uint64_t elections_started = 0;
+  std::uint64_t transfers_completed = 0;
 };
 
 // What a node serves to its peers. Handlers run exactly once, on any thread.

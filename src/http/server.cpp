@@ -159,6 +159,22 @@ std::string metrics_text(const Status& s) {
   gauge("raft_applied_index", "Highest index applied to the FSM.", s.applied_index);
   gauge("raft_last_index", "Last index in the log.", s.last_index);
   gauge("raft_config_nodes", "Members in the current configuration.", s.config.nodes.size());
+  auto counter = [&](std::string_view name, std::string_view help) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += " counter\n";
+  };
+  counter("raft_reads_total", "Linearizable reads answered, by the role that answered them.");
+  out += "raft_reads_total{role=\"leader\"} " + std::to_string(s.reads_as_leader) + "\n";
+  out += "raft_reads_total{role=\"follower\"} " + std::to_string(s.reads_as_follower) + "\n";
+  counter("raft_elections_started_total", "Elections this node started.");
+  out += "raft_elections_started_total " + std::to_string(s.elections_started) + "\n";
+  counter("raft_leadership_transfers_total", "Leadership transfers completed by this node as leader.");
+  out += "raft_leadership_transfers_total " + std::to_string(s.transfers_completed) + "\n";
   out += "# HELP raft_state Current role (1 for the active one).\n# TYPE raft_state gauge\n";
   for (std::string_view st : {"follower", "candidate", "leader", "stopped"}) {
     out += "raft_state{state=\"";

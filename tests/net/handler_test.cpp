@@ -24,6 +24,10 @@ TEST_F(HandlerTest, PingStatusMetrics) {
   svc.st.applied_index = 9;
   svc.st.last_index = 11;
   svc.st.config.cluster_id = 7;
+  svc.st.reads_as_leader = 12;
+  svc.st.reads_as_follower = 3;
+  svc.st.elections_started = 4;
+  svc.st.transfers_completed = 1;
   auto s = raw(get("/raft/status"));
   EXPECT_EQ(status_line(s), "HTTP/1.1 200 OK");
   for (const char* f : {"\"id\":2", "\"state\":\"leader\"", "\"term\":5", "\"leaderID\":2",
@@ -36,6 +40,10 @@ TEST_F(HandlerTest, PingStatusMetrics) {
   EXPECT_NE(m.find("\nraft_term 5\n"), std::string::npos) << m;
   EXPECT_NE(m.find("raft_state{state=\"leader\"} 1"), std::string::npos);
   EXPECT_NE(m.find("\nraft_commit_index 10\n"), std::string::npos);
+  for (const char* line : {"\n# TYPE raft_reads_total counter\n", "\nraft_reads_total{role=\"leader\"} 12\n",
+                           "\nraft_reads_total{role=\"follower\"} 3\n", "\nraft_elections_started_total 4\n",
+                           "\nraft_leadership_transfers_total 1\n"})
+    EXPECT_NE(m.find(line), std::string::npos) << line << "\n" << m;
 }
 
 TEST_F(HandlerTest, UnknownPathIs404AndWrongMethodIs405) {

@@ -811,6 +811,7 @@ TEST(ReadIndex, CoversEveryWriteCommittedBeforeTheCall) {
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_GE(*r, last);
   EXPECT_LE(*r, l->log->commit_index());
+  EXPECT_EQ(l->log->status().reads_as_leader, 1u);  // /raft/metrics' raft_reads_total
   auto w = c->call<void>([&](auto h) { l->log->start_wait(*r, {}, std::move(h)); });
   ASSERT_TRUE(w) << w.error().message();
   ASSERT_GE(l->fsm.commands.size(), 20u);
@@ -848,6 +849,8 @@ TEST(ReadIndex, FollowerReadCoversWritesItHasNotHeardOf) {
   auto i = read_index(*c, *f);
   ASSERT_TRUE(i) << i.error().message();
   EXPECT_GE(*i, last);
+  EXPECT_EQ(f->log->status().reads_as_follower, 2u);  // /raft/metrics' raft_reads_total
+  EXPECT_EQ(f->log->status().reads_as_leader, 0u);
 }
 
 // The follower's timeout bounds the leader's part too; close() ends a
@@ -1130,9 +1133,11 @@ TEST(Transfer, HandsLeadershipToTheTargetWithoutAnElectionTimeout) {
   auto r = transfer(*c, *l, t->log->id());
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_LT(c->net.clock.now() - t0, kDefaultElectionTimeout);
+  EXPECT_EQ(l->log->status().transfers_completed, 1u);
   ASSERT_TRUE(c->net.run_until([&] { return t->log->state() == State::leader; }, kDefaultElectionTimeout));
   EXPECT_NE(l->log->state(), State::leader);
   EXPECT_GT(t->log->term(), 1u);
+  EXPECT_EQ(t->log->status().elections_started, 1u);  // the transfer's, at once
   auto w = c->apply(*t, "after");
   ASSERT_TRUE(w) << w.error().message();
   EXPECT_GT(*w, last);
