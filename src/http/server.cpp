@@ -139,14 +139,19 @@ std::string status_json(const Status& s) {
 
 std::string metrics_text(const Status& s) {
   std::string out;
-  auto gauge = [&](std::string_view name, std::string_view help, std::uint64_t v) {
+  auto header = [&](std::string_view name, std::string_view help, std::string_view type) {
     out += "# HELP ";
     out += name;
     out += ' ';
     out += help;
     out += "\n# TYPE ";
     out += name;
-    out += " gauge\n";
+    out += ' ';
+    out += type;
+    out += '\n';
+  };
+  auto gauge = [&](std::string_view name, std::string_view help, std::uint64_t v) {
+    header(name, help, "gauge");
     out += name;
     out += ' ';
     out += std::to_string(v);
@@ -159,15 +164,7 @@ std::string metrics_text(const Status& s) {
   gauge("raft_applied_index", "Highest index applied to the FSM.", s.applied_index);
   gauge("raft_last_index", "Last index in the log.", s.last_index);
   gauge("raft_config_nodes", "Members in the current configuration.", s.config.nodes.size());
-  auto counter = [&](std::string_view name, std::string_view help) {
-    out += "# HELP ";
-    out += name;
-    out += ' ';
-    out += help;
-    out += "\n# TYPE ";
-    out += name;
-    out += " counter\n";
-  };
+  auto counter = [&](std::string_view name, std::string_view help) { header(name, help, "counter"); };
   counter("raft_reads_total", "Linearizable reads answered, by the role that answered them.");
   out += "raft_reads_total{role=\"leader\"} " + std::to_string(s.reads_as_leader) + "\n";
   out += "raft_reads_total{role=\"follower\"} " + std::to_string(s.reads_as_follower) + "\n";
@@ -175,7 +172,7 @@ std::string metrics_text(const Status& s) {
   out += "raft_elections_started_total " + std::to_string(s.elections_started) + "\n";
   counter("raft_leadership_transfers_total", "Leadership transfers completed by this node as leader.");
   out += "raft_leadership_transfers_total " + std::to_string(s.transfers_completed) + "\n";
-  out += "# HELP raft_state Current role (1 for the active one).\n# TYPE raft_state gauge\n";
+  header("raft_state", "Current role (1 for the active one).", "gauge");
   for (std::string_view st : {"follower", "candidate", "leader", "stopped"}) {
     out += "raft_state{state=\"";
     out += st;

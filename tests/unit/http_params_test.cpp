@@ -38,6 +38,24 @@ class AckService final : public Service {
   void handle_stream(const StreamRequest&, std::shared_ptr<StreamWriter>) override {}
 };
 
+// POSTs (by default) targets to a Handler over an AckService, no socket;
+// send() gives the status and keeps the last reply.
+struct Poster {
+  AckService svc;
+  Handler h{svc};
+  http_detail::Request req;
+  http_detail::Reply last;
+  Poster() {
+    req.method(boost::beast::http::verb::post);
+    req.version(11);
+  }
+  unsigned send(std::string_view target) {
+    req.target(target);
+    http_detail::handle_request(h, req, [&](http_detail::Reply r) { last = std::move(r); });
+    return last.res.result_int();
+  }
+};
+
 TEST(HandlerParams, PlusInAValueIsAPlusNotASpace) {
   // Found by tests/fuzz/http_handler_fuzz.cpp (round trip of the parameters
   // through a canonical target): the Handler decoded '+' as a space, but
@@ -69,17 +87,9 @@ TEST(HandlerParams, PlusInAValueIsAPlusNotASpace) {
 // it must be one positive number, or the request is refused before the
 // Service sees it (a garbled id must not turn a rejoin into a first join).
 TEST(HandlerParams, JoinPreviousIdIsOptionalButValidated) {
-  AckService svc;
-  Handler h(svc);
-  http_detail::Request req;
-  req.method(boost::beast::http::verb::post);
-  req.version(11);
-  auto send = [&](std::string target) {
-    req.target(target);
-    unsigned status = 0;
-    http_detail::handle_request(h, req, [&](http_detail::Reply r) { status = r.res.result_int(); });
-    return status;
-  };
+  Poster p;
+  auto& svc = p.svc;
+  auto send = [&](std::string_view target) { return p.send(target); };
   EXPECT_EQ(send("/raft/join?url=http://h:1"), 200u);
   EXPECT_EQ(svc.join.url, "http://h:1");
   EXPECT_EQ(svc.join.previous_id, 0u);
@@ -111,17 +121,8 @@ TEST(HandlerParams, JoinPreviousIdIsOptionalButValidated) {
 // Leadership transfer's flags, timeoutNow (heartbeat) and transfer (vote):
 // "0", "1" or absent; anything else is refused before the Service sees it.
 TEST(HandlerParams, TransferFlagsAreZeroOrOne) {
-  AckService svc;
-  Handler h(svc);
-  http_detail::Request req;
-  req.method(boost::beast::http::verb::post);
-  req.version(11);
-  auto send = [&](std::string target) {
-    req.target(target);
-    unsigned status = 0;
-    http_detail::handle_request(h, req, [&](http_detail::Reply r) { status = r.res.result_int(); });
-    return status;
-  };
+  Poster p;
+  auto send = [&](std::string_view target) { return p.send(target); };
   const std::string hb = "/raft/heartbeat?term=2&commitIndex=0&leaderID=1";
   const std::string vote = "/raft/vote?term=2&candidateID=1&lastLogIndex=0&lastLogTerm=0";
   // The service refuses both with invalid_argument (500): a 400 means the
@@ -138,19 +139,12 @@ TEST(HandlerParams, TransferFlagsAreZeroOrOne) {
 // default); present it must be one number; the index comes back in
 // X-Raft-Index.
 TEST(HandlerParams, ReadIndexTimeoutIsOptionalButValidated) {
-  AckService svc;
-  Handler h(svc);
-  http_detail::Request req;
-  req.method(boost::beast::http::verb::post);
-  req.version(11);
+  Poster p;
+  auto& svc = p.svc;
   std::string index;
-  auto send = [&](std::string target) {
-    req.target(target);
-    unsigned status = 0;
-    http_detail::handle_request(h, req, [&](http_detail::Reply r) {
-      status = r.res.result_int();
-      index = std::string(r.res[http_detail::kHeaderIndex]);
-    });
+  auto send = [&](std::string_view target) {
+    const unsigned status = p.send(target);
+    index = std::string(p.last.res[http_detail::kHeaderIndex]);
     return status;
   };
   EXPECT_EQ(send("/raft/readIndex"), 200u);
@@ -165,7 +159,7 @@ TEST(HandlerParams, ReadIndexTimeoutIsOptionalButValidated) {
     EXPECT_TRUE(index.empty()) << bad;
   }
   EXPECT_EQ(svc.read_index_got.timeout_ms, 7u) << "a refused request reached the Service";
-  req.method(boost::beast::http::verb::get);
+  p.req.method(boost::beast::http::verb::get);
   EXPECT_EQ(send("/raft/readIndex"), 405u);
 }
 

@@ -35,6 +35,15 @@ std::unique_ptr<LocalCluster> three_node_cluster(std::function<void(LogOptions&)
   return cluster_of(3, std::move(tweak));
 }
 
+// Node `n` crashes and starts again at its URL on a new, empty disk (its
+// data directory wiped): a fresh node with no id, answering as one.
+void wipe_and_restart(LocalCluster& c, LocalNode& n) {
+  c.crash(n);
+  std::destroy_at(&n.fs);
+  std::construct_at(&n.fs, 7);
+  c.start(n);
+}
+
 // Go: TestLog_Open_ErrOpen.
 TEST(Log, OpenTwiceIsLogAlreadyOpen) {
   LocalCluster c;
@@ -347,10 +356,7 @@ TEST(Log, CheckQuorumCountsOnlyRepliesFromTheAddressedMember) {
   const auto others = c->others(l);
   c->net.down[others[0]->url] = true;
   auto* wiped = others[1];
-  c->crash(*wiped);
-  std::destroy_at(&wiped->fs);  // a new, empty disk
-  std::construct_at(&wiped->fs, 7);
-  c->start(*wiped);
+  wipe_and_restart(*c, *wiped);
   ASSERT_EQ(wiped->log->id(), 0u);
   const auto hb_before = c->net.heartbeats_sent;
   EXPECT_TRUE(c->net.run_until([&] { return l->log->state() != State::leader; }, 10 * kDefaultElectionTimeout))
@@ -759,6 +765,28 @@ std::uint64_t apply_writes(LocalCluster& c, LocalNode& l, int count) {
   return last;
 }
 
+// Three nodes; the first follower, `away`, is cut off (and stays so) while
+// the leader commits `writes` writes; `last` is the last one's index (0 if
+// one failed).
+struct OneAway {
+  std::unique_ptr<LocalCluster> c;
+  LocalNode* l = nullptr;
+  LocalNode* away = nullptr;
+  LocalNode* other = nullptr;
+  std::uint64_t last = 0;
+};
+OneAway one_follower_away(int writes) {
+  OneAway s;
+  s.c = three_node_cluster();
+  s.l = s.c->leader();
+  if (!s.l) return s;
+  s.away = s.c->others(s.l)[0];
+  s.other = s.c->others(s.l)[1];
+  s.c->net.down[s.away->url] = true;
+  s.last = apply_writes(*s.c, *s.l, writes);
+  return s;
+}
+
 // The node of `among` that becomes leader within 30 s, or nullptr.
 LocalNode* leader_among(LocalCluster& c, const std::vector<LocalNode*>& among) {
   LocalNode* found = nullptr;
@@ -823,13 +851,11 @@ TEST(ReadIndex, CoversEveryWriteCommittedBeforeTheCall) {
 // not heard of them yet, and read_barrier() answers once the follower's own
 // FSM has applied them.
 TEST(ReadIndex, FollowerReadCoversWritesItHasNotHeardOf) {
-  auto c = three_node_cluster();
-  auto* l = c->leader();
-  ASSERT_TRUE(l);
-  auto* f = c->others(l)[0];
-  c->net.down[f->url] = true;  // f misses the next writes
-  const std::uint64_t last = apply_writes(*c, *l, 5);
-  ASSERT_NE(last, 0u);
+  auto s = one_follower_away(5);  // f misses the writes
+  ASSERT_NE(s.last, 0u);
+  auto& c = s.c;
+  auto* f = s.away;
+  const std::uint64_t last = s.last;
   c->net.down[f->url] = false;
   ASSERT_EQ(f->log->state(), State::follower);
   ASSERT_LT(f->log->commit_index(), last);  // the premise: f's own commit index is stale
@@ -1016,10 +1042,7 @@ TEST(ReadIndex, OnlyTheAddressedMemberConfirmsARead) {
   auto* away = c->nodes[1].get();
   auto* wiped = c->nodes[2].get();
   c->net.down[away->url] = true;
-  c->crash(*wiped);
-  std::destroy_at(&wiped->fs);  // a new, empty disk
-  std::construct_at(&wiped->fs, 7);
-  c->start(*wiped);
+  wipe_and_restart(*c, *wiped);
   ASSERT_EQ(wiped->log->id(), 0u);
   const auto hb_before = c->net.heartbeats_sent;
   auto r = read_index(*c, *l, 2s);
@@ -1148,13 +1171,12 @@ TEST(Transfer, HandsLeadershipToTheTargetWithoutAnElectionTimeout) {
 // The target is told to campaign only once it holds the whole log; new
 // entries are refused meanwhile, and taken again by the new leader.
 TEST(Transfer, WaitsForTheTargetToHoldTheWholeLogAndRefusesNewEntries) {
-  auto c = three_node_cluster();
-  auto* l = c->leader();
-  ASSERT_TRUE(l);
-  auto* t = c->others(l)[0];
-  c->net.down[t->url] = true;
-  const std::uint64_t last = apply_writes(*c, *l, 10);
-  ASSERT_NE(last, 0u);
+  auto s = one_follower_away(10);
+  ASSERT_NE(s.last, 0u);
+  auto& c = s.c;
+  auto* l = s.l;
+  auto* t = s.away;
+  const std::uint64_t last = s.last;
   ASSERT_LT(t->log->last_index(), last);
   std::optional<result<void>> r;
   l->log->start_transfer_leadership(t->log->id(), 30s, [&](result<void> x) { r = x; });
@@ -1227,14 +1249,11 @@ TEST(Transfer, RefusesUnknownTargetsFollowersAndASecondTransfer) {
 
 // Id 0: the other voter furthest along (here the only one reachable).
 TEST(Transfer, ToIdZeroPicksTheVoterFurthestAlong) {
-  auto c = three_node_cluster();
-  auto* l = c->leader();
-  ASSERT_TRUE(l);
-  auto* away = c->others(l)[0];
-  auto* near = c->others(l)[1];
-  c->net.down[away->url] = true;
-  ASSERT_NE(apply_writes(*c, *l, 5), 0u);
-  auto r = transfer(*c, *l, 0);
+  auto s = one_follower_away(5);
+  ASSERT_NE(s.last, 0u);
+  auto& c = s.c;
+  auto* near = s.other;
+  auto r = transfer(*c, *s.l, 0);
   ASSERT_TRUE(r) << r.error().message();
   ASSERT_TRUE(c->net.run_until([&] { return near->log->state() == State::leader; }, kDefaultElectionTimeout));
 }
