@@ -579,8 +579,16 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // once the FSM has applied it, within what is left before `deadline`.
   void finish_read(std::uint64_t index, PendingRead r);
   void settle_reads();
-  void fail_reads(std::error_code why);
-  void fail_forwarded_reads(std::error_code why);
+  // Queues a read in `reads` (pending_reads_ or forwarded_reads_) under
+  // `key`; with a timeout, it fails with errc::timeout if still there then.
+  void queue_read(std::map<std::uint64_t, PendingRead>& reads, std::uint64_t key, Clock::duration timeout,
+                  bool wait_applied, Handler_fn<std::uint64_t> h);
+  static void fail_all(std::map<std::uint64_t, PendingRead>& reads, std::error_code why);
+  void fail_reads(std::error_code why) { fail_all(pending_reads_, why); }
+  void fail_forwarded_reads(std::error_code why) {
+    forward_inflight_ = false;  // an answer still to come finds nothing to answer
+    fail_all(forwarded_reads_, why);
+  }
   void do_initialize(Handler_fn<void> h);
   void do_join(std::string url, Handler_fn<void> h);
   void join_attempt(std::string url, int attempt, Handler_fn<void> h);
@@ -2010,20 +2018,33 @@ void Log::Impl::forward_read(Clock::duration timeout, bool wait_applied, Handler
                                             timeout > Clock::duration::zero() ? clock_->now() + timeout
                                                                               : Clock::time_point::max()});
   }
-  const std::uint64_t serial = ++forward_seq_;
+  queue_read(forwarded_reads_, ++forward_seq_, timeout, wait_applied, std::move(h));
+  if (!forward_inflight_) send_forwarded_reads();
+}
+
+void Log::Impl::queue_read(std::map<std::uint64_t, PendingRead>& reads, std::uint64_t key, Clock::duration timeout,
+                           bool wait_applied, Handler_fn<std::uint64_t> h) {
   PendingRead pr{std::move(h), nullptr, wait_applied};
   if (timeout > Clock::duration::zero()) {
     pr.deadline = clock_->now() + timeout;
-    pr.timer = after_on_strand(timeout, [this, serial] {
-      auto it = forwarded_reads_.find(serial);
-      if (it == forwarded_reads_.end()) return;
+    pr.timer = after_on_strand(timeout, [&reads, key] {
+      auto it = reads.find(key);
+      if (it == reads.end()) return;
       auto rh = std::move(it->second.h);
-      forwarded_reads_.erase(it);
+      reads.erase(it);
       fail(rh, errc::timeout);
     });
   }
-  forwarded_reads_.emplace(serial, std::move(pr));
-  if (!forward_inflight_) send_forwarded_reads();
+  reads.emplace(key, std::move(pr));
+}
+
+void Log::Impl::fail_all(std::map<std::uint64_t, PendingRead>& reads, std::error_code why) {
+  auto failing = std::move(reads);
+  reads.clear();
+  for (auto& [key, r] : failing) {
+    if (r.timer) r.timer->cancel();
+    fail(r.h, why);
+  }
 }
 
 void Log::Impl::send_forwarded_reads() {
@@ -2100,19 +2121,7 @@ void Log::Impl::finish_read(std::uint64_t index, PendingRead r) {
 
 void Log::Impl::leader_read(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h) {
   if (o_.inject_fault == LogOptions::Fault::read_without_confirmation) return h(commit_);
-  const std::uint64_t round = ++read_seq_;
-  PendingRead pr{std::move(h), nullptr, wait_applied};
-  if (timeout > Clock::duration::zero()) {
-    pr.deadline = clock_->now() + timeout;
-    pr.timer = after_on_strand(timeout, [this, round] {
-      auto it = pending_reads_.find(round);
-      if (it == pending_reads_.end()) return;
-      auto rh = std::move(it->second.h);
-      pending_reads_.erase(it);
-      fail(rh, errc::timeout);
-    });
-  }
-  pending_reads_.emplace(round, std::move(pr));
+  queue_read(pending_reads_, ++read_seq_, timeout, wait_applied, std::move(h));
   // A round of its own, now: heartbeats already out were sent before this
   // call, so their answers cannot confirm it (their replies send the next).
   send_heartbeats();
@@ -2134,25 +2143,6 @@ void Log::Impl::settle_reads() {
     auto node = pending_reads_.extract(pending_reads_.begin());
     if (node.mapped().timer) node.mapped().timer->cancel();
     finish_read(commit_, std::move(node.mapped()));
-  }
-}
-
-void Log::Impl::fail_reads(std::error_code why) {
-  auto reads = std::move(pending_reads_);
-  pending_reads_.clear();
-  for (auto& [round, r] : reads) {
-    if (r.timer) r.timer->cancel();
-    fail(r.h, why);
-  }
-}
-
-void Log::Impl::fail_forwarded_reads(std::error_code why) {
-  forward_inflight_ = false;  // an answer still to come finds nothing to answer
-  auto reads = std::move(forwarded_reads_);
-  forwarded_reads_.clear();
-  for (auto& [serial, r] : reads) {
-    if (r.timer) r.timer->cancel();
-    fail(r.h, why);
   }
 }
 

@@ -150,12 +150,15 @@ std::string metrics_text(const Status& s) {
     out += type;
     out += '\n';
   };
-  auto gauge = [&](std::string_view name, std::string_view help, std::uint64_t v) {
-    header(name, help, "gauge");
-    out += name;
+  auto sample = [&](std::string_view series, std::uint64_t v) {
+    out += series;
     out += ' ';
     out += std::to_string(v);
     out += '\n';
+  };
+  auto gauge = [&](std::string_view name, std::string_view help, std::uint64_t v) {
+    header(name, help, "gauge");
+    sample(name, v);
   };
   gauge("raft_id", "This node's id.", s.id);
   gauge("raft_term", "Current term.", s.term);
@@ -164,14 +167,13 @@ std::string metrics_text(const Status& s) {
   gauge("raft_applied_index", "Highest index applied to the FSM.", s.applied_index);
   gauge("raft_last_index", "Last index in the log.", s.last_index);
   gauge("raft_config_nodes", "Members in the current configuration.", s.config.nodes.size());
-  auto counter = [&](std::string_view name, std::string_view help) { header(name, help, "counter"); };
-  counter("raft_reads_total", "Linearizable reads answered, by the role that answered them.");
-  out += "raft_reads_total{role=\"leader\"} " + std::to_string(s.reads_as_leader) + "\n";
-  out += "raft_reads_total{role=\"follower\"} " + std::to_string(s.reads_as_follower) + "\n";
-  counter("raft_elections_started_total", "Elections this node started.");
-  out += "raft_elections_started_total " + std::to_string(s.elections_started) + "\n";
-  counter("raft_leadership_transfers_total", "Leadership transfers completed by this node as leader.");
-  out += "raft_leadership_transfers_total " + std::to_string(s.transfers_completed) + "\n";
+  header("raft_reads_total", "Linearizable reads answered, by the role that answered them.", "counter");
+  sample("raft_reads_total{role=\"leader\"}", s.reads_as_leader);
+  sample("raft_reads_total{role=\"follower\"}", s.reads_as_follower);
+  header("raft_elections_started_total", "Elections this node started.", "counter");
+  sample("raft_elections_started_total", s.elections_started);
+  header("raft_leadership_transfers_total", "Leadership transfers completed by this node as leader.", "counter");
+  sample("raft_leadership_transfers_total", s.transfers_completed);
   header("raft_state", "Current role (1 for the active one).", "gauge");
   for (std::string_view st : {"follower", "candidate", "leader", "stopped"}) {
     out += "raft_state{state=\"";
