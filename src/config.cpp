@@ -18,14 +18,31 @@ const ConfigNode* Config::node_by_url(std::string_view url) const noexcept {
   return nullptr;
 }
 
-result<void> Config::add_node(std::uint64_t id, std::string url, std::uint64_t join_token) {
+result<void> Config::add_node(std::uint64_t id, std::string url, std::uint64_t join_token, bool learner) {
   if (id == 0) return errc::invalid_node_id;
   if (url.empty()) return errc::node_url_required;
   if (node_by_id(id)) return errc::duplicate_node_id;
   if (node_by_url(url)) return errc::duplicate_node_url;
-  nodes.push_back({id, std::move(url), join_token});
+  nodes.push_back({id, std::move(url), join_token, learner});
   max_node_id = std::max(max_node_id, id);
   return {};
+}
+
+result<void> Config::promote(std::uint64_t id) {
+  auto it = std::find_if(nodes.begin(), nodes.end(), [&](const ConfigNode& n) { return n.id == id; });
+  if (it == nodes.end()) return errc::node_not_found;
+  if (!it->learner) return errc::invalid_argument;
+  it->learner = false;
+  return {};
+}
+
+bool Config::is_voter(std::uint64_t id) const noexcept {
+  const auto* n = node_by_id(id);
+  return n && !n->learner;
+}
+
+std::size_t Config::voter_count() const noexcept {
+  return static_cast<std::size_t>(std::count_if(nodes.begin(), nodes.end(), [](const ConfigNode& n) { return !n.learner; }));
 }
 
 result<void> Config::remove_node(std::uint64_t id) {
@@ -53,6 +70,7 @@ namespace {
 boost::json::object node_json(const ConfigNode& n) {
   boost::json::object o{{"id", n.id}, {"url", n.url}};
   if (n.join_token != 0) o["joinToken"] = n.join_token;
+  if (n.learner) o["learner"] = true;
   return o;
 }
 }  // namespace
@@ -93,6 +111,16 @@ bool get_join_token(const boost::json::object& o, std::uint64_t& out) {
   out = 0;
   return !o.contains("joinToken") || get_u64(o, "joinToken", out);
 }
+
+// The optional "learner" of a node: absent means a voter; a bool if present.
+bool get_learner(const boost::json::object& o, bool& out) {
+  out = false;
+  const auto* v = o.if_contains("learner");
+  if (!v) return true;
+  if (!v->is_bool()) return false;
+  out = v->get_bool();
+  return true;
+}
 }  // namespace
 
 result<Config> config_from_json(std::string_view json) {
@@ -113,11 +141,17 @@ result<Config> config_from_json(std::string_view json) {
       if (!nv.is_object()) return errc::invalid_config;
       const auto& no = nv.get_object();
       std::uint64_t id = 0, token = 0;
+      bool learner = false;
       const auto* url = no.if_contains("url");
-      if (!get_u64(no, "id", id) || !url || !url->is_string() || !get_join_token(no, token)) return errc::invalid_config;
-      if (auto r = c.add_node(id, std::string(url->get_string()), token); !r) return r.error();
+      if (!get_u64(no, "id", id) || !url || !url->is_string() || !get_join_token(no, token) ||
+          !get_learner(no, learner))
+        return errc::invalid_config;
+      if (auto r = c.add_node(id, std::string(url->get_string()), token, learner); !r) return r.error();
     }
   }
+  // A cluster always has a voter (remove_peer keeps the last one): a
+  // configuration of learners only could never elect a leader.
+  if (!c.nodes.empty() && c.voter_count() == 0) return errc::invalid_config;
   if (max_node_id < c.max_node_id) return errc::invalid_config;
   c.max_node_id = max_node_id;
   // Optional (configurations written before it existed have none). A

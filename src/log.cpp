@@ -70,16 +70,29 @@ std::uint64_t decode_u64(std::string_view s) {
 }
 
 // AddPeer entry data: the URL, then "\0" and the joiner's token when there is
-// one. A URL never holds a 0 byte (do_add_peer refuses one), so entries
-// written before tokens existed decode as a URL with token 0.
-std::string encode_add_peer(const std::string& url, std::uint64_t join_token) {
-  if (join_token == 0) return url;
-  return url + '\0' + encode_u64(join_token);
+// one, then a byte 1 for a learner (with token 0 if there is none). A URL
+// never holds a 0 byte (do_add_peer refuses one), so entries written before
+// tokens existed decode as a URL with token 0, and those written before
+// learners existed as a voter.
+std::string encode_add_peer(const std::string& url, std::uint64_t join_token, bool learner) {
+  if (join_token == 0 && !learner) return url;
+  return url + '\0' + encode_u64(join_token) + (learner ? "\1" : "");
 }
-std::pair<std::string, std::uint64_t> decode_add_peer(std::string_view data) {
+struct AddPeerData {
+  std::string url;
+  std::uint64_t join_token = 0;
+  bool learner = false;
+};
+AddPeerData decode_add_peer(std::string_view data) {
   const auto nul = data.find('\0');
-  if (nul == std::string_view::npos) return {std::string(data), 0};
-  return {std::string(data.substr(0, nul)), decode_u64(data.substr(nul + 1))};
+  if (nul == std::string_view::npos) return {std::string(data)};
+  const auto rest = data.substr(nul + 1);
+  const bool learner = rest.size() == 9 && rest[8] == '\1';
+  return {std::string(data.substr(0, nul)), decode_u64(rest.substr(0, 8)), learner};
+}
+bool is_config_entry(LogEntryType t) {
+  return t == LogEntryType::initialize || t == LogEntryType::add_peer || t == LogEntryType::remove_peer ||
+         t == LogEntryType::promote_peer;
 }
 
 template <class T>
@@ -263,6 +276,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // configuration gives it (serve_stream, do_ack), so until then the old id
   // is harmless.
   bool provisional_ = false;
+  // The role this node asked to join in (JoinOptions::learner); a rejoin
+  // asks in the same one.
+  bool join_learner_ = false;
   bool rejoining_ = false;      // a rejoin request is in flight
   bool rejoin_refused_ = false;  // a leader said our (id, url) was removed: ask no more
   // Sent with every join request from this data directory
@@ -396,7 +412,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   bool majority_granted(const std::map<std::uint64_t, bool>& answers) const {
     std::size_t granted = 0;
     for (const auto& [v, g] : answers)
-      if (g && in_config(v)) ++granted;
+      if (g && is_voter(v)) ++granted;
     return granted >= quorum();
   }
   template <class... A>
@@ -446,12 +462,17 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     for (const auto& e : *batch) f(e);
     return {};
   }
-  std::size_t quorum() const { return config_.nodes.size() / 2 + 1; }
+  // Learners count for none of the majorities (commit, votes, reads,
+  // check-quorum): the cluster's availability depends on its voters only.
+  std::size_t quorum() const { return config_.voter_count() / 2 + 1; }
   // The highest value that a majority of the configuration's voters have
   // reached: this node counts with `mine` (when it is a voter), each peer
   // with its `field` (0 if it has no Peer yet). nullopt with no voters.
   std::optional<std::uint64_t> quorum_value(std::uint64_t mine, std::uint64_t Peer::*field) const;
   bool in_config(std::uint64_t id) const { return config_.node_by_id(id) != nullptr; }
+  bool is_voter(std::uint64_t id) const {
+    return config_.is_voter(id) || (o_.inject_fault == LogOptions::Fault::learner_counts_as_voter && in_config(id));
+  }
   // Whether `c` gives `id` to `url`: how a leader binds a node id to the
   // process that claims it.
   static bool binds(const Config& c, std::uint64_t id, const std::string& url) {
@@ -590,7 +611,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     fail_all(forwarded_reads_, why);
   }
   void do_initialize(Handler_fn<void> h);
-  void do_join(std::string url, Handler_fn<void> h);
+  void do_join(std::string url, JoinOptions opts, Handler_fn<void> h);
   void join_attempt(std::string url, int attempt, Handler_fn<void> h);
   bool save_join_config(const Config& c);
   bool confirmed_member() const;
@@ -598,9 +619,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void rejoin();
   void on_refused(std::error_code ec, const char* what);
   void do_leave(Handler_fn<void> h);
-  void do_add_peer(std::string url, std::uint64_t join_token, bool wait_commit, Handler_fn<std::pair<std::uint64_t, Config>> h,
-                   Handler_fn<JoinResponse> join_h);
+  void do_add_peer(std::string url, std::uint64_t join_token, bool learner, bool wait_commit,
+                   Handler_fn<std::pair<std::uint64_t, Config>> h, Handler_fn<JoinResponse> join_h);
   void do_remove_peer(std::uint64_t id, Handler_fn<void> h);
+  void do_promote_peer(std::uint64_t id, Handler_fn<void> h);
   void do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h);
   void do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h);
   std::error_code sticky_refusal(std::uint64_t candidate) const;
@@ -787,15 +809,21 @@ result<void> Log::Impl::open(const std::string& path) {
   commit_ = std::max(fsm_index, log_->prev_index());
   applied_ = fsm_index;
   restore_config_from_log();
-  if (config_.nodes.empty() && id_ != 0) {
-    // A node that joined but had not received any entry yet.
+  join_learner_ = false;
+  if (id_ != 0) {
+    // A node that joined but had not received any entry yet takes the
+    // configuration it joined with; and a node asking again (rejoin) asks
+    // in the role it first asked for.
     auto f = fs_->open(path_ + "/join.json", {.read_only = true});
     if (f) {
       std::string buf(4096, '\0');
       auto n = (*f)->read_at(0, std::as_writable_bytes(std::span(buf.data(), buf.size())));
       if (n) {
         buf.resize(*n);
-        if (auto c = config_from_json(buf)) config_ = *c;
+        if (auto c = config_from_json(buf)) {
+          if (const auto* me = c->node_by_id(id_)) join_learner_ = me->learner;
+          if (config_.nodes.empty()) config_ = *c;
+        }
       }
     }
   }
@@ -819,7 +847,7 @@ result<void> Log::Impl::open(const std::string& path) {
     reset_election_timer();
     maybe_apply();
     // A single-node cluster elects itself at once instead of waiting.
-    if (config_.nodes.size() == 1 && in_config(id_)) on_election_timeout();
+    if (config_.voter_count() == 1 && is_voter(id_)) on_election_timeout();
   });
   return {};
 }
@@ -833,9 +861,7 @@ void Log::Impl::restore_config_from_log() {
     RAFT_ASSERT(bool(batch) && !batch->empty(), "log unreadable while restoring config");
     for (auto& e : *batch) {
       if (e.index <= snapshot_index_) continue;  // already in the snapshot's config
-      if (e.type == LogEntryType::initialize || e.type == LogEntryType::add_peer ||
-          e.type == LogEntryType::remove_peer)
-        note_config_entry(e);
+      if (is_config_entry(e.type)) note_config_entry(e);
     }
     i = batch->back().index + 1;
   }
@@ -851,9 +877,14 @@ void Log::Impl::note_config_entry(const LogEntry& e) {
       break;
     }
     case LogEntryType::add_peer: {
-      auto [url, token] = decode_add_peer(e.data);
-      auto r = c.add_node(c.max_node_id + 1, std::move(url), token);
+      auto d = decode_add_peer(e.data);
+      auto r = c.add_node(c.max_node_id + 1, std::move(d.url), d.join_token, d.learner);
       if (!r) logf("add_peer entry {} not applicable: {}", e.index, r.error().message());
+      break;
+    }
+    case LogEntryType::promote_peer: {
+      auto r = c.promote(decode_u64(e.data));
+      if (!r) logf("promote_peer entry {} not applicable: {}", e.index, r.error().message());
       break;
     }
     case LogEntryType::remove_peer: {
@@ -947,8 +978,7 @@ void Log::Impl::set_term(std::uint64_t term) {
 
 void Log::Impl::append_local(LogEntry e) {
   RAFT_ASSERT(e.index == last_index() + 1, "appends are contiguous");
-  if (e.type == LogEntryType::initialize || e.type == LogEntryType::add_peer || e.type == LogEntryType::remove_peer)
-    note_config_entry(e);
+  if (is_config_entry(e.type)) note_config_entry(e);
   pending_append_.push_back(std::move(e));
   schedule_flush();
 }
@@ -1069,8 +1099,9 @@ void Log::Impl::on_election_timeout() {
   // No leader heard for an election timeout: a node whose membership is not
   // yet confirmed asks again (its join may have been lost; see provisional_).
   if (provisional_) rejoin();
-  // Only members campaign: a removed node or one still joining stays quiet.
-  if (id_ == 0 || !in_config(id_)) return reset_election_timer();
+  // Only voters campaign: a removed node, one still joining, or a learner
+  // stays quiet.
+  if (id_ == 0 || !is_voter(id_)) return reset_election_timer();
   if (quorum() == 1) return start_election();  // our own vote decides
   reset_election_timer();
   // Pre-vote first (thesis §9.6): the term goes up, and our vote goes to
@@ -1098,7 +1129,7 @@ void Log::Impl::request_prevotes(std::uint64_t round) {
     return;
   const VoteRequest req{prevote_term_, id_, last_index(), last_term(), true};
   for (const auto& n : config_.nodes) {
-    if (n.id == id_ || prevotes_.count(n.id)) continue;
+    if (n.id == id_ || n.learner || prevotes_.count(n.id)) continue;
     o_.transport->request_vote(n.url, req, [self = shared_from_this(), ep = epoch_, round, voter = n.id](result<VoteResponse> r) {
       self->post_any_epoch([self, ep, round, voter, r] {
         if (self->epoch_ != ep || !r) return;
@@ -1145,7 +1176,7 @@ void Log::Impl::request_votes(std::uint64_t term) {
   for (const auto& n : config_.nodes) {
     // Ask again only those who have not answered: requests and replies can
     // be lost, and one lost vote should not cost a whole election round.
-    if (n.id == id_ || votes_.count(n.id)) continue;
+    if (n.id == id_ || n.learner || votes_.count(n.id)) continue;
     o_.transport->request_vote(n.url, req, [self = shared_from_this(), ep = epoch_, term = term_, voter = n.id](result<VoteResponse> r) {
       self->post_any_epoch([self, ep, term, voter, r] {
         if (self->epoch_ != ep || !r) return;
@@ -1218,9 +1249,9 @@ void Log::Impl::start_heartbeats() {
   if (state_ != State::leader) return;
   const auto now = clock_->now();
   if (now - leader_since_ >= o_.election_timeout) {
-    std::size_t heard = in_config(id_) ? 1 : 0;
+    std::size_t heard = is_voter(id_) ? 1 : 0;
     for (auto& [id, p] : peers_)
-      if (now - p.last_contact < o_.election_timeout) ++heard;
+      if (is_voter(id) && now - p.last_contact < o_.election_timeout) ++heard;
     if (heard < quorum() && !config_.nodes.empty()) {
       logf("lost contact with a majority; stepping down");
       become_follower(0);
@@ -1273,6 +1304,7 @@ std::optional<std::uint64_t> Log::Impl::quorum_value(std::uint64_t mine, std::ui
   std::vector<std::uint64_t> values;
   values.reserve(config_.nodes.size());
   for (const auto& n : config_.nodes) {
+    if (!is_voter(n.id)) continue;
     if (n.id == id_) {
       values.push_back(mine);
     } else {
@@ -2182,18 +2214,19 @@ void Log::Impl::do_initialize(Handler_fn<void> h) {
   h({});
 }
 
-void Log::Impl::do_join(std::string url, Handler_fn<void> h) {
+void Log::Impl::do_join(std::string url, JoinOptions opts, Handler_fn<void> h) {
   if (state_ == State::stopped) return fail(h, errc::closed);
   if (id_ != 0 || last_index() != 0) return fail(h, errc::initialized);
   if (o_.url.empty()) return fail(h, errc::url_required);
   if (!o_.transport) return fail(h, errc::invalid_argument);
+  join_learner_ = opts.learner;
   join_attempt(std::move(url), 0, std::move(h));
 }
 
 void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
   const std::uint64_t token = join_token();
   if (token == 0) return fail(h, errc::store_failed);
-  o_.transport->join(url, JoinRequest{o_.url, 0, token}, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
+  o_.transport->join(url, JoinRequest{o_.url, 0, token, join_learner_}, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
     self->post_any_epoch([self, ep, r, url, attempt, h = std::move(h)]() mutable {
       if (self->epoch_ != ep) return fail(h, errc::closed);
       const bool retry = !r && (r.error() == errc::change_in_progress || r.error() == errc::transport_error ||
@@ -2366,7 +2399,7 @@ void Log::Impl::rejoin() {
   const std::uint64_t token = join_token();
   if (token == 0) return;
   rejoining_ = true;
-  o_.transport->join(target, JoinRequest{o_.url, id_, token}, [self = shared_from_this(), ep = epoch_](result<JoinResponse> r) {
+  o_.transport->join(target, JoinRequest{o_.url, id_, token, join_learner_}, [self = shared_from_this(), ep = epoch_](result<JoinResponse> r) {
     self->post_any_epoch([self, ep, r] {
       if (self->epoch_ != ep) return;
       self->rejoining_ = false;
@@ -2440,7 +2473,7 @@ std::error_code Log::Impl::can_change_membership() const {
   return {};
 }
 
-void Log::Impl::do_add_peer(std::string url, std::uint64_t join_token, bool wait_commit,
+void Log::Impl::do_add_peer(std::string url, std::uint64_t join_token, bool learner, bool wait_commit,
                             Handler_fn<std::pair<std::uint64_t, Config>> h,
                             Handler_fn<JoinResponse> join_h) {
   auto refuse = [&](std::error_code ec) {
@@ -2452,13 +2485,14 @@ void Log::Impl::do_add_peer(std::string url, std::uint64_t join_token, bool wait
   if (url.find('\0') != std::string::npos) return refuse(errc::invalid_argument);  // see encode_add_peer
   if (config_.node_by_url(url)) return refuse(errc::duplicate_node_url);
   const std::uint64_t index = last_index() + 1;
-  append_local(LogEntry{LogEntryType::add_peer, index, term_, encode_add_peer(url, join_token)});
+  append_local(LogEntry{LogEntryType::add_peer, index, term_, encode_add_peer(url, join_token, learner)});
   const std::uint64_t new_id = config_.max_node_id;
   Config c = config_;
-  logf("adding node {} at {}", new_id, url);
+  logf("adding node {} at {}{}", new_id, url, learner ? " as a learner" : "");
   if (join_h) {
-    // The joining node needs its id now to start following; the change
-    // commits once it has caught up and acknowledged (it is a voter already).
+    // The joining node needs its id now to start following. A voter's
+    // change commits once it has caught up and acknowledged (it is a voter
+    // already); a learner's needs only the voters.
     join_h(JoinResponse{new_id, id_, c});
   }
   if (!h) return;
@@ -2473,7 +2507,8 @@ void Log::Impl::do_remove_peer(std::uint64_t id, Handler_fn<void> h) {
   if (auto ec = can_change_membership()) return fail(h, ec);
   if (id == 0) return fail(h, errc::invalid_node_id);
   if (!config_.node_by_id(id)) return fail(h, errc::node_not_found);
-  if (config_.nodes.size() == 1) return fail(h, errc::invalid_argument);  // would leave no members
+  // A cluster keeps a voter: with only learners left nobody could lead.
+  if (config_.is_voter(id) && config_.voter_count() == 1) return fail(h, errc::invalid_argument);
   const std::uint64_t index = last_index() + 1;
   logf("removing node {}", id);
   append_local(LogEntry{LogEntryType::remove_peer, index, term_, encode_u64(id)});
@@ -2482,6 +2517,27 @@ void Log::Impl::do_remove_peer(std::uint64_t id, Handler_fn<void> h) {
                                                  h({});
                                                }});
   advance_commit();  // removing a slow node can itself complete a majority
+}
+
+void Log::Impl::do_promote_peer(std::uint64_t id, Handler_fn<void> h) {
+  if (auto ec = can_change_membership()) return fail(h, ec);
+  if (id == 0) return fail(h, errc::invalid_node_id);
+  const auto* n = config_.node_by_id(id);
+  if (!n) return fail(h, errc::node_not_found);
+  // Already a voter in a committed configuration (can_change_membership:
+  // no change is pending): done, so that a retried promotion succeeds.
+  if (!n->learner) return h({});
+  const std::uint64_t index = last_index() + 1;
+  const auto match = [&] {
+    auto it = peers_.find(id);
+    return it == peers_.end() ? std::uint64_t{0} : it->second.match;
+  }();
+  logf("promoting node {} to voter (its log at {} of {})", id, match, index - 1);
+  append_local(LogEntry{LogEntryType::promote_peer, index, term_, encode_u64(id)});
+  pending_applies_.emplace(index, PendingApply{term_, [h = std::move(h)](result<std::uint64_t> r) mutable {
+                                                 if (!r) return fail(h, r.error());
+                                                 h({});
+                                               }});
 }
 
 void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) {
@@ -2512,7 +2568,7 @@ void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatRe
   // Leadership transfer: our leader, whose whole log we hold, asks us to
   // campaign now. Only a voter, and only for the leader we follow in this
   // term (a late copy from an older term was refused above).
-  if (req.timeout_now && state_ == State::follower && leader_id_ == req.leader_id && in_config(id_)) {
+  if (req.timeout_now && state_ == State::follower && leader_id_ == req.leader_id && is_voter(id_)) {
     logf("leader {} hands leadership over: election now", req.leader_id);
     start_election(true);
   }
@@ -2607,7 +2663,7 @@ void Log::Impl::do_transfer(std::uint64_t target, Clock::duration timeout, Handl
     // The other voter furthest along: the shortest wait before it can be told.
     std::uint64_t best_match = 0;
     for (const auto& n : config_.nodes) {
-      if (n.id == id_) continue;
+      if (n.id == id_ || !is_voter(n.id)) continue;
       auto it = peers_.find(n.id);
       const std::uint64_t m = it == peers_.end() ? 0 : it->second.match;
       if (target == 0 || m > best_match) {
@@ -2618,6 +2674,7 @@ void Log::Impl::do_transfer(std::uint64_t target, Clock::duration timeout, Handl
   }
   if (target == 0 || !config_.node_by_id(target)) return fail(h, errc::node_not_found);
   if (target == id_) return h({});
+  if (!is_voter(target)) return fail(h, errc::not_voter);  // it would never campaign
   if (timeout <= Clock::duration::zero()) timeout = o_.election_timeout;
   logf("transferring leadership to {}", target);
   transfer_ = Transfer{target, term_, std::move(h), nullptr, false};
@@ -2827,16 +2884,27 @@ void Log::start_read_barrier(Clock::duration timeout, Handler_fn<std::uint64_t> 
 void Log::start_initialize(Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), h = std::move(h)]() mutable { i->do_initialize(std::move(h)); });
 }
-void Log::start_join(std::string url, Handler_fn<void> h) {
-  impl_->post_any_epoch([i = impl_.get(), u = std::move(url), h = std::move(h)]() mutable { i->do_join(std::move(u), std::move(h)); });
+void Log::start_join(std::string url, JoinOptions opts, Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), u = std::move(url), opts, h = std::move(h)]() mutable {
+    i->do_join(std::move(u), opts, std::move(h));
+  });
 }
+void Log::start_join(std::string url, Handler_fn<void> h) { start_join(std::move(url), {}, std::move(h)); }
 void Log::start_leave(Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), h = std::move(h)]() mutable { i->do_leave(std::move(h)); });
 }
 void Log::start_add_peer(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h) {
   impl_->post_any_epoch([i = impl_.get(), u = std::move(url), h = std::move(h)]() mutable {
-    i->do_add_peer(std::move(u), 0, true, std::move(h), nullptr);
+    i->do_add_peer(std::move(u), 0, false, true, std::move(h), nullptr);
   });
+}
+void Log::start_add_learner(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h) {
+  impl_->post_any_epoch([i = impl_.get(), u = std::move(url), h = std::move(h)]() mutable {
+    i->do_add_peer(std::move(u), 0, true, true, std::move(h), nullptr);
+  });
+}
+void Log::start_promote_peer(std::uint64_t id, Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), id, h = std::move(h)]() mutable { i->do_promote_peer(id, std::move(h)); });
 }
 void Log::start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), id, timeout, h = std::move(h)]() mutable { i->do_transfer(id, timeout, std::move(h)); });
@@ -2863,8 +2931,8 @@ result<std::uint64_t> Log::read_barrier(Clock::duration timeout) {
 result<void> Log::initialize() {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_initialize(std::move(h)); });
 }
-result<void> Log::join(const std::string& url) {
-  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_join(url, std::move(h)); });
+result<void> Log::join(const std::string& url, JoinOptions opts) {
+  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_join(url, opts, std::move(h)); });
 }
 result<void> Log::leave() {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_leave(std::move(h)); });
@@ -2875,6 +2943,13 @@ result<std::pair<std::uint64_t, Config>> Log::add_peer(const std::string& url) {
 }
 result<void> Log::remove_peer(std::uint64_t id) {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_remove_peer(id, std::move(h)); });
+}
+result<std::pair<std::uint64_t, Config>> Log::add_learner(const std::string& url) {
+  return run_blocking<std::pair<std::uint64_t, Config>>(
+      *impl_, [&](Handler_fn<std::pair<std::uint64_t, Config>> h) { start_add_learner(url, std::move(h)); });
+}
+result<void> Log::promote_peer(std::uint64_t id) {
+  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_promote_peer(id, std::move(h)); });
 }
 result<void> Log::flush() {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) {
@@ -2961,7 +3036,7 @@ void Log::handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) {
       // same refusal. A node started afresh at that URL drew a new token.
       if (i->config_.join_was_removed(req.url, req.join_token)) return fail(h, errc::removed);
     }
-    i->do_add_peer(std::move(req.url), req.join_token, false, nullptr, std::move(h));
+    i->do_add_peer(std::move(req.url), req.join_token, req.learner, false, nullptr, std::move(h));
   });
 }
 void Log::handle_leave(std::uint64_t id, Handler_fn<void> h) {

@@ -1,8 +1,10 @@
 // Cluster configuration: who is a member, and the cluster's identity.
 //
 // JSON form (the seed's field names, plus "removed", written only when not
-// empty, and a node's "joinToken", written only when not 0):
-//   {"clusterID":1,"index":4,"maxNodeID":3,"nodes":[{"id":1,"url":"http://127.0.0.1:8001"}],
+// empty, a node's "joinToken", written only when not 0, and "learner",
+// written only when true):
+//   {"clusterID":1,"index":4,"maxNodeID":3,"nodes":[{"id":1,"url":"http://127.0.0.1:8001"},
+//    {"id":3,"url":"http://127.0.0.1:8003","learner":true}],
 //    "removed":[{"id":2,"url":"http://127.0.0.1:8002","joinToken":977}]}
 // Decoding re-validates every node through add_node, so a config read from the
 // wire or disk can never hold id 0, an empty URL, or a duplicate.
@@ -27,6 +29,12 @@ struct ConfigNode {
   // `removed` so that a join request the network delivers late, after the
   // node it added was removed, is told apart from a node starting afresh.
   std::uint64_t join_token = 0;
+  // A learner (non-voting member, thesis §4.2.1) receives the log and
+  // applies it like any member, but neither votes nor counts toward a
+  // commit, read or check-quorum majority, and never campaigns. A node joins
+  // as one to catch up without weakening the cluster's availability, or to
+  // serve reads; promote_peer makes it a voter.
+  bool learner = false;
 
   friend bool operator==(const ConfigNode&, const ConfigNode&) = default;
 };
@@ -55,7 +63,12 @@ struct Config {
   const ConfigNode* node_by_url(std::string_view url) const noexcept;
   // errc::invalid_node_id (id 0), errc::node_url_required (empty url),
   // errc::duplicate_node_id, errc::duplicate_node_url. Raises max_node_id.
-  result<void> add_node(std::uint64_t id, std::string url, std::uint64_t join_token = 0);
+  result<void> add_node(std::uint64_t id, std::string url, std::uint64_t join_token = 0, bool learner = false);
+  // errc::node_not_found; errc::invalid_argument if `id` is a voter already.
+  result<void> promote(std::uint64_t id);
+  // Members that vote (not learners).
+  bool is_voter(std::uint64_t id) const noexcept;
+  std::size_t voter_count() const noexcept;
   // errc::node_not_found. Records the node in `removed`.
   result<void> remove_node(std::uint64_t id);
   bool was_removed(std::uint64_t id, std::string_view url) const noexcept;

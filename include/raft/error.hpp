@@ -59,6 +59,7 @@ enum class errc : int {
   removed,               // this node was removed from the cluster
   node_url_mismatch,     // the configuration gives the node's id to another URL
   transfer_in_progress,  // the leader is handing leadership over: no new entries
+  not_voter,             // the node is a learner: it cannot lead or be made to
 };
 
 const std::error_category& error_category() noexcept;

@@ -115,14 +115,27 @@ struct LogOptions {
   // commit index, without a heartbeat round (a deposed leader reads stale).
   // follower_read_without_leader: a follower answers read_index() with its
   // own commit index instead of asking the leader (it may lag).
+  // learner_counts_as_voter: learners count toward majorities (commit,
+  // votes, reads, check-quorum) whose size is still that of the voters.
   enum class Fault {
     none,
     commit_previous_term_by_counting,
     forget_vote,
     ack_before_sync,
     read_without_confirmation,
-    follower_read_without_leader
+    follower_read_without_leader,
+    learner_counts_as_voter
   } inject_fault = Fault::none;
+};
+
+// How join() asks to join.
+struct JoinOptions {
+  // Join as a learner (non-voting member, ConfigNode::learner): the node
+  // catches up and applies the log without counting toward any majority
+  // until the leader's promote_peer(id) makes it a voter. Adding an empty
+  // voter to a cluster makes its majority wait for that node's catch-up
+  // (and, with one member down, stalls it); a learner changes no majority.
+  bool learner = false;
 };
 
 class Log final : public Service {
@@ -162,7 +175,7 @@ class Log final : public Service {
   result<void> initialize();
   // Asks any member at `url` to add this node; returns once this node has its
   // id and configuration (it then catches up by streaming from the leader).
-  result<void> join(const std::string& url);
+  result<void> join(const std::string& url, JoinOptions opts = {});
   // Removes this node through the leader; returns once committed.
   result<void> leave();
   // Leader only: adds a node; returns its id and the new configuration once
@@ -170,8 +183,17 @@ class Log final : public Service {
   // errc::change_in_progress.
   result<std::pair<std::uint64_t, Config>> add_peer(const std::string& url);
   // Leader only: removes node `id` once committed. errc::node_not_found,
-  // errc::invalid_node_id.
+  // errc::invalid_node_id, errc::invalid_argument (the last voter).
   result<void> remove_peer(std::uint64_t id);
+  // Leader only: add_peer for a learner (see JoinOptions::learner). Its
+  // change commits without it: it needs not have caught up.
+  result<std::pair<std::uint64_t, Config>> add_learner(const std::string& url);
+  // Leader only: makes learner `id` a voter; returns once committed. Promote
+  // a learner once it has caught up (Status::config and /raft/status show
+  // it; the leader logs its progress): from then on commits need it like any
+  // voter. Succeeds at once if `id` is a voter already. errc::not_leader,
+  // errc::node_not_found, errc::invalid_node_id, errc::change_in_progress.
+  result<void> promote_peer(std::uint64_t id);
 
   // Leader only: appends a command; returns its index once committed.
   // errc::not_leader (nothing appended), errc::not_committed (overwritten by
@@ -255,8 +277,12 @@ class Log final : public Service {
   }
   template <class Token>
   auto async_join(std::string url, Token&& token) {
+    return async_join(std::move(url), JoinOptions{}, std::forward<Token>(token));
+  }
+  template <class Token>
+  auto async_join(std::string url, JoinOptions opts, Token&& token) {
     return initiate<void>(std::forward<Token>(token),
-                          [this, u = std::move(url)](auto h) mutable { start_join(std::move(u), std::move(h)); });
+                          [this, u = std::move(url), opts](auto h) mutable { start_join(std::move(u), opts, std::move(h)); });
   }
   template <class Token>
   auto async_leave(Token&& token) {
@@ -270,6 +296,15 @@ class Log final : public Service {
   template <class Token>
   auto async_remove_peer(std::uint64_t id, Token&& token) {
     return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_remove_peer(id, std::move(h)); });
+  }
+  template <class Token>
+  auto async_add_learner(std::string url, Token&& token) {
+    return initiate<std::pair<std::uint64_t, Config>>(
+        std::forward<Token>(token), [this, u = std::move(url)](auto h) mutable { start_add_learner(std::move(u), std::move(h)); });
+  }
+  template <class Token>
+  auto async_promote_peer(std::uint64_t id, Token&& token) {
+    return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_promote_peer(id, std::move(h)); });
   }
   template <class Token>
   auto async_transfer_leadership(std::uint64_t id, Token&& token) {
@@ -301,9 +336,12 @@ class Log final : public Service {
   void start_read_barrier(Clock::duration timeout, Handler_fn<std::uint64_t> h);
   void start_initialize(Handler_fn<void> h);
   void start_join(std::string url, Handler_fn<void> h);
+  void start_join(std::string url, JoinOptions opts, Handler_fn<void> h);
   void start_leave(Handler_fn<void> h);
   void start_add_peer(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h);
   void start_remove_peer(std::uint64_t id, Handler_fn<void> h);
+  void start_add_learner(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h);
+  void start_promote_peer(std::uint64_t id, Handler_fn<void> h);
   void start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
   void start_close(Handler_fn<void> h);
 

@@ -23,8 +23,10 @@ enum class LogEntryType : std::uint8_t {
   nop = 1,          // appended by every new leader in its term (§5.4.2)
   initialize = 2,   // first entry of a new cluster
   add_peer = 3,     // membership: the new node's URL, then, if it joined
-                    // with a join token, a 0 byte and the token (8 bytes BE)
+                    // with a join token or as a learner, a 0 byte, the token
+                    // (8 bytes BE, 0 if none) and, for a learner, a byte 1
   remove_peer = 4,  // membership: data is the removed node's id (8 bytes BE)
+  promote_peer = 5, // membership: learner -> voter; data is its id (8 bytes BE)
   config = 254,     // internal: configuration JSON at the head of a stream
 };
 

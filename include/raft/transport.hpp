@@ -42,6 +42,7 @@ struct JoinRequest {
   std::string url;
   std::uint64_t previous_id = 0;
   std::uint64_t join_token = 0;
+  bool learner = false;  // join as a learner (JoinOptions::learner)
 };
 
 struct JoinResponse {

@@ -285,6 +285,9 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
         if (!token) return bad("invalid joinToken");
         jr.join_token = *token;
       }
+      auto learner = p.flag("learner");  // optional: JoinRequest::learner
+      if (!learner) return bad("invalid learner flag");
+      jr.learner = *learner;
       return svc.handle_join(jr, [this, cb](result<JoinResponse> r) {
         if (!r) return cb(service_error(r.error()));
         Reply rep = make_reply(http::status::ok, to_json(r->config), "application/json");

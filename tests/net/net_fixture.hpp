@@ -40,6 +40,7 @@ struct FakeService : Service {
   std::string last_join_url;
   std::uint64_t last_join_previous_id = 0;
   std::uint64_t last_join_token = 0;
+  bool last_join_learner = false;
   std::uint64_t last_leave_id = 0;
   HeartbeatRequest last_hb;
   VoteRequest last_vote;
@@ -55,6 +56,7 @@ struct FakeService : Service {
     last_join_url = req.url;
     last_join_previous_id = req.previous_id;
     last_join_token = req.join_token;
+    last_join_learner = req.learner;
     h(join_result);
   }
   void handle_leave(std::uint64_t id, Handler_fn<void> h) override {

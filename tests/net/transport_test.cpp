@@ -182,6 +182,15 @@ TEST_F(TransportTest, JoinCarriesTheJoinToken) {
   EXPECT_EQ(svc.last_join_token, 0xfedcba9876543210ull);
 }
 
+// A join as a learner says so; a plain join does not.
+TEST_F(TransportTest, JoinCarriesTheLearnerFlag) {
+  svc.join_result = make_error_code(errc::removed);
+  ASSERT_FALSE(join(JoinRequest{"http://127.0.0.1:2", 0, 7, true}));
+  EXPECT_TRUE(svc.last_join_learner);
+  ASSERT_FALSE(join(JoinRequest{"http://127.0.0.1:2", 0, 7}));
+  EXPECT_FALSE(svc.last_join_learner);
+}
+
 TEST_F(TransportTest, JoinFollowsLeaderRedirect) {
   FakeService leader_svc;
   Handler leader_handler(leader_svc);

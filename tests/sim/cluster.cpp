@@ -225,6 +225,16 @@ void SimCluster::check() {
       n.last_commit = st.commit_index;
     }
     checker.observe(slot, st.term, st.commit_index, st.applied_index);
+    // Learners never campaign (thesis §4.2.1): a node whose configuration
+    // makes it a learner is never a candidate or leader. (A candidate's or
+    // leader's configuration does not change under it: only a leader's
+    // entries do that, and it follows that leader first.)
+    if (st.state == "candidate" || st.state == "leader") {
+      const ConfigNode* me = st.config.node_by_id(st.id);
+      if (me && me->learner)
+        checker.violation(fmt::format("n{} is {} in term {} but a learner in its configuration", slot, st.state,
+                                      st.term));
+    }
     if (st.state == "leader") {
       checker.leader(slot, st.id, st.term, st.last_index);
       if (n.leader_term != st.term) {
@@ -410,16 +420,16 @@ void SimCluster::bootstrap(int n) {
     liveness_failure("bootstrap: the cluster did not settle");
 }
 
-int SimCluster::add_member(bool wait, bool* ok) {
+int SimCluster::add_member(bool wait, bool* ok, JoinOptions opts) {
   const int slot = add_node();
   start(slot);
   auto state = std::make_shared<std::pair<bool, bool>>(false, false);
-  join(slot, wait, state);
+  join(slot, wait, state, opts);
   if (ok) *ok = state->second;
   return slot;
 }
 
-void SimCluster::join(int slot, bool wait, std::shared_ptr<std::pair<bool, bool>> state) {
+void SimCluster::join(int slot, bool wait, std::shared_ptr<std::pair<bool, bool>> state, JoinOptions opts) {
   // Join through a running member: a node already removed from the
   // configuration knows no leader to point to (a real operator would not
   // pick it either). With no leader known, any running node.
@@ -430,8 +440,8 @@ void SimCluster::join(int slot, bool wait, std::shared_ptr<std::pair<bool, bool>
     if (u != slot && (mem.empty() || std::find(mem.begin(), mem.end(), u) != mem.end())) others.push_back(u);
   const int via = others.empty() ? 0 : others[rng.below(others.size())];
   if (!state) state = std::make_shared<std::pair<bool, bool>>(false, false);
-  trace("n{} join via n{}", slot, via);
-  log(slot).start_join(url(via), [this, state, slot](result<void> r) {
+  trace("n{} join via n{}{}", slot, via, opts.learner ? " as a learner" : "");
+  log(slot).start_join(url(via), opts, [this, state, slot](result<void> r) {
     state->first = true;
     state->second = bool(r);
     trace("n{} join {}", slot, r ? std::string("ok") : r.error().message());

@@ -70,11 +70,11 @@ class SimCluster {
   void bootstrap(int n);
   // Starts a new node and joins it through a random up member; returns its
   // slot. `wait`: run until the join returns (ok or not).
-  int add_member(bool wait, bool* ok = nullptr);
+  int add_member(bool wait, bool* ok = nullptr, JoinOptions opts = {});
   // Joins the started node `slot` through a random up member (what
   // add_member does after starting it). `state` (if given): first = the
   // join answered, second = it succeeded. `wait`: run until it answers.
-  void join(int slot, bool wait, std::shared_ptr<std::pair<bool, bool>> state = nullptr);
+  void join(int slot, bool wait, std::shared_ptr<std::pair<bool, bool>> state = nullptr, JoinOptions opts = {});
   // Leader-side remove of node `victim` (by slot). Returns true on success.
   bool remove_member(int victim);
 

@@ -22,7 +22,8 @@ int usage() {
                "usage: raft-sim --list\n"
                "       raft-sim --scenario NAME|all --seeds A-B [--nodes N] [--ops K]\n"
                "                [--fault none|commit_previous_term_by_counting|forget_vote|ack_before_sync|\n"
-               "                         read_without_confirmation|follower_read_without_leader]\n"
+               "                         read_without_confirmation|follower_read_without_leader|\n"
+               "                         learner_counts_as_voter]\n"
                "                [--expect-violation]\n"
                "                [--apply-inline]\n"
                "       raft-sim --replay SEED --scenario NAME [--trace] [--nodes N] [--ops K] [--fault F] [--apply-inline]\n");
@@ -35,6 +36,7 @@ const char* fault_name(raft::LogOptions::Fault f) {
     case raft::LogOptions::Fault::ack_before_sync: return "ack_before_sync";
     case raft::LogOptions::Fault::read_without_confirmation: return "read_without_confirmation";
     case raft::LogOptions::Fault::follower_read_without_leader: return "follower_read_without_leader";
+    case raft::LogOptions::Fault::learner_counts_as_voter: return "learner_counts_as_voter";
     default: return "none";
   }
 }
@@ -67,6 +69,7 @@ int main(int argc, char** argv) {
       else if (f == "ack_before_sync") base.fault = raft::LogOptions::Fault::ack_before_sync;
       else if (f == "read_without_confirmation") base.fault = raft::LogOptions::Fault::read_without_confirmation;
       else if (f == "follower_read_without_leader") base.fault = raft::LogOptions::Fault::follower_read_without_leader;
+      else if (f == "learner_counts_as_voter") base.fault = raft::LogOptions::Fault::learner_counts_as_voter;
       else if (f != "none") return usage();
     } else return usage();
   }

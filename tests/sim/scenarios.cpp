@@ -852,6 +852,129 @@ void linearizable_reads(SimCluster& c) {
   if (!answered) c.liveness_failure("no read answered by the leader once settled");
 }
 
+// Thesis §4.2.1: learners (non-voting members) join, catch up, serve reads
+// and are promoted while writes go on, nodes crash and partitions come and
+// go. One partition puts the leader and the learners on one side and the
+// other voters on the other: a leader that counted learners toward its
+// majority would commit entries there that the voters' side then
+// overwrites. Every step also checks that no learner campaigns or leads
+// (SimCluster::check). Once settled, promoting the learners left must work.
+void learners(SimCluster& c) {
+  const int voters = nodes_or(c, 3);
+  c.bootstrap(voters);
+  for (int k = 0; k < 2; ++k) {
+    bool ok = false;
+    c.add_member(true, &ok, {.learner = true});
+    if (!ok) c.liveness_failure("a learner's join failed before the faults");
+  }
+  c.faults_on(c.rng.one_in(2));
+  // Learners in the leader's configuration, by slot.
+  auto learner_slots = [&c] {
+    std::vector<int> v;
+    const int l = c.leader();
+    if (l < 0) return v;
+    for (const auto& n : c.log(l).config().nodes)
+      if (n.learner)
+        if (const int s = c.net.slot_of(n.url); s >= 0) v.push_back(s);
+    return v;
+  };
+  auto promote = [&c](int l, std::uint64_t id) {
+    auto done = std::make_shared<std::optional<bool>>();
+    c.trace("client promote id {} via leader n{}", id, l);
+    c.log(l).async_promote_peer(id, [&c, id, done](std::error_code ec) {
+      c.trace("client promote id {} {}", id, ec ? ec.message() : std::string("ok"));
+      *done = !ec;
+    });
+    return done;
+  };
+  const int iters = ops_or(c, 30);
+  for (int it = 0; it < iters; ++it) {
+    auto ups = c.up_nodes();
+    switch (c.rng.below(9)) {
+      case 0:
+      case 1: {
+        const int l = c.leader();
+        if (l >= 0)
+          for (int k = 0, m = static_cast<int>(c.rng.range(1, 4)); k < m; ++k) c.submit(l);
+        break;
+      }
+      case 2: {
+        // The leader and the learners apart from the other voters; the old
+        // leader keeps taking writes until check-quorum ends it.
+        const int l = c.leader();
+        if (l < 0) break;
+        std::vector<int> side{l};
+        for (int x : learner_slots()) side.push_back(x);
+        c.net.heal();
+        c.trace("partition: leader n{} and its learners apart", l);
+        c.net.partition(side);
+        for (int k = 0; k < 3; ++k) {
+          if (c.up(l)) c.submit(l);
+          c.run_for(c.rng.duration(0ms, c.et()));
+          const int l2 = c.leader();
+          if (l2 >= 0 && l2 != l) c.submit(l2);
+        }
+        c.net.heal();
+        break;
+      }
+      case 3: {
+        const int l = c.leader();
+        const auto ls = learner_slots();
+        if (l < 0 || ls.empty()) break;
+        for (const auto& n : c.log(l).config().nodes)
+          if (n.url == c.url(ls[c.rng.below(ls.size())])) promote(l, n.id);
+        break;
+      }
+      case 4:
+        if (c.size() < 8) c.add_member(false, nullptr, {.learner = true});
+        break;
+      case 5:
+        crash_one(c, ups);
+        break;
+      case 6:
+        restart_one(c);
+        break;
+      case 7: {
+        const auto ls = learner_slots();
+        for (int x : ls)
+          if (c.up(x)) c.read(x);
+        break;
+      }
+      default:
+        if (c.rng.one_in(2)) partition_minority(c, c.size());
+        else c.net.heal();
+    }
+    c.run_for(c.rng.duration(0ms, c.et() / 2));
+  }
+  // A joiner whose join gave up under the faults (or that crashed before its
+  // answer came) asks again, as its operator would, once there is a leader.
+  c.faults_off();
+  c.net.heal();
+  for (int x : c.down_nodes()) c.restart(x);
+  c.wait_leader(10 * c.et());
+  for (int x : c.up_nodes())
+    if (c.log(x).id() == 0) c.join(x, true, nullptr, {.learner = true});
+  c.settle();
+  // Promote every learner left, one change at a time; each must take.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const int l = c.wait_leader(10 * c.et());
+    if (l < 0) break;
+    std::uint64_t id = 0;
+    for (const auto& n : c.log(l).config().nodes)
+      if (n.learner) id = n.id;
+    if (id == 0) break;
+    auto done = promote(l, id);
+    c.run_until([&] { return done->has_value(); }, 10 * c.et());
+    if (!done->value_or(false)) c.run_for(c.et());  // a change still committing, or leadership moved
+  }
+  const int l = c.wait_leader(10 * c.et());
+  if (l < 0) c.liveness_failure("no leader after the promotions");
+  for (const auto& n : c.log(l).config().nodes)
+    if (n.learner) c.liveness_failure(fmt::format("learner {} not promoted once settled", n.id));
+  c.apply(10 * c.et());  // the promoted voters make a majority that commits
+  c.settle();
+}
+
 }  // namespace
 
 const std::vector<ScenarioInfo>& scenarios() {
@@ -883,6 +1006,7 @@ const std::vector<ScenarioInfo>& scenarios() {
       {"reopen_in_place", reopen_in_place},
       {"linearizable_reads", linearizable_reads},
       {"leadership_transfer", leadership_transfer},
+      {"learners", learners},
   };
   return v;
 }

@@ -180,6 +180,47 @@ TEST(ConfigDecoder, RejectsBadInput) {
   }
 }
 
+TEST(Config, LearnersArePromotedAndCountedApart) {
+  Config c = three();
+  ASSERT_TRUE(c.add_node(4, "http://d:4", 0, true));
+  EXPECT_EQ(c.voter_count(), 3u);
+  EXPECT_FALSE(c.is_voter(4));
+  EXPECT_TRUE(c.is_voter(1));
+  EXPECT_FALSE(c.is_voter(9));  // not a member
+  EXPECT_EQ(c.promote(1).error(), errc::invalid_argument);  // a voter already
+  EXPECT_EQ(c.promote(9).error(), errc::node_not_found);
+  ASSERT_TRUE(c.promote(4));
+  EXPECT_TRUE(c.is_voter(4));
+  EXPECT_EQ(c.voter_count(), 4u);
+}
+
+// "learner" is written only for learners, so configurations of voters keep
+// the seed's exact JSON, and read back.
+TEST(ConfigDecoder, LearnerFlagRoundTripsAndIsOptional) {
+  Config c = three();
+  ASSERT_TRUE(c.add_node(4, "http://d:4", 0, true));
+  const std::string json = to_json(c);
+  EXPECT_NE(json.find(R"({"id":4,"url":"http://d:4","learner":true})"), std::string::npos) << json;
+  EXPECT_EQ(json.find(R"("id":1,"url":"http://a:1","learner")"), std::string::npos) << json;
+  auto d = config_from_json(json);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(*d, c);
+  auto explicit_voter = config_from_json(
+      R"({"clusterID":1,"index":1,"maxNodeID":2,"nodes":[{"id":1,"url":"u"},{"id":2,"url":"v","learner":false}]})");
+  ASSERT_TRUE(explicit_voter);
+  EXPECT_EQ(explicit_voter->voter_count(), 2u);
+}
+
+TEST(ConfigDecoder, RejectsABadLearnerFlagAndLearnersOnly) {
+  for (const char* bad : {
+           R"({"clusterID":1,"index":1,"maxNodeID":2,"nodes":[{"id":1,"url":"u"},{"id":2,"url":"v","learner":1}]})",
+           R"({"clusterID":1,"index":1,"maxNodeID":2,"nodes":[{"id":1,"url":"u"},{"id":2,"url":"v","learner":"true"}]})",
+           R"({"clusterID":1,"index":1,"maxNodeID":1,"nodes":[{"id":1,"url":"u","learner":true}]})",  // no voter
+       }) {
+    EXPECT_EQ(config_from_json(bad).error(), errc::invalid_config) << bad;
+  }
+}
+
 TEST(ConfigDecoder, RevalidatesNodes) {
   EXPECT_EQ(config_from_json(R"({"clusterID":1,"index":1,"maxNodeID":1,"nodes":[{"id":0,"url":"u"}]})").error(),
             errc::invalid_node_id);

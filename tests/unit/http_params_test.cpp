@@ -118,6 +118,22 @@ TEST(HandlerParams, JoinPreviousIdIsOptionalButValidated) {
   EXPECT_EQ(svc.joins, 3) << "a refused request reached the Service";
 }
 
+// learner (JoinRequest::learner): absent is a voter; "0" or "1" once.
+TEST(HandlerParams, JoinLearnerFlagIsZeroOrOne) {
+  Poster p;
+  auto& svc = p.svc;
+  EXPECT_EQ(p.send("/raft/join?url=http://h:1&learner=1"), 200u);
+  EXPECT_TRUE(svc.join.learner);
+  EXPECT_EQ(p.send("/raft/join?url=http://h:1"), 200u);
+  EXPECT_FALSE(svc.join.learner);
+  EXPECT_EQ(p.send("/raft/join?url=http://h:1&learner=0"), 200u);
+  EXPECT_FALSE(svc.join.learner);
+  for (const char* bad : {"/raft/join?url=http://h:1&learner=2", "/raft/join?url=http://h:1&learner=",
+                          "/raft/join?url=http://h:1&learner=yes", "/raft/join?url=http://h:1&learner=1&learner=1"})
+    EXPECT_EQ(p.send(bad), 400u) << bad;
+  EXPECT_EQ(svc.joins, 3) << "a refused request reached the Service";
+}
+
 // Leadership transfer's flags, timeoutNow (heartbeat) and transfer (vote):
 // "0", "1" or absent; anything else is refused before the Service sees it.
 TEST(HandlerParams, TransferFlagsAreZeroOrOne) {

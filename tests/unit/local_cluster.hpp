@@ -355,8 +355,8 @@ class LocalCluster {
   result<void> initialize(LocalNode& n) {
     return call<void>([&](auto h) { n.log->start_initialize(std::move(h)); });
   }
-  result<void> join(LocalNode& n, const std::string& url) {
-    return call<void>([&](auto h) { n.log->start_join(url, std::move(h)); });
+  result<void> join(LocalNode& n, const std::string& url, JoinOptions opts = {}) {
+    return call<void>([&](auto h) { n.log->start_join(url, opts, std::move(h)); });
   }
 };
 

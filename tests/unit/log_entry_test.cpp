@@ -156,15 +156,16 @@ TEST(LogEntryDecoder, UnknownTypeIsAProtocolError) {
 
 TEST(LogEntryCodec, RandomizedRoundTrip) {
   std::mt19937_64 rng(20261128);
-  const LogEntryType types[] = {LogEntryType::command,  LogEntryType::nop,         LogEntryType::initialize,
-                                LogEntryType::add_peer, LogEntryType::remove_peer, LogEntryType::config};
+  const LogEntryType types[] = {LogEntryType::command,     LogEntryType::nop,          LogEntryType::initialize,
+                                LogEntryType::add_peer,    LogEntryType::remove_peer,  LogEntryType::promote_peer,
+                                LogEntryType::config};
   std::vector<LogEntry> entries;
   std::string buf;
   StringWriter w(buf);
   LogEntryEncoder enc(w);
   for (int i = 0; i < 5000; ++i) {
     LogEntry e;
-    e.type = types[rng() % 6];
+    e.type = types[rng() % std::size(types)];
     e.index = rng();
     e.term = rng();
     std::size_t len = 0;

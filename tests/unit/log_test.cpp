@@ -1,6 +1,6 @@
 // raft::Log, one rule per test (etcd's raft_paper_test.go style), plus the Go
 // package's own test facts. Time is virtual; the cluster is in memory.
-#include "unit/local_cluster.hpp"
+#include "unit/cluster_helpers.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -11,29 +11,6 @@ namespace raft::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-// n1 initializes (and leads), the others join through it, one at a time.
-std::unique_ptr<LocalCluster> cluster_of(std::size_t n, std::function<void(LogOptions&)> tweak = {}) {
-  auto c = std::make_unique<LocalCluster>();
-  c->tweak = std::move(tweak);
-  auto& a = c->add();
-  EXPECT_TRUE(c->initialize(a));
-  for (std::size_t i = 1; i < n; ++i) {
-    auto& b = c->add();
-    auto jb = c->join(b, a.url);
-    EXPECT_TRUE(jb) << jb.error().message();
-  }
-  EXPECT_TRUE(c->net.run_until([&] {
-    for (auto& node : c->nodes)
-      if (node->log->config().nodes.size() != n || node->log->commit_index() < n) return false;
-    return true;
-  }));
-  return c;
-}
-
-std::unique_ptr<LocalCluster> three_node_cluster(std::function<void(LogOptions&)> tweak = {}) {
-  return cluster_of(3, std::move(tweak));
-}
 
 // Node `n` crashes and starts again at its URL on a new, empty disk (its
 // data directory wiped): a fresh node with no id, answering as one.
@@ -754,17 +731,6 @@ result<std::uint64_t> read_index(LocalCluster& c, LocalNode& n, Clock::duration 
   return c.call<std::uint64_t>([&](auto h) { n.log->start_read_index(timeout, std::move(h)); });
 }
 
-// Applies "w0", "w1", ... through `l`; the last one's index (0 if one failed).
-std::uint64_t apply_writes(LocalCluster& c, LocalNode& l, int count) {
-  std::uint64_t last = 0;
-  for (int i = 0; i < count; ++i) {
-    auto idx = c.apply(l, "w" + std::to_string(i));
-    if (!idx) return 0;
-    last = *idx;
-  }
-  return last;
-}
-
 // Three nodes; the first follower, `away`, is cut off (and stays so) while
 // the leader commits `writes` writes; `last` is the last one's index (0 if
 // one failed).
@@ -785,17 +751,6 @@ OneAway one_follower_away(int writes) {
   s.c->net.down[s.away->url] = true;
   s.last = apply_writes(*s.c, *s.l, writes);
   return s;
-}
-
-// The node of `among` that becomes leader within 30 s, or nullptr.
-LocalNode* leader_among(LocalCluster& c, const std::vector<LocalNode*>& among) {
-  LocalNode* found = nullptr;
-  c.net.run_until([&] {
-    for (auto* n : among)
-      if (n->log->state() == State::leader) found = n;
-    return found != nullptr;
-  }, 30s);
-  return found;
 }
 
 // Three nodes whose leader, n1, has a 600 s election timeout: cut off, it

@@ -1,0 +1,273 @@
+// Learners (non-voting members, Raft thesis §4.2.1): one rule per test. A
+// learner receives and applies the log like any member, counts toward no
+// majority (commit, election, read, check-quorum), never campaigns, and
+// becomes a voter only through a committed promote_peer entry.
+#include "unit/cluster_helpers.hpp"
+
+#include <gtest/gtest.h>
+
+#include <optional>
+
+namespace raft::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// `voters` nodes as cluster_of builds them (n1 leads), then `learners` more
+// joined through n1 as learners.
+std::unique_ptr<LocalCluster> cluster_with_learners(std::size_t voters, std::size_t learners,
+                                                    LogOptions::Fault fault = LogOptions::Fault::none) {
+  auto c = cluster_of(voters, [fault](LogOptions& o) { o.inject_fault = fault; });
+  for (std::size_t i = 0; i < learners; ++i) {
+    auto& x = c->add(fault);
+    auto j = c->join(x, c->nodes[0]->url, {.learner = true});
+    EXPECT_TRUE(j) << j.error().message();
+  }
+  const std::size_t n = voters + learners;
+  EXPECT_TRUE(c->net.run_until([&] {
+    for (auto& node : c->nodes)
+      if (node->log->config().nodes.size() != n || node->log->commit_index() < n) return false;
+    return true;
+  }));
+  return c;
+}
+
+bool is_learner(const Config& c, std::uint64_t id) {
+  const auto* n = c.node_by_id(id);
+  return n && n->learner;
+}
+
+result<void> promote(LocalCluster& c, LocalNode& l, std::uint64_t id) {
+  return c.call<void>([&](auto h) { l.log->start_promote_peer(id, std::move(h)); });
+}
+
+// An apply through `l` that must not complete within `d` (its majority is
+// unreachable); returns whether it stayed pending.
+bool stays_pending(LocalCluster& c, LocalNode& l, Clock::duration d) {
+  std::optional<result<std::uint64_t>> r;
+  l.log->start_apply("pending", {}, [&](result<std::uint64_t> x) { r = x; });
+  c.net.run_for(d);
+  return !r.has_value();
+}
+
+TEST(Learner, JoinsAsALearnerAndAppliesTheLog) {
+  auto c = cluster_with_learners(3, 1);
+  auto* l = c->nodes[0].get();
+  auto* x = c->nodes[3].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  for (auto& n : c->nodes) {
+    EXPECT_TRUE(is_learner(n->log->config(), x->log->id())) << n->url;
+    EXPECT_EQ(n->log->config().voter_count(), 3u) << n->url;
+  }
+  const std::uint64_t last = apply_writes(*c, *l, 5);
+  ASSERT_NE(last, 0u);
+  ASSERT_TRUE(c->net.run_until([&] { return x->fsm.applied_index >= last; }, 5s));
+  EXPECT_EQ(x->fsm.commands.back().data, "w4");
+  EXPECT_EQ(x->log->state(), State::follower);
+}
+
+// 3 voters and 2 learners: the leader and both learners are 3 of 5 nodes,
+// but 1 of 3 voters, so nothing commits until a second voter is back.
+TEST(Learner, DoesNotCountTowardTheCommitMajority) {
+  auto c = cluster_with_learners(3, 2);
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  c->net.down[c->nodes[1]->url] = true;
+  c->net.down[c->nodes[2]->url] = true;
+  const std::uint64_t commit = l->log->commit_index();
+  std::optional<result<std::uint64_t>> r;
+  l->log->start_apply("x", 5s, [&](result<std::uint64_t> v) { r = v; });
+  // Less than an election timeout: check-quorum has not stepped it down.
+  c->net.run_for(kDefaultElectionTimeout / 2);
+  EXPECT_FALSE(r.has_value()) << "committed with one voter of three and two learners";
+  EXPECT_EQ(l->log->commit_index(), commit);
+  // The learners do hold the entry: they were not what was missing.
+  EXPECT_EQ(c->nodes[3]->log->last_index(), l->log->last_index());
+  c->net.down[c->nodes[1]->url] = false;
+  ASSERT_TRUE(c->net.run_until([&] { return r.has_value(); }, 5s));
+  ASSERT_TRUE(*r) << r->error().message();
+}
+
+// With a single voter, a learner's acks are not needed: the voter commits
+// alone while the learner is away.
+TEST(Learner, OneVoterCommitsWhileItsLearnerIsAway) {
+  auto c = cluster_with_learners(1, 1);
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  c->net.down[c->nodes[1]->url] = true;
+  auto w = c->apply(*l, "alone");
+  ASSERT_TRUE(w) << w.error().message();
+  c->net.run_for(3 * kDefaultElectionTimeout);
+  EXPECT_EQ(l->log->state(), State::leader) << "check-quorum counted the learner";
+}
+
+// With its voter gone, a learner never campaigns (its term stays).
+TEST(Learner, NeverCampaigns) {
+  auto c = cluster_with_learners(1, 1);
+  auto* x = c->nodes[1].get();
+  const std::uint64_t term = x->log->term();
+  c->net.down[c->nodes[0]->url] = true;
+  c->net.run_for(20 * kDefaultElectionTimeout);
+  EXPECT_EQ(x->log->state(), State::follower);
+  EXPECT_EQ(x->log->term(), term);
+  EXPECT_EQ(x->log->status().elections_started, 0u);
+}
+
+// 3 voters and 2 learners, the leader and both learners gone: the two
+// voters left are a majority of the voters, and elect a leader.
+TEST(Learner, ElectionNeedsAMajorityOfVotersOnly) {
+  auto c = cluster_with_learners(3, 2);
+  for (auto i : {0, 3, 4}) c->net.down[c->nodes[static_cast<std::size_t>(i)]->url] = true;
+  auto* l = leader_among(*c, {c->nodes[1].get(), c->nodes[2].get()});
+  ASSERT_TRUE(l) << "no leader from two of three voters";
+  auto w = c->apply(*l, "after");
+  ASSERT_TRUE(w) << w.error().message();
+}
+
+// Check-quorum: a leader that hears only learners steps down.
+TEST(Learner, CheckQuorumCountsOnlyVoters) {
+  auto c = cluster_with_learners(3, 2);
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  c->net.down[c->nodes[1]->url] = true;
+  c->net.down[c->nodes[2]->url] = true;
+  ASSERT_TRUE(c->net.run_until([&] { return l->log->state() != State::leader; }, 3 * kDefaultElectionTimeout))
+      << "a leader heard by learners only kept leading";
+}
+
+// A read needs a heartbeat round answered by a majority of voters; the
+// learners' answers do not make one.
+TEST(Learner, ReadIndexNeedsAMajorityOfVoters) {
+  auto c = cluster_with_learners(3, 2);
+  auto* l = c->nodes[0].get();
+  ASSERT_TRUE(apply_writes(*c, *l, 2));
+  c->net.down[c->nodes[1]->url] = true;
+  c->net.down[c->nodes[2]->url] = true;
+  std::optional<result<std::uint64_t>> r;
+  l->log->start_read_index(kDefaultElectionTimeout / 2, [&](result<std::uint64_t> v) { r = v; });
+  ASSERT_TRUE(c->net.run_until([&] { return r.has_value(); }, kDefaultElectionTimeout));
+  ASSERT_FALSE(*r) << "read confirmed by learners only";
+  EXPECT_EQ(r->error(), errc::timeout);
+}
+
+// A learner serves linearizable reads (it asks the leader for the index).
+TEST(Learner, ServesReadsThroughTheLeader) {
+  auto c = cluster_with_learners(3, 1);
+  auto* l = c->nodes[0].get();
+  auto* x = c->nodes[3].get();
+  const std::uint64_t last = apply_writes(*c, *l, 3);
+  ASSERT_NE(last, 0u);
+  auto r = c->call<std::uint64_t>([&](auto h) { x->log->start_read_barrier({}, std::move(h)); });
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_GE(*r, last);
+  EXPECT_GE(x->fsm.applied_index, last);
+}
+
+// add_learner commits without the learner, even one that never answers;
+// add_peer of such a node to a one-voter cluster cannot (it needs both).
+TEST(Learner, AddLearnerCommitsWithoutTheLearner) {
+  auto c = cluster_of(1);
+  auto* l = c->nodes[0].get();
+  auto added = c->call<std::pair<std::uint64_t, Config>>([&](auto h) { l->log->start_add_learner("http://nobody", std::move(h)); });
+  ASSERT_TRUE(added) << added.error().message();
+  EXPECT_TRUE(is_learner(added->second, added->first));
+  EXPECT_TRUE(c->apply(*l, "still writable"));
+  std::optional<result<std::pair<std::uint64_t, Config>>> voter;
+  l->log->start_add_peer("http://nobody-either", [&](auto r) { voter = r; });
+  c->net.run_for(2 * kDefaultElectionTimeout);
+  EXPECT_FALSE(voter.has_value()) << "a voter added without answering";
+}
+
+// Promotion: the learner then counts like any voter; here the two voters
+// need each other, and the cluster stalls without the promoted one.
+TEST(Learner, PromotedLearnerCountsTowardTheMajority) {
+  auto c = cluster_with_learners(1, 1);
+  auto* l = c->nodes[0].get();
+  auto* x = c->nodes[1].get();
+  const std::uint64_t id = x->log->id();
+  ASSERT_TRUE(apply_writes(*c, *l, 3));
+  auto p = promote(*c, *l, id);
+  ASSERT_TRUE(p) << p.error().message();
+  ASSERT_TRUE(c->net.run_until([&] { return !is_learner(x->log->config(), id); }, 5s));
+  EXPECT_FALSE(is_learner(l->log->config(), id));
+  EXPECT_EQ(l->log->config().voter_count(), 2u);
+  c->net.down[x->url] = true;
+  EXPECT_TRUE(stays_pending(*c, *l, kDefaultElectionTimeout / 2)) << "committed without the promoted voter";
+  // And it may now lead: a transfer to it succeeds.
+  c->net.down[x->url] = false;
+  ASSERT_TRUE(c->net.run_until([&] { return x->log->commit_index() == l->log->last_index(); }, 5s));
+  auto t = c->call<void>([&](auto h) { l->log->start_transfer_leadership(id, {}, std::move(h)); });
+  ASSERT_TRUE(t) << t.error().message();
+  ASSERT_TRUE(c->net.run_until([&] { return x->log->state() == State::leader; }, kDefaultElectionTimeout));
+}
+
+TEST(Learner, PromoteRefusesUnknownIdsAndIsDoneForAVoter) {
+  auto c = cluster_with_learners(3, 1);
+  auto* l = c->nodes[0].get();
+  auto unknown = promote(*c, *l, 99);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error(), errc::node_not_found);
+  auto zero = promote(*c, *l, 0);
+  ASSERT_FALSE(zero);
+  EXPECT_EQ(zero.error(), errc::invalid_node_id);
+  const std::uint64_t last = l->log->last_index();
+  EXPECT_TRUE(promote(*c, *l, c->nodes[1]->log->id()));  // a voter already
+  EXPECT_EQ(l->log->last_index(), last) << "promoting a voter appended an entry";
+  auto follower = promote(*c, *c->nodes[1], c->nodes[3]->log->id());
+  ASSERT_FALSE(follower);
+  EXPECT_EQ(follower.error(), errc::not_leader);
+}
+
+// A learner would never campaign: it is refused as a transfer target, and
+// id 0 picks voters only.
+TEST(Learner, IsNeverATransferTarget) {
+  auto c = cluster_with_learners(1, 1);
+  auto* l = c->nodes[0].get();
+  auto to_learner = c->call<void>([&](auto h) { l->log->start_transfer_leadership(c->nodes[1]->log->id(), {}, std::move(h)); });
+  ASSERT_FALSE(to_learner);
+  EXPECT_EQ(to_learner.error(), errc::not_voter);
+  auto any = c->call<void>([&](auto h) { l->log->start_transfer_leadership(0, {}, std::move(h)); });
+  ASSERT_FALSE(any);
+  EXPECT_EQ(any.error(), errc::node_not_found);
+  EXPECT_EQ(l->log->state(), State::leader);
+}
+
+// The last voter stays: a cluster of learners only could never lead.
+TEST(Learner, TheLastVoterCannotBeRemoved) {
+  auto c = cluster_with_learners(1, 1);
+  auto* l = c->nodes[0].get();
+  auto r = c->call<void>([&](auto h) { l->log->start_remove_peer(l->log->id(), std::move(h)); });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::invalid_argument);
+  auto learner = c->call<void>([&](auto h) { l->log->start_remove_peer(c->nodes[1]->log->id(), std::move(h)); });
+  ASSERT_TRUE(learner) << learner.error().message();
+  EXPECT_EQ(l->log->config().nodes.size(), 1u);
+}
+
+// The role lives in the log: after crashes, every node reads the learner
+// (and a promotion) back from its own log.
+TEST(Learner, RolesSurviveRestarts) {
+  auto c = cluster_with_learners(3, 2);
+  auto* l = c->nodes[0].get();
+  const std::uint64_t promoted = c->nodes[3]->log->id(), learner = c->nodes[4]->log->id();
+  ASSERT_TRUE(promote(*c, *l, promoted));
+  ASSERT_TRUE(c->net.run_until([&] {
+    for (auto& n : c->nodes)
+      if (n->log->commit_index() < l->log->last_index()) return false;
+    return true;
+  }, 5s));
+  for (auto& n : c->nodes) {
+    c->crash(*n);
+    c->start(*n);
+  }
+  for (auto& n : c->nodes) {
+    EXPECT_FALSE(is_learner(n->log->config(), promoted)) << n->url;
+    EXPECT_TRUE(is_learner(n->log->config(), learner)) << n->url;
+    EXPECT_EQ(n->log->config().voter_count(), 4u) << n->url;
+  }
+  ASSERT_TRUE(c->net.run_until([&] { return c->leader() != nullptr; }, 10s));
+  EXPECT_NE(c->leader(), c->nodes[4].get());
+}
+
+}  // namespace
+}  // namespace raft::test
