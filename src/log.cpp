@@ -337,6 +337,16 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     bool sent = false;  // TimeoutNow out, not failed
   };
   std::optional<Transfer> transfer_;
+  // A promote_peer waiting for its learner to catch up (thesis §4.2.1): the
+  // promotion is appended once the learner's acknowledged log reaches
+  // `until`, the leader's last index when it was asked.
+  struct Promotion {
+    std::uint64_t id = 0;
+    std::uint64_t until = 0;
+    Handler_fn<void> h;
+    std::shared_ptr<Timer> timer;
+  };
+  std::optional<Promotion> promotion_;
   // Status's counters, read by status() from any thread.
   std::atomic<std::uint64_t> reads_as_leader_{0}, reads_as_follower_{0}, elections_started_{0},
       transfers_completed_{0};
@@ -622,7 +632,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void do_add_peer(std::string url, std::uint64_t join_token, bool learner, bool wait_commit,
                    Handler_fn<std::pair<std::uint64_t, Config>> h, Handler_fn<JoinResponse> join_h);
   void do_remove_peer(std::uint64_t id, Handler_fn<void> h);
-  void do_promote_peer(std::uint64_t id, Handler_fn<void> h);
+  void do_promote_peer(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
+  std::error_code promotion_error(std::uint64_t id) const;
+  void maybe_promote();
+  void end_promotion(std::error_code ec);
   void do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h);
   void do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h);
   std::error_code sticky_refusal(std::uint64_t candidate) const;
@@ -933,6 +946,7 @@ void Log::Impl::close_now(std::error_code why, bool sync) {
   fail_reads(why);
   fail_forwarded_reads(why);
   if (transfer_) end_transfer(why);
+  if (promotion_) end_promotion(why);
   if (apply_timer_) apply_timer_->cancel();
   apply_timer_at_ = Clock::time_point::max();
   ++apply_timer_gen_;
@@ -1202,6 +1216,7 @@ void Log::Impl::become_follower(std::uint64_t leader, bool reset_timer) {
     // it); check-quorum stepping us down in our own term is no transfer.
     if (transfer_) end_transfer(term_ > transfer_->term ? std::error_code{} : make_error_code(errc::not_leader));
     end_out_streams(errc::not_leader);
+    if (promotion_) end_promotion(make_error_code(errc::not_leader));
     // A read not yet confirmed cannot be now: another leader may commit.
     fail_reads(make_error_code(errc::not_leader));
     peers_.clear();
@@ -2519,25 +2534,57 @@ void Log::Impl::do_remove_peer(std::uint64_t id, Handler_fn<void> h) {
   advance_commit();  // removing a slow node can itself complete a majority
 }
 
-void Log::Impl::do_promote_peer(std::uint64_t id, Handler_fn<void> h) {
-  if (auto ec = can_change_membership()) return fail(h, ec);
-  if (id == 0) return fail(h, errc::invalid_node_id);
-  const auto* n = config_.node_by_id(id);
-  if (!n) return fail(h, errc::node_not_found);
+std::error_code Log::Impl::promotion_error(std::uint64_t id) const {
+  if (promotion_) return errc::change_in_progress;
+  if (auto ec = can_change_membership()) return ec;
+  if (id == 0) return errc::invalid_node_id;
+  if (!config_.node_by_id(id)) return errc::node_not_found;
+  return {};
+}
+
+void Log::Impl::do_promote_peer(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h) {
+  if (auto ec = promotion_error(id)) return fail(h, ec);
   // Already a voter in a committed configuration (can_change_membership:
   // no change is pending): done, so that a retried promotion succeeds.
-  if (!n->learner) return h({});
+  if (!config_.node_by_id(id)->learner) return h({});
+  if (timeout <= Clock::duration::zero()) timeout = 10 * o_.election_timeout;
+  logf("promoting node {} once it holds our log up to {}", id, last_index());
+  promotion_ = Promotion{id, last_index(), std::move(h), nullptr};
+  promotion_->timer = after_on_strand(timeout, [this, term = term_] {
+    if (!promotion_ || term_ != term || state_ != State::leader) return;
+    logf("node {} did not catch up in time: not promoted", promotion_->id);
+    end_promotion(make_error_code(errc::timeout));
+  });
+  maybe_promote();
+}
+
+void Log::Impl::maybe_promote() {
+  auto it = peers_.find(promotion_->id);
+  // Until it has caught up, the learner stays one: a voter that far behind
+  // would hold up every commit that needs it (and with one voter down, all
+  // of them) until it had.
+  if (it == peers_.end() || it->second.match < promotion_->until) return;
+  auto p = std::move(*promotion_);
+  promotion_.reset();
+  if (p.timer) p.timer->cancel();
+  // Things may have changed while it caught up (another change began, a
+  // transfer, its removal).
+  if (auto ec = promotion_error(p.id)) return fail(p.h, ec);
+  if (!config_.node_by_id(p.id)->learner) return p.h({});
   const std::uint64_t index = last_index() + 1;
-  const auto match = [&] {
-    auto it = peers_.find(id);
-    return it == peers_.end() ? std::uint64_t{0} : it->second.match;
-  }();
-  logf("promoting node {} to voter (its log at {} of {})", id, match, index - 1);
-  append_local(LogEntry{LogEntryType::promote_peer, index, term_, encode_u64(id)});
-  pending_applies_.emplace(index, PendingApply{term_, [h = std::move(h)](result<std::uint64_t> r) mutable {
+  logf("promoting node {} to voter (its log at {} of {})", p.id, it->second.match, index - 1);
+  append_local(LogEntry{LogEntryType::promote_peer, index, term_, encode_u64(p.id)});
+  pending_applies_.emplace(index, PendingApply{term_, [h = std::move(p.h)](result<std::uint64_t> r) mutable {
                                                  if (!r) return fail(h, r.error());
                                                  h({});
                                                }});
+}
+
+void Log::Impl::end_promotion(std::error_code ec) {
+  auto p = std::move(*promotion_);
+  promotion_.reset();
+  if (p.timer) p.timer->cancel();
+  fail(p.h, ec);
 }
 
 void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) {
@@ -2652,6 +2699,7 @@ void Log::Impl::do_ack(const AckRequest& req, Handler_fn<void> h) {
   it->second.last_contact = clock_->now();
   advance_commit();
   if (transfer_) maybe_send_timeout_now();
+  if (promotion_) maybe_promote();
   h({});
 }
 
@@ -2903,8 +2951,10 @@ void Log::start_add_learner(std::string url, Handler_fn<std::pair<std::uint64_t,
     i->do_add_peer(std::move(u), 0, true, true, std::move(h), nullptr);
   });
 }
-void Log::start_promote_peer(std::uint64_t id, Handler_fn<void> h) {
-  impl_->post_any_epoch([i = impl_.get(), id, h = std::move(h)]() mutable { i->do_promote_peer(id, std::move(h)); });
+void Log::start_promote_peer(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), id, timeout, h = std::move(h)]() mutable {
+    i->do_promote_peer(id, timeout, std::move(h));
+  });
 }
 void Log::start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), id, timeout, h = std::move(h)]() mutable { i->do_transfer(id, timeout, std::move(h)); });
@@ -2948,8 +2998,8 @@ result<std::pair<std::uint64_t, Config>> Log::add_learner(const std::string& url
   return run_blocking<std::pair<std::uint64_t, Config>>(
       *impl_, [&](Handler_fn<std::pair<std::uint64_t, Config>> h) { start_add_learner(url, std::move(h)); });
 }
-result<void> Log::promote_peer(std::uint64_t id) {
-  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_promote_peer(id, std::move(h)); });
+result<void> Log::promote_peer(std::uint64_t id, Clock::duration timeout) {
+  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_promote_peer(id, timeout, std::move(h)); });
 }
 result<void> Log::flush() {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) {

@@ -188,12 +188,16 @@ class Log final : public Service {
   // Leader only: add_peer for a learner (see JoinOptions::learner). Its
   // change commits without it: it needs not have caught up.
   result<std::pair<std::uint64_t, Config>> add_learner(const std::string& url);
-  // Leader only: makes learner `id` a voter; returns once committed. Promote
-  // a learner once it has caught up (Status::config and /raft/status show
-  // it; the leader logs its progress): from then on commits need it like any
-  // voter. Succeeds at once if `id` is a voter already. errc::not_leader,
-  // errc::node_not_found, errc::invalid_node_id, errc::change_in_progress.
-  result<void> promote_peer(std::uint64_t id);
+  // Leader only: makes learner `id` a voter; returns once committed. The
+  // promotion is appended only once the learner holds this leader's log as
+  // it was when asked (acknowledged), so that the new voter does not hold up
+  // commits while it catches up (thesis §4.2.1); meanwhile writes go on.
+  // Succeeds at once if `id` is a voter already. errc::timeout (it did not
+  // catch up within `timeout`, default 10 election timeouts: it stays a
+  // learner), errc::not_leader (also: leadership lost meanwhile),
+  // errc::node_not_found, errc::invalid_node_id, errc::change_in_progress
+  // (another change or promotion is under way), errc::transfer_in_progress.
+  result<void> promote_peer(std::uint64_t id, Clock::duration timeout = {});
 
   // Leader only: appends a command; returns its index once committed.
   // errc::not_leader (nothing appended), errc::not_committed (overwritten by
@@ -304,7 +308,7 @@ class Log final : public Service {
   }
   template <class Token>
   auto async_promote_peer(std::uint64_t id, Token&& token) {
-    return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_promote_peer(id, std::move(h)); });
+    return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_promote_peer(id, {}, std::move(h)); });
   }
   template <class Token>
   auto async_transfer_leadership(std::uint64_t id, Token&& token) {
@@ -341,7 +345,7 @@ class Log final : public Service {
   void start_add_peer(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h);
   void start_remove_peer(std::uint64_t id, Handler_fn<void> h);
   void start_add_learner(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h);
-  void start_promote_peer(std::uint64_t id, Handler_fn<void> h);
+  void start_promote_peer(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
   void start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
   void start_close(Handler_fn<void> h);
 

@@ -38,7 +38,7 @@ bool is_learner(const Config& c, std::uint64_t id) {
 }
 
 result<void> promote(LocalCluster& c, LocalNode& l, std::uint64_t id) {
-  return c.call<void>([&](auto h) { l.log->start_promote_peer(id, std::move(h)); });
+  return c.call<void>([&](auto h) { l.log->start_promote_peer(id, {}, std::move(h)); });
 }
 
 // An apply through `l` that must not complete within `d` (its majority is
@@ -199,6 +199,53 @@ TEST(Learner, PromotedLearnerCountsTowardTheMajority) {
   auto t = c->call<void>([&](auto h) { l->log->start_transfer_leadership(id, {}, std::move(h)); });
   ASSERT_TRUE(t) << t.error().message();
   ASSERT_TRUE(c->net.run_until([&] { return x->log->state() == State::leader; }, kDefaultElectionTimeout));
+}
+
+// Thesis §4.2.1: a learner behind the leader is promoted only once it has
+// caught up; meanwhile it stays a learner and writes commit without it.
+TEST(Learner, PromotionWaitsForTheLearnerToCatchUp) {
+  auto c = cluster_with_learners(1, 1);
+  auto* l = c->nodes[0].get();
+  auto* x = c->nodes[1].get();
+  const std::uint64_t id = x->log->id();
+  c->net.down[x->url] = true;
+  const std::uint64_t last = apply_writes(*c, *l, 10);
+  ASSERT_NE(last, 0u);
+  std::optional<result<void>> p;
+  l->log->start_promote_peer(id, 30s, [&](result<void> r) { p = r; });
+  c->net.run_for(2 * kDefaultElectionTimeout);
+  EXPECT_FALSE(p.has_value());
+  EXPECT_TRUE(is_learner(l->log->config(), id)) << "promoted before it caught up";
+  auto during = c->apply(*l, "during");
+  ASSERT_TRUE(during) << "a write waited for the learner: " << during.error().message();
+  auto second = promote(*c, *l, id);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error(), errc::change_in_progress);
+  c->net.down[x->url] = false;
+  ASSERT_TRUE(c->net.run_until([&] { return p.has_value(); }, 10s));
+  ASSERT_TRUE(*p) << p->error().message();
+  EXPECT_FALSE(is_learner(l->log->config(), id));
+  EXPECT_GE(x->log->last_index(), last);
+}
+
+// One that never catches up stays a learner; the call times out.
+TEST(Learner, PromotionTimesOutIfTheLearnerDoesNotCatchUp) {
+  auto c = cluster_with_learners(1, 1);
+  auto* l = c->nodes[0].get();
+  auto* x = c->nodes[1].get();
+  const std::uint64_t id = x->log->id();
+  c->net.down[x->url] = true;
+  ASSERT_TRUE(apply_writes(*c, *l, 3));
+  auto p = c->call<void>([&](auto h) { l->log->start_promote_peer(id, 300ms, std::move(h)); });
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error(), errc::timeout);
+  EXPECT_TRUE(is_learner(l->log->config(), id));
+  EXPECT_TRUE(c->apply(*l, "after"));
+  // Back and caught up, it can be promoted.
+  c->net.down[x->url] = false;
+  auto again = promote(*c, *l, id);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_FALSE(is_learner(l->log->config(), id));
 }
 
 TEST(Learner, PromoteRefusesUnknownIdsAndIsDoneForAVoter) {
