@@ -12,6 +12,7 @@
 //   raft-demo failover    --nodes U,U,... --kill-pid PID --old-leader U
 //   raft-demo catchup     --nodes U,U,... --node U [--from N] [--timeout S]
 //   raft-demo handover    --nodes U,U,... --node U [--token T] [--timeout S]
+//   raft-demo promote     --nodes U,U,... --node U [--timeout S]
 //
 // Human-readable progress goes to stderr; the one value a script needs (a
 // leader URL, a list of ports) goes to stdout. Exit status 0 iff the step's
@@ -188,9 +189,9 @@ int cmd_status(const Args& a) {
       std::fprintf(stderr, "  %-24s %s(down)%s\n", n.c_str(), DIM, RESET);
       continue;
     }
-    std::fprintf(stderr, "  %-24s %-3llu %s%-9s%s %5llu %8llu %8llu\n", n.c_str(), (unsigned long long)s->id,
+    std::fprintf(stderr, "  %-24s %-3llu %s%-9s%s %5llu %8llu %8llu%s\n", n.c_str(), (unsigned long long)s->id,
                  s->state == "leader" ? GREEN : "", s->state.c_str(), RESET, (unsigned long long)s->term,
-                 (unsigned long long)s->commit, (unsigned long long)s->applied);
+                 (unsigned long long)s->commit, (unsigned long long)s->applied, s->learner ? "  (learner)" : "");
   }
   return 0;
 }
@@ -333,7 +334,7 @@ int cmd_catchup(const Args& a) {
                    (unsigned long long)mine->id, (unsigned long long)mine->applied, (unsigned long long)leader->commit);
       if (!kTty) std::fprintf(stderr, "\n");
       if (mine->applied >= leader->commit && mine->state == "follower") {
-        std::fprintf(stderr, "%s  %scaught up%s: appliedIndex %llu (when killed) -> %llu, %.0f ms after the restart\n",
+        std::fprintf(stderr, "%s  %scaught up%s: appliedIndex %llu -> %llu, %.0f ms after this check began\n",
                      kTty ? "\n" : "", GREEN, RESET, (unsigned long long)first, (unsigned long long)mine->applied, ms_since(t0));
         std::printf("%llu %llu %.0f\n", (unsigned long long)first, (unsigned long long)mine->applied, ms_since(t0));
         return 0;
@@ -399,10 +400,51 @@ int cmd_handover(const Args& a) {
   return 0;
 }
 
+// Asks the leader to promote learner a.node to voter (raft-kv's POST
+// /admin/promote?id=ID, Log::promote_peer) and checks that the node then
+// reports itself a voter.
+int cmd_promote(const Args& a) {
+  HttpClient http;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(a.timeout * 1000));
+  auto target = get_status(http, a.node, 2s);
+  if (!target || target->id == 0 || !target->learner) {
+    std::fprintf(stderr, "  %snode %s does not answer as a learner%s\n", RED, a.node.c_str(), RESET);
+    return 1;
+  }
+  std::string lurl;
+  if (!find_leader(a, "", deadline, &lurl)) {
+    std::fprintf(stderr, "  %sno leader within %.0f s%s\n", RED, a.timeout, RESET);
+    return 1;
+  }
+  const auto t0 = Clock::now();
+  auto url = parse_url(lurl + "/admin/promote?id=" + std::to_string(target->id));
+  auto r = url ? http.request(Method::post, *url, "", deadline) : std::nullopt;
+  if (!r || r->status != 204) {
+    std::fprintf(stderr, "  %spromotion refused: %s%s\n", RED, r ? (std::to_string(r->status) + " " + r->body).c_str() : "no answer",
+                 RESET);
+    return 1;
+  }
+  const double promoted_ms = ms_since(t0);
+  std::optional<Status> now;
+  while (Clock::now() < deadline) {
+    now = get_status(http, a.node);
+    if (now && !now->learner) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  if (!now || now->learner) {
+    std::fprintf(stderr, "  %snode %s still a learner after its promotion committed%s\n", RED, a.node.c_str(), RESET);
+    return 1;
+  }
+  std::fprintf(stderr, "  %snode %llu%s promoted to voter by %s: committed %s%.0f ms%s after the request\n", BOLD,
+               (unsigned long long)now->id, RESET, lurl.c_str(), BOLD, promoted_ms, RESET);
+  std::printf("%.0f\n", promoted_ms);
+  return 0;
+}
+
 int usage() {
   std::fprintf(stderr,
                "usage: raft-demo ports N\n"
-               "       raft-demo status|wait-leader|write|check|failover|catchup|handover --nodes URL,URL,... [options]\n"
+               "       raft-demo status|wait-leader|write|check|failover|catchup|handover|promote --nodes URL,URL,... [options]\n"
                "options: --count N --workers N --token T --exclude URL --timeout S --kill-pid PID --old-leader URL --node URL --from N\n");
   return 2;
 }
@@ -439,6 +481,7 @@ int main(int argc, char** argv) {
     if (cmd == "failover") return cmd_failover(a);
     if (cmd == "catchup") return a.node.empty() ? usage() : cmd_catchup(a);
     if (cmd == "handover") return a.node.empty() ? usage() : cmd_handover(a);
+    if (cmd == "promote") return a.node.empty() ? usage() : cmd_promote(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "raft-demo: %s\n", e.what());
     return 2;

@@ -219,6 +219,8 @@ std::optional<Status> parse_status(const std::string& json) {
   s.last = u64("lastIndex");
   s.state = str("state");
   s.leader_url = str("leaderURL");
+  const auto* learner = o.if_contains("learner");
+  s.learner = learner && learner->is_bool() && learner->as_bool();
   return s;
 }
 

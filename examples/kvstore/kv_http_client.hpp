@@ -74,6 +74,7 @@ struct Status {
   std::uint64_t commit = 0, applied = 0, last = 0;  // commitIndex, appliedIndex, lastIndex
   std::string state;                                // "leader", "follower", ...
   std::string leader_url;                           // leaderURL
+  bool learner = false;                             // a non-voting member
 };
 
 // nullopt unless `json` is a JSON object.

@@ -53,6 +53,10 @@ A replicated key-value service on raft::Log.
   --listen HOST:PORT      address to serve the client API and /raft/* on
   --join URL              join the cluster through any member, e.g.
                           http://127.0.0.1:8001 (ignored if DIR has a cluster)
+  --learner               with --join: join as a learner (non-voting member)
+                          that catches up and serves reads without counting
+                          toward any majority; POST /admin/promote?id=ID on
+                          the leader makes it a voter
   --advertise URL         URL other nodes use to reach this one
                           (default: http://HOST:PORT of --listen)
   --snapshot-entries N    take a snapshot and compact the log every N applied
@@ -73,12 +77,13 @@ A replicated key-value service on raft::Log.
 Client API: PUT/GET/DELETE /kv/{key}, PUT /kv/{key}?prev=V (compare-and-set).
 Admin: POST /admin/transfer-leadership[?to=ID] hands leadership to node ID
 (default: the member furthest along), e.g. before stopping the leader.
+POST /admin/promote?id=ID makes learner ID a voter once it has caught up.
 )";
 
 struct Options {
   std::string dir, listen, join, advertise;
   std::uint64_t snapshot_entries = 10000;
-  bool no_sync = false, test_faults = false, quiet = false;
+  bool no_sync = false, test_faults = false, quiet = false, learner = false;
   std::chrono::microseconds busy_poll{0};
 };
 
@@ -229,16 +234,21 @@ class Session : public std::enable_shared_from_this<Session> {
       node_.faults->block(std::move(peers));
       return reply_text(http::status::no_content, "", true);
     }
-    if (path == "/admin/transfer-leadership") {
+    if (path == "/admin/transfer-leadership" || path == "/admin/promote") {
       if (req_.method() != http::verb::post) return reply_text(http::status::method_not_allowed, "use POST", true);
-      std::uint64_t to = 0;  // 0: the member furthest along
-      if (auto it = url->params().find("to"); it != url->params().end()) {
+      const bool transfer = path == "/admin/transfer-leadership";
+      const char* key = transfer ? "to" : "id";
+      std::uint64_t id = 0;  // transfer: 0 is the member furthest along
+      auto it = url->params().find(key);
+      if (it != url->params().end()) {
         const std::string v = (*it).value;
-        auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), to);
+        auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), id);
         if (ec != std::errc() || p != v.data() + v.size() || v.empty())
-          return reply_text(http::status::bad_request, "to: a node id", true);
+          return reply_text(http::status::bad_request, std::string(key) + ": a node id", true);
+      } else if (!transfer) {
+        return reply_text(http::status::bad_request, "id: a node id is required", true);
       }
-      return start_transfer(to);
+      return transfer ? start_transfer(id) : start_promote(id);
     }
     if (path.rfind("/kv/", 0) != 0) return reply_text(http::status::not_found, "not found", true);
     std::string key = path.substr(4);
@@ -282,6 +292,26 @@ class Session : public std::enable_shared_from_this<Session> {
         if (e == raft::errc::node_not_found) return self->reply_text(http::status::not_found, e.message(), true);
         if (e == raft::errc::transfer_in_progress) return self->reply_text(http::status::conflict, e.message(), true, true);
         if (e == raft::errc::timeout) return self->reply_text(http::status::gateway_timeout, "transfer not done in time; still leader", true);
+        self->reply_text(http::status::service_unavailable, e.message(), true, true);
+      });
+    });
+  }
+
+  // Makes learner `id` a voter (raft::Log::promote_peer) once it holds the
+  // leader's log. 204 once the promotion committed.
+  void start_promote(std::uint64_t id) {
+    if (node_.log->state() != raft::State::leader) return redirect();
+    node_.log->start_promote_peer(id, std::chrono::seconds(30), [self = shared_from_this()](raft::result<void> r) {
+      net::post(self->stream_->get_executor(), [self, r] {
+        if (r) return self->reply_text(http::status::no_content, "", true);
+        const auto e = r.error();
+        if (e == raft::errc::not_leader) return self->redirect();
+        if (e == raft::errc::node_not_found) return self->reply_text(http::status::not_found, e.message(), true);
+        if (e == raft::errc::invalid_node_id) return self->reply_text(http::status::bad_request, e.message(), true);
+        if (e == raft::errc::change_in_progress || e == raft::errc::transfer_in_progress)
+          return self->reply_text(http::status::conflict, e.message(), true, true);
+        if (e == raft::errc::timeout)
+          return self->reply_text(http::status::gateway_timeout, "the learner did not catch up in time; still a learner", true);
         self->reply_text(http::status::service_unavailable, e.message(), true, true);
       });
     });
@@ -436,10 +466,12 @@ bool parse_args(int argc, char** argv, Options& o) {
       o.busy_poll = std::chrono::microseconds(us);
     } else if (a == "--no-sync") o.no_sync = true;
     else if (a == "--test-faults") o.test_faults = true;
+    else if (a == "--learner") o.learner = true;
     else if (a == "--quiet") o.quiet = true;
     else throw std::invalid_argument("unknown argument " + a);
   }
   if (o.dir.empty() || o.listen.empty()) throw std::invalid_argument("--dir and --listen are required");
+  if (o.learner && o.join.empty()) throw std::invalid_argument("--learner needs --join (a new cluster's first node votes)");
   if (o.advertise.empty()) o.advertise = "http://" + o.listen;
   return true;
 }
@@ -528,7 +560,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   if (log.id() == 0) {
     if (!opts.join.empty()) {
-      auto r = log.join(opts.join);
+      auto r = log.join(opts.join, {.learner = opts.learner});
       if (!r) {
         std::fprintf(stderr, "raft-kv: join %s failed: %s\n", opts.join.c_str(), r.error().message().c_str());
         rc = 1;

@@ -134,6 +134,9 @@ std::string status_json(const Status& s) {
   o["appliedIndex"] = s.applied_index;
   o["lastIndex"] = s.last_index;
   o["config"] = boost::json::parse(to_json(s.config));
+  // This node's role in its configuration (ConfigNode::learner).
+  const ConfigNode* me = s.config.node_by_id(s.id);
+  o["learner"] = me != nullptr && me->learner;
   return boost::json::serialize(o) + "\n";
 }
 

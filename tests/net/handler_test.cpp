@@ -32,8 +32,14 @@ TEST_F(HandlerTest, PingStatusMetrics) {
   EXPECT_EQ(status_line(s), "HTTP/1.1 200 OK");
   for (const char* f : {"\"id\":2", "\"state\":\"leader\"", "\"term\":5", "\"leaderID\":2",
                         "\"leaderURL\":\"http://127.0.0.1:2\"", "\"commitIndex\":10", "\"appliedIndex\":9",
-                        "\"lastIndex\":11", "\"clusterID\":7"})
+                        "\"lastIndex\":11", "\"clusterID\":7", "\"learner\":false"})
     EXPECT_NE(s.find(f), std::string::npos) << f << "\n" << s;
+  // A learner says so, at the top and in its configuration's node.
+  ASSERT_TRUE(svc.st.config.add_node(1, "http://127.0.0.1:1"));
+  ASSERT_TRUE(svc.st.config.add_node(2, "http://127.0.0.1:2", 0, true));
+  auto ls = raw(get("/raft/status"));
+  EXPECT_NE(ls.find("\"learner\":true}"), std::string::npos) << ls;
+  EXPECT_NE(ls.find("{\"id\":2,\"url\":\"http://127.0.0.1:2\",\"learner\":true}"), std::string::npos) << ls;
 
   auto m = raw(get("/raft/metrics"));
   EXPECT_EQ(status_line(m), "HTTP/1.1 200 OK");

@@ -50,6 +50,10 @@ TEST(KvHttpClient, ParseStatus) {
   EXPECT_EQ(s->commit, 40u);
   EXPECT_EQ(s->applied, 39u);
   EXPECT_EQ(s->last, 41u);
+  EXPECT_FALSE(s->learner);
+  s = parse_status(R"({"id":3,"state":"follower","learner":true})");
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->learner);
   s = parse_status(R"({"id":"x","state":3})");  // wrong types read as absent
   ASSERT_TRUE(s);
   EXPECT_EQ(s->id, 0u);
