@@ -74,6 +74,9 @@ void stream_parser() {
   encode_entry(s, {LogEntryType::add_peer, 13, 3, "http://127.0.0.1:8004"});
   encode_entry(s, {LogEntryType::remove_peer, 14, 3, std::string("\0\0\0\0\0\0\0\4", 8)});
   detail::encode_frame(s, detail::kFrameCommit, 14, 0, {});
+  // A learner's AddPeer (URL, 0, token 0, flag 1) and its promotion.
+  encode_entry(s, {LogEntryType::add_peer, 15, 3, std::string("http://127.0.0.1:8005\0\0\0\0\0\0\0\0\0\1", 31)});
+  encode_entry(s, {LogEntryType::promote_peer, 16, 3, std::string("\0\0\0\0\0\0\0\5", 8)});
   put("stream_parser", "entries", ctl({7, 1, 0}) + s);
   put("stream_parser", "entries-split-fine", ctl({6, 200, 0}) + s);
   put("stream_parser", "entries-callback-fails", ctl({7, 3, 0xf2}) + s);
@@ -105,6 +108,7 @@ void entry_decoder() {
   (void)enc.encode({LogEntryType::add_peer, 4, 2, "http://127.0.0.1:8002"});
   (void)enc.encode({LogEntryType::remove_peer, 5, 2, std::string("\0\0\0\0\0\0\0\2", 8)});
   (void)enc.encode({LogEntryType::config, 6, 2, to_json(sample_config())});
+  (void)enc.encode({LogEntryType::promote_peer, 7, 2, std::string("\0\0\0\0\0\0\0\3", 8)});
   put("entry_decoder", "entries", ctl({7, 1, 0}) + s);
   put("entry_decoder", "entries-max-100", ctl({4, 2, 0}) + s);
   put("entry_decoder", "entries-read-error", ctl({7, 3, 0xe0}) + s);
@@ -123,6 +127,12 @@ void config() {
   put("config", "join-tokens", ctl({0}) + R"({"clusterID":1,"index":5,"maxNodeID":3,"nodes":[{"id":1,"url":"a","joinToken":7}],)"
                                         R"("removed":[{"id":3,"url":"c","joinToken":18446744073709551615}]})");
   put("config", "empty-nodes", ctl({0}) + to_json(Config{}));
+  {
+    Config c = sample_config();
+    (void)c.add_node(c.max_node_id + 1, "http://127.0.0.1:8009", 0, true);
+    put("config", "learner", ctl({0}) + to_json(c));
+  }
+  put("config", "learners-only", ctl({0}) + R"({"clusterID":1,"index":1,"maxNodeID":1,"nodes":[{"id":1,"url":"a","learner":true}]})");
   put("config", "null-nodes", ctl({0}) + R"({"clusterID":1,"index":0,"maxNodeID":0,"nodes":null})");
   put("config", "duplicate-id", ctl({0}) + R"({"clusterID":1,"index":2,"maxNodeID":3,"nodes":[{"id":3,"url":"a"},{"id":3,"url":"b"}]})");
   put("config", "negative", ctl({0}) + R"({"clusterID":-1,"index":2,"maxNodeID":3,"nodes":[]})");
@@ -248,6 +258,8 @@ void http_handler() {
   put("http_handler", "join", ctl({0, 1}) + request("POST", "/raft/join?url=http%3A%2F%2F127.0.0.1%3A8002", cid));
   put("http_handler", "join-token",
       ctl({0, 1}) + request("POST", "/raft/join?url=http://127.0.0.1:8002&id=4&joinToken=9876543210", cid));
+  put("http_handler", "join-learner",
+      ctl({0, 1}) + request("POST", "/raft/join?url=http://127.0.0.1:8002&joinToken=5&learner=1", cid));
   put("http_handler", "join-not-leader", ctl({1, 0}) + request("POST", "/raft/join?url=http://127.0.0.1:8002"));
   put("http_handler", "leave", ctl({2, 1}) + request("POST", "/raft/leave?id=3", "X-Raft-Cluster-ID: 8\r\n"));
   put("http_handler", "heartbeat",
