@@ -623,6 +623,16 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void do_initialize(Handler_fn<void> h);
   void do_join(std::string url, JoinOptions opts, Handler_fn<void> h);
   void join_attempt(std::string url, int attempt, Handler_fn<void> h);
+  void promote_attempt(int attempt, Handler_fn<void> h);
+  // Errors after which a join (or a joiner's promotion request) is asked
+  // again shortly rather than returned.
+  static bool retry_join(std::error_code ec) {
+    return ec == errc::change_in_progress || ec == errc::transport_error || ec == errc::timeout ||
+           ec == errc::no_leader || ec == errc::not_leader;
+  }
+  // Whether join() goes on to ask for this node's promotion
+  // (JoinOptions::catch_up_first).
+  bool join_catch_up_ = false;
   bool save_join_config(const Config& c);
   bool confirmed_member() const;
   void maybe_confirm();
@@ -823,6 +833,7 @@ result<void> Log::Impl::open(const std::string& path) {
   applied_ = fsm_index;
   restore_config_from_log();
   join_learner_ = false;
+  join_catch_up_ = false;
   if (id_ != 0) {
     // A node that joined but had not received any entry yet takes the
     // configuration it joined with; and a node asking again (rejoin) asks
@@ -2234,7 +2245,9 @@ void Log::Impl::do_join(std::string url, JoinOptions opts, Handler_fn<void> h) {
   if (id_ != 0 || last_index() != 0) return fail(h, errc::initialized);
   if (o_.url.empty()) return fail(h, errc::url_required);
   if (!o_.transport) return fail(h, errc::invalid_argument);
-  join_learner_ = opts.learner;
+  if (opts.learner && opts.catch_up_first) return fail(h, errc::invalid_argument);
+  join_learner_ = opts.learner || opts.catch_up_first;
+  join_catch_up_ = opts.catch_up_first;
   join_attempt(std::move(url), 0, std::move(h));
 }
 
@@ -2244,10 +2257,7 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
   o_.transport->join(url, JoinRequest{o_.url, 0, token, join_learner_}, [self = shared_from_this(), ep = epoch_, url, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
     self->post_any_epoch([self, ep, r, url, attempt, h = std::move(h)]() mutable {
       if (self->epoch_ != ep) return fail(h, errc::closed);
-      const bool retry = !r && (r.error() == errc::change_in_progress || r.error() == errc::transport_error ||
-                                r.error() == errc::timeout || r.error() == errc::no_leader ||
-                                r.error() == errc::not_leader);
-      if (retry && attempt < 100) {
+      if (!r && retry_join(r.error()) && attempt < 100) {
         // Another member is still joining or leaving (one change at a time),
         // or the request or its answer was lost: try again shortly rather
         // than burden the caller. Joining is idempotent: a node the leader
@@ -2292,10 +2302,48 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
       if (!self->persist_meta()) return fail(h, errc::store_failed);
       if (self->o_.transport) self->o_.transport->set_cluster_id(self->cluster_id_);
       if (self->configs_.empty()) self->config_ = r->config;
-      self->logf("joined cluster {} as node {}", self->cluster_id_, self->id_);
+      self->logf("joined cluster {} as node {}{}", self->cluster_id_, self->id_, self->join_learner_ ? " (a learner)" : "");
       self->become_follower(r->leader_id);
       self->publish();
+      if (self->join_catch_up_) return self->promote_attempt(0, std::move(h));
       h({});
+    });
+  });
+}
+
+void Log::Impl::promote_attempt(int attempt, Handler_fn<void> h) {
+  // Ask the leader we follow (it streams to us once our AddPeer entry is in
+  // its log), else any other member; not-leader hints are followed by the
+  // transport. The leader answers once our promotion has committed, or at
+  // once if we are a voter already (so asking again is harmless).
+  std::string url = url_of(leader_id_);
+  if (url.empty() || url == o_.url) url = leader_url_hint_;
+  for (const auto& n : config_.nodes)
+    if (url.empty() && n.url != o_.url) url = n.url;
+  const std::uint64_t token = join_token();
+  if (url.empty() || token == 0) return fail(h, errc::no_leader);
+  o_.transport->join(url, JoinRequest{o_.url, id_, token, true, true}, [self = shared_from_this(), ep = epoch_, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
+    self->post_any_epoch([self, ep, r, attempt, h = std::move(h)]() mutable {
+      if (self->epoch_ != ep) return fail(h, errc::closed);
+      if (r && r->id == self->id_) {
+        self->logf("promoted to voter");
+        return h({});
+      }
+      // A different id: our join was lost and is being redone (rejoin);
+      // ask again once it has been.
+      if ((r || retry_join(r.error())) && attempt < 100) {
+        self->clock_->after(self->o_.heartbeat_interval, [weak = self->weak_from_this(), ep, attempt, h = std::move(h)]() mutable {
+          auto self = weak.lock();
+          if (!self) return;
+          self->post_any_epoch([self, ep, attempt, h = std::move(h)]() mutable {
+            if (self->epoch_ != ep) return fail(h, errc::closed);
+            self->promote_attempt(attempt + 1, std::move(h));
+          });
+        });
+        return;
+      }
+      if (!r) return fail(h, r.error());
+      fail(h, errc::protocol_error);
     });
   });
 }
@@ -3074,6 +3122,16 @@ void Log::handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) {
         if (n->join_token != 0 && req.join_token != 0 && n->join_token != req.join_token) {
           i->logf("join from {} refused: node {} has that URL and joined from another data directory", req.url, n->id);
           return fail(h, errc::duplicate_node_url);
+        }
+        // A learner that joined to become a voter once caught up
+        // (JoinOptions::catch_up_first) asks again with `promote`: answered
+        // once its promotion has committed.
+        if (req.promote && n->learner) {
+          const std::uint64_t id = n->id;
+          return i->do_promote_peer(id, {}, [i, id, h = std::move(h)](result<void> r) mutable {
+            if (!r) return fail(h, r.error());
+            h(JoinResponse{id, i->id_, i->config_});
+          });
         }
         return h(JoinResponse{n->id, i->id_, i->config_});
       }

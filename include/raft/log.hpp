@@ -136,6 +136,13 @@ struct JoinOptions {
   // voter to a cluster makes its majority wait for that node's catch-up
   // (and, with one member down, stalls it); a learner changes no majority.
   bool learner = false;
+  // Join as a learner, then have the leader promote this node once it holds
+  // the leader's log (as promote_peer does); join() returns once it is a
+  // voter. The safe way to add a voter to a cluster that has data. If the
+  // promotion fails for good (or this node restarts before it), the node
+  // stays a learner: promote_peer on the leader finishes the job. Not with
+  // `learner` (errc::invalid_argument).
+  bool catch_up_first = false;
 };
 
 class Log final : public Service {

@@ -43,6 +43,9 @@ struct JoinRequest {
   std::uint64_t previous_id = 0;
   std::uint64_t join_token = 0;
   bool learner = false;  // join as a learner (JoinOptions::learner)
+  // From a learner that is a member already: promote it once it has caught
+  // up, and answer then (JoinOptions::catch_up_first).
+  bool promote = false;
 };
 
 struct JoinResponse {

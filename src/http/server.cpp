@@ -291,6 +291,9 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       auto learner = p.flag("learner");  // optional: JoinRequest::learner
       if (!learner) return bad("invalid learner flag");
       jr.learner = *learner;
+      auto promote = p.flag("promote");  // optional: JoinRequest::promote
+      if (!promote) return bad("invalid promote flag");
+      jr.promote = *promote;
       return svc.handle_join(jr, [this, cb](result<JoinResponse> r) {
         if (!r) return cb(service_error(r.error()));
         Reply rep = make_reply(http::status::ok, to_json(r->config), "application/json");

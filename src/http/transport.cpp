@@ -298,6 +298,7 @@ void HTTPTransport::join(const std::string& url, const JoinRequest& req, Handler
   if (req.previous_id != 0) pq += "&" + query({{"id", std::to_string(req.previous_id)}});
   if (req.join_token != 0) pq += "&" + query({{"joinToken", std::to_string(req.join_token)}});
   if (req.learner) pq += "&learner=1";  // absent: a voter
+  if (req.promote) pq += "&promote=1";
   redirecting(impl_, url, std::move(pq), impl_->opts.max_redirects,
               [h = std::move(h)](std::error_code ec, Response res) {
                 if (ec) return h(ec);

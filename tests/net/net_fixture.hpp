@@ -41,6 +41,7 @@ struct FakeService : Service {
   std::uint64_t last_join_previous_id = 0;
   std::uint64_t last_join_token = 0;
   bool last_join_learner = false;
+  bool last_join_promote = false;
   std::uint64_t last_leave_id = 0;
   HeartbeatRequest last_hb;
   VoteRequest last_vote;
@@ -57,6 +58,7 @@ struct FakeService : Service {
     last_join_previous_id = req.previous_id;
     last_join_token = req.join_token;
     last_join_learner = req.learner;
+    last_join_promote = req.promote;
     h(join_result);
   }
   void handle_leave(std::uint64_t id, Handler_fn<void> h) override {

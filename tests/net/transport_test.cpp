@@ -182,13 +182,18 @@ TEST_F(TransportTest, JoinCarriesTheJoinToken) {
   EXPECT_EQ(svc.last_join_token, 0xfedcba9876543210ull);
 }
 
-// A join as a learner says so; a plain join does not.
+// A join as a learner says so, as does a learner asking to be promoted; a
+// plain join does neither.
 TEST_F(TransportTest, JoinCarriesTheLearnerFlag) {
   svc.join_result = make_error_code(errc::removed);
   ASSERT_FALSE(join(JoinRequest{"http://127.0.0.1:2", 0, 7, true}));
   EXPECT_TRUE(svc.last_join_learner);
+  EXPECT_FALSE(svc.last_join_promote);
+  ASSERT_FALSE(join(JoinRequest{"http://127.0.0.1:2", 3, 7, true, true}));
+  EXPECT_TRUE(svc.last_join_promote);
   ASSERT_FALSE(join(JoinRequest{"http://127.0.0.1:2", 0, 7}));
   EXPECT_FALSE(svc.last_join_learner);
+  EXPECT_FALSE(svc.last_join_promote);
 }
 
 TEST_F(TransportTest, JoinFollowsLeaderRedirect) {

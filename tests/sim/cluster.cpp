@@ -440,7 +440,8 @@ void SimCluster::join(int slot, bool wait, std::shared_ptr<std::pair<bool, bool>
     if (u != slot && (mem.empty() || std::find(mem.begin(), mem.end(), u) != mem.end())) others.push_back(u);
   const int via = others.empty() ? 0 : others[rng.below(others.size())];
   if (!state) state = std::make_shared<std::pair<bool, bool>>(false, false);
-  trace("n{} join via n{}{}", slot, via, opts.learner ? " as a learner" : "");
+  trace("n{} join via n{}{}", slot, via,
+        opts.catch_up_first ? " to vote once caught up" : opts.learner ? " as a learner" : "");
   log(slot).start_join(url(via), opts, [this, state, slot](result<void> r) {
     state->first = true;
     state->second = bool(r);

@@ -853,8 +853,9 @@ void linearizable_reads(SimCluster& c) {
 }
 
 // Thesis §4.2.1: learners (non-voting members) join, catch up, serve reads
-// and are promoted while writes go on, nodes crash and partitions come and
-// go. One partition puts the leader and the learners on one side and the
+// and are promoted (by the leader's promote_peer, or at the joiner's request
+// with JoinOptions::catch_up_first) while writes go on, nodes crash and
+// partitions come and go. One partition puts the leader and the learners on one side and the
 // other voters on the other: a leader that counted learners toward its
 // majority would commit entries there that the voters' side then
 // overwrites. Every step also checks that no learner campaigns or leads
@@ -926,7 +927,12 @@ void learners(SimCluster& c) {
         break;
       }
       case 4:
-        if (c.size() < 8) c.add_member(false, nullptr, {.learner = true});
+        // Half of them to become voters once caught up (catch_up_first:
+        // the joiner asks the leader to promote it).
+        if (c.size() < 8) {
+          const bool catch_up_first = c.rng.one_in(2);
+          c.add_member(false, nullptr, {.learner = !catch_up_first, .catch_up_first = catch_up_first});
+        }
         break;
       case 5:
         crash_one(c, ups);

@@ -132,6 +132,13 @@ TEST(HandlerParams, JoinLearnerFlagIsZeroOrOne) {
                           "/raft/join?url=http://h:1&learner=yes", "/raft/join?url=http://h:1&learner=1&learner=1"})
     EXPECT_EQ(p.send(bad), 400u) << bad;
   EXPECT_EQ(svc.joins, 3) << "a refused request reached the Service";
+  EXPECT_EQ(p.send("/raft/join?url=http://h:1&learner=1&promote=1"), 200u);
+  EXPECT_TRUE(svc.join.promote);
+  EXPECT_EQ(p.send("/raft/join?url=http://h:1&learner=1"), 200u);
+  EXPECT_FALSE(svc.join.promote);
+  EXPECT_EQ(p.send("/raft/join?url=http://h:1&promote=2"), 400u);
+  EXPECT_EQ(p.send("/raft/join?url=http://h:1&promote=1&promote=0"), 400u);
+  EXPECT_EQ(svc.joins, 5) << "a refused request reached the Service";
 }
 
 // Leadership transfer's flags, timeoutNow (heartbeat) and transfer (vote):

@@ -248,6 +248,44 @@ TEST(Learner, PromotionTimesOutIfTheLearnerDoesNotCatchUp) {
   EXPECT_FALSE(is_learner(l->log->config(), id));
 }
 
+// JoinOptions::catch_up_first: the joiner is a learner until it has caught
+// up, so with a voter down the others keep committing meanwhile (as a voter
+// at once it would make 3 of 4 the majority, itself included); join()
+// returns once it is a voter.
+TEST(Learner, JoinCatchUpFirstCountsOnlyOnceCaughtUp) {
+  auto c = three_node_cluster();
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  ASSERT_TRUE(apply_writes(*c, *l, 5));
+  c->net.down[c->nodes[2]->url] = true;
+  auto& x = c->add();
+  bool x_acks = false;  // x's acks vanish: the leader never sees it catch up
+  c->net.vanish_ack = [&](const std::string& from, const AckRequest&) { return from == x.url && !x_acks; };
+  std::optional<result<void>> joined;
+  x.log->start_join(l->url, {.catch_up_first = true}, [&](result<void> r) { joined = r; });
+  ASSERT_TRUE(c->net.run_until([&] { return x.log->id() != 0; }, 5s));
+  c->net.run_for(kDefaultElectionTimeout);
+  EXPECT_FALSE(joined.has_value());
+  EXPECT_TRUE(is_learner(l->log->config(), x.log->id()));
+  auto w = c->apply(*l, "while x catches up");
+  ASSERT_TRUE(w) << "a write waited for the joiner: " << w.error().message();
+  x_acks = true;
+  ASSERT_TRUE(c->net.run_until([&] { return joined.has_value(); }, 30s));
+  ASSERT_TRUE(*joined) << joined->error().message();
+  EXPECT_FALSE(is_learner(l->log->config(), x.log->id()));
+  EXPECT_EQ(l->log->config().voter_count(), 4u);
+  EXPECT_GE(x.log->last_index(), *w);
+}
+
+TEST(Learner, JoinRefusesLearnerWithCatchUpFirst) {
+  auto c = cluster_of(1);
+  auto& x = c->add();
+  auto r = c->join(x, c->nodes[0]->url, {.learner = true, .catch_up_first = true});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::invalid_argument);
+  EXPECT_EQ(x.log->id(), 0u);
+}
+
 TEST(Learner, PromoteRefusesUnknownIdsAndIsDoneForAVoter) {
   auto c = cluster_with_learners(3, 1);
   auto* l = c->nodes[0].get();
