@@ -52,11 +52,13 @@ A replicated key-value service on raft::Log.
                           it joins one; an existing DIR reopens and rejoins.
   --listen HOST:PORT      address to serve the client API and /raft/* on
   --join URL              join the cluster through any member, e.g.
-                          http://127.0.0.1:8001 (ignored if DIR has a cluster)
-  --learner               with --join: join as a learner (non-voting member)
-                          that catches up and serves reads without counting
-                          toward any majority; POST /admin/promote?id=ID on
-                          the leader makes it a voter
+                          http://127.0.0.1:8001 (ignored if DIR has a cluster):
+                          as a learner first, promoted to voter once it has
+                          caught up (no majority waits for it meanwhile)
+  --learner               with --join: stay a learner (non-voting member)
+                          that serves reads without counting toward any
+                          majority; POST /admin/promote?id=ID on the leader
+                          makes it a voter
   --advertise URL         URL other nodes use to reach this one
                           (default: http://HOST:PORT of --listen)
   --snapshot-entries N    take a snapshot and compact the log every N applied
@@ -560,7 +562,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   if (log.id() == 0) {
     if (!opts.join.empty()) {
-      auto r = log.join(opts.join, {.learner = opts.learner});
+      auto r = log.join(opts.join, {.learner = opts.learner, .catch_up_first = !opts.learner});
       if (!r) {
         std::fprintf(stderr, "raft-kv: join %s failed: %s\n", opts.join.c_str(), r.error().message().c_str());
         rc = 1;
