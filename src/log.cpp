@@ -436,6 +436,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     out(fmt::format("raft[{}] t{} {}: {}", id_, term_, to_string(state_), fmt::format(f, std::forward<A>(a)...)));
   }
   void publish();
+  // Status::peers, on the leader's heartbeat tick (not per ack: the hot
+  // path); fill_ with view_mu_ held.
+  void publish_peer_progress();
+  void fill_peer_progress();
   // The hot path: only the indexes change (no config or string copies).
   void publish_indexes();
   std::uint64_t last_index() const { return log_ ? std::max(log_->last_index(), pending_last()) : 0; }
@@ -717,8 +721,25 @@ void Log::Impl::publish() {
   view_.applied_index = applied_;
   view_.last_index = last_index();
   view_.config = config_;
+  fill_peer_progress();
   view_open_ = state_ != State::stopped;
   view_path_ = view_open_ ? path_ : std::string();
+}
+
+void Log::Impl::fill_peer_progress() {
+  view_.peers.clear();
+  if (state_ != State::leader) return;
+  const auto now = clock_->now();
+  for (const auto& [id, p] : peers_) {
+    const auto age = now > p.last_contact ? now - p.last_contact : Clock::duration::zero();
+    view_.peers.push_back(PeerProgress{
+        id, p.match, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(age).count())});
+  }
+}
+
+void Log::Impl::publish_peer_progress() {
+  std::lock_guard lk(view_mu_);
+  fill_peer_progress();
 }
 
 void Log::Impl::publish_indexes() {
@@ -1269,6 +1290,7 @@ void Log::Impl::become_leader() {
 void Log::Impl::start_heartbeats() {
   const auto gen = ++heartbeat_gen_;
   send_heartbeats();
+  publish_peer_progress();
   if (transfer_) maybe_send_timeout_now();  // again, if the last one was lost
   // Check quorum: a leader that has not heard from a majority within an
   // election timeout steps down, so a partitioned leader stops accepting work.

@@ -191,6 +191,17 @@ class StreamWriter {
   virtual void finish(std::error_code ec) = 0;
 };
 
+// A leader's view of one other member's replication (Status::peers).
+struct PeerProgress {
+  std::uint64_t id = 0;
+  // The highest index the member acknowledged as durable in its log.
+  std::uint64_t match = 0;
+  // Since it last answered this leader (a heartbeat reply or an ack).
+  std::uint64_t last_contact_ms = 0;
+
+  friend bool operator==(const PeerProgress&, const PeerProgress&) = default;
+};
+
 struct Status {
   std::uint64_t id = 0;
   std::string state;  // "follower", "candidate", "leader", "stopped"
@@ -201,6 +212,10 @@ struct Status {
   std::uint64_t applied_index = 0;
   std::uint64_t last_index = 0;
   Config config;
+  // Leader only (empty otherwise): every other member's progress, as of the
+  // last heartbeat tick or membership change; e.g. to see that a learner has
+  // caught up, or how far a follower lags (last_index - match).
+  std::vector<PeerProgress> peers;
   // Counters since this Log object was made (/raft/metrics): linearizable
   // reads answered (their index confirmed) as leader and as a follower (by
   // asking the leader), elections this node started, and leadership

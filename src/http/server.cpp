@@ -137,6 +137,10 @@ std::string status_json(const Status& s) {
   // This node's role in its configuration (ConfigNode::learner).
   const ConfigNode* me = s.config.node_by_id(s.id);
   o["learner"] = me != nullptr && me->learner;
+  boost::json::array peers;  // the leader's view of the others; [] elsewhere
+  for (const auto& p : s.peers)
+    peers.push_back(boost::json::object{{"id", p.id}, {"match", p.match}, {"lastContactMs", p.last_contact_ms}});
+  o["peers"] = std::move(peers);
   return boost::json::serialize(o) + "\n";
 }
 
@@ -170,6 +174,13 @@ std::string metrics_text(const Status& s) {
   gauge("raft_applied_index", "Highest index applied to the FSM.", s.applied_index);
   gauge("raft_last_index", "Last index in the log.", s.last_index);
   gauge("raft_config_nodes", "Members in the current configuration.", s.config.nodes.size());
+  gauge("raft_config_voters", "Voting members in the current configuration (the others are learners).",
+        s.config.voter_count());
+  const ConfigNode* me = s.config.node_by_id(s.id);
+  gauge("raft_learner", "1 if this node is a learner (a non-voting member).", me != nullptr && me->learner);
+  header("raft_peer_match_index", "Leader only: the highest index each other member acknowledged as durable.",
+         "gauge");
+  for (const auto& p : s.peers) sample("raft_peer_match_index{id=\"" + std::to_string(p.id) + "\"}", p.match);
   header("raft_reads_total", "Linearizable reads answered, by the role that answered them.", "counter");
   sample("raft_reads_total{role=\"leader\"}", s.reads_as_leader);
   sample("raft_reads_total{role=\"follower\"}", s.reads_as_follower);

@@ -32,15 +32,8 @@ TEST_F(HandlerTest, PingStatusMetrics) {
   EXPECT_EQ(status_line(s), "HTTP/1.1 200 OK");
   for (const char* f : {"\"id\":2", "\"state\":\"leader\"", "\"term\":5", "\"leaderID\":2",
                         "\"leaderURL\":\"http://127.0.0.1:2\"", "\"commitIndex\":10", "\"appliedIndex\":9",
-                        "\"lastIndex\":11", "\"clusterID\":7", "\"learner\":false"})
+                        "\"lastIndex\":11", "\"clusterID\":7", "\"learner\":false", "\"peers\":[]"})
     EXPECT_NE(s.find(f), std::string::npos) << f << "\n" << s;
-  // A learner says so, at the top and in its configuration's node.
-  ASSERT_TRUE(svc.st.config.add_node(1, "http://127.0.0.1:1"));
-  ASSERT_TRUE(svc.st.config.add_node(2, "http://127.0.0.1:2", 0, true));
-  auto ls = raw(get("/raft/status"));
-  EXPECT_NE(ls.find("\"learner\":true}"), std::string::npos) << ls;
-  EXPECT_NE(ls.find("{\"id\":2,\"url\":\"http://127.0.0.1:2\",\"learner\":true}"), std::string::npos) << ls;
-
   auto m = raw(get("/raft/metrics"));
   EXPECT_EQ(status_line(m), "HTTP/1.1 200 OK");
   EXPECT_NE(m.find("\nraft_term 5\n"), std::string::npos) << m;
@@ -48,8 +41,20 @@ TEST_F(HandlerTest, PingStatusMetrics) {
   EXPECT_NE(m.find("\nraft_commit_index 10\n"), std::string::npos);
   for (const char* line : {"\n# TYPE raft_reads_total counter\n", "\nraft_reads_total{role=\"leader\"} 12\n",
                            "\nraft_reads_total{role=\"follower\"} 3\n", "\nraft_elections_started_total 4\n",
-                           "\nraft_leadership_transfers_total 1\n"})
+                           "\nraft_leadership_transfers_total 1\n", "\nraft_learner 0\n"})
     EXPECT_NE(m.find(line), std::string::npos) << line << "\n" << m;
+
+  // A learner says so, at the top and in its configuration's node.
+  ASSERT_TRUE(svc.st.config.add_node(1, "http://127.0.0.1:1"));
+  ASSERT_TRUE(svc.st.config.add_node(2, "http://127.0.0.1:2", 0, true));
+  svc.st.peers = {PeerProgress{1, 9, 40}};
+  auto ls = raw(get("/raft/status"));
+  EXPECT_NE(ls.find("\"learner\":true,"), std::string::npos) << ls;
+  EXPECT_NE(ls.find("\"peers\":[{\"id\":1,\"match\":9,\"lastContactMs\":40}]"), std::string::npos) << ls;
+  EXPECT_NE(ls.find("{\"id\":2,\"url\":\"http://127.0.0.1:2\",\"learner\":true}"), std::string::npos) << ls;
+  auto lm = raw(get("/raft/metrics"));
+  for (const char* line : {"\nraft_learner 1\n", "\nraft_config_voters 1\n", "\nraft_peer_match_index{id=\"1\"} 9\n"})
+    EXPECT_NE(lm.find(line), std::string::npos) << line << lm;
 }
 
 TEST_F(HandlerTest, UnknownPathIs404AndWrongMethodIs405) {

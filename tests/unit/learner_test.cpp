@@ -286,6 +286,37 @@ TEST(Learner, JoinRefusesLearnerWithCatchUpFirst) {
   EXPECT_EQ(x.log->id(), 0u);
 }
 
+// The leader's Status::peers tells how far each member (a learner
+// included) has caught up, refreshed every heartbeat tick; elsewhere empty.
+TEST(Learner, LeaderStatusShowsEachPeersProgress) {
+  auto c = cluster_with_learners(3, 1);
+  auto* l = c->nodes[0].get();
+  auto* x = c->nodes[3].get();
+  const std::uint64_t last = apply_writes(*c, *l, 4);
+  ASSERT_NE(last, 0u);
+  c->net.run_for(2 * kDefaultHeartbeatInterval);
+  auto st = l->log->status();
+  ASSERT_EQ(st.peers.size(), 3u);
+  for (const auto& p : st.peers) {
+    EXPECT_NE(p.id, l->log->id());
+    EXPECT_GE(p.match, last) << p.id;
+    EXPECT_LT(p.last_contact_ms, 500u) << p.id;
+  }
+  EXPECT_TRUE(c->nodes[1]->log->status().peers.empty());
+  c->net.down[x->url] = true;
+  const std::uint64_t later = apply_writes(*c, *l, 3);
+  c->net.run_for(2 * kDefaultElectionTimeout);
+  st = l->log->status();
+  for (const auto& p : st.peers) {
+    if (p.id != x->log->id()) {
+      EXPECT_GE(p.match, later) << p.id;
+      continue;
+    }
+    EXPECT_LT(p.match, later);
+    EXPECT_GE(p.last_contact_ms, 500u);  // as of the last tick: away longer than that
+  }
+}
+
 TEST(Learner, PromoteRefusesUnknownIdsAndIsDoneForAVoter) {
   auto c = cluster_with_learners(3, 1);
   auto* l = c->nodes[0].get();
