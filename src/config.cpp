@@ -36,6 +36,14 @@ result<void> Config::promote(std::uint64_t id) {
   return {};
 }
 
+result<void> Config::bind_token(std::uint64_t id, std::uint64_t join_token) {
+  auto it = std::find_if(nodes.begin(), nodes.end(), [&](const ConfigNode& n) { return n.id == id; });
+  if (it == nodes.end()) return errc::node_not_found;
+  if (it->join_token != 0 || join_token == 0) return errc::invalid_argument;
+  it->join_token = join_token;
+  return {};
+}
+
 bool Config::is_voter(std::uint64_t id) const noexcept {
   const auto* n = node_by_id(id);
   return n && !n->learner;

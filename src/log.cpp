@@ -92,7 +92,7 @@ AddPeerData decode_add_peer(std::string_view data) {
 }
 bool is_config_entry(LogEntryType t) {
   return t == LogEntryType::initialize || t == LogEntryType::add_peer || t == LogEntryType::remove_peer ||
-         t == LogEntryType::promote_peer;
+         t == LogEntryType::promote_peer || t == LogEntryType::bind_token;
 }
 
 template <class T>
@@ -632,7 +632,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // again shortly rather than returned.
   static bool retry_join(std::error_code ec) {
     return ec == errc::change_in_progress || ec == errc::transport_error || ec == errc::timeout ||
-           ec == errc::no_leader || ec == errc::not_leader;
+           ec == errc::no_leader || ec == errc::not_leader || ec == errc::transfer_in_progress;
   }
   // Whether join() goes on to ask for this node's promotion
   // (JoinOptions::catch_up_first).
@@ -930,6 +930,13 @@ void Log::Impl::note_config_entry(const LogEntry& e) {
     case LogEntryType::promote_peer: {
       auto r = c.promote(decode_u64(e.data));
       if (!r) logf("promote_peer entry {} not applicable: {}", e.index, r.error().message());
+      break;
+    }
+    case LogEntryType::bind_token: {
+      const std::string_view d = e.data;
+      auto r = d.size() == 16 ? c.bind_token(decode_u64(d.substr(0, 8)), decode_u64(d.substr(8)))
+                              : result<void>(errc::invalid_argument);
+      if (!r) logf("bind_token entry {} not applicable: {}", e.index, r.error().message());
       break;
     }
     case LogEntryType::remove_peer: {
@@ -3144,6 +3151,20 @@ void Log::handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) {
         if (n->join_token != 0 && req.join_token != 0 && n->join_token != req.join_token) {
           i->logf("join from {} refused: node {} has that URL and joined from another data directory", req.url, n->id);
           return fail(h, errc::duplicate_node_url);
+        }
+        // A member added by add_peer (no token) is claimed by the first data
+        // directory that joins as it: its token is recorded (a config entry,
+        // so one change at a time), and a wiped directory asking later is
+        // refused as above instead of taking an empty log into the member.
+        if (n->join_token == 0 && req.join_token != 0) {
+          if (auto ec = i->can_change_membership()) return fail(h, ec);  // the joiner retries
+          const std::uint64_t id = n->id;
+          i->logf("node {} at {} joined: binding it to its data directory's token", id, req.url);
+          i->append_local(LogEntry{LogEntryType::bind_token, i->last_index() + 1, i->term_,
+                                   encode_u64(id) + encode_u64(req.join_token)});
+          // A learner asking for its promotion asks again once this commits.
+          if (req.promote) return fail(h, errc::change_in_progress);
+          return h(JoinResponse{id, i->id_, i->config_});
         }
         // A learner that joined to become a voter once caught up
         // (JoinOptions::catch_up_first) asks again with `promote`: answered

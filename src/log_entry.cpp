@@ -7,7 +7,7 @@
 namespace raft {
 
 bool is_valid_entry_type(std::uint8_t t) noexcept {
-  return t <= static_cast<std::uint8_t>(LogEntryType::promote_peer) ||
+  return t <= static_cast<std::uint8_t>(LogEntryType::bind_token) ||
          t == static_cast<std::uint8_t>(LogEntryType::config);
 }
 
@@ -19,6 +19,7 @@ std::string_view to_string(LogEntryType t) noexcept {
     case LogEntryType::add_peer: return "add_peer";
     case LogEntryType::remove_peer: return "remove_peer";
     case LogEntryType::promote_peer: return "promote_peer";
+    case LogEntryType::bind_token: return "bind_token";
     case LogEntryType::config: return "config";
   }
   return "unknown";

@@ -27,6 +27,9 @@ enum class LogEntryType : std::uint8_t {
                     // (8 bytes BE, 0 if none) and, for a learner, a byte 1
   remove_peer = 4,  // membership: data is the removed node's id (8 bytes BE)
   promote_peer = 5, // membership: learner -> voter; data is its id (8 bytes BE)
+  bind_token = 6,   // membership: a member added without a join token (add_peer)
+                    // takes the token of the first directory that joins as it;
+                    // data: its id, then the token (8 bytes BE each)
   config = 254,     // internal: configuration JSON at the head of a stream
 };
 

@@ -109,6 +109,7 @@ void entry_decoder() {
   (void)enc.encode({LogEntryType::remove_peer, 5, 2, std::string("\0\0\0\0\0\0\0\2", 8)});
   (void)enc.encode({LogEntryType::config, 6, 2, to_json(sample_config())});
   (void)enc.encode({LogEntryType::promote_peer, 7, 2, std::string("\0\0\0\0\0\0\0\3", 8)});
+  (void)enc.encode({LogEntryType::bind_token, 8, 2, std::string("\0\0\0\0\0\0\0\3\0\0\0\0\0\0\1\1", 16)});
   put("entry_decoder", "entries", ctl({7, 1, 0}) + s);
   put("entry_decoder", "entries-max-100", ctl({4, 2, 0}) + s);
   put("entry_decoder", "entries-read-error", ctl({7, 3, 0xe0}) + s);

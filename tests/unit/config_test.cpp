@@ -194,6 +194,16 @@ TEST(Config, LearnersArePromotedAndCountedApart) {
   EXPECT_EQ(c.voter_count(), 4u);
 }
 
+TEST(Config, BindTokenOnlyOnceAndNeverZero) {
+  Config c = three();
+  EXPECT_EQ(c.bind_token(9, 5).error(), errc::node_not_found);
+  EXPECT_EQ(c.bind_token(2, 0).error(), errc::invalid_argument);
+  ASSERT_TRUE(c.bind_token(2, 5));
+  EXPECT_EQ(c.node_by_id(2)->join_token, 5u);
+  EXPECT_EQ(c.bind_token(2, 6).error(), errc::invalid_argument);
+  EXPECT_EQ(c.node_by_id(2)->join_token, 5u);
+}
+
 // "learner" is written only for learners, so configurations of voters keep
 // the seed's exact JSON, and read back.
 TEST(ConfigDecoder, LearnerFlagRoundTripsAndIsOptional) {

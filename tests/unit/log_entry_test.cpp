@@ -158,7 +158,7 @@ TEST(LogEntryCodec, RandomizedRoundTrip) {
   std::mt19937_64 rng(20261128);
   const LogEntryType types[] = {LogEntryType::command,     LogEntryType::nop,          LogEntryType::initialize,
                                 LogEntryType::add_peer,    LogEntryType::remove_peer,  LogEntryType::promote_peer,
-                                LogEntryType::config};
+                                LogEntryType::bind_token,  LogEntryType::config};
   std::vector<LogEntry> entries;
   std::string buf;
   StringWriter w(buf);

@@ -1661,6 +1661,38 @@ TEST(Log, WipedMemberJoiningAgainWithoutBeingRemovedIsRefused) {
   EXPECT_GT(again->id, xid);
 }
 
+// A member added by add_peer (no token) is bound to the first data
+// directory that joins as it (a bind_token entry): that directory gets its
+// id back, a wiped one is refused like any member's.
+TEST(Log, AddedPeerIsBoundToTheFirstDirectoryThatJoinsAsIt) {
+  auto c = three_node_cluster();  // commits the AddPeer without x
+  auto* l = c->nodes[0].get();
+  auto& x = c->add();
+  auto added = c->call<std::pair<std::uint64_t, Config>>([&](auto h) { l->log->start_add_peer(x.url, std::move(h)); });
+  ASSERT_TRUE(added) << added.error().message();
+  const std::uint64_t xid = added->first;
+  EXPECT_EQ(added->second.node_by_id(xid)->join_token, 0u);
+  auto j = c->join(x, l->url);
+  ASSERT_TRUE(j) << j.error().message();
+  EXPECT_EQ(x.log->id(), xid);
+  ASSERT_TRUE(c->net.run_until([&] { return l->log->commit_index() == l->log->last_index(); }, 5s));
+  const std::uint64_t token = l->log->config().node_by_id(xid)->join_token;
+  ASSERT_NE(token, 0u) << "the joiner's token was not recorded";
+  auto join = [&](std::uint64_t t) {
+    return c->call<JoinResponse>([&](auto h) { l->log->handle_join(JoinRequest{x.url, 0, t}, std::move(h)); });
+  };
+  auto same = join(token);
+  ASSERT_TRUE(same) << same.error().message();
+  EXPECT_EQ(same->id, xid);
+  auto wiped = join(token + 1);
+  ASSERT_FALSE(wiped) << "given id " << wiped->id;
+  EXPECT_EQ(wiped.error(), errc::duplicate_node_url);
+  // The binding is in the log: it survives a restart of the leader.
+  c->crash(*l);
+  c->start(*l);
+  EXPECT_EQ(l->log->config().node_by_id(xid)->join_token, token);
+}
+
 // The node that initialized the cluster is guarded the same way: member 1
 // carries its directory's token, so node 1 wiped and sent to join again
 // while still a member is refused (it used to take id 1 back, empty).
