@@ -298,50 +298,40 @@ void SimNetwork::rpc(int from, const std::string& url, const char* what, std::st
   }
 }
 
-void SimTransport::join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) {
-  net_.join_hop(slot_, url, req, std::move(h), 0);
-}
-
-void SimNetwork::join_hop(int from, std::string url, JoinRequest req, Handler_fn<JoinResponse> h, int hops) {
+template <class R>
+void SimNetwork::hinted_rpc(int from, std::string url, const char* what, std::string detail,
+                            std::function<void(Service&, Handler_fn<R>)> call, Handler_fn<R> h, bool may_duplicate,
+                            int hops) {
   auto hint = std::make_shared<std::string>();
-  std::string detail = trace_.on() ? (req.previous_id ? fmt::format("{} as {}", req.url, req.previous_id) : req.url)
-                                   : std::string();
-  rpc<JoinResponse>(
-      from, url, "join", std::move(detail),
-      [req, hint](Service& s, Handler_fn<JoinResponse> reply) {
+  rpc<R>(
+      from, url, what, detail,
+      [call, hint](Service& s, Handler_fn<R> reply) {
         *hint = s.status().leader_url;
-        s.handle_join(req, std::move(reply));
+        call(s, std::move(reply));
       },
-      [this, from, url, req, hint, h = std::move(h), hops](result<JoinResponse> r) mutable {
+      [this, from, url, what, detail, call, may_duplicate, hint, h = std::move(h), hops](result<R> r) mutable {
         if (!r && r.error() == make_error_code(errc::not_leader) && !hint->empty() && *hint != url && hops < 5) {
-          join_hop(from, *hint, req, std::move(h), hops + 1);
+          hinted_rpc<R>(from, *hint, what, std::move(detail), std::move(call), std::move(h), may_duplicate, hops + 1);
           return;
         }
         h(std::move(r));
       },
+      may_duplicate);
+}
+
+void SimTransport::join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) {
+  std::string detail;
+  if (net_.trace_.on()) detail = req.previous_id ? fmt::format("{} as {}", req.url, req.previous_id) : req.url;
+  net_.hinted_rpc<JoinResponse>(
+      slot_, url, "join", std::move(detail),
+      [req](Service& s, Handler_fn<JoinResponse> reply) { s.handle_join(req, std::move(reply)); }, std::move(h),
       false);
 }
 
 void SimTransport::leave(const std::string& url, std::uint64_t id, Handler_fn<void> h) {
-  net_.leave_hop(slot_, url, id, std::move(h), 0);
-}
-
-void SimNetwork::leave_hop(int from, std::string url, std::uint64_t id, Handler_fn<void> h, int hops) {
-  auto hint = std::make_shared<std::string>();
-  rpc<void>(
-      from, url, "leave", trace_.on() ? fmt::format("id={}", id) : std::string(),
-      [id, hint](Service& s, Handler_fn<void> reply) {
-        *hint = s.status().leader_url;
-        s.handle_leave(id, std::move(reply));
-      },
-      [this, from, url, id, hint, h = std::move(h), hops](result<void> r) mutable {
-        if (!r && r.error() == make_error_code(errc::not_leader) && !hint->empty() && *hint != url && hops < 5) {
-          leave_hop(from, *hint, id, std::move(h), hops + 1);
-          return;
-        }
-        h(std::move(r));
-      },
-      false);
+  net_.hinted_rpc<void>(
+      slot_, url, "leave", net_.trace_.on() ? fmt::format("id={}", id) : std::string(),
+      [id](Service& s, Handler_fn<void> reply) { s.handle_leave(id, std::move(reply)); }, std::move(h), false);
 }
 
 void SimTransport::heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) {
@@ -382,7 +372,9 @@ void SimTransport::ack(const std::string& url, const AckRequest& req, Handler_fn
 }
 
 void SimTransport::read_index(const std::string& url, const ReadIndexRequest& req, Handler_fn<std::uint64_t> h) {
-  net_.rpc<std::uint64_t>(
+  // Follows a not-leader answer's hint, as HTTPTransport does: a follower
+  // whose leader changed reaches the new one instead of failing the read.
+  net_.hinted_rpc<std::uint64_t>(
       slot_, url, "readIndex", net_.trace_.on() ? fmt::format("timeout={}ms", req.timeout_ms) : std::string(),
       [req](Service& s, Handler_fn<std::uint64_t> reply) { s.handle_read_index(req, std::move(reply)); },
       std::move(h), true);

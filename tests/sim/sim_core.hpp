@@ -227,8 +227,11 @@ class SimNetwork {
   template <class R>
   void rpc(int from, const std::string& url, const char* what, std::string detail,
            std::function<void(Service&, Handler_fn<R>)> call, Handler_fn<R> h, bool may_duplicate);
-  void join_hop(int from, std::string url, JoinRequest req, Handler_fn<JoinResponse> h, int hops);
-  void leave_hop(int from, std::string url, std::uint64_t id, Handler_fn<void> h, int hops);
+  // rpc() that, on a not-leader answer, asks again the leader the asked node
+  // names (at most 5 hops), as HTTPTransport follows X-Raft-Leader-URL.
+  template <class R>
+  void hinted_rpc(int from, std::string url, const char* what, std::string detail,
+                  std::function<void(Service&, Handler_fn<R>)> call, Handler_fn<R> h, bool may_duplicate, int hops = 0);
   // NetFaults::ack_vanish_ppm: true if the ack was lost that way.
   bool vanish_ack(int from, const std::string& url, Handler_fn<void>& h);
 
