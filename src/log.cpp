@@ -3168,8 +3168,9 @@ void Log::handle_join(const JoinRequest& req, Handler_fn<JoinResponse> h) {
         }
         // A learner that joined to become a voter once caught up
         // (JoinOptions::catch_up_first) asks again with `promote`: answered
-        // once its promotion has committed.
-        if (req.promote && n->learner) {
+        // once its promotion has committed (also when it is a voter already
+        // by an entry not yet committed: promote_peer waits for that too).
+        if (req.promote) {
           const std::uint64_t id = n->id;
           return i->do_promote_peer(id, {}, [i, id, h = std::move(h)](result<void> r) mutable {
             if (!r) return fail(h, r.error());
