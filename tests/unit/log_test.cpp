@@ -1221,10 +1221,11 @@ struct LostAddPeer {
   std::uint64_t lost_id = 0;
   LocalNode* new_leader = nullptr;
 };
-std::optional<LostAddPeer> lose_an_add_peer(LocalCluster& c, LocalNode* l, const std::vector<LocalNode*>& others) {
+std::optional<LostAddPeer> lose_an_add_peer(LocalCluster& c, LocalNode* l, const std::vector<LocalNode*>& others,
+                                            JoinOptions opts = {}) {
   for (auto* o : others) c.net.down[o->url] = true;
   auto& x = c.add();
-  auto jx = c.join(x, l->url);
+  auto jx = c.join(x, l->url, opts);
   EXPECT_TRUE(jx) << jx.error().message();
   if (!jx) return std::nullopt;
   LostAddPeer out{&x, x.log->id(), nullptr};
@@ -1276,6 +1277,32 @@ TEST(Log, JoinerWhoseAddPeerWasLostJoinsAgainUnderANewId) {
   EXPECT_EQ(cfg.node_by_id(lost_id)->url, y.url);
   EXPECT_EQ(x.log->config().node_by_id(x.log->id())->url, x.url);
   EXPECT_TRUE(c->apply(*nl, "after"));
+}
+
+// The role survives a lost join: a learner whose AddPeer entry was lost, and
+// that restarted meanwhile, joins again as a learner (the role read back
+// from join.json), not as a voter nobody asked for.
+TEST(Learner, WhoseAddPeerWasLostJoinsAgainAsALearnerAfterARestart) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  auto lost = lose_an_add_peer(*c, l, c->others(l), {.learner = true});
+  ASSERT_TRUE(lost);
+  auto& x = *lost->x;
+  LocalNode* nl = lost->new_leader;
+  ASSERT_EQ(nl->log->config().node_by_url(x.url), nullptr);
+  c->crash(x);  // still cut off
+  c->start(x);
+  EXPECT_EQ(x.log->id(), lost->lost_id);
+  c->net.down[x.url] = false;
+  ASSERT_TRUE(c->net.run_until([&] {
+    const Config cfg = nl->log->config();
+    const auto* n = cfg.node_by_url(x.url);
+    return n && n->id == x.log->id() && x.log->commit_index() >= cfg.index;
+  }, 30s)) << "x id " << x.log->id();
+  const Config cfg = nl->log->config();
+  EXPECT_TRUE(cfg.node_by_url(x.url)->learner) << "rejoined as a voter";
+  EXPECT_EQ(cfg.voter_count(), 3u);
 }
 
 // A member that led when it answered a join, then lost its majority, keeps
