@@ -287,16 +287,23 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_transfer(std::uint64_t to) {
     if (node_.log->state() != raft::State::leader) return redirect();
     node_.log->start_transfer_leadership(to, std::chrono::seconds(5), [self = shared_from_this()](raft::result<void> r) {
-      net::post(self->stream_->get_executor(), [self, r] {
-        if (r) return self->reply_text(http::status::no_content, "", true);
-        const auto e = r.error();
-        if (e == raft::errc::not_leader) return self->redirect();
-        if (e == raft::errc::node_not_found) return self->reply_text(http::status::not_found, e.message(), true);
-        if (e == raft::errc::transfer_in_progress) return self->reply_text(http::status::conflict, e.message(), true, true);
-        if (e == raft::errc::timeout) return self->reply_text(http::status::gateway_timeout, "transfer not done in time; still leader", true);
-        self->reply_text(http::status::service_unavailable, e.message(), true, true);
-      });
+      net::post(self->stream_->get_executor(),
+                [self, r] { self->reply_admin(r, "transfer not done in time; still leader"); });
     });
+  }
+
+  // The answer to an admin call (a transfer, a promotion): 204 once done.
+  void reply_admin(raft::result<void> r, const char* timed_out) {
+    if (r) return reply_text(http::status::no_content, "", true);
+    const auto e = r.error();
+    if (e == raft::errc::not_leader) return redirect();
+    if (e == raft::errc::node_not_found) return reply_text(http::status::not_found, e.message(), true);
+    if (e == raft::errc::invalid_node_id || e == raft::errc::not_voter)
+      return reply_text(http::status::bad_request, e.message(), true);
+    if (e == raft::errc::change_in_progress || e == raft::errc::transfer_in_progress)
+      return reply_text(http::status::conflict, e.message(), true, true);
+    if (e == raft::errc::timeout) return reply_text(http::status::gateway_timeout, timed_out, true);
+    reply_text(http::status::service_unavailable, e.message(), true, true);
   }
 
   // Makes learner `id` a voter (raft::Log::promote_peer) once it holds the
@@ -304,18 +311,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_promote(std::uint64_t id) {
     if (node_.log->state() != raft::State::leader) return redirect();
     node_.log->start_promote_peer(id, std::chrono::seconds(30), [self = shared_from_this()](raft::result<void> r) {
-      net::post(self->stream_->get_executor(), [self, r] {
-        if (r) return self->reply_text(http::status::no_content, "", true);
-        const auto e = r.error();
-        if (e == raft::errc::not_leader) return self->redirect();
-        if (e == raft::errc::node_not_found) return self->reply_text(http::status::not_found, e.message(), true);
-        if (e == raft::errc::invalid_node_id) return self->reply_text(http::status::bad_request, e.message(), true);
-        if (e == raft::errc::change_in_progress || e == raft::errc::transfer_in_progress)
-          return self->reply_text(http::status::conflict, e.message(), true, true);
-        if (e == raft::errc::timeout)
-          return self->reply_text(http::status::gateway_timeout, "the learner did not catch up in time; still a learner", true);
-        self->reply_text(http::status::service_unavailable, e.message(), true, true);
-      });
+      net::post(self->stream_->get_executor(),
+                [self, r] { self->reply_admin(r, "the learner did not catch up in time; still a learner"); });
     });
   }
 

@@ -49,6 +49,25 @@ void restart_one(SimCluster& c) {
 }
 
 // Heals, then cuts 1 to n/2 random nodes off from the rest.
+// One to three writes through the leader, if there is one.
+void submit_some(SimCluster& c) {
+  const int l = c.leader();
+  if (l >= 0)
+    for (int k = 0, m = static_cast<int>(c.rng.range(1, 4)); k < m; ++k) c.submit(l);
+}
+
+// Starts an asynchronous client call (start(handler)) and returns its
+// outcome, set when it completes (true: it succeeded); traced as `what`.
+template <class Start>
+std::shared_ptr<std::optional<bool>> client_call(SimCluster& c, std::string what, Start start) {
+  auto done = std::make_shared<std::optional<bool>>();
+  start([&c, what = std::move(what), done](std::error_code ec) {
+    c.trace("client {} {}", what, ec ? "failed: " + ec.message() : std::string("done"));
+    *done = !ec;
+  });
+  return done;
+}
+
 void partition_minority(SimCluster& c, int n) {
   c.net.heal();
   c.net.partition(pick(c.rng, all_but(c, {}), c.rng.range(1, static_cast<std::uint64_t>(n / 2))));
@@ -715,14 +734,9 @@ void leadership_transfer(SimCluster& c) {
   c.bootstrap(n);
   c.faults_on(c.rng.one_in(2));
   auto transfer = [&c](int l, int target) {
-    auto done = std::make_shared<std::optional<bool>>();
     const std::uint64_t id = target < 0 ? 0 : c.log(target).id();
     c.trace("client transfer n{} -> {}", l, target < 0 ? std::string("id 0") : fmt::format("n{}", target));
-    c.log(l).async_transfer_leadership(id, [&c, l, done](std::error_code ec) {
-      c.trace("client transfer from n{} {}", l, ec ? "failed: " + ec.message() : std::string("done"));
-      *done = !ec;
-    });
-    return done;
+    return client_call(c, fmt::format("transfer from n{}", l), [&](auto h) { c.log(l).async_transfer_leadership(id, h); });
   };
   const int iters = ops_or(c, 30);
   for (int it = 0; it < iters; ++it) {
@@ -730,12 +744,9 @@ void leadership_transfer(SimCluster& c) {
     switch (c.rng.below(8)) {
       case 0:
       case 1:
-      case 2: {
-        const int l = c.leader();
-        if (l >= 0)
-          for (int k = 0, m = static_cast<int>(c.rng.range(1, 4)); k < m; ++k) c.submit(l);
+      case 2:
+        submit_some(c);
         break;
-      }
       case 3:
       case 4: {
         const int l = c.leader();
@@ -880,25 +891,17 @@ void learners(SimCluster& c) {
     return v;
   };
   auto promote = [&c](int l, std::uint64_t id) {
-    auto done = std::make_shared<std::optional<bool>>();
     c.trace("client promote id {} via leader n{}", id, l);
-    c.log(l).async_promote_peer(id, [&c, id, done](std::error_code ec) {
-      c.trace("client promote id {} {}", id, ec ? ec.message() : std::string("ok"));
-      *done = !ec;
-    });
-    return done;
+    return client_call(c, fmt::format("promote id {}", id), [&](auto h) { c.log(l).async_promote_peer(id, h); });
   };
   const int iters = ops_or(c, 30);
   for (int it = 0; it < iters; ++it) {
     auto ups = c.up_nodes();
     switch (c.rng.below(9)) {
       case 0:
-      case 1: {
-        const int l = c.leader();
-        if (l >= 0)
-          for (int k = 0, m = static_cast<int>(c.rng.range(1, 4)); k < m; ++k) c.submit(l);
+      case 1:
+        submit_some(c);
         break;
-      }
       case 2: {
         // The leader and the learners apart from the other voters; the old
         // leader keeps taking writes until check-quorum ends it.

@@ -41,6 +41,40 @@ result<void> promote(LocalCluster& c, LocalNode& l, std::uint64_t id) {
   return c.call<void>([&](auto h) { l.log->start_promote_peer(id, {}, std::move(h)); });
 }
 
+// 3 voters (n1 leads) and learner n4, after `writes` writes up to `last`.
+struct WithOneLearner {
+  std::unique_ptr<LocalCluster> c;
+  LocalNode* l = nullptr;
+  LocalNode* x = nullptr;
+  std::uint64_t last = 0;
+};
+WithOneLearner with_one_learner(int writes) {
+  WithOneLearner s{cluster_with_learners(3, 1)};
+  s.l = s.c->nodes[0].get();
+  s.x = s.c->nodes[3].get();
+  s.last = apply_writes(*s.c, *s.l, writes);
+  EXPECT_NE(s.last, 0u);
+  return s;
+}
+
+// 3 voters and 2 learners, led by n1, with the two other voters cut off
+// after `writes` writes: the leader hears only learners.
+struct OnlyLearnersHeard {
+  std::unique_ptr<LocalCluster> c;
+  LocalNode* l = nullptr;
+};
+OnlyLearnersHeard only_learners_heard(int writes = 0) {
+  OnlyLearnersHeard s{cluster_with_learners(3, 2)};
+  s.l = s.c->nodes[0].get();
+  EXPECT_EQ(s.l->log->state(), State::leader);
+  if (writes > 0) {
+    EXPECT_TRUE(apply_writes(*s.c, *s.l, writes));
+  }
+  s.c->net.down[s.c->nodes[1]->url] = true;
+  s.c->net.down[s.c->nodes[2]->url] = true;
+  return s;
+}
+
 // An apply through `l` that must not complete within `d` (its majority is
 // unreachable); returns whether it stayed pending.
 bool stays_pending(LocalCluster& c, LocalNode& l, Clock::duration d) {
@@ -69,11 +103,7 @@ TEST(Learner, JoinsAsALearnerAndAppliesTheLog) {
 // 3 voters and 2 learners: the leader and both learners are 3 of 5 nodes,
 // but 1 of 3 voters, so nothing commits until a second voter is back.
 TEST(Learner, DoesNotCountTowardTheCommitMajority) {
-  auto c = cluster_with_learners(3, 2);
-  auto* l = c->nodes[0].get();
-  ASSERT_EQ(l->log->state(), State::leader);
-  c->net.down[c->nodes[1]->url] = true;
-  c->net.down[c->nodes[2]->url] = true;
+  auto [c, l] = only_learners_heard();
   const std::uint64_t commit = l->log->commit_index();
   std::optional<result<std::uint64_t>> r;
   l->log->start_apply("x", 5s, [&](result<std::uint64_t> v) { r = v; });
@@ -126,11 +156,7 @@ TEST(Learner, ElectionNeedsAMajorityOfVotersOnly) {
 
 // Check-quorum: a leader that hears only learners steps down.
 TEST(Learner, CheckQuorumCountsOnlyVoters) {
-  auto c = cluster_with_learners(3, 2);
-  auto* l = c->nodes[0].get();
-  ASSERT_EQ(l->log->state(), State::leader);
-  c->net.down[c->nodes[1]->url] = true;
-  c->net.down[c->nodes[2]->url] = true;
+  auto [c, l] = only_learners_heard();
   ASSERT_TRUE(c->net.run_until([&] { return l->log->state() != State::leader; }, 3 * kDefaultElectionTimeout))
       << "a leader heard by learners only kept leading";
 }
@@ -138,11 +164,7 @@ TEST(Learner, CheckQuorumCountsOnlyVoters) {
 // A read needs a heartbeat round answered by a majority of voters; the
 // learners' answers do not make one.
 TEST(Learner, ReadIndexNeedsAMajorityOfVoters) {
-  auto c = cluster_with_learners(3, 2);
-  auto* l = c->nodes[0].get();
-  ASSERT_TRUE(apply_writes(*c, *l, 2));
-  c->net.down[c->nodes[1]->url] = true;
-  c->net.down[c->nodes[2]->url] = true;
+  auto [c, l] = only_learners_heard(2);
   std::optional<result<std::uint64_t>> r;
   l->log->start_read_index(kDefaultElectionTimeout / 2, [&](result<std::uint64_t> v) { r = v; });
   ASSERT_TRUE(c->net.run_until([&] { return r.has_value(); }, kDefaultElectionTimeout));
@@ -152,10 +174,7 @@ TEST(Learner, ReadIndexNeedsAMajorityOfVoters) {
 
 // A learner serves linearizable reads (it asks the leader for the index).
 TEST(Learner, ServesReadsThroughTheLeader) {
-  auto c = cluster_with_learners(3, 1);
-  auto* l = c->nodes[0].get();
-  auto* x = c->nodes[3].get();
-  const std::uint64_t last = apply_writes(*c, *l, 3);
+  auto [c, l, x, last] = with_one_learner(3);
   ASSERT_NE(last, 0u);
   auto r = c->call<std::uint64_t>([&](auto h) { x->log->start_read_barrier({}, std::move(h)); });
   ASSERT_TRUE(r) << r.error().message();
@@ -289,10 +308,7 @@ TEST(Learner, JoinRefusesLearnerWithCatchUpFirst) {
 // The leader's Status::peers tells how far each member (a learner
 // included) has caught up, refreshed every heartbeat tick; elsewhere empty.
 TEST(Learner, LeaderStatusShowsEachPeersProgress) {
-  auto c = cluster_with_learners(3, 1);
-  auto* l = c->nodes[0].get();
-  auto* x = c->nodes[3].get();
-  const std::uint64_t last = apply_writes(*c, *l, 4);
+  auto [c, l, x, last] = with_one_learner(4);
   ASSERT_NE(last, 0u);
   c->net.run_for(2 * kDefaultHeartbeatInterval);
   auto st = l->log->status();
