@@ -181,7 +181,12 @@ class Log final : public Service {
   // errc::closed, errc::initialized (already a member), errc::url_required.
   result<void> initialize();
   // Asks any member at `url` to add this node; returns once this node has its
-  // id and configuration (it then catches up by streaming from the leader).
+  // id and configuration (it then catches up by streaming from the leader),
+  // or with JoinOptions::catch_up_first once it is a voter. A voter by
+  // default, a learner with JoinOptions::learner. errc::initialized,
+  // errc::url_required, errc::invalid_argument (both options), errc::removed,
+  // errc::duplicate_node_url (a member has this URL and joined from another
+  // data directory: remove it first), or the last error of its retries.
   result<void> join(const std::string& url, JoinOptions opts = {});
   // Removes this node through the leader; returns once committed.
   result<void> leave();
