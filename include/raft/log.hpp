@@ -249,7 +249,8 @@ class Log final : public Service {
   // once, and its voters grant it although they hear from a live leader.
   // Returns once this node has stepped down for a later term (the target, or
   // in a race another node, leads it). errc::not_leader, errc::node_not_found
-  // (`id` is not a member, or there is no other one), errc::transfer_in_progress
+  // (`id` is not a member, or there is no other voter), errc::not_voter (`id`
+  // is a learner: it would never campaign), errc::transfer_in_progress
   // (another transfer is under way), errc::timeout (not done within
   // `timeout`, default one election timeout: this node leads on and takes
   // entries again), errc::closed.
