@@ -78,10 +78,12 @@ OnlyLearnersHeard only_learners_heard(int writes = 0) {
 // An apply through `l` that must not complete within `d` (its majority is
 // unreachable); returns whether it stayed pending.
 bool stays_pending(LocalCluster& c, LocalNode& l, Clock::duration d) {
-  std::optional<result<std::uint64_t>> r;
-  l.log->start_apply("pending", {}, [&](result<std::uint64_t> x) { r = x; });
+  // Shared: the apply may complete after this returns (once the majority is
+  // back), and its handler must not write into this frame then.
+  auto done = std::make_shared<bool>(false);
+  l.log->start_apply("pending", {}, [done](result<std::uint64_t>) { *done = true; });
   c.net.run_for(d);
-  return !r.has_value();
+  return !*done;
 }
 
 TEST(Learner, JoinsAsALearnerAndAppliesTheLog) {
@@ -191,10 +193,10 @@ TEST(Learner, AddLearnerCommitsWithoutTheLearner) {
   ASSERT_TRUE(added) << added.error().message();
   EXPECT_TRUE(is_learner(added->second, added->first));
   EXPECT_TRUE(c->apply(*l, "still writable"));
-  std::optional<result<std::pair<std::uint64_t, Config>>> voter;
-  l->log->start_add_peer("http://nobody-either", [&](auto r) { voter = r; });
+  auto voter_added = std::make_shared<bool>(false);  // outlives this frame, as the call may
+  l->log->start_add_peer("http://nobody-either", [voter_added](auto) { *voter_added = true; });
   c->net.run_for(2 * kDefaultElectionTimeout);
-  EXPECT_FALSE(voter.has_value()) << "a voter added without answering";
+  EXPECT_FALSE(*voter_added) << "a voter added without answering";
 }
 
 // Promotion: the learner then counts like any voter; here the two voters
