@@ -637,6 +637,16 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // Whether join() goes on to ask for this node's promotion
   // (JoinOptions::catch_up_first).
   bool join_catch_up_ = false;
+  // This directory joined with catch_up_first and has not yet been told its
+  // promotion committed: the file `promote-intent` exists. Written before
+  // the first join request, so a node that restarts between joining as a
+  // learner and its promotion asks for it again (resume_promotion) instead
+  // of staying a learner nobody meant it to be. Removed once a leader
+  // answers that the promotion committed, or refuses this node as removed.
+  bool promote_intent_ = false;
+  bool resuming_promotion_ = false;  // resume_promotion's request or retry timer is live
+  bool set_promote_intent(bool on);
+  void resume_promotion();
   bool save_join_config(const Config& c);
   bool confirmed_member() const;
   void maybe_confirm();
@@ -872,6 +882,11 @@ result<void> Log::Impl::open(const std::string& path) {
       }
     }
   }
+  {
+    auto p = fs_->exists(path_ + "/promote-intent");
+    promote_intent_ = p && *p;
+  }
+  resuming_promotion_ = false;
   // The token of this directory's joins (0 if it never asked to join); a
   // Log opened again on a wiped directory draws a new one.
   auto token = load_join_token();
@@ -893,6 +908,9 @@ result<void> Log::Impl::open(const std::string& path) {
     maybe_apply();
     // A single-node cluster elects itself at once instead of waiting.
     if (config_.voter_count() == 1 && is_voter(id_)) on_election_timeout();
+    // Joined with catch_up_first and restarted before hearing that the
+    // promotion committed: ask for it again.
+    if (promote_intent_ && id_ != 0) resume_promotion();
   });
   return {};
 }
@@ -2277,6 +2295,10 @@ void Log::Impl::do_join(std::string url, JoinOptions opts, Handler_fn<void> h) {
   if (opts.learner && opts.catch_up_first) return fail(h, errc::invalid_argument);
   join_learner_ = opts.learner || opts.catch_up_first;
   join_catch_up_ = opts.catch_up_first;
+  // Durable before any request: the leader may add us and promote us only
+  // later, after a restart of ours (see promote_intent_). A join without the
+  // option drops the intent of an earlier one that was never answered.
+  if (!set_promote_intent(opts.catch_up_first)) return fail(h, errc::store_failed);
   join_attempt(std::move(url), 0, std::move(h));
 }
 
@@ -2334,8 +2356,17 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
       self->logf("joined cluster {} as node {}{}", self->cluster_id_, self->id_, self->join_learner_ ? " (a learner)" : "");
       self->become_follower(r->leader_id);
       self->publish();
-      if (self->join_catch_up_) return self->promote_attempt(0, std::move(h));
-      h({});
+      if (!self->join_catch_up_) return h({});
+      self->resuming_promotion_ = true;  // join() asks; resume_promotion waits its turn
+      self->promote_attempt(0, [self, ep, h = std::move(h)](result<void> r) mutable {
+        if (self->epoch_ != ep) return h(r);
+        self->resuming_promotion_ = false;
+        if (r || r.error() == errc::removed || r.error() == errc::node_not_found) self->set_promote_intent(false);
+        // Given up on for now (its retries ran out): the caller learns so,
+        // and the node goes on asking, as after a restart.
+        else if (retry_join(r.error())) self->after_on_strand(self->o_.election_timeout, [i = self.get()] { i->resume_promotion(); });
+        h(r);
+      });
     });
   });
 }
@@ -2354,12 +2385,18 @@ void Log::Impl::promote_attempt(int attempt, Handler_fn<void> h) {
   o_.transport->join(url, JoinRequest{o_.url, id_, token, true, true}, [self = shared_from_this(), ep = epoch_, attempt, h = std::move(h)](result<JoinResponse> r) mutable {
     self->post_any_epoch([self, ep, r, attempt, h = std::move(h)]() mutable {
       if (self->epoch_ != ep) return fail(h, errc::closed);
-      if (r && r->id == self->id_) {
+      // Promoted only if the answer's configuration makes our id, at our
+      // URL, a voter: a leader whose log lost our AddPeer entry answers by
+      // adding us again, as a learner, perhaps under the same id
+      // (simulator, learners seed 3359: taking that for the promotion left
+      // a catch_up_first joiner a learner).
+      const auto* me = r ? r->config.node_by_id(r->id) : nullptr;
+      if (r && r->id == self->id_ && me && me->url == self->o_.url && !me->learner) {
         self->logf("promoted to voter");
         return h({});
       }
       // A different id: our join was lost and is being redone (rejoin);
-      // ask again once it has been.
+      // ask again once it has been. Added again as a learner: ask again.
       if ((r || retry_join(r.error())) && attempt < 100) {
         self->clock_->after(self->o_.heartbeat_interval, [weak = self->weak_from_this(), ep, attempt, h = std::move(h)]() mutable {
           auto self = weak.lock();
@@ -2374,6 +2411,44 @@ void Log::Impl::promote_attempt(int attempt, Handler_fn<void> h) {
       if (!r) return fail(h, r.error());
       fail(h, errc::protocol_error);
     });
+  });
+}
+
+bool Log::Impl::set_promote_intent(bool on) {
+  if (promote_intent_ == on) return true;
+  if (on) {
+    if (!write_whole_file("promote-intent", "catch_up_first\n", "saving the promotion intent")) return false;
+  } else {
+    // Best effort: a file left behind costs one request after a restart,
+    // answered at once for a voter.
+    auto r = fs_->unlink(path_ + "/promote-intent");
+    if (r) r = fs_->sync_dir(path_);
+    if (!r) logf("removing promote-intent: {}", r.error().message());
+  }
+  promote_intent_ = on;
+  return true;
+}
+
+void Log::Impl::resume_promotion() {
+  if (!promote_intent_ || resuming_promotion_ || id_ == 0 || !o_.transport || state_ == State::stopped) return;
+  // A leader is a voter whose promotion is in its own log, which no later
+  // leader truncates: it commits with the leader's next entries.
+  if (state_ == State::leader) {
+    set_promote_intent(false);
+    return;
+  }
+  resuming_promotion_ = true;
+  logf("asking again for the promotion this node joined to get (catch_up_first)");
+  promote_attempt(0, [self = shared_from_this(), ep = epoch_](result<void> r) {
+    if (self->epoch_ != ep) return;
+    self->resuming_promotion_ = false;
+    if (r || r.error() == errc::removed || r.error() == errc::node_not_found) {
+      if (!r) self->logf("not asking for a promotion any more: {}", r.error().message());
+      self->set_promote_intent(false);
+      return;
+    }
+    self->logf("promotion request failed ({}); asking again later", r.error().message());
+    self->after_on_strand(self->o_.election_timeout, [i = self.get()] { i->resume_promotion(); });
   });
 }
 

@@ -138,10 +138,13 @@ struct JoinOptions {
   bool learner = false;
   // Join as a learner, then have the leader promote this node once it holds
   // the leader's log (as promote_peer does); join() returns once it is a
-  // voter. The safe way to add a voter to a cluster that has data. If the
-  // promotion fails for good (or this node restarts before it), the node
-  // stays a learner: promote_peer on the leader finishes the job. Not with
-  // `learner` (errc::invalid_argument).
+  // voter. The safe way to add a voter to a cluster that has data. The
+  // intent is kept on disk (the file `promote-intent`): a node that restarts
+  // before its promotion commits asks for it again, and one whose join()
+  // returned a retryable error (no leader, a timeout: the leader's
+  // promotion waits for this node to catch up) goes on asking, until a
+  // leader says it is a voter or refuses it as removed. Not with `learner`
+  // (errc::invalid_argument).
   bool catch_up_first = false;
 };
 

@@ -6,6 +6,7 @@
 #include "cluster.hpp"
 
 #include <algorithm>
+#include <set>
 
 namespace raft::sim {
 namespace {
@@ -894,6 +895,7 @@ void learners(SimCluster& c) {
     c.trace("client promote id {} via leader n{}", id, l);
     return client_call(c, fmt::format("promote id {}", id), [&](auto h) { c.log(l).async_promote_peer(id, h); });
   };
+  std::set<int> catching_up;  // slots that joined with catch_up_first
   const int iters = ops_or(c, 30);
   for (int it = 0; it < iters; ++it) {
     auto ups = c.up_nodes();
@@ -934,7 +936,8 @@ void learners(SimCluster& c) {
         // the joiner asks the leader to promote it).
         if (c.size() < 8) {
           const bool catch_up_first = c.rng.one_in(2);
-          c.add_member(false, nullptr, {.learner = !catch_up_first, .catch_up_first = catch_up_first});
+          const int slot = c.add_member(false, nullptr, {.learner = !catch_up_first, .catch_up_first = catch_up_first});
+          if (catch_up_first) catching_up.insert(slot);
         }
         break;
       case 5:
@@ -962,8 +965,28 @@ void learners(SimCluster& c) {
   for (int x : c.down_nodes()) c.restart(x);
   c.wait_leader(10 * c.et());
   for (int x : c.up_nodes())
-    if (c.log(x).id() == 0) c.join(x, true, nullptr, {.learner = true});
+    if (c.log(x).id() == 0) {
+      catching_up.erase(x);
+      c.join(x, true, nullptr, {.learner = true});
+    }
   c.settle();
+  // A catch_up_first joiner needs no help: it asks for its promotion until
+  // it has it, across restarts and after its join() gave up.
+  auto still_learner = [&c](int l, int slot) {
+    for (const auto& n : c.log(l).config().nodes)
+      if (n.url == c.url(slot)) return n.learner;
+    return false;
+  };
+  c.run_until([&] {
+    const int l = c.leader();
+    if (l < 0) return false;
+    for (int x : catching_up)
+      if (still_learner(l, x)) return false;
+    return true;
+  }, 30 * c.et());
+  if (const int l = c.wait_leader(10 * c.et()); l >= 0)
+    for (int x : catching_up)
+      if (still_learner(l, x)) c.liveness_failure(fmt::format("n{} joined with catch_up_first and is still a learner", x));
   // Promote every learner left, one change at a time; each must take.
   for (int attempt = 0; attempt < 20; ++attempt) {
     const int l = c.wait_leader(10 * c.et());

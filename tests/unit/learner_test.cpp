@@ -37,6 +37,14 @@ bool is_learner(const Config& c, std::uint64_t id) {
   return n && n->learner;
 }
 
+// JoinOptions::catch_up_first's intent, kept until the promotion is known
+// to have committed.
+bool has_promote_intent(LocalNode& n) {
+  auto e = n.fs.exists("/data/promote-intent");
+  EXPECT_TRUE(e);
+  return e && *e;
+}
+
 result<void> promote(LocalCluster& c, LocalNode& l, std::uint64_t id) {
   return c.call<void>([&](auto h) { l.log->start_promote_peer(id, {}, std::move(h)); });
 }
@@ -296,6 +304,68 @@ TEST(Learner, JoinCatchUpFirstCountsOnlyOnceCaughtUp) {
   EXPECT_FALSE(is_learner(l->log->config(), x.log->id()));
   EXPECT_EQ(l->log->config().voter_count(), 4u);
   EXPECT_GE(x.log->last_index(), *w);
+  EXPECT_FALSE(has_promote_intent(x));
+}
+
+// The catch_up_first intent is on disk: a joiner that restarts after being
+// added as a learner and before its promotion asks for it again, and
+// becomes a voter with nobody calling promote_peer.
+TEST(Learner, JoinCatchUpFirstIsResumedAfterARestart) {
+  auto c = three_node_cluster();
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  ASSERT_TRUE(apply_writes(*c, *l, 5));
+  auto& x = c->add();
+  bool x_acks = false;  // the leader cannot see x catch up: no promotion yet
+  c->net.vanish_ack = [&](const std::string& from, const AckRequest&) { return from == x.url && !x_acks; };
+  // Shared: the handler may run after the crash below (with errc::closed).
+  auto joined = std::make_shared<std::optional<result<void>>>();
+  x.log->start_join(l->url, {.catch_up_first = true}, [joined](result<void> r) { *joined = r; });
+  ASSERT_TRUE(c->net.run_until([&] { return x.log->id() != 0; }, 5s));
+  const std::uint64_t id = x.log->id();
+  EXPECT_TRUE(has_promote_intent(x));
+  ASSERT_TRUE(c->net.run_until([&] { return is_learner(l->log->config(), id) && l->log->commit_index() == l->log->last_index(); }, 5s));
+  c->net.run_for(kDefaultElectionTimeout);
+  ASSERT_TRUE(is_learner(l->log->config(), id));
+  c->crash(x);
+  // Until the promotion the leader began for x's last request times out:
+  // from then on only x's own intent can bring one.
+  c->net.run_for(11 * kDefaultElectionTimeout);
+  ASSERT_TRUE(is_learner(l->log->config(), id));
+  x_acks = true;
+  c->start(x);
+  ASSERT_TRUE(c->net.run_until([&] { return !is_learner(l->log->config(), id) && l->log->commit_index() == l->log->last_index(); }, 30s))
+      << "the restarted joiner stayed a learner";
+  EXPECT_EQ(l->log->config().voter_count(), 4u);
+  EXPECT_EQ(x.log->id(), id);
+  // Answered: the intent is gone, and a later restart asks nothing.
+  EXPECT_TRUE(c->net.run_until([&] { return !has_promote_intent(x); }, 5s));
+}
+
+// join() with catch_up_first gives up after its retries (the leader cannot
+// see the joiner catch up) and says so; the node goes on asking, and is
+// promoted once it catches up.
+TEST(Learner, JoinCatchUpFirstKeepsAskingAfterJoinGivesUp) {
+  auto c = three_node_cluster();
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  auto& x = c->add();
+  bool x_acks = false;
+  c->net.vanish_ack = [&](const std::string& from, const AckRequest&) { return from == x.url && !x_acks; };
+  auto joined = std::make_shared<std::optional<result<void>>>();
+  x.log->start_join(l->url, {.catch_up_first = true}, [joined](result<void> r) { *joined = r; });
+  ASSERT_TRUE(c->net.run_until([&] { return joined->has_value(); }, 2000 * kDefaultElectionTimeout));
+  ASSERT_FALSE(**joined);
+  EXPECT_EQ(joined->value().error(), errc::timeout);
+  const std::uint64_t id = x.log->id();
+  ASSERT_NE(id, 0u);
+  // Past the leader's last promotion attempt for the request join() made.
+  c->net.run_for(11 * kDefaultElectionTimeout);
+  ASSERT_TRUE(is_learner(l->log->config(), id));
+  x_acks = true;
+  ASSERT_TRUE(c->net.run_until([&] { return !is_learner(l->log->config(), id) && l->log->commit_index() == l->log->last_index(); }, 30s))
+      << "the joiner stopped asking once join() returned";
+  EXPECT_EQ(l->log->config().voter_count(), 4u);
 }
 
 TEST(Learner, JoinRefusesLearnerWithCatchUpFirst) {
