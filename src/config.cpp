@@ -36,6 +36,14 @@ result<void> Config::promote(std::uint64_t id) {
   return {};
 }
 
+result<void> Config::demote(std::uint64_t id) {
+  auto it = std::find_if(nodes.begin(), nodes.end(), [&](const ConfigNode& n) { return n.id == id; });
+  if (it == nodes.end()) return errc::node_not_found;
+  if (it->learner || voter_count() == 1) return errc::invalid_argument;
+  it->learner = true;
+  return {};
+}
+
 result<void> Config::bind_token(std::uint64_t id, std::uint64_t join_token) {
   auto it = std::find_if(nodes.begin(), nodes.end(), [&](const ConfigNode& n) { return n.id == id; });
   if (it == nodes.end()) return errc::node_not_found;

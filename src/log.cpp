@@ -92,7 +92,7 @@ AddPeerData decode_add_peer(std::string_view data) {
 }
 bool is_config_entry(LogEntryType t) {
   return t == LogEntryType::initialize || t == LogEntryType::add_peer || t == LogEntryType::remove_peer ||
-         t == LogEntryType::promote_peer || t == LogEntryType::bind_token;
+         t == LogEntryType::promote_peer || t == LogEntryType::bind_token || t == LogEntryType::demote_peer;
 }
 
 template <class T>
@@ -657,6 +657,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
                    Handler_fn<std::pair<std::uint64_t, Config>> h, Handler_fn<JoinResponse> join_h);
   void do_remove_peer(std::uint64_t id, Handler_fn<void> h);
   void do_promote_peer(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
+  void do_demote_peer(std::uint64_t id, Handler_fn<void> h);
+  // Appends a membership entry (remove, promote, demote) and answers `h`
+  // once it commits (or with the error that ends its wait).
+  void append_change(LogEntryType type, std::uint64_t id, Handler_fn<void> h);
   std::error_code promotion_error(std::uint64_t id) const;
   void maybe_promote();
   void end_promotion(std::error_code ec);
@@ -948,6 +952,11 @@ void Log::Impl::note_config_entry(const LogEntry& e) {
     case LogEntryType::promote_peer: {
       auto r = c.promote(decode_u64(e.data));
       if (!r) logf("promote_peer entry {} not applicable: {}", e.index, r.error().message());
+      break;
+    }
+    case LogEntryType::demote_peer: {
+      auto r = c.demote(decode_u64(e.data));
+      if (!r) logf("demote_peer entry {} not applicable: {}", e.index, r.error().message());
       break;
     }
     case LogEntryType::bind_token: {
@@ -1411,6 +1420,12 @@ void Log::Impl::advance_commit() {
     // Nobody will tell a removed node about later commits: calls waiting on
     // entries after the removal learn that their outcome is unknown here.
     fail_pending_after(commit_, errc::removed);
+    become_follower(0);
+  }
+  // So does one demoted to learner: it stays a member and follows whoever
+  // the voters elect (it appended nothing after its demotion, see do_apply).
+  if (in_config(id_) && !is_voter(id_) && commit_ >= config_.index && state_ == State::leader) {
+    logf("demoted to learner; stepping down");
     become_follower(0);
   }
 }
@@ -2006,9 +2021,10 @@ void Log::Impl::send_buf(const std::shared_ptr<OutStream>& s, bool advance) {
 void Log::Impl::do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::uint64_t> h) {
   if (state_ == State::stopped) return fail(h, errc::closed);
   if (state_ != State::leader) return fail(h, errc::not_leader);
-  // A leader that is removing itself takes no new work (it steps down once
-  // the removal commits, and would strand entries appended after it).
-  if (!in_config(id_)) return fail(h, errc::not_leader);
+  // A leader that is removing or demoting itself takes no new work (it
+  // steps down once the change commits, and would strand entries appended
+  // after it).
+  if (!is_voter(id_)) return fail(h, errc::not_leader);
   // Handing leadership over: an entry appended now could keep the target
   // from ever holding our whole log.
   if (transfer_) return fail(h, errc::transfer_in_progress);
@@ -2676,14 +2692,36 @@ void Log::Impl::do_remove_peer(std::uint64_t id, Handler_fn<void> h) {
   if (!config_.node_by_id(id)) return fail(h, errc::node_not_found);
   // A cluster keeps a voter: with only learners left nobody could lead.
   if (config_.is_voter(id) && config_.voter_count() == 1) return fail(h, errc::invalid_argument);
-  const std::uint64_t index = last_index() + 1;
   logf("removing node {}", id);
-  append_local(LogEntry{LogEntryType::remove_peer, index, term_, encode_u64(id)});
+  append_change(LogEntryType::remove_peer, id, std::move(h));
+  advance_commit();  // removing a slow node can itself complete a majority
+}
+
+void Log::Impl::append_change(LogEntryType type, std::uint64_t id, Handler_fn<void> h) {
+  const std::uint64_t index = last_index() + 1;
+  append_local(LogEntry{type, index, term_, encode_u64(id)});
   pending_applies_.emplace(index, PendingApply{term_, [h = std::move(h)](result<std::uint64_t> r) mutable {
                                                  if (!r) return fail(h, r.error());
                                                  h({});
                                                }});
-  advance_commit();  // removing a slow node can itself complete a majority
+}
+
+void Log::Impl::do_demote_peer(std::uint64_t id, Handler_fn<void> h) {
+  // A promotion under way is a change in progress too.
+  if (auto ec = promotion_error(id)) return fail(h, ec);
+  // A learner in a committed configuration (no change is pending): done, so
+  // that a retried demotion succeeds.
+  if (config_.node_by_id(id)->learner) return h({});
+  // A cluster keeps a voter: with only learners left nobody could lead.
+  if (config_.voter_count() == 1) return fail(h, errc::invalid_argument);
+  // Like any single-server change (thesis §4.1): the voter set shrinks by
+  // one from the moment the entry is appended, here and at each follower.
+  // Demoting ourselves: we lead on, counting only the voters, take no new
+  // entries, and step down once the demotion commits (advance_commit), as a
+  // leader that removes itself does (thesis §4.2.2).
+  logf("demoting node {} to learner", id);
+  append_change(LogEntryType::demote_peer, id, std::move(h));
+  advance_commit();  // demoting a slow voter can itself complete a majority
 }
 
 std::error_code Log::Impl::promotion_error(std::uint64_t id) const {
@@ -2723,13 +2761,8 @@ void Log::Impl::maybe_promote() {
   // transfer, its removal).
   if (auto ec = promotion_error(p.id)) return fail(p.h, ec);
   if (!config_.node_by_id(p.id)->learner) return p.h({});
-  const std::uint64_t index = last_index() + 1;
-  logf("promoting node {} to voter (its log at {} of {})", p.id, it->second.match, index - 1);
-  append_local(LogEntry{LogEntryType::promote_peer, index, term_, encode_u64(p.id)});
-  pending_applies_.emplace(index, PendingApply{term_, [h = std::move(p.h)](result<std::uint64_t> r) mutable {
-                                                 if (!r) return fail(h, r.error());
-                                                 h({});
-                                               }});
+  logf("promoting node {} to voter (its log at {} of {})", p.id, it->second.match, last_index());
+  append_change(LogEntryType::promote_peer, p.id, std::move(p.h));
 }
 
 void Log::Impl::end_promotion(std::error_code ec) {
@@ -3108,6 +3141,9 @@ void Log::start_promote_peer(std::uint64_t id, Clock::duration timeout, Handler_
     i->do_promote_peer(id, timeout, std::move(h));
   });
 }
+void Log::start_demote_peer(std::uint64_t id, Handler_fn<void> h) {
+  impl_->post_any_epoch([i = impl_.get(), id, h = std::move(h)]() mutable { i->do_demote_peer(id, std::move(h)); });
+}
 void Log::start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), id, timeout, h = std::move(h)]() mutable { i->do_transfer(id, timeout, std::move(h)); });
 }
@@ -3152,6 +3188,9 @@ result<std::pair<std::uint64_t, Config>> Log::add_learner(const std::string& url
 }
 result<void> Log::promote_peer(std::uint64_t id, Clock::duration timeout) {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_promote_peer(id, timeout, std::move(h)); });
+}
+result<void> Log::demote_peer(std::uint64_t id) {
+  return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_demote_peer(id, std::move(h)); });
 }
 result<void> Log::flush() {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) {

@@ -7,7 +7,7 @@
 namespace raft {
 
 bool is_valid_entry_type(std::uint8_t t) noexcept {
-  return t <= static_cast<std::uint8_t>(LogEntryType::bind_token) ||
+  return t <= static_cast<std::uint8_t>(LogEntryType::demote_peer) ||
          t == static_cast<std::uint8_t>(LogEntryType::config);
 }
 
@@ -20,6 +20,7 @@ std::string_view to_string(LogEntryType t) noexcept {
     case LogEntryType::remove_peer: return "remove_peer";
     case LogEntryType::promote_peer: return "promote_peer";
     case LogEntryType::bind_token: return "bind_token";
+    case LogEntryType::demote_peer: return "demote_peer";
     case LogEntryType::config: return "config";
   }
   return "unknown";

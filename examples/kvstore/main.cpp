@@ -79,7 +79,8 @@ A replicated key-value service on raft::Log.
 Client API: PUT/GET/DELETE /kv/{key}, PUT /kv/{key}?prev=V (compare-and-set).
 Admin: POST /admin/transfer-leadership[?to=ID] hands leadership to node ID
 (default: the member furthest along), e.g. before stopping the leader.
-POST /admin/promote?id=ID makes learner ID a voter once it has caught up.
+POST /admin/promote?id=ID makes learner ID a voter once it has caught up;
+POST /admin/demote?id=ID makes voter ID a learner.
 )";
 
 struct Options {
@@ -236,7 +237,7 @@ class Session : public std::enable_shared_from_this<Session> {
       node_.faults->block(std::move(peers));
       return reply_text(http::status::no_content, "", true);
     }
-    if (path == "/admin/transfer-leadership" || path == "/admin/promote") {
+    if (path == "/admin/transfer-leadership" || path == "/admin/promote" || path == "/admin/demote") {
       if (req_.method() != http::verb::post) return reply_text(http::status::method_not_allowed, "use POST", true);
       const bool transfer = path == "/admin/transfer-leadership";
       const char* key = transfer ? "to" : "id";
@@ -250,7 +251,8 @@ class Session : public std::enable_shared_from_this<Session> {
       } else if (!transfer) {
         return reply_text(http::status::bad_request, "id: a node id is required", true);
       }
-      return transfer ? start_transfer(id) : start_promote(id);
+      if (transfer) return start_transfer(id);
+      return path == "/admin/promote" ? start_promote(id) : start_demote(id);
     }
     if (path.rfind("/kv/", 0) != 0) return reply_text(http::status::not_found, "not found", true);
     std::string key = path.substr(4);
@@ -313,6 +315,20 @@ class Session : public std::enable_shared_from_this<Session> {
     node_.log->start_promote_peer(id, std::chrono::seconds(30), [self = shared_from_this()](raft::result<void> r) {
       net::post(self->stream_->get_executor(),
                 [self, r] { self->reply_admin(r, "the learner did not catch up in time; still a learner"); });
+    });
+  }
+
+  // Makes voter `id` a learner (raft::Log::demote_peer), e.g. before moving
+  // it to a machine that should not hold up majorities. 204 once committed;
+  // demoting this leader itself hands leadership to the voters.
+  void start_demote(std::uint64_t id) {
+    if (node_.log->state() != raft::State::leader) return redirect();
+    node_.log->start_demote_peer(id, [self = shared_from_this()](raft::result<void> r) {
+      net::post(self->stream_->get_executor(), [self, r] {
+        if (!r && r.error() == raft::errc::invalid_argument)
+          return self->reply_text(http::status::bad_request, "the last voter cannot be demoted", true);
+        self->reply_admin(r, "demotion not committed in time");
+      });
     });
   }
 

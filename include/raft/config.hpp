@@ -66,6 +66,9 @@ struct Config {
   result<void> add_node(std::uint64_t id, std::string url, std::uint64_t join_token = 0, bool learner = false);
   // errc::node_not_found; errc::invalid_argument if `id` is a voter already.
   result<void> promote(std::uint64_t id);
+  // errc::node_not_found; errc::invalid_argument if `id` is a learner
+  // already or the last voter.
+  result<void> demote(std::uint64_t id);
   // Records `join_token` for member `id`, added without one. errc::node_not_found;
   // errc::invalid_argument if it has a token already or `join_token` is 0.
   result<void> bind_token(std::uint64_t id, std::uint64_t join_token);

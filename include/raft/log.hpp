@@ -213,6 +213,16 @@ class Log final : public Service {
   // errc::node_not_found, errc::invalid_node_id, errc::change_in_progress
   // (another change or promotion is under way), errc::transfer_in_progress.
   result<void> promote_peer(std::uint64_t id, Clock::duration timeout = {});
+  // Leader only: makes voter `id` a learner; returns once committed. The
+  // voters' majority shrinks by one from the moment the change is appended
+  // (a single-server change, thesis §4.1). For maintenance: the node keeps
+  // its data and applies the log, and promote_peer makes it a voter again.
+  // Demoting this leader itself works like removing it: it takes no new
+  // entries (errc::not_leader) and steps down once the change commits.
+  // Succeeds at once if `id` is a learner already. errc::invalid_argument
+  // (the last voter), errc::not_leader, errc::node_not_found,
+  // errc::invalid_node_id, errc::change_in_progress, errc::transfer_in_progress.
+  result<void> demote_peer(std::uint64_t id);
 
   // Leader only: appends a command; returns its index once committed.
   // errc::not_leader (nothing appended), errc::not_committed (overwritten by
@@ -327,6 +337,10 @@ class Log final : public Service {
     return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_promote_peer(id, {}, std::move(h)); });
   }
   template <class Token>
+  auto async_demote_peer(std::uint64_t id, Token&& token) {
+    return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_demote_peer(id, std::move(h)); });
+  }
+  template <class Token>
   auto async_transfer_leadership(std::uint64_t id, Token&& token) {
     return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_transfer_leadership(id, {}, std::move(h)); });
   }
@@ -362,6 +376,7 @@ class Log final : public Service {
   void start_remove_peer(std::uint64_t id, Handler_fn<void> h);
   void start_add_learner(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h);
   void start_promote_peer(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
+  void start_demote_peer(std::uint64_t id, Handler_fn<void> h);
   void start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
   void start_close(Handler_fn<void> h);
 

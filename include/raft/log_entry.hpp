@@ -30,6 +30,7 @@ enum class LogEntryType : std::uint8_t {
   bind_token = 6,   // membership: a member added without a join token (add_peer)
                     // takes the token of the first directory that joins as it;
                     // data: its id, then the token (8 bytes BE each)
+  demote_peer = 7,  // membership: voter -> learner; data is its id (8 bytes BE)
   config = 254,     // internal: configuration JSON at the head of a stream
 };
 

@@ -110,6 +110,7 @@ void entry_decoder() {
   (void)enc.encode({LogEntryType::config, 6, 2, to_json(sample_config())});
   (void)enc.encode({LogEntryType::promote_peer, 7, 2, std::string("\0\0\0\0\0\0\0\3", 8)});
   (void)enc.encode({LogEntryType::bind_token, 8, 2, std::string("\0\0\0\0\0\0\0\3\0\0\0\0\0\0\1\1", 16)});
+  (void)enc.encode({LogEntryType::demote_peer, 9, 2, std::string("\0\0\0\0\0\0\0\3", 8)});
   put("entry_decoder", "entries", ctl({7, 1, 0}) + s);
   put("entry_decoder", "entries-max-100", ctl({4, 2, 0}) + s);
   put("entry_decoder", "entries-read-error", ctl({7, 3, 0xe0}) + s);

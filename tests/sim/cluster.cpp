@@ -228,10 +228,13 @@ void SimCluster::check() {
     // Learners never campaign (thesis §4.2.1): a node whose configuration
     // makes it a learner is never a candidate or leader. (A candidate's or
     // leader's configuration does not change under it: only a leader's
-    // entries do that, and it follows that leader first.)
+    // entries do that, and it follows that leader first.) The exception is
+    // a leader demoting itself, until that change commits: then it steps
+    // down at once.
     if (st.state == "candidate" || st.state == "leader") {
       const ConfigNode* me = st.config.node_by_id(st.id);
-      if (me && me->learner)
+      const bool demoting_itself = st.state == "leader" && st.config.index > st.commit_index;
+      if (me && me->learner && !demoting_itself)
         checker.violation(fmt::format("n{} is {} in term {} but a learner in its configuration", slot, st.state,
                                       st.term));
     }

@@ -866,7 +866,8 @@ void linearizable_reads(SimCluster& c) {
 
 // Thesis §4.2.1: learners (non-voting members) join, catch up, serve reads
 // and are promoted (by the leader's promote_peer, or at the joiner's request
-// with JoinOptions::catch_up_first) while writes go on, nodes crash and
+// with JoinOptions::catch_up_first), and voters are demoted (the leader
+// too), while writes go on, nodes crash and
 // partitions come and go. One partition puts the leader and the learners on one side and the
 // other voters on the other: a leader that counted learners toward its
 // majority would commit entries there that the voters' side then
@@ -899,11 +900,27 @@ void learners(SimCluster& c) {
   const int iters = ops_or(c, 30);
   for (int it = 0; it < iters; ++it) {
     auto ups = c.up_nodes();
-    switch (c.rng.below(9)) {
+    switch (c.rng.below(10)) {
       case 0:
       case 1:
         submit_some(c);
         break;
+      case 9: {
+        // Demote a voter (the leader itself, at times), keeping three: the
+        // voter set shrinks by one at once; a demoted leader steps down.
+        const int l = c.leader();
+        if (l < 0) break;
+        const Config config = c.log(l).config();
+        if (config.voter_count() <= 3) break;
+        std::vector<ConfigNode> voters;
+        for (const auto& n : config.nodes)
+          if (!n.learner) voters.push_back(n);
+        const ConfigNode v = voters[c.rng.below(voters.size())];
+        if (const int s = c.net.slot_of(v.url); s >= 0) catching_up.erase(s);  // its intent is done
+        c.trace("client demote id {} via leader n{}", v.id, l);
+        client_call(c, fmt::format("demote id {}", v.id), [&](auto h) { c.log(l).async_demote_peer(v.id, h); });
+        break;
+      }
       case 2: {
         // The leader and the learners apart from the other voters; the old
         // leader keeps taking writes until check-quorum ends it.

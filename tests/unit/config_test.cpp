@@ -194,6 +194,20 @@ TEST(Config, LearnersArePromotedAndCountedApart) {
   EXPECT_EQ(c.voter_count(), 4u);
 }
 
+TEST(Config, VotersAreDemotedButNeverTheLast) {
+  Config c = three();
+  ASSERT_TRUE(c.add_node(4, "http://d:4", 0, true));
+  EXPECT_EQ(c.demote(4).error(), errc::invalid_argument);  // a learner already
+  EXPECT_EQ(c.demote(9).error(), errc::node_not_found);
+  ASSERT_TRUE(c.demote(3));
+  EXPECT_FALSE(c.is_voter(3));
+  EXPECT_EQ(c.voter_count(), 2u);
+  ASSERT_TRUE(c.demote(2));
+  EXPECT_EQ(c.demote(1).error(), errc::invalid_argument);  // the last voter
+  EXPECT_TRUE(c.is_voter(1));
+  EXPECT_EQ(c.voter_count(), 1u);
+}
+
 TEST(Config, BindTokenOnlyOnceAndNeverZero) {
   Config c = three();
   EXPECT_EQ(c.bind_token(9, 5).error(), errc::node_not_found);

@@ -475,3 +475,132 @@ TEST(Learner, RolesSurviveRestarts) {
 
 }  // namespace
 }  // namespace raft::test
+
+namespace raft::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+result<void> demote(LocalCluster& c, LocalNode& l, std::uint64_t id) {
+  return c.call<void>([&](auto h) { l.log->start_demote_peer(id, std::move(h)); });
+}
+
+// Until every node holds the leader's whole log, committed.
+bool caught_up(LocalCluster& c, LocalNode& l) {
+  return c.net.run_until([&] {
+    for (auto& n : c.nodes)
+      if (n->log->commit_index() < l.log->last_index()) return false;
+    return true;
+  }, 5s);
+}
+
+// demote_peer: a demoted voter counts toward no majority. With n2 down, n1
+// and n3 made a majority of three; once n3 is a learner, n1 alone is not a
+// majority of the voters {n1, n2}.
+TEST(Demotion, DemotedVoterNoLongerCountsTowardTheMajority) {
+  auto c = three_node_cluster();
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  const std::uint64_t n3 = c->nodes[2]->log->id();
+  ASSERT_TRUE(demote(*c, *l, n3));
+  ASSERT_TRUE(caught_up(*c, *l));
+  for (auto& n : c->nodes) {
+    EXPECT_FALSE(n->log->config().is_voter(n3)) << n->url;
+    EXPECT_EQ(n->log->config().voter_count(), 2u) << n->url;
+  }
+  c->net.down[c->nodes[1]->url] = true;
+  EXPECT_TRUE(stays_pending(*c, *l, kDefaultElectionTimeout / 2)) << "committed with a learner's ack";
+}
+
+// ... and neither campaigns nor votes: with the leader gone, n2 and the
+// demoted n3 are no majority of the voters {n1, n2}, and nobody leads.
+TEST(Demotion, DemotedVoterNeitherCampaignsNorVotes) {
+  auto c = three_node_cluster();
+  auto* l = c->nodes[0].get();
+  auto* x = c->nodes[2].get();
+  ASSERT_TRUE(demote(*c, *l, x->log->id()));
+  ASSERT_TRUE(caught_up(*c, *l));
+  c->crash(*l);
+  for (int i = 0; i < 100; ++i) {
+    c->net.run_for(kDefaultElectionTimeout / 10);
+    ASSERT_EQ(x->log->state(), State::follower) << "the demoted node campaigned";
+    ASSERT_NE(c->nodes[1]->log->state(), State::leader) << "elected without a majority of the voters";
+  }
+}
+
+// A leader demoting itself takes no new entries meanwhile, steps down once
+// the change commits, and follows the voters' new leader as a learner.
+TEST(Demotion, LeaderDemotingItselfStepsDownAndFollowsAsALearner) {
+  auto c = three_node_cluster();
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  const std::uint64_t id = l->log->id();
+  c->net.hold_acks = true;  // the demotion stays uncommitted until released
+  std::optional<result<void>> done;
+  l->log->start_demote_peer(id, [&](result<void> r) { done = r; });
+  c->net.run_for(kDefaultElectionTimeout / 10);
+  ASSERT_FALSE(done.has_value());
+  EXPECT_EQ(l->log->state(), State::leader);
+  auto w = c->apply(*l, "after the demotion");
+  EXPECT_EQ(w.error(), errc::not_leader);
+  c->net.release_acks();
+  ASSERT_TRUE(c->net.run_until([&] { return done.has_value(); }, 5s));
+  ASSERT_TRUE(*done) << done->error().message();
+  EXPECT_NE(l->log->state(), State::leader);
+  ASSERT_TRUE(c->net.run_until([&] {
+    auto* nl = c->leader();
+    return nl != nullptr && nl != l && l->log->leader().first == nl->log->id();
+  }, 10s));
+  auto* nl = c->leader();
+  auto w2 = c->apply(*nl, "under the new leader");
+  ASSERT_TRUE(w2);
+  ASSERT_TRUE(c->net.run_until([&] { return l->log->applied_index() >= *w2; }, 5s));
+  EXPECT_FALSE(l->log->config().is_voter(id));
+}
+
+TEST(Demotion, RefusesTheLastVoterAndIsDoneForALearner) {
+  auto c = cluster_with_learners(1, 1);
+  auto* l = c->nodes[0].get();
+  EXPECT_EQ(demote(*c, *l, l->log->id()).error(), errc::invalid_argument);
+  EXPECT_TRUE(demote(*c, *l, c->nodes[1]->log->id()));  // a learner already
+  EXPECT_EQ(demote(*c, *l, 99).error(), errc::node_not_found);
+  EXPECT_EQ(demote(*c, *l, 0).error(), errc::invalid_node_id);
+  EXPECT_EQ(demote(*c, *c->nodes[1], l->log->id()).error(), errc::not_leader);
+  EXPECT_EQ(l->log->config().voter_count(), 1u);
+}
+
+// Demotion is reversible: the same node is promoted again, with its data.
+TEST(Demotion, DemotedNodeCanBePromotedAgain) {
+  auto c = three_node_cluster();
+  auto* l = c->nodes[0].get();
+  const std::uint64_t id = c->nodes[1]->log->id();
+  ASSERT_TRUE(demote(*c, *l, id));
+  ASSERT_FALSE(l->log->config().is_voter(id));
+  ASSERT_TRUE(apply_writes(*c, *l, 3));
+  ASSERT_TRUE(promote(*c, *l, id));
+  ASSERT_TRUE(caught_up(*c, *l));
+  EXPECT_TRUE(l->log->config().is_voter(id));
+  EXPECT_EQ(l->log->config().voter_count(), 3u);
+  // It counts again: with n3 down, n1 and n2 commit.
+  c->net.down[c->nodes[2]->url] = true;
+  EXPECT_TRUE(c->apply(*l, "with n2 voting again"));
+}
+
+// Roles after a demotion survive restarts (the entry is in every log).
+TEST(Demotion, SurvivesRestarts) {
+  auto c = three_node_cluster();
+  auto* l = c->nodes[0].get();
+  const std::uint64_t id = c->nodes[2]->log->id();
+  ASSERT_TRUE(demote(*c, *l, id));
+  ASSERT_TRUE(caught_up(*c, *l));
+  for (auto& n : c->nodes) {
+    c->crash(*n);
+    c->start(*n);
+  }
+  for (auto& n : c->nodes) EXPECT_FALSE(n->log->config().is_voter(id)) << n->url;
+  ASSERT_TRUE(c->net.run_until([&] { return c->leader() != nullptr; }, 10s));
+  EXPECT_NE(c->leader(), c->nodes[2].get());
+}
+
+}  // namespace
+}  // namespace raft::test

@@ -147,7 +147,7 @@ TEST(LogEntryDecoder, LimitIsInclusive) {
 
 TEST(LogEntryDecoder, UnknownTypeIsAProtocolError) {
   std::string in(kEntryHeaderSize, '\0');
-  in[0] = '\x07';
+  in[0] = '\x08';
   StringReader r(in);
   LogEntryDecoder dec(r);
   LogEntry e;
@@ -158,7 +158,7 @@ TEST(LogEntryCodec, RandomizedRoundTrip) {
   std::mt19937_64 rng(20261128);
   const LogEntryType types[] = {LogEntryType::command,     LogEntryType::nop,          LogEntryType::initialize,
                                 LogEntryType::add_peer,    LogEntryType::remove_peer,  LogEntryType::promote_peer,
-                                LogEntryType::bind_token,  LogEntryType::config};
+                                LogEntryType::bind_token,  LogEntryType::demote_peer,  LogEntryType::config};
   std::vector<LogEntry> entries;
   std::string buf;
   StringWriter w(buf);
