@@ -562,6 +562,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // Leadership transfer (thesis §3.10), leader side.
   void do_transfer(std::uint64_t target, Clock::duration timeout, Handler_fn<void> h);
   void maybe_send_timeout_now();
+  // Steps down after a committed change removed or demoted us, telling a
+  // caught-up voter to campaign at once.
+  void step_down_handing_over();
   void end_transfer(std::error_code ec);
   // Leader stickiness (thesis §4.2.3): we follow a leader heard from within
   // an election timeout.
@@ -1420,13 +1423,13 @@ void Log::Impl::advance_commit() {
     // Nobody will tell a removed node about later commits: calls waiting on
     // entries after the removal learn that their outcome is unknown here.
     fail_pending_after(commit_, errc::removed);
-    become_follower(0);
+    step_down_handing_over();
   }
   // So does one demoted to learner: it stays a member and follows whoever
   // the voters elect (it appended nothing after its demotion, see do_apply).
   if (in_config(id_) && !is_voter(id_) && commit_ >= config_.index && state_ == State::leader) {
     logf("demoted to learner; stepping down");
-    become_follower(0);
+    step_down_handing_over();
   }
 }
 
@@ -2917,6 +2920,28 @@ void Log::Impl::do_transfer(std::uint64_t target, Clock::duration timeout, Handl
     end_transfer(make_error_code(errc::timeout));
   });
   maybe_send_timeout_now();
+}
+
+void Log::Impl::step_down_handing_over() {
+  // A voter that holds our whole log (we appended nothing after the change
+  // that ends our leadership) is told to campaign now, as in a transfer:
+  // the cluster is without a leader for one election round instead of an
+  // election timeout. Best effort: if the message is lost, the voters'
+  // election timeouts elect someone as before.
+  std::uint64_t target = 0;
+  for (const auto& n : config_.nodes) {
+    if (n.id == id_ || n.learner) continue;
+    auto it = peers_.find(n.id);
+    if (it != peers_.end() && it->second.match >= last_index()) {
+      target = n.id;
+      break;
+    }
+  }
+  const HeartbeatRequest req{term_, commit_, id_, o_.url, true};
+  become_follower(0);
+  if (target == 0 || !o_.transport) return;
+  logf("handing leadership over to {}", target);
+  o_.transport->heartbeat(url_of(target), req, [](result<HeartbeatResponse>) {});
 }
 
 void Log::Impl::maybe_send_timeout_now() {

@@ -547,6 +547,10 @@ TEST(Demotion, LeaderDemotingItselfStepsDownAndFollowsAsALearner) {
   ASSERT_TRUE(c->net.run_until([&] { return done.has_value(); }, 5s));
   ASSERT_TRUE(*done) << done->error().message();
   EXPECT_NE(l->log->state(), State::leader);
+  // It tells a caught-up voter to campaign at once: a leader well within an
+  // election timeout (the voters' own timeouts would take one at least).
+  EXPECT_TRUE(c->net.run_until([&] { return c->leader() != nullptr; }, kDefaultElectionTimeout / 2))
+      << "no hand-over: the voters waited for their election timeouts";
   ASSERT_TRUE(c->net.run_until([&] {
     auto* nl = c->leader();
     return nl != nullptr && nl != l && l->log->leader().first == nl->log->id();
