@@ -13,6 +13,7 @@
 //   raft-demo catchup     --nodes U,U,... --node U [--from N] [--timeout S]
 //   raft-demo handover    --nodes U,U,... --node U [--token T] [--timeout S]
 //   raft-demo promote     --nodes U,U,... --node U [--timeout S]
+//   raft-demo demote      --nodes U,U,... --node U [--timeout S]
 //
 // Human-readable progress goes to stderr; the one value a script needs (a
 // leader URL, a list of ports) goes to stdout. Exit status 0 iff the step's
@@ -401,14 +402,16 @@ int cmd_handover(const Args& a) {
 }
 
 // Asks the leader to promote learner a.node to voter (raft-kv's POST
-// /admin/promote?id=ID, Log::promote_peer) and checks that the node then
-// reports itself a voter.
-int cmd_promote(const Args& a) {
+// /admin/promote?id=ID, Log::promote_peer), or to demote voter a.node to
+// learner (/admin/demote, Log::demote_peer), and checks that the node then
+// reports its new role.
+int cmd_set_role(const Args& a, bool to_voter) {
   HttpClient http;
   const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(a.timeout * 1000));
+  const char* from = to_voter ? "a learner" : "a voter";
   auto target = get_status(http, a.node, 2s);
-  if (!target || target->id == 0 || !target->learner) {
-    std::fprintf(stderr, "  %snode %s does not answer as a learner%s\n", RED, a.node.c_str(), RESET);
+  if (!target || target->id == 0 || target->learner != to_voter) {
+    std::fprintf(stderr, "  %snode %s does not answer as %s%s\n", RED, a.node.c_str(), from, RESET);
     return 1;
   }
   std::string lurl;
@@ -417,34 +420,35 @@ int cmd_promote(const Args& a) {
     return 1;
   }
   const auto t0 = Clock::now();
-  auto url = parse_url(lurl + "/admin/promote?id=" + std::to_string(target->id));
+  auto url = parse_url(lurl + (to_voter ? "/admin/promote?id=" : "/admin/demote?id=") + std::to_string(target->id));
   auto r = url ? http.request(Method::post, *url, "", deadline) : std::nullopt;
   if (!r || r->status != 204) {
-    std::fprintf(stderr, "  %spromotion refused: %s%s\n", RED, r ? (std::to_string(r->status) + " " + r->body).c_str() : "no answer",
-                 RESET);
+    std::fprintf(stderr, "  %s%s refused: %s%s\n", RED, to_voter ? "promotion" : "demotion",
+                 r ? (std::to_string(r->status) + " " + r->body).c_str() : "no answer", RESET);
     return 1;
   }
-  const double promoted_ms = ms_since(t0);
+  const double done_ms = ms_since(t0);
   std::optional<Status> now;
   while (Clock::now() < deadline) {
     now = get_status(http, a.node);
-    if (now && !now->learner) break;
+    if (now && now->learner != to_voter) break;
     std::this_thread::sleep_for(5ms);
   }
-  if (!now || now->learner) {
-    std::fprintf(stderr, "  %snode %s still a learner after its promotion committed%s\n", RED, a.node.c_str(), RESET);
+  if (!now || now->learner == to_voter) {
+    std::fprintf(stderr, "  %snode %s still %s after the change committed%s\n", RED, a.node.c_str(), from, RESET);
     return 1;
   }
-  std::fprintf(stderr, "  %snode %llu%s promoted to voter by %s: committed %s%.0f ms%s after the request\n", BOLD,
-               (unsigned long long)now->id, RESET, lurl.c_str(), BOLD, promoted_ms, RESET);
-  std::printf("%.0f\n", promoted_ms);
+  std::fprintf(stderr, "  %snode %llu%s %s by %s: committed %s%.0f ms%s after the request\n", BOLD,
+               (unsigned long long)now->id, RESET, to_voter ? "promoted to voter" : "demoted to learner", lurl.c_str(),
+               BOLD, done_ms, RESET);
+  std::printf("%.0f\n", done_ms);
   return 0;
 }
 
 int usage() {
   std::fprintf(stderr,
                "usage: raft-demo ports N\n"
-               "       raft-demo status|wait-leader|write|check|failover|catchup|handover|promote --nodes URL,URL,... [options]\n"
+               "       raft-demo status|wait-leader|write|check|failover|catchup|handover|promote|demote --nodes URL,URL,... [options]\n"
                "options: --count N --workers N --token T --exclude URL --timeout S --kill-pid PID --old-leader URL --node URL --from N\n");
   return 2;
 }
@@ -481,7 +485,8 @@ int main(int argc, char** argv) {
     if (cmd == "failover") return cmd_failover(a);
     if (cmd == "catchup") return a.node.empty() ? usage() : cmd_catchup(a);
     if (cmd == "handover") return a.node.empty() ? usage() : cmd_handover(a);
-    if (cmd == "promote") return a.node.empty() ? usage() : cmd_promote(a);
+    if (cmd == "promote") return a.node.empty() ? usage() : cmd_set_role(a, true);
+    if (cmd == "demote") return a.node.empty() ? usage() : cmd_set_role(a, false);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "raft-demo: %s\n", e.what());
     return 2;
