@@ -14,7 +14,9 @@
 // replaces a member: removes it through the leader (POST /raft/leave), kills
 // it, wipes its directory and starts a fresh node at the same URL that joins
 // again (a new id, a new join token, the state from the others); or it
-// hands leadership to a random member (POST /admin/transfer-leadership).
+// hands leadership to a random member (POST /admin/transfer-leadership); or
+// it demotes a member (the leader half the time) to learner and, after a
+// while of client traffic, promotes it again (POST /admin/demote, /promote).
 //
 // Each client thread records every operation with steady-clock invoke and
 // complete times. A definite answer becomes a definite operation; a timeout,
@@ -270,6 +272,25 @@ class Cluster {
     auto url = parse_url(urls_[*l] + "/admin/transfer-leadership?to=" + std::to_string(id));
     auto r = c.request(Method::post, *url, "", Clock::now() + 7s);
     return r && r->status == 204;
+  }
+
+  // Asks the leader to demote member `id` to learner (voter = false) or to
+  // promote it to voter, retrying while there is no leader, a change is
+  // still committing, or leadership moves, until `budget` has passed; true
+  // once done (204).
+  bool set_role(std::uint64_t id, bool voter, Clock::duration budget) {
+    const auto deadline = Clock::now() + budget;
+    const std::string path = voter ? "/admin/promote?id=" : "/admin/demote?id=";
+    while (Clock::now() < deadline) {
+      if (auto l = leader(2s)) {
+        HttpClient c;
+        auto url = parse_url(urls_[*l] + path + std::to_string(id));
+        auto r = c.request(Method::post, *url, "", std::min(deadline, Clock::now() + 7s));
+        if (r && r->status == 204) return true;
+      }
+      std::this_thread::sleep_for(200ms);
+    }
+    return false;
   }
 
   // Makes node i drop its traffic to `peers` (empty: heal). Best effort.
@@ -532,8 +553,8 @@ void client_loop(const Options& o, const std::vector<std::string>& nodes, int in
 // ---------------------------------------------------------------- nemesis
 
 struct FaultCounts {
-  int kill = 0, kill_leader = 0, pause = 0, isolate = 0, split = 0, replace = 0, transfer = 0;
-  int total() const { return kill + pause + isolate + split + replace + transfer; }
+  int kill = 0, kill_leader = 0, pause = 0, isolate = 0, split = 0, replace = 0, transfer = 0, demote = 0;
+  int total() const { return kill + pause + isolate + split + replace + transfer + demote; }
 };
 
 // Sleeps up to `d`, returning early when the run's end comes (polled).
@@ -561,14 +582,14 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
         if (auto l = cl.leader(1s)) return *l;
       return static_cast<int>(rng() % n);
     };
-    if (dice < 27) {
+    if (dice < 25) {
       const int v = pick();
       std::printf("  [nemesis] t=%5.1fs SIGKILL node %d\n", now_us() / 1e6, v + 1);
       cl.kill9(v);
       ++fc.kill;
       nap(ms(200, 3000), end + 0s);
       cl.start(v);
-    } else if (dice < 50) {
+    } else if (dice < 47) {
       const int v = pick();
       // Shorter than the clients' op timeout: ops in flight at a paused
       // leader mostly complete, keeping indeterminate ops rare.
@@ -579,7 +600,7 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
       ++fc.pause;
       nap(d, end + 0s);
       cl.resume(v);
-    } else if (dice < 72) {
+    } else if (dice < 69) {
       const int v = pick();
       std::vector<int> rest;
       for (int i = 0; i < n; ++i)
@@ -589,7 +610,7 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
       ++fc.isolate;
       nap(ms(500, 3000), end);
       cl.heal_network();
-    } else if (dice < 86) {
+    } else if (dice < 83) {
       std::vector<int> all(n);
       for (int i = 0; i < n; ++i) all[i] = i;
       std::shuffle(all.begin(), all.end(), rng);
@@ -604,7 +625,7 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
       ++fc.split;
       nap(ms(500, 3000), end);
       cl.heal_network();
-    } else if (dice < 93) {
+    } else if (dice < 89) {
       // Leadership handed to a random member (raft-kv's admin endpoint,
       // Log::transfer_leadership) while the clients keep going.
       const int v = static_cast<int>(rng() % n);
@@ -613,6 +634,27 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
       std::printf("  [nemesis] t=%5.1fs transfer leadership to node %d (id %llu): %s\n", now_us() / 1e6, v + 1,
                   static_cast<unsigned long long>(*id), cl.transfer_leadership(*id) ? "done" : "not done");
       ++fc.transfer;
+    } else if (dice < 95) {
+      // A member (the leader half the time: it steps down, handing over)
+      // made a learner for a while, then a voter again (Log::demote_peer,
+      // promote_peer through raft-kv's admin endpoints) while the clients
+      // keep going. With three nodes the two voters left make every
+      // majority meanwhile.
+      const int v = pick();
+      const auto id = cl.node_id(v);
+      if (!id) continue;
+      const bool demoted = cl.set_role(*id, false, 10s);
+      std::printf("  [nemesis] t=%5.1fs demote node %d (id %llu): %s\n", now_us() / 1e6, v + 1,
+                  static_cast<unsigned long long>(*id), demoted ? "done" : "not done");
+      ++fc.demote;
+      if (!demoted) continue;
+      nap(ms(500, 3000), end + 0s);
+      const bool promoted = cl.set_role(*id, true, 30s);
+      std::printf("  [nemesis] t=%5.1fs promote node %d (id %llu) again: %s\n", now_us() / 1e6, v + 1,
+                  static_cast<unsigned long long>(*id), promoted ? "done" : "not done");
+      // Left a learner, the cluster would lose its fault tolerance for the
+      // rest of the run: the promotion must go through once faults stop.
+      if (!promoted) note_unexpected("node " + std::to_string(v + 1) + " not promoted again within 30 s");
     } else {
       // Replace a member (the leader half the time: it removes itself and
       // steps down). Its data is wiped only once the removal is known to
@@ -757,9 +799,9 @@ int run(Options& o) {
     std::printf("  operations: %zu (%zu indeterminate), %d keys, %d clients, %llu client ids\n", history.size(), unknown,
                 o.keys, o.clients, static_cast<unsigned long long>(g_next_client.load() - 1));
     std::printf(
-        "  faults: %d (SIGKILL+restart %d, SIGSTOP/SIGCONT %d, isolate %d, split %d, replace %d, transfer %d) + final "
+        "  faults: %d (SIGKILL+restart %d, SIGSTOP/SIGCONT %d, isolate %d, split %d, replace %d, transfer %d, demote+promote %d) + final "
         "full restart\n",
-        fc.total(), fc.kill, fc.pause, fc.isolate, fc.split, fc.replace, fc.transfer);
+        fc.total(), fc.kill, fc.pause, fc.isolate, fc.split, fc.replace, fc.transfer, fc.demote);
     std::printf("  checker: %.2f s, %llu steps, %zu keys: %s\n", check_s, static_cast<unsigned long long>(res.steps),
                 res.keys_checked, std::string(lincheck::to_string(res.verdict)).c_str());
     if (!res.explanation.empty()) std::printf("  key %s: %s\n", res.key.c_str(), res.explanation.c_str());
