@@ -650,6 +650,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   bool resuming_promotion_ = false;  // resume_promotion's request or retry timer is live
   bool set_promote_intent(bool on);
   void resume_promotion();
+  // Drops the intent once a committed configuration in our log makes us a
+  // voter: a node that crashed before the leader's answer came, and was
+  // demoted meanwhile, must not undo the demotion by asking again.
+  void maybe_drop_promote_intent();
   bool save_join_config(const Config& c);
   bool confirmed_member() const;
   void maybe_confirm();
@@ -916,7 +920,8 @@ result<void> Log::Impl::open(const std::string& path) {
     // A single-node cluster elects itself at once instead of waiting.
     if (config_.voter_count() == 1 && is_voter(id_)) on_election_timeout();
     // Joined with catch_up_first and restarted before hearing that the
-    // promotion committed: ask for it again.
+    // promotion committed: ask for it again, unless our log shows it did.
+    if (promote_intent_) maybe_drop_promote_intent();
     if (promote_intent_ && id_ != 0) resume_promotion();
   });
   return {};
@@ -1437,6 +1442,7 @@ void Log::Impl::set_commit(std::uint64_t c) {
   if (c <= commit_) return;
   commit_ = std::min(c, last_index());
   if (provisional_) maybe_confirm();
+  if (promote_intent_) maybe_drop_promote_intent();
   settle_pending();
   if (!pending_reads_.empty()) settle_reads();
   maybe_apply();
@@ -1832,6 +1838,7 @@ result<void> Log::Impl::on_snapshot_event(InStream& s, const detail::StreamEvent
   config_ = configs_.empty() ? base_config_ : configs_.back();
   pending_restore_ = *meta;
   if (provisional_) maybe_confirm();
+  if (promote_intent_) maybe_drop_promote_intent();
   settle_pending();
   maybe_apply();
   publish();
@@ -2431,6 +2438,21 @@ void Log::Impl::promote_attempt(int attempt, Handler_fn<void> h) {
       fail(h, errc::protocol_error);
     });
   });
+}
+
+void Log::Impl::maybe_drop_promote_intent() {
+  auto voter = [this](const Config& c) {
+    const auto* me = c.node_by_id(id_);
+    return me && me->url == o_.url && !me->learner;
+  };
+  bool promoted = id_ != 0 && voter(base_config_);
+  for (const auto& c : configs_) {
+    if (promoted || c.index > commit_) break;
+    promoted = voter(c);
+  }
+  if (!promoted) return;
+  logf("our promotion has committed");
+  set_promote_intent(false);
 }
 
 bool Log::Impl::set_promote_intent(bool on) {

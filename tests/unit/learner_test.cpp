@@ -49,6 +49,10 @@ result<void> promote(LocalCluster& c, LocalNode& l, std::uint64_t id) {
   return c.call<void>([&](auto h) { l.log->start_promote_peer(id, {}, std::move(h)); });
 }
 
+result<void> demote(LocalCluster& c, LocalNode& l, std::uint64_t id) {
+  return c.call<void>([&](auto h) { l.log->start_demote_peer(id, std::move(h)); });
+}
+
 // 3 voters (n1 leads) and learner n4, after `writes` writes up to `last`.
 struct WithOneLearner {
   std::unique_ptr<LocalCluster> c;
@@ -342,6 +346,35 @@ TEST(Learner, JoinCatchUpFirstIsResumedAfterARestart) {
   EXPECT_TRUE(c->net.run_until([&] { return !has_promote_intent(x); }, 5s));
 }
 
+// The intent ends once the node's own log shows its promotion committed,
+// answer or no answer: restarted after being demoted again meanwhile, it
+// does not ask to be promoted (which would undo the operator's demotion).
+TEST(Learner, JoinCatchUpFirstIntentEndsWithACommittedPromotion) {
+  auto c = three_node_cluster();
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  auto& x = c->add();
+  auto joined = std::make_shared<std::optional<result<void>>>();
+  x.log->start_join(l->url, {.catch_up_first = true}, [joined](result<void> r) { *joined = r; });
+  ASSERT_TRUE(c->net.run_until([&] { return x.log->id() != 0; }, 5s));
+  // From now on the answers to x's promotion requests are lost.
+  c->net.hold_join_replies = true;
+  ASSERT_TRUE(c->net.run_until([&] {
+    const auto cfg = x.log->config();
+    return cfg.is_voter(x.log->id()) && x.log->commit_index() >= cfg.index;
+  }, 10s));
+  const std::uint64_t id = x.log->id();
+  ASSERT_FALSE(joined->has_value());
+  EXPECT_TRUE(c->net.run_until([&] { return !has_promote_intent(x); }, 1s)) << "the intent outlived the committed promotion";
+  c->crash(x);
+  c->net.held_join_replies.clear();  // lost for good
+  c->net.hold_join_replies = false;
+  ASSERT_TRUE(demote(*c, *l, id));
+  c->start(x);
+  c->net.run_for(20 * kDefaultElectionTimeout);
+  EXPECT_FALSE(l->log->config().is_voter(id)) << "the restarted node undid its demotion";
+}
+
 // join() with catch_up_first gives up after its retries (the leader cannot
 // see the joiner catch up) and says so; the node goes on asking, and is
 // promoted once it catches up.
@@ -480,10 +513,6 @@ namespace raft::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-result<void> demote(LocalCluster& c, LocalNode& l, std::uint64_t id) {
-  return c.call<void>([&](auto h) { l.log->start_demote_peer(id, std::move(h)); });
-}
 
 // Until every node holds the leader's whole log, committed.
 bool caught_up(LocalCluster& c, LocalNode& l) {

@@ -103,6 +103,10 @@ class LocalNetwork {
   bool hold_heartbeat_replies = false;
   std::vector<std::function<void()>> held_heartbeat_replies;
   void release_heartbeat_replies() { run_held(held_heartbeat_replies); }
+  // While set, answers to join requests sent meanwhile are kept here, never
+  // delivered unless run_held() is called on them (a lost answer).
+  bool hold_join_replies = false;
+  std::vector<std::function<void()>> held_join_replies;
   // Forwarded reads (Transport::read_index) sent, and, while set, their
   // answers kept back like heartbeat replies.
   std::uint64_t read_index_requests = 0;
@@ -188,6 +192,11 @@ struct LocalStream final : StreamHandle, StreamWriter, std::enable_shared_from_t
 };
 
 inline void LocalTransport::join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) {
+  if (net_.hold_join_replies) {
+    h = [this, inner = std::move(h)](result<JoinResponse> r) mutable {
+      net_.held_join_replies.push_back([inner = std::move(inner), r]() mutable { inner(std::move(r)); });
+    };
+  }
   // Follows the leader hint as HTTPTransport does.
   auto attempt = std::make_shared<std::function<void(std::string, int)>>();
   *attempt = [this, req, h, attempt](std::string target, int hops) {
