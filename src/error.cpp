@@ -53,6 +53,7 @@ constexpr Entry kMessages[] = {
     {errc::node_url_mismatch, "node id belongs to another url"},
     {errc::transfer_in_progress, "leadership transfer in progress"},
     {errc::not_voter, "node is not a voter"},
+    {errc::unauthorized, "unauthorized"},
 };
 
 class Category final : public std::error_category {

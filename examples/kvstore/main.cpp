@@ -30,6 +30,7 @@
 #include <charconv>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -59,6 +60,12 @@ A replicated key-value service on raft::Log.
                           that serves reads without counting toward any
                           majority; POST /admin/promote?id=ID on the leader
                           makes it a voter
+  --auth-token-file PATH  the cluster's shared secret, one line of visible
+                          ASCII: /raft/* (but the ping) and /admin/* then
+                          require `Authorization: Bearer <token>`, and this
+                          node sends it to its peers. Give every member the
+                          same file. Clear text on the wire: keep the
+                          cluster's network private.
   --advertise URL         URL other nodes use to reach this one
                           (default: http://HOST:PORT of --listen)
   --snapshot-entries N    take a snapshot and compact the log every N applied
@@ -84,7 +91,7 @@ POST /admin/demote?id=ID makes voter ID a learner.
 )";
 
 struct Options {
-  std::string dir, listen, join, advertise;
+  std::string dir, listen, join, advertise, auth_token;
   std::uint64_t snapshot_entries = 10000;
   bool no_sync = false, test_faults = false, quiet = false, learner = false;
   std::chrono::microseconds busy_poll{0};
@@ -238,6 +245,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return reply_text(http::status::no_content, "", true);
     }
     if (path == "/admin/transfer-leadership" || path == "/admin/promote" || path == "/admin/demote") {
+      if (!authorized()) return reply_text(http::status::unauthorized, "unauthorized", true);
       if (req_.method() != http::verb::post) return reply_text(http::status::method_not_allowed, "use POST", true);
       const bool transfer = path == "/admin/transfer-leadership";
       const char* key = transfer ? "to" : "id";
@@ -292,6 +300,13 @@ class Session : public std::enable_shared_from_this<Session> {
       net::post(self->stream_->get_executor(),
                 [self, r] { self->reply_admin(r, "transfer not done in time; still leader"); });
     });
+  }
+
+  // Admin calls change the cluster: with --auth-token-file they need the
+  // token, as /raft/* does (raft::HandlerOptions::auth_token).
+  bool authorized() const {
+    if (node_.opts.auth_token.empty()) return true;
+    return req_.count(http::field::authorization) == 1 && node_.handler->authorizes(req_[http::field::authorization]);
   }
 
   // The answer to an admin call (a transfer, a promotion): 204 once done.
@@ -452,6 +467,21 @@ class Listener : public std::enable_shared_from_this<Listener> {
   Node& node_;
 };
 
+// The token in `path`: its first line, without the line end. Refused
+// (std::invalid_argument) if unreadable, empty, or not visible ASCII (it
+// goes into an HTTP header).
+std::string read_auth_token(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  if (!f || !std::getline(f, line)) throw std::invalid_argument("--auth-token-file: cannot read " + path);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty()) throw std::invalid_argument("--auth-token-file: " + path + " starts with an empty line");
+  for (unsigned char ch : line)
+    if (ch < 0x21 || ch > 0x7e)
+      throw std::invalid_argument("--auth-token-file: the token must be visible ASCII (no spaces or control characters)");
+  return line;
+}
+
 bool parse_args(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -466,7 +496,11 @@ bool parse_args(int argc, char** argv, Options& o) {
     else if (a == "--listen") value(o.listen);
     else if (a == "--join") value(o.join);
     else if (a == "--advertise") value(o.advertise);
-    else if (a == "--snapshot-entries") {
+    else if (a == "--auth-token-file") {
+      std::string path;
+      value(path);
+      o.auth_token = read_auth_token(path);
+    } else if (a == "--snapshot-entries") {
       std::string v;
       value(v);
       std::size_t pos = 0;
@@ -531,7 +565,9 @@ int main(int argc, char** argv) {
 
   Node node;
   node.opts = opts;
-  raft::HTTPTransport http_transport(io.get_executor());
+  raft::HTTPTransportOptions hto;
+  hto.auth_token = opts.auth_token;
+  raft::HTTPTransport http_transport(io.get_executor(), hto);
   FaultyTransport faults(http_transport, io.get_executor());
   node.faults = &faults;
 
@@ -551,7 +587,7 @@ int main(int argc, char** argv) {
     lo.logger = [](std::string_view line) { std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data()); };
   raft::Log log(lo);
   node.log = &log;
-  raft::Handler handler(log);
+  raft::Handler handler(log, {.auth_token = opts.auth_token});
   node.handler = &handler;
 
   if (auto r = log.open(opts.dir); !r) {

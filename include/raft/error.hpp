@@ -60,6 +60,7 @@ enum class errc : int {
   node_url_mismatch,     // the configuration gives the node's id to another URL
   transfer_in_progress,  // the leader is handing leadership over: no new entries
   not_voter,             // the node is a learner: it cannot lead or be made to
+  unauthorized,          // a request without the cluster's auth token (HTTP 401)
 };
 
 const std::error_category& error_category() noexcept;

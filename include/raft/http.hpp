@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace raft {
 
@@ -58,6 +59,10 @@ struct HTTPTransportOptions {
   // upstream while a response streams. Either way acks may also go by POST
   // (before the stream is up, or while a channel write is in flight).
   bool ack_channel = true;
+  // Sent with every request as `Authorization: Bearer <token>` when not
+  // empty: the cluster's shared secret (HandlerOptions::auth_token). A peer
+  // that refuses it answers 401, errc::unauthorized (not retried by join).
+  std::string auth_token;
 };
 
 class HTTPTransport final : public Transport {
@@ -123,17 +128,33 @@ struct ServerOptions {
 // GET /raft/status (JSON), GET /raft/metrics (Prometheus text).
 // Bad parameters: 400 with the seed's X-Raft-Error texts ("invalid term"...).
 // Service errors: X-Raft-Error: <errc message> and 421 (not leader, with
-// X-Raft-Leader-URL), 403 (cluster id mismatch), 503 (no leader), 500 else.
+// X-Raft-Leader-URL), 403 (cluster id mismatch), 503 (no leader), 500 else;
+// 401 (unauthorized) without HandlerOptions::auth_token when one is set.
 // Protocol refusals (stale term, already voted...) are answers: 200 with
 // X-Raft-Error next to the X-Raft-Term/X-Raft-Index headers.
+struct HandlerOptions {
+  // When not empty, every /raft/* request but GET /raft/ping must carry
+  // `Authorization: Bearer <auth_token>`, else 401 (X-Raft-Error:
+  // unauthorized) and nothing is done: without it, anything that can reach
+  // the port can remove members (POST /raft/leave) or join. Give every
+  // member the same token, and the same to its HTTPTransportOptions. The
+  // token crosses the network in clear text: a private network, or TLS
+  // in front, keeps it secret.
+  std::string auth_token;
+};
+
 class Handler {
  public:
-  explicit Handler(Service& service);
+  explicit Handler(Service& service, HandlerOptions opts = {});
   ~Handler();
   Handler(const Handler&) = delete;
   Handler& operator=(const Handler&) = delete;
 
   Service& service() const noexcept;
+  // Whether an Authorization header value carries HandlerOptions::auth_token
+  // (always true without one): for an application's own endpoints that
+  // should be guarded like /raft/* (raft-kv's /admin/*).
+  bool authorizes(std::string_view authorization) const noexcept;
 
   struct Impl;  // defined in src/http/server.cpp
   Impl& impl() const noexcept { return *impl_; }

@@ -12,6 +12,7 @@
 namespace raft::http_detail {
 
 inline constexpr std::string_view kHeaderClusterID = "X-Raft-Cluster-ID";
+inline constexpr std::string_view kBearerPrefix = "Bearer ";
 inline constexpr std::string_view kHeaderError = "X-Raft-Error";
 inline constexpr std::string_view kHeaderID = "X-Raft-ID";
 inline constexpr std::string_view kHeaderLeaderID = "X-Raft-Leader-ID";

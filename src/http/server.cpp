@@ -211,8 +211,27 @@ bool valid_node_url(std::string_view s) {
 // ---------------------------------------------------------------- Handler
 
 struct Handler::Impl {
-  explicit Impl(Service& s) : svc(s) {}
+  Impl(Service& s, HandlerOptions o) : svc(s), opts(std::move(o)) {}
   Service& svc;
+  HandlerOptions opts;
+
+  // Whether `req` carries the auth token (HandlerOptions::auth_token).
+  bool authorized(const Request& req) const {
+    if (opts.auth_token.empty()) return true;
+    return req.count(http::field::authorization) == 1 && authorizes(opts, req[http::field::authorization]);
+  }
+  static bool authorizes(const HandlerOptions& o, std::string_view authorization) noexcept {
+    if (o.auth_token.empty()) return true;
+    if (authorization.substr(0, kBearerPrefix.size()) != kBearerPrefix) return false;
+    const std::string_view given = authorization.substr(kBearerPrefix.size());
+    const std::string_view want = o.auth_token;
+    // In time independent of where the first difference is, so that
+    // response times do not reveal the token byte by byte.
+    unsigned char diff = given.size() == want.size() ? 0 : 1;
+    for (std::size_t i = 0; i < want.size(); ++i)
+      diff |= static_cast<unsigned char>(want[i] ^ (i < given.size() ? given[i] : 0));
+    return diff == 0;
+  }
 
   Reply service_error(const std::error_code& ec) {
     Reply r = error_reply(status_for(ec), ec.message());
@@ -227,9 +246,12 @@ struct Handler::Impl {
   void handle(const Request& req, ReplyFn cb);
 };
 
-Handler::Handler(Service& service) : impl_(std::make_unique<Impl>(service)) {}
+Handler::Handler(Service& service, HandlerOptions opts) : impl_(std::make_unique<Impl>(service, std::move(opts))) {}
 Handler::~Handler() = default;
 Service& Handler::service() const noexcept { return impl_->svc; }
+bool Handler::authorizes(std::string_view authorization) const noexcept {
+  return Impl::authorizes(impl_->opts, authorization);
+}
 
 void Handler::Impl::handle(const Request& req, ReplyFn cb) {
   Params p;
@@ -257,6 +279,13 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
   if (req.method() != verb && !head_ok) {
     Reply r = error_reply(http::status::method_not_allowed, "method not allowed");
     r.res.set(http::field::allow, http::to_string(verb));
+    return cb(std::move(r));
+  }
+
+  // The cluster's shared secret, if it has one: everything but the ping.
+  if (op != Op::ping && !authorized(req)) {
+    Reply r = error_reply(http::status::unauthorized, make_error_code(errc::unauthorized).message());
+    r.res.set(http::field::www_authenticate, "Bearer");
     return cb(std::move(r));
   }
 

@@ -259,6 +259,7 @@ void HTTPTransport::Impl::exchange(std::string url, std::string path_query, http
   req.set(http::field::host, t->port == "80" ? t->host : t->host + ":" + t->port);
   req.set(http::field::user_agent, "raft-http");
   if (auto cid = cluster_id.load(); cid != 0) req.set(kHeaderClusterID, std::to_string(cid));
+  if (!opts.auth_token.empty()) req.set(http::field::authorization, std::string(kBearerPrefix) + opts.auth_token);
   req.keep_alive(true);
   req.prepare_payload();
   std::make_shared<Call>(shared_from_this(), std::move(*t), std::move(req), std::move(done))->start();
@@ -570,6 +571,8 @@ std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, c
   r.set(http::field::host, t->port == "80" ? t->host : t->host + ":" + t->port);
   r.set(http::field::user_agent, "raft-http");
   if (auto cid = impl_->cluster_id.load(); cid != 0) r.set(kHeaderClusterID, std::to_string(cid));
+  if (!impl_->opts.auth_token.empty())
+    r.set(http::field::authorization, std::string(kBearerPrefix) + impl_->opts.auth_token);
   // Acks on this connection are credited to the stream's node, so they are
   // asked for only by a follower that names itself (its URL).
   if (impl_->opts.ack_channel && !req.url.empty()) r.set(kHeaderAckChannel, "1");

@@ -140,10 +140,11 @@ class RealCluster : public ::testing::Test {
     std::filesystem::remove_all(root_);
   }
 
-  Node& add() {
+  // `token`: the node's HandlerOptions/HTTPTransportOptions::auth_token.
+  Node& add(const std::string& token = {}) {
     auto n = std::make_unique<Node>();
     n->dir = (root_ / ("n" + std::to_string(nodes_.size() + 1))).string();
-    n->handler = std::make_unique<Handler>(n->late);
+    n->handler = std::make_unique<Handler>(n->late, HandlerOptions{token});
     n->server = std::make_unique<Server>(io_.get_executor(), *n->handler);
     auto port = n->server->listen("127.0.0.1", 0);
     EXPECT_TRUE(port);
@@ -152,6 +153,7 @@ class RealCluster : public ::testing::Test {
     HTTPTransportOptions to;
     to.request_timeout_ms = 500;
     to.connect_timeout_ms = 300;
+    to.auth_token = token;
     n->transport = std::make_unique<HTTPTransport>(io_.get_executor(), to);
     nodes_.push_back(std::move(n));
     start(*nodes_.back());
@@ -185,12 +187,13 @@ class RealCluster : public ::testing::Test {
       if (n->log && n->log->state() == State::leader) return n.get();
     return nullptr;
   }
-  // Forms a cluster of `count` nodes by initialize + join (through node 1).
-  void form(std::size_t count) {
-    auto& first = add();
+  // Forms a cluster of `count` nodes by initialize + join (through node 1),
+  // each with the auth token `token` (none if empty).
+  void form(std::size_t count, const std::string& token = {}) {
+    auto& first = add(token);
     ASSERT_TRUE(first.log->initialize());
     for (std::size_t i = 1; i < count; ++i) {
-      auto& n = add();
+      auto& n = add(token);
       auto r = n.log->join(first.url);
       ASSERT_TRUE(r) << r.error().message();
     }
@@ -237,6 +240,26 @@ TEST_F(RealCluster, ThreeNodesFormByInitializeAndJoinAndReplicate) {
     auto d = n->fsm.data();
     for (int i = 0; i < 100; ++i) ASSERT_EQ(d[i], "c" + std::to_string(i));
   }
+}
+
+// A cluster with a shared secret (every request carries it: joins, streams,
+// acks, heartbeats, votes) forms, replicates and elects a new leader as any;
+// a node without the secret is refused at its join with errc::unauthorized.
+TEST_F(RealCluster, SharedSecretGuardsTheCluster) {
+  ASSERT_NO_FATAL_FAILURE(form(3, "the-secret"));
+  for (int i = 0; i < 20; ++i) apply_via_leader("s" + std::to_string(i));
+  ASSERT_TRUE(all_have(20));
+  auto& stranger = add("not-the-secret");
+  auto r = stranger.log->join(nodes_[0]->url);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::unauthorized);
+  EXPECT_EQ(stranger.log->id(), 0u);
+  EXPECT_EQ(leader()->log->config().nodes.size(), 3u);
+  Node* old = leader();
+  ASSERT_NE(old, nullptr);
+  stop(*old);
+  ASSERT_TRUE(eventually([&] { return leader() != nullptr; }, 10s));
+  EXPECT_NE(apply_via_leader("after"), 0u);
 }
 
 // Reads over real HTTP heartbeats: each read_barrier at the leader finds
