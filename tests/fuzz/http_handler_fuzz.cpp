@@ -6,12 +6,16 @@
 // Service that answers at once.
 //
 // Input: byte 0 picks the Service's answer (success or an errc), byte 1 its
-// cluster id (0 or 7); the rest is the request bytes.
+// cluster id (0 or 7: bit 0) and whether the Handler has an auth token
+// ("tok": bit 7); the rest is the request bytes.
 //
 // Invariants beyond "no crash":
 // * exactly one reply, synchronously; its status is one the Handler documents
-//   (200, 400, 403, 404, 405, 421, 500, 503, 505, or the stream go-ahead);
-//   every error reply carries X-Raft-Error and repeats it as the body;
+//   (200, 400, 403, 404, 405, 421, 500, 503, 505, or the stream go-ahead;
+//   401 only with a token); every error reply carries X-Raft-Error and
+//   repeats it as the body;
+// * with a token, nothing but a ping is served unless the request has
+//   exactly one `Authorization: Bearer tok`;
 // * a Service call only receives valid parameters (non-zero terms and ids,
 //   an absolute http(s) join URL), and a request naming another cluster
 //   never reaches the Service;
@@ -239,12 +243,14 @@ void check_call(const Call& c) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   fuzz::Input in(data, size);
   const errc answer = kAnswers[in.byte() & 7];
-  const std::uint64_t cid = (in.byte() & 1) ? 7 : 0;
+  const std::uint8_t b1 = in.byte();
+  const std::uint64_t cid = (b1 & 1) ? 7 : 0;
+  const bool with_token = (b1 & 0x80) != 0;
   auto req = parse(in.rest());
   if (!req) return 0;
 
   FakeService svc(answer, cid);
-  Handler handler(svc);
+  Handler handler(svc, {.auth_token = with_token ? "tok" : ""});
   Reply r = dispatch(handler, *req);
   Call call = svc.call;
   const unsigned st = r.res.result_int();
@@ -262,9 +268,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }();
   if (other_cluster) FUZZ_CHECK(std::holds_alternative<std::monostate>(call), "another cluster's request served");
 
+  if (with_token && (st == 200 || !std::holds_alternative<std::monostate>(call))) {
+    // Served (a Service call, a stream, a status or metrics answer) only
+    // with the token; the ping answers anyone.
+    auto u = boost::urls::parse_origin_form(req->target());
+    const bool ping = u && u->path() == "/raft/ping";
+    FUZZ_CHECK(ping || (req->count(http::field::authorization) == 1 &&
+                        (*req)[http::field::authorization] == "Bearer tok"),
+               "served without the token (status %u)", st);
+  }
   const std::string err(r.res[http_detail::kHeaderError]);
   switch (st) {
     case 200: break;
+    case 401:
+      FUZZ_CHECK(with_token && err == "unauthorized", "401 without a token configured, or not saying so");
+      [[fallthrough]];
     case 400: case 403: case 404: case 405: case 421: case 500: case 503: case 505:
       FUZZ_CHECK(!err.empty() && r.res.body() == err + "\n", "error reply %u without X-Raft-Error", st);
       break;

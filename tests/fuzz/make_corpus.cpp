@@ -281,6 +281,12 @@ void http_handler() {
   put("http_handler", "duplicate-param", ctl({0, 0}) + request("POST", "/raft/leave?id=3&id=4"));
   put("http_handler", "wrong-method", ctl({0, 0}) + request("GET", "/raft/vote?term=1"));
   put("http_handler", "not-found", ctl({0, 0}) + request("GET", "/raft/p%69ng/x?"));
+  // Bit 7 of the second byte: the Handler wants the token "tok".
+  put("http_handler", "auth-ok", ctl({0, 0x81}) + request("POST", "/raft/leave?id=3", cid + "Authorization: Bearer tok\r\n"));
+  put("http_handler", "auth-wrong", ctl({0, 0x80}) + request("POST", "/raft/heartbeat?term=5&commitIndex=0&leaderID=1",
+                                                              "Authorization: Bearer tol\r\n"));
+  put("http_handler", "auth-missing", ctl({0, 0x80}) + request("GET", "/raft/stream?id=2&term=6&index=12&logTerm=5"));
+  put("http_handler", "auth-ping", ctl({0, 0x80}) + request("GET", "/raft/ping"));
   put("http_handler", "chunked-body", ctl({3, 0}) + "POST /raft/ack?id=1&term=1&index=0 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
 }
 
