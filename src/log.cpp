@@ -645,7 +645,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // the first join request, so a node that restarts between joining as a
   // learner and its promotion asks for it again (resume_promotion) instead
   // of staying a learner nobody meant it to be. Removed once a leader
-  // answers that the promotion committed, or refuses this node as removed.
+  // answers that the promotion committed, once our own log has it committed
+  // (maybe_drop_promote_intent), or when a leader refuses us as removed.
   bool promote_intent_ = false;
   bool resuming_promotion_ = false;  // resume_promotion's request or retry timer is live
   bool set_promote_intent(bool on);
