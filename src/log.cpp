@@ -651,6 +651,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   bool resuming_promotion_ = false;  // resume_promotion's request or retry timer is live
   bool set_promote_intent(bool on);
   void resume_promotion();
+  // The end of a round of promotion requests (join()'s or
+  // resume_promotion's): the intent ends with the promotion or a removal;
+  // otherwise, if `ask_again`, the node asks again an election timeout later.
+  void promotion_round_ended(const result<void>& r, bool ask_again);
   // Drops the intent once a committed configuration in our log makes us a
   // voter: a node that crashed before the leader's answer came, and was
   // demoted meanwhile, must not undo the demotion by asking again.
@@ -2387,11 +2391,9 @@ void Log::Impl::join_attempt(std::string url, int attempt, Handler_fn<void> h) {
       self->resuming_promotion_ = true;  // join() asks; resume_promotion waits its turn
       self->promote_attempt(0, [self, ep, h = std::move(h)](result<void> r) mutable {
         if (self->epoch_ != ep) return h(r);
-        self->resuming_promotion_ = false;
-        if (r || r.error() == errc::removed || r.error() == errc::node_not_found) self->set_promote_intent(false);
         // Given up on for now (its retries ran out): the caller learns so,
         // and the node goes on asking, as after a restart.
-        else if (retry_join(r.error())) self->after_on_strand(self->o_.election_timeout, [i = self.get()] { i->resume_promotion(); });
+        self->promotion_round_ended(r, !r && retry_join(r.error()));
         h(r);
       });
     });
@@ -2482,16 +2484,20 @@ void Log::Impl::resume_promotion() {
   resuming_promotion_ = true;
   logf("asking again for the promotion this node joined to get (catch_up_first)");
   promote_attempt(0, [self = shared_from_this(), ep = epoch_](result<void> r) {
-    if (self->epoch_ != ep) return;
-    self->resuming_promotion_ = false;
-    if (r || r.error() == errc::removed || r.error() == errc::node_not_found) {
-      if (!r) self->logf("not asking for a promotion any more: {}", r.error().message());
-      self->set_promote_intent(false);
-      return;
-    }
-    self->logf("promotion request failed ({}); asking again later", r.error().message());
-    self->after_on_strand(self->o_.election_timeout, [i = self.get()] { i->resume_promotion(); });
+    if (self->epoch_ == ep) self->promotion_round_ended(r, true);
   });
+}
+
+void Log::Impl::promotion_round_ended(const result<void>& r, bool ask_again) {
+  resuming_promotion_ = false;
+  if (r || r.error() == errc::removed || r.error() == errc::node_not_found) {
+    if (!r) logf("not asking for a promotion any more: {}", r.error().message());
+    set_promote_intent(false);
+    return;
+  }
+  if (!ask_again) return;
+  logf("promotion request failed ({}); asking again later", r.error().message());
+  after_on_strand(o_.election_timeout, [this] { resume_promotion(); });
 }
 
 std::uint64_t Log::Impl::join_token() {

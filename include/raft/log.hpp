@@ -143,7 +143,8 @@ struct JoinOptions {
   // before its promotion commits asks for it again, and one whose join()
   // returned a retryable error (no leader, a timeout: the leader's
   // promotion waits for this node to catch up) goes on asking, until a
-  // leader says it is a voter or refuses it as removed. Not with `learner`
+  // leader says it is a voter, its own log shows the promotion committed,
+  // or a leader refuses it as removed. Not with `learner`
   // (errc::invalid_argument).
   bool catch_up_first = false;
 };
