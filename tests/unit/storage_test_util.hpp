@@ -4,7 +4,10 @@
 #include <raft/log_entry.hpp>
 #include <raft/storage/filesystem.hpp>
 
+#include <condition_variable>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -49,5 +52,54 @@ inline void write_file(Filesystem& fs, const std::string& path, const std::strin
   (void)(*f)->append(std::as_bytes(std::span(data.data(), data.size())));
   (void)(*f)->sync();
 }
+
+// A filesystem that counts datasyncs and, while `closed`, holds each one
+// until released: to observe group commit without sleeping, and to check
+// which calls wait for the disk.
+class GateFs final : public Filesystem {
+ public:
+  explicit GateFs(Filesystem& inner) : inner_(inner) {}
+  class GateFile final : public File {
+   public:
+    GateFile(GateFs& fs, std::unique_ptr<File> f) : fs_(fs), f_(std::move(f)) {}
+    result<std::size_t> read_at(std::uint64_t o, std::span<std::byte> out) override { return f_->read_at(o, out); }
+    result<void> append(std::span<const std::byte> d) override { return f_->append(d); }
+    result<void> write_at(std::uint64_t o, std::span<const std::byte> d) override { return f_->write_at(o, d); }
+    result<void> sync() override { return f_->sync(); }
+    result<void> datasync() override {
+      std::unique_lock lk(fs_.mu);
+      ++fs_.datasyncs;
+      fs_.entered = true;
+      fs_.cv.notify_all();
+      fs_.cv.wait(lk, [&] { return !fs_.closed; });
+      return f_->datasync();
+    }
+    result<void> truncate(std::uint64_t s) override { return f_->truncate(s); }
+    result<std::uint64_t> size() override { return f_->size(); }
+
+   private:
+    GateFs& fs_;
+    std::unique_ptr<File> f_;
+  };
+  result<std::unique_ptr<File>> open(const std::string& p, OpenFlags fl) override {
+    auto f = inner_.open(p, fl);
+    if (!f) return f.error();
+    return std::unique_ptr<File>(new GateFile(*this, std::move(*f)));
+  }
+  result<void> rename(const std::string& a, const std::string& b) override { return inner_.rename(a, b); }
+  result<void> unlink(const std::string& p) override { return inner_.unlink(p); }
+  result<std::vector<std::string>> list(const std::string& d) override { return inner_.list(d); }
+  result<void> mkdir(const std::string& p) override { return inner_.mkdir(p); }
+  result<void> sync_dir(const std::string& d) override { return inner_.sync_dir(d); }
+  result<bool> exists(const std::string& p) override { return inner_.exists(p); }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool closed = false, entered = false;
+  int datasyncs = 0;
+
+ private:
+  Filesystem& inner_;
+};
 
 }  // namespace raft::storage::testing
