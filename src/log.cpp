@@ -170,6 +170,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // (0: none): compaction keeps that file until the restore has run.
   std::uint64_t restoring_ = 0;
   bool sync_running_ = false, sync_again_ = false;
+  bool seal_running_ = false;  // a LogStore::seal() is queued on the storage executor
   // Bumped by every truncation: a sync that started before one may report
   // entries that no longer exist as durable, so its result is not used.
   std::uint64_t trunc_gen_ = 0;
@@ -541,6 +542,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void set_term(std::uint64_t term);
   void append_local(LogEntry e);
   void flush_appends();
+  void request_seal();
   void schedule_flush();
   void request_sync();
   void on_synced(std::uint64_t durable);
@@ -832,6 +834,7 @@ result<void> Log::Impl::open(const std::string& path) {
   // starts with none of it running, or it would wait for it forever and
   // never sync, flush or apply again.
   sync_running_ = sync_again_ = false;
+  seal_running_ = false;
   flush_posted_ = false;
   applying_ = false;
   path_ = path;
@@ -1101,7 +1104,25 @@ void Log::Impl::flush_appends() {
   cache_add(pending_append_);
   pending_append_.clear();
   request_sync();
+  if (!o_.sync) request_seal();
   for (auto& [peer, s] : out_streams_) pump(s);
+}
+
+void Log::Impl::request_seal() {
+  // Without sync() (which does it as part of every round), segments the
+  // append sealed are made durable here, off the strand: until then a crash
+  // of the machine would drop their successors (LogStore::seal).
+  if (seal_running_ || !log_->seal_pending()) return;
+  seal_running_ = true;
+  net::post(storage_ex_, [self = shared_from_this(), ep = epoch_, log = log_] {
+    auto r = log->seal();
+    self->post_any_epoch([self, ep, r] {
+      if (self->epoch_ != ep) return;
+      self->seal_running_ = false;
+      if (!r) return self->fatal("sealing a log segment", r.error());
+      self->request_seal();  // sealed again meanwhile
+    });
+  });
 }
 
 void Log::Impl::request_sync() {

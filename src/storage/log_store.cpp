@@ -2,8 +2,9 @@
 //
 // FILES. The log lives in one directory as a sequence of segment files named
 // by the index of their first entry, `%020llu.seg`, so that name order is
-// index order. Besides segments the directory may hold `reset.tmp` (below);
-// any other name is ignored.
+// index order. Besides segments the directory may hold `reset.tmp` (below)
+// and segments not yet given their final name, `%020llu.seg.pending`
+// (WRITING); any other name is ignored.
 //
 // SEGMENT HEADER (32 bytes, big-endian):
 //   u64 magic "RAFTSEG1" | u32 format version (1) | u64 first index |
@@ -27,13 +28,26 @@
 // into the buffer but written from the caller's entry; a batch of more than
 // about 500 such entries takes one pwritev per IOV_MAX pieces). A new segment starts when the next record would
 // take the current one past segment_size_bytes_max (a record never spans
-// segments, so one large entry may exceed the limit). Before a segment is
-// created, the one it replaces is fdatasynced: a segment that is not the last
-// is therefore always complete on disk, which is what lets recovery treat any
-// damage in it as corruption rather than as a torn write. sync() fdatasyncs
-// the segments written since the last sync, oldest first, and then fsyncs the
-// directory if a segment was created; concurrent callers share one round of
-// syncs (group commit).
+// segments, so one large entry may exceed the limit).
+//
+// SEALING. append() never waits for the disk, because the Log calls it on its
+// strand, where a flush would hold up heartbeats and votes (a roll that
+// fdatasynced the full segment there stalled the strand for 20-500 ms on a
+// busy disk, long enough to lose leadership; docs/performance.md, session
+// 13). So the full segment is trimmed to its records and the next one is
+// created as `<first>.seg.pending`; the fdatasync of the full one (its seal)
+// waits for the next sync() or seal(), on the storage thread, which then
+// renames the successor to its final name and fsyncs the directory, one
+// segment at a time in index order. A segment with its final name that is
+// not the last is therefore always complete on disk, which is what lets
+// recovery treat any damage in it as corruption rather than as a torn write.
+// sync() runs the waiting seals first, then fdatasyncs the segments written
+// since the last sync, oldest first, and fsyncs the directory if a segment
+// was created; concurrent callers share one round of syncs (group commit).
+// So an entry sync() confirmed is always in a segment with its final name.
+// seal() is for callers that never sync() (LogOptions::sync = false): it runs
+// the seals alone. truncate_suffix(), compact() and reset() first wait for a
+// running round and finish (or, reset, discard) the waiting seals.
 //
 // PREALLOCATION (opts.preallocate, the default). The last segment's file is
 // kept reserved (File::preallocate: fallocate, which sets the file size) up
@@ -86,9 +100,20 @@
 //   damaged last record is already truncated the same way.)
 // * A last segment shorter than its header, or whose header reads as zeros,
 //   is a torn segment creation and is removed the same way (the previous
-//   segment was synced before it was created; a datasync of anything in it
+//   segment was synced before it got its name; a datasync of anything in it
 //   would have written its header too). With preallocation the journal can
 //   make the file's size durable before its first page.
+// * Pending segments come after the final ones. Each in index order is
+//   adopted (the predecessor trimmed and fdatasynced, then the rename and a
+//   directory fsync, with a warning) if it continues the log exactly: its
+//   header is valid and names the index after the last entry recovered so
+//   far, and that entry's term. That is the case after a crash of the
+//   process alone (the kernel still had every write), and after a power cut
+//   that happened to keep the whole predecessor. Its records are checked
+//   under the pending name by the rules for a last segment first. Otherwise
+//   (no exact continuation, or records those rules call corruption) it and
+//   every later pending segment are removed, with a warning: nothing in them
+//   was ever confirmed by sync() (above), so that loses nothing promised.
 // * Anything else is corruption, reported as errc::log_corrupt after a
 //   warning naming the file and offset, and nothing is deleted or rewritten:
 //   a bad record followed by a valid one with no never-written page between
@@ -113,6 +138,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <utility>
 
 namespace raft::storage {
@@ -137,7 +164,7 @@ std::string seg_name(std::uint64_t first) {
   return fmt::format("{:020}.seg", first);
 }
 
-bool parse_seg_name(const std::string& name, std::uint64_t& first) {
+bool parse_seg_name(std::string_view name, std::uint64_t& first) {
   if (name.size() != 24 || name.compare(20, 4, ".seg") != 0) return false;
   std::uint64_t v = 0;
   for (int i = 0; i < 20; ++i) {
@@ -147,6 +174,14 @@ bool parse_seg_name(const std::string& name, std::uint64_t& first) {
   }
   first = v;
   return true;
+}
+
+// A segment roll() created, until its predecessor is durable (WRITING).
+constexpr std::string_view kPendingSuffix = ".pending";
+std::string pending_name(std::uint64_t first) { return seg_name(first) + std::string(kPendingSuffix); }
+bool parse_pending_name(std::string_view name, std::uint64_t& first) {
+  if (name.size() != 24 + kPendingSuffix.size() || name.substr(24) != kPendingSuffix) return false;
+  return parse_seg_name(name.substr(0, 24), first);
 }
 
 std::array<std::byte, kSegHeaderSize> encode_seg_header(std::uint64_t first, std::uint64_t prev_term) {
@@ -374,6 +409,13 @@ struct LogStore::Impl {
   std::uint64_t durable = 0;     // last index known durable; <= written
   std::vector<std::shared_ptr<File>> dirty;  // written since the last sync, oldest first
   bool dir_dirty = false;        // a segment was created since the last directory fsync
+  // Segments roll() sealed that are not yet known durable, oldest first, each
+  // with its successor, which keeps its pending name until then (WRITING).
+  struct Seal {
+    std::shared_ptr<File> sealed;
+    std::string from, to;  // the successor's pending and final paths
+  };
+  std::vector<Seal> seals;
 
   void warn(const std::string& msg) const {
     if (opts.warn) opts.warn(msg);
@@ -409,9 +451,30 @@ struct LogStore::Impl {
   }
 
   result<void> recover();
+  result<void> adopt_pending(std::vector<std::pair<std::uint64_t, std::string>> pending, std::vector<std::byte>& data);
   result<void> finish_reset(const std::vector<std::string>& names);
+  // Makes each sealed segment durable, then gives its successor its final
+  // name and makes that durable, in order. Only while holding `busy`.
+  std::error_code run_seals(const std::vector<Seal>& v);
+  // run_seals() of every seal still waiting, for the holder of exclusive().
+  std::error_code finish_seals() {
+    std::vector<Seal> v;
+    {
+      std::lock_guard lk(mu);
+      v.swap(seals);
+    }
+    return run_seals(v);
+  }
+  // Where segment `s`'s file is now: its pending name while its seal waits.
+  std::string current_path(const Segment& s) const {
+    std::lock_guard lk(mu);
+    for (const auto& x : seals)
+      if (x.to == s.path) return x.from;
+    return s.path;
+  }
   result<void> load_segment(std::size_t i, bool last, std::vector<std::byte>& data);
-  result<void> create_segment(std::uint64_t first, std::uint64_t prev_term);
+  // The new last segment; `pending`: created under its pending name.
+  result<void> create_segment(std::uint64_t first, std::uint64_t prev_term, bool pending = false);
   result<void> flush(Segment& seg, std::size_t entries_before);
   result<void> roll();
   std::size_t segment_of(std::uint64_t index) const;
@@ -461,11 +524,71 @@ result<void> LogStore::Impl::finish_reset(const std::vector<std::string>& names)
   warn(fmt::format("finishing interrupted reset to index {} (term {})", first - 1, prev_term));
   for (const auto& name : names) {
     std::uint64_t ignored;
-    if (parse_seg_name(name, ignored))
+    if (parse_seg_name(name, ignored) || parse_pending_name(name, ignored))
       if (auto r = fs->unlink(path_of(name)); !r) return r.error();
   }
   if (auto r = fs->sync_dir(dir); !r) return r.error();
   if (auto r = fs->rename(tmp, path_of(seg_name(first))); !r) return r.error();
+  return fs->sync_dir(dir);
+}
+
+result<void> LogStore::Impl::adopt_pending(std::vector<std::pair<std::uint64_t, std::string>> pending,
+                                           std::vector<std::byte>& data) {
+  std::size_t k = 0;
+  for (; k < pending.size() && !segs.empty(); ++k) {
+    const auto& [first, name] = pending[k];
+    // It continues the log only if its predecessor holds every entry before
+    // it: nothing was cut from it as a torn tail above. (A predecessor left
+    // with no entry at all has the same first index, and its final name.)
+    if (first != segs.back().last_index() + 1 || first == segs.back().first_index) break;
+    const std::string from = path_of(name);
+    {
+      auto f = fs->open(from, OpenFlags{});
+      if (!f) return f.error();
+      std::array<std::byte, kSegHeaderSize> head{};
+      auto got = (*f)->read_at(0, head);
+      if (!got) return got.error();
+      std::uint64_t hf = 0, hterm = 0;
+      if (*got != head.size() || !decode_seg_header(head.data(), hf, hterm) || hf != first || hterm != last_term())
+        break;
+    }
+    // Its records are checked under the pending name, by the rules for a
+    // last segment (it holds nothing ever synced, like a last segment's
+    // tail); anything those rules call corruption is dropped with it.
+    Segment s;
+    s.first_index = first;
+    s.path = from;
+    segs.push_back(std::move(s));
+    if (auto r = load_segment(segs.size() - 1, true, data); !r) {
+      if (r.error() != errc::log_corrupt) return r.error();
+      segs.pop_back();
+      trim_runs(segs.back().last_index());
+      break;
+    }
+    // The predecessor becomes a sealed segment: its records only, durable,
+    // before its successor's final name can be.
+    Segment& prev = segs[segs.size() - 2];
+    auto size = prev.file->size();
+    if (!size) return size.error();
+    if (*size > prev.end)
+      if (auto r = prev.file->truncate(prev.end); !r) return r.error();
+    if (auto r = prev.file->datasync(); !r) return r.error();
+    const std::string to = path_of(seg_name(first));
+    warn(fmt::format("finishing the seal of {} interrupted by a crash: {} becomes {}", prev.path, from, to));
+    if (auto r = fs->rename(from, to); !r) return r.error();
+    if (auto r = fs->sync_dir(dir); !r) return r.error();
+    segs.back().path = to;
+  }
+  // The rest never held an entry sync() confirmed: a segment is pending only
+  // until its predecessor is durable, and sync() gives it its final name
+  // before it reports anything in it.
+  if (k == pending.size()) return {};
+  for (std::size_t i = k; i < pending.size(); ++i) {
+    warn(fmt::format("removing {}: it does not continue the log (its predecessor lost its end, or it was "
+                     "damaged, in a crash; it never held an entry confirmed durable)",
+                     path_of(pending[i].second)));
+    if (auto r = fs->unlink(path_of(pending[i].second)); !r) return r.error();
+  }
   return fs->sync_dir(dir);
 }
 
@@ -635,12 +758,12 @@ void LogStore::Impl::evict() {
   }
 }
 
-result<void> LogStore::Impl::create_segment(std::uint64_t first, std::uint64_t prev_term) {
+result<void> LogStore::Impl::create_segment(std::uint64_t first, std::uint64_t prev_term, bool pending) {
   Segment s;
   s.first_index = first;
   s.prev_term = prev_term;
   s.path = path_of(seg_name(first));
-  auto f = fs->open(s.path, OpenFlags{.create = true, .truncate = true});
+  auto f = fs->open(pending ? path_of(pending_name(first)) : s.path, OpenFlags{.create = true, .truncate = true});
   if (!f) return f.error();
   s.file = std::move(*f);
   const auto h = encode_seg_header(first, prev_term);
@@ -665,14 +788,17 @@ result<void> LogStore::Impl::recover() {
     names = fs->list(dir);
     if (!names) return names.error();
   }
+  std::vector<std::pair<std::uint64_t, std::string>> pending;
   for (const auto& name : *names) {
     std::uint64_t first;
+    if (parse_pending_name(name, first)) pending.emplace_back(first, name);
     if (!parse_seg_name(name, first)) continue;
     Segment s;
     s.first_index = first;
     s.path = path_of(name);
     segs.push_back(std::move(s));
   }
+  std::sort(pending.begin(), pending.end());
   // A last segment shorter than its header, or whose header reads as zeros
   // (its page never written, though the file grew), is a torn creation:
   // roll() synced its predecessor first, and nothing in it was synced (a
@@ -700,12 +826,15 @@ result<void> LogStore::Impl::recover() {
       segs.pop_back();
     }
   }
+  std::vector<std::byte> data;
   if (segs.empty()) {
+    // Without a segment to continue, a pending one is removed.
+    if (auto r = adopt_pending(std::move(pending), data); !r) return r.error();
     if (auto r = create_segment(1, 0); !r) return r.error();
   } else {
-    std::vector<std::byte> data;
     for (std::size_t i = 0; i < segs.size(); ++i)
       if (auto r = load_segment(i, i + 1 == segs.size(), data); !r) return r.error();
+    if (auto r = adopt_pending(std::move(pending), data); !r) return r.error();
     for (std::size_t i = 0; i + 1 < segs.size(); ++i) {  // zeros after a sealed segment's records
       auto size = segs[i].file->size();
       if (!size) return size.error();
@@ -756,6 +885,17 @@ result<void> LogStore::Impl::flush(Segment& seg, std::size_t entries_before) {
   return {};
 }
 
+std::error_code LogStore::Impl::run_seals(const std::vector<Seal>& v) {
+  for (const auto& x : v) {
+    if (auto r = x.sealed->datasync(); !r) return r.error();
+    // The directory is synced after each rename so that the final names
+    // become durable in index order whatever the filesystem.
+    if (auto r = fs->rename(x.from, x.to); !r) return r.error();
+    if (auto r = fs->sync_dir(dir); !r) return r.error();
+  }
+  return {};
+}
+
 result<void> LogStore::Impl::roll() {
   Segment& old = segs.back();
   // Seal the old segment first: recovery relies on every segment but the
@@ -764,10 +904,17 @@ result<void> LogStore::Impl::roll() {
   if (old.allocated > old.end)
     if (auto r = old.file->truncate(old.end); !r) return fail(r.error());
   old.allocated = 0;
-  if (auto r = old.file->datasync(); !r) return fail(r.error());
   old.offsets.shrink_to_fit();  // sealed: never grows again (unless truncated back to)
   old.used = ++tick;            // just written: among the most recently used
-  if (auto r = create_segment(old.last_index() + 1, last_term()); !r) return fail(r.error());
+  // Its fdatasync is left to the next sync() or seal() (the storage thread):
+  // until then its successor keeps its pending name (WRITING).
+  auto sealed = old.file;
+  const std::uint64_t next = old.last_index() + 1;
+  if (auto r = create_segment(next, last_term(), /*pending=*/true); !r) return fail(r.error());
+  {
+    std::lock_guard lk(mu);
+    seals.push_back(Seal{std::move(sealed), path_of(pending_name(next)), path_of(seg_name(next))});
+  }
   evict();
   return {};
 }
@@ -878,20 +1025,24 @@ result<std::uint64_t> LogStore::sync() {
   }
   // This caller runs the next round for everyone who arrives meanwhile.
   m.busy = true;
+  auto seals = std::move(m.seals);
+  m.seals.clear();
   auto files = std::move(m.dirty);
   m.dirty.clear();
   const bool dir = m.dir_dirty;
   m.dir_dirty = false;
   const std::uint64_t goal = m.written;
   lk.unlock();
-  std::error_code err;
+  // Seals first: an entry in a pending segment is durable only once the
+  // segment has its final name.
+  std::error_code err = m.run_seals(seals);
   for (const auto& f : files) {
-    if (auto r = f->datasync(); !r) {
-      err = r.error();
-      break;
-    }
+    if (err) break;
+    if (std::any_of(seals.begin(), seals.end(), [&](const Impl::Seal& x) { return x.sealed == f; })) continue;
+    if (auto r = f->datasync(); !r) err = r.error();
   }
-  if (!err && dir)
+  // A seal's directory sync came after every creation this round covers.
+  if (!err && dir && seals.empty())
     if (auto r = m.fs->sync_dir(m.dir); !r) err = r.error();
   lk.lock();
   m.busy = false;
@@ -902,6 +1053,33 @@ result<std::uint64_t> LogStore::sync() {
   m.cv.notify_all();
   if (err) return err;
   return m.durable;
+}
+
+result<void> LogStore::seal() {
+  Impl& m = *impl_;
+  std::unique_lock lk(m.mu);
+  for (;;) {
+    if (m.failed) return errc::store_failed;
+    if (m.seals.empty()) return {};
+    if (!m.busy) break;
+    m.cv.wait(lk);
+  }
+  m.busy = true;
+  auto seals = std::move(m.seals);
+  m.seals.clear();
+  lk.unlock();
+  const std::error_code err = m.run_seals(seals);
+  lk.lock();
+  m.busy = false;
+  if (err) m.failed = true;
+  m.cv.notify_all();
+  if (err) return err;
+  return {};
+}
+
+bool LogStore::seal_pending() const {
+  std::lock_guard lk(impl_->mu);
+  return !impl_->seals.empty();
 }
 
 result<LogEntry> LogStore::entry(std::uint64_t index) const {
@@ -996,6 +1174,9 @@ result<void> LogStore::truncate_suffix(std::uint64_t index, std::uint64_t commit
   if (index >= last_index()) return {};
   if (index < prev_index()) return errc::invalid_argument;
   auto guard = m.exclusive();
+  // Every segment at its final name, and every sealed one durable, before
+  // any is cut (rare: a follower's log conflicting with the leader's).
+  if (auto e = m.finish_seals()) return m.fail(e);
   bool dir_dirty;
   {
     std::lock_guard lk(m.mu);
@@ -1035,6 +1216,10 @@ result<void> LogStore::truncate_suffix(std::uint64_t index, std::uint64_t commit
 result<void> LogStore::compact(std::uint64_t index) {
   Impl& m = *impl_;
   if (m.is_failed()) return errc::store_failed;
+  auto guard = m.exclusive();
+  // Recovery drops a pending segment that does not continue a durable one:
+  // the segments kept must not be pending once their predecessors are gone.
+  if (auto e = m.finish_seals()) return m.fail(e);
   // When only the last segment will be left, its header must be durable
   // first: the directory fsyncs below make its name durable, and recovery
   // cannot rebuild a lone segment's header (prev_term) from anything else.
@@ -1073,8 +1258,12 @@ result<void> LogStore::reset(std::uint64_t index, std::uint64_t term) {
   if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
   // Decided: from here a crash ends in the reset log (recovery finishes it).
   for (auto it = m.segs.rbegin(); it != m.segs.rend(); ++it)
-    if (auto r = m.fs->unlink(it->path); !r) return m.fail(r.error());
+    if (auto r = m.fs->unlink(m.current_path(*it)); !r) return m.fail(r.error());
   if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
+  {
+    std::lock_guard lk(m.mu);
+    m.seals.clear();
+  }
   m.segs.clear();
   m.runs.clear();
   Segment s;

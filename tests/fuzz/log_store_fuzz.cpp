@@ -11,6 +11,9 @@
 //             so that the fuzzer reaches the checks behind the checksums
 //   bit 6     preallocate segments (with segments of at most 16 KiB, so the
 //             zeros stay small) for the append after open
+//   bit 7     the last segment (the last two, with 3 pieces or more) is
+//             named `<first>.seg.pending`: a segment whose predecessor's seal
+//             a crash interrupted (log_store.cpp, SEALING)
 // The rest is split at "%SEG" into files (none if it is empty). A file is named after the first
 // index in its header (bytes 12..19), or one past the previous name when it
 // is too short to have one.
@@ -26,7 +29,9 @@
 //   entry_size_bytes_max, term_at() agreeing; every segment file is a prefix
 //   of its input (recovery only cuts a torn tail: bytes after a bad record,
 //   zeros, or everything from a page never written) and equals its header plus
-//   the records of its entries re-encoded from the format's description;
+//   the records of its entries re-encoded from the format's description; a
+//   pending segment was either adopted (renamed to its final name, a prefix
+//   of its input like any segment) or removed: none is left;
 // * recovery is idempotent: after appending one entry, a reopen warns about
 //   nothing and finds that entry.
 #include "fs_util.hpp"
@@ -113,7 +118,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     name = p.size() >= 20 ? detail::get_be64(reinterpret_cast<const std::byte*>(p.data()) + 12) : name + 1;
     if (flags & 8) name += 1;
-    input[fmt::format("{:020}.seg", name)] = p;
+    const std::size_t segments = pieces.size() - (reset ? 1 : 0);
+    const bool pending = (flags & 128) && i + (segments >= 3 ? 2 : 1) >= segments;
+    input[fmt::format("{:020}.seg{}", name, pending ? ".pending" : "")] = p;
   }
   for (const auto& [n, bytes] : input) fuzz::put_file(fs, dir, n, bytes);
 
@@ -166,20 +173,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Every segment file: a prefix of its input; header + re-encoded records.
   std::vector<std::pair<std::uint64_t, std::string>> segs;
   for (const auto& [n, bytes] : after) {
+    FUZZ_CHECK(n.size() < 8 || n.substr(n.size() - 8) != ".pending", "%s left after recovery", n.c_str());
     std::uint64_t first;
     if (!seg_first(n, first)) continue;
     if (!reset) {
-      auto it = input.find(n);
       // A segment shorter than its header, or whose header is all zeros, is
       // a torn creation: recovery may remove it, and then create the first
-      // segment afresh.
-      const bool torn = it == input.end() || it->second.size() < kSegHeader || zero_header(it->second);
-      FUZZ_CHECK(it != input.end() || (n == "00000000000000000001.seg" && bytes.size() == kSegHeader),
+      // segment afresh. A pending one of the same name may be adopted in its
+      // place.
+      const auto fin = input.find(n), pend = input.find(n + ".pending");
+      auto torn = [&](auto it) { return it == input.end() || it->second.size() < kSegHeader || zero_header(it->second); };
+      auto prefix = [&](auto it) { return it != input.end() && it->second.substr(0, bytes.size()) == bytes; };
+      FUZZ_CHECK(fin != input.end() || pend != input.end() || (n == "00000000000000000001.seg" && bytes.size() == kSegHeader),
                  "recovery created %s", n.c_str());
-      FUZZ_CHECK(!torn || it == input.end() || bytes.size() == kSegHeader || it->second.substr(0, bytes.size()) == bytes,
-                 "%s replaced by more than a fresh header", n.c_str());
-      if (!torn)
-        FUZZ_CHECK(it->second.substr(0, bytes.size()) == bytes, "%s is not a prefix of its input", n.c_str());
+      if (!torn(fin))
+        FUZZ_CHECK(prefix(fin), "%s is not a prefix of its input", n.c_str());
+      else
+        FUZZ_CHECK(bytes.size() == kSegHeader || prefix(fin) || (!torn(pend) && prefix(pend)),
+                   "%s replaced by more than a fresh header or its adopted pending segment", n.c_str());
     }
     segs.emplace_back(first, bytes);
   }

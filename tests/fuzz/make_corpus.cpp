@@ -189,6 +189,16 @@ void log_store() {
   put("log_store", "segments-small-entries", ctl({2 | 16}) + multi);
   put("log_store", "torn-tail", ctl({0}) + multi.substr(0, multi.size() - 9));
   put("log_store", "misnamed", ctl({8}) + multi);
+  // The last segments pending (flag 128): adopted whole, or, with the
+  // predecessor's last record torn, removed.
+  put("log_store", "pending-adopted", ctl({128}) + multi);
+  {
+    const auto last_sep = multi.rfind("%SEG");
+    const auto prev_sep = multi.rfind("%SEG", last_sep - 1);
+    std::string torn = multi;
+    if (prev_sep != std::string::npos) torn.erase(last_sep - 5, 5);  // the record before the last pending one
+    put("log_store", "pending-after-torn", ctl({128}) + torn);
+  }
 
   // Preallocated space after the last record, as a clean shutdown leaves it
   // (flag 64: the append after open preallocates too).

@@ -61,12 +61,23 @@ class LogStore {
   result<std::uint64_t> term_at(std::uint64_t index) const;
 
   // Appends entries whose indexes continue last_index() contiguously
-  // (RAFT_ASSERT). Written to the OS, not yet durable: call sync().
+  // (RAFT_ASSERT). Written to the OS, not yet durable: call sync(). Never
+  // waits for the disk: a full segment is sealed without an fdatasync, which
+  // the next sync() or seal() does (so a thread that only appends, like the
+  // Log's strand, is not held up by a flush when a segment fills).
   result<void> append(std::span<const LogEntry> entries);
   // Makes every entry appended before the call durable (fdatasync of the
   // segments written since the last sync, and the directory when a segment
-  // was created). Returns the durable last index.
+  // was created). Returns the durable last index. Safe to call from another
+  // thread than append() (one thread appends; sync() may run concurrently).
   result<std::uint64_t> sync();
+  // For a caller that never calls sync() (LogOptions::sync = false): makes
+  // the segments append() sealed since the last sync() or seal() durable and
+  // gives their successors their final names, so that recovery keeps them
+  // (see log_store.cpp, WRITING). Cheap when seal_pending() is false. Same
+  // threading as sync().
+  result<void> seal();
+  bool seal_pending() const;
 
   result<LogEntry> entry(std::uint64_t index) const;
   // Entries [from, to] in order, stopping early once `max_bytes` of data are

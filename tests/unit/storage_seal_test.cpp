@@ -1,0 +1,265 @@
+// Sealing a full segment without waiting for the disk (log_store.cpp,
+// WRITING): append() never fdatasyncs, the successor keeps its pending name
+// until sync() or seal() has made the sealed segment durable, and recovery
+// adopts a pending segment only when it continues the log exactly.
+#include "unit/storage_test_util.hpp"
+
+#include <raft/storage/log_store.hpp>
+#include <raft/storage/memory_filesystem.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+
+namespace raft::storage {
+namespace {
+
+using testing::GateFs;
+using testing::make_entries;
+
+constexpr const char* kDir = "/n/log";
+
+struct Rig {
+  std::vector<std::string> warnings;
+  LogStoreOptions opts() {
+    LogStoreOptions o;
+    o.segment_size_bytes_max = 1000;  // ~4 records of 200 bytes per segment
+    o.warn = [this](const std::string& m) { warnings.push_back(m); };
+    return o;
+  }
+  std::unique_ptr<LogStore> open(Filesystem& fs) {
+    auto r = LogStore::open(fs, kDir, opts());
+    EXPECT_TRUE(r) << r.error().message();
+    return r ? std::move(*r) : nullptr;
+  }
+  bool warned(const std::string& what) const {
+    return std::any_of(warnings.begin(), warnings.end(), [&](const std::string& w) { return w.find(what) != std::string::npos; });
+  }
+};
+
+std::size_t count_names(Filesystem& fs, const std::string& suffix) {
+  auto names = fs.list(kDir);
+  EXPECT_TRUE(names);
+  return static_cast<std::size_t>(std::count_if(names->begin(), names->end(), [&](const std::string& n) {
+    return n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+  }));
+}
+
+void expect_entries(const LogStore& log, const std::vector<LogEntry>& all, std::uint64_t last) {
+  ASSERT_EQ(log.last_index(), last);
+  for (std::uint64_t i = log.first_index(); i <= last; ++i) {
+    auto e = log.entry(i);
+    ASSERT_TRUE(e) << i;
+    ASSERT_EQ(*e, all[i - 1]) << i;
+  }
+}
+
+TEST(StorageSeal, AppendThatFillsSegmentsDoesNotWaitForTheDisk) {
+  MemoryFilesystem mem;
+  GateFs fs(mem);
+  Rig rig;
+  auto log = rig.open(fs);
+  const int opened = fs.datasyncs;
+  auto all = make_entries(1, 30, 1, 200);
+  ASSERT_TRUE(log->append(all));
+  ASSERT_GE(log->segment_count(), 6u);
+  EXPECT_EQ(fs.datasyncs, opened) << "append() waited for the disk";
+  EXPECT_TRUE(log->seal_pending());
+  EXPECT_EQ(count_names(fs, ".pending"), log->segment_count() - 1);
+  // sync() seals first: every segment has its final name once it returns.
+  ASSERT_EQ(*log->sync(), 30u);
+  EXPECT_FALSE(log->seal_pending());
+  EXPECT_EQ(count_names(fs, ".pending"), 0u);
+  EXPECT_EQ(count_names(fs, ".seg"), log->segment_count());
+  log.reset();
+  mem.crash();
+  log = rig.open(mem);
+  expect_entries(*log, all, 30);
+  EXPECT_TRUE(rig.warnings.empty()) << rig.warnings.front();
+}
+
+TEST(StorageSeal, SealNamesSegmentsWithoutSyncingTheLastOne) {
+  MemoryFilesystem mem;
+  GateFs fs(mem);
+  Rig rig;
+  auto log = rig.open(fs);
+  auto all = make_entries(1, 30, 1, 200);
+  ASSERT_TRUE(log->append(all));
+  const int before = fs.datasyncs;
+  ASSERT_TRUE(log->seal());
+  EXPECT_FALSE(log->seal_pending());
+  EXPECT_EQ(count_names(fs, ".pending"), 0u);
+  // One datasync per sealed segment; the last one, still being written, is
+  // left to sync(), and nothing is reported durable.
+  EXPECT_EQ(fs.datasyncs - before, static_cast<int>(log->segment_count() - 1));
+  EXPECT_EQ(log->durable_index(), 0u);
+  ASSERT_TRUE(log->seal());  // nothing pending: no disk work
+  EXPECT_EQ(fs.datasyncs - before, static_cast<int>(log->segment_count() - 1));
+}
+
+// A process that dies with segments pending (the machine keeps running, so
+// everything written is still there) loses nothing: with LogOptions::sync
+// off, what was written counts as durable.
+TEST(StorageSeal, ReopenAfterAProcessCrashAdoptsPendingSegments) {
+  MemoryFilesystem fs;
+  Rig rig;
+  auto log = rig.open(fs);
+  auto all = make_entries(1, 30, 1, 200);
+  ASSERT_TRUE(log->append(all));
+  const std::size_t segments = log->segment_count();
+  ASSERT_GT(count_names(fs, ".pending"), 1u);
+  log.reset();
+  log = rig.open(fs);
+  expect_entries(*log, all, 30);
+  EXPECT_EQ(log->segment_count(), segments);
+  EXPECT_EQ(count_names(fs, ".pending"), 0u);
+  EXPECT_TRUE(rig.warned("finishing the seal"));
+  // And the adopted log goes on.
+  auto more = make_entries(31, 40, 2, 200);
+  ASSERT_TRUE(log->append(more));
+  ASSERT_EQ(*log->sync(), 40u);
+}
+
+// If the sealed segment lost its end (a power cut before its fdatasync), the
+// pending segment after it does not continue the log and is removed; none of
+// its entries was ever confirmed by sync().
+TEST(StorageSeal, PendingSegmentAfterATornPredecessorIsRemoved) {
+  MemoryFilesystem fs;
+  Rig rig;
+  auto log = rig.open(fs);
+  auto all = make_entries(1, 30, 1, 200);
+  ASSERT_TRUE(log->append(std::span(all).first(2)));
+  ASSERT_EQ(*log->sync(), 2u);
+  ASSERT_TRUE(log->append(std::span(all).subspan(2)));
+  log.reset();
+  // Tear the first segment's last record: cut it 10 bytes short.
+  const std::string first = std::string(kDir) + "/00000000000000000001.seg";
+  {
+    auto f = fs.open(first, OpenFlags{});
+    ASSERT_TRUE(f);
+    auto size = (*f)->size();
+    ASSERT_TRUE((*f)->truncate(*size - 10));
+  }
+  log = rig.open(fs);
+  ASSERT_TRUE(log);
+  EXPECT_GE(log->last_index(), 2u);
+  EXPECT_LT(log->last_index(), 30u);
+  expect_entries(*log, all, log->last_index());
+  EXPECT_EQ(log->segment_count(), 1u);
+  EXPECT_EQ(count_names(fs, ".pending"), 0u);
+  EXPECT_TRUE(rig.warned("torn tail"));
+  EXPECT_TRUE(rig.warned("does not continue the log"));
+  auto next = make_entries(log->last_index() + 1, log->last_index() + 1, 3, 50);
+  ASSERT_TRUE(log->append(next));
+  ASSERT_TRUE(log->sync());
+}
+
+// Power cuts at every persistence point of appends that roll segments,
+// interleaved with seal(), sync(), compaction and truncation: every entry
+// sync() confirmed survives, and every reopen succeeds.
+TEST(StorageSeal, CrashAtEveryPointKeepsEverySyncedEntry) {
+  for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    for (std::uint64_t stop = 0;; ++stop) {
+      MemoryFilesystem fs(seed * 1000 + stop);
+      Rig rig;
+      std::map<std::uint64_t, LogEntry> written;  // newest version at each index
+      std::uint64_t durable = 0, compacted = 0;
+      bool finished = false;
+      {
+        auto r = LogStore::open(fs, kDir, rig.opts());
+        ASSERT_TRUE(r);
+        auto& log = **r;
+        fs.stop_at(fs.ops() + stop);
+        auto append = [&](std::uint64_t a, std::uint64_t b, std::uint64_t term) {
+          auto v = make_entries(a, b, term, 150);
+          for (const auto& e : v) written[e.index] = e;
+          return bool(log.append(v));
+        };
+        auto sync = [&] {
+          const std::uint64_t want = log.last_index();
+          if (!log.sync()) return false;
+          durable = want;
+          return true;
+        };
+        finished = [&] {
+          if (!append(1, 12, 1) || !log.seal() || !append(13, 20, 1) || !sync()) return false;
+          if (!append(21, 40, 2)) return false;  // rolls; nothing synced
+          compacted = 15;
+          if (!log.compact(15)) return false;  // seals first
+          if (!append(41, 50, 2) || !log.seal()) return false;
+          durable = std::min<std::uint64_t>(durable, 44);
+          for (std::uint64_t i = 45; i <= 50; ++i) written.erase(i);
+          if (!log.truncate_suffix(44, 20)) return false;
+          if (!append(45, 60, 3) || !sync()) return false;
+          return true;
+        }();
+      }
+      fs.stop_at(std::nullopt);
+      fs.crash();
+      const std::string what = "seed " + std::to_string(seed) + " stop " + std::to_string(stop);
+      auto r = LogStore::open(fs, kDir, rig.opts());
+      ASSERT_TRUE(r) << what << ": " << r.error().message();
+      auto& log = **r;
+      EXPECT_GE(log.last_index(), durable) << what;
+      EXPECT_LE(log.first_index(), std::max<std::uint64_t>(compacted, 1)) << what;
+      for (std::uint64_t i = log.first_index(); i <= log.last_index(); ++i) {
+        auto e = log.entry(i);
+        ASSERT_TRUE(e) << what << " index " << i;
+        // Indexes 45-50 may hold the truncated version if the crash came
+        // before the truncation was durable; everything else is the newest.
+        if (written.count(i) == 0 || !(*e == written[i])) {
+          ASSERT_TRUE(i >= 45 && i <= 50 && e->term == 2) << what << ": unexpected entry at " << i;
+        }
+      }
+      EXPECT_EQ(count_names(fs, ".pending"), 0u) << what;
+      auto next = make_entries(log.last_index() + 1, log.last_index() + 1, 9, 10);
+      ASSERT_TRUE(log.append(next)) << what;
+      ASSERT_TRUE(log.sync()) << what;
+      if (finished) break;
+    }
+  }
+}
+
+// A pending segment never held a confirmed entry, so damage in it that the
+// last-segment rules call corruption drops it (and what follows) instead of
+// refusing to open.
+TEST(StorageSeal, DamagedPendingSegmentIsRemovedNotCorruption) {
+  MemoryFilesystem fs;
+  Rig rig;
+  auto log = rig.open(fs);
+  auto all = make_entries(1, 30, 1, 200);
+  ASSERT_TRUE(log->append(all));
+  ASSERT_TRUE(log->seal());  // every full segment final; the last one stays
+  auto more = make_entries(31, 40, 1, 200);
+  ASSERT_TRUE(log->append(more));  // rolls again: pending segments
+  all.insert(all.end(), more.begin(), more.end());
+  ASSERT_TRUE(log->seal_pending());
+  log.reset();
+  auto names = fs.list(kDir);
+  ASSERT_TRUE(names);
+  std::vector<std::string> pending;
+  for (const auto& n : *names)
+    if (n.size() > 8 && n.substr(n.size() - 8) == ".pending") pending.push_back(n);
+  ASSERT_GE(pending.size(), 2u);
+  std::sort(pending.begin(), pending.end());
+  const std::uint64_t first_pending = std::stoull(pending.front().substr(0, 20));
+  // Flip a byte inside the first pending segment's first record's data:
+  // valid records follow it on the same page, so by itself it is corruption.
+  {
+    auto f = fs.open(std::string(kDir) + "/" + pending.front(), OpenFlags{});
+    ASSERT_TRUE(f);
+    std::byte b[1];
+    ASSERT_TRUE((*f)->read_at(32 + 25 + 5, b));
+    b[0] = static_cast<std::byte>(~static_cast<unsigned char>(b[0]));
+    ASSERT_TRUE((*f)->write_at(32 + 25 + 5, b));
+  }
+  log = rig.open(fs);
+  ASSERT_TRUE(log);
+  expect_entries(*log, all, first_pending - 1);
+  EXPECT_EQ(count_names(fs, ".pending"), 0u);
+  EXPECT_TRUE(rig.warned("does not continue the log"));
+}
+
+}  // namespace
+}  // namespace raft::storage
