@@ -1037,10 +1037,16 @@ void Log::Impl::close_now(std::error_code why, bool sync) {
     fail(w.h, why);
   }
   waiters_.clear();
-  if (sync && why != errc::store_failed && log_ && o_.sync) {
+  if (sync && why != errc::store_failed && log_) {
     flush_appends();
-    (void)log_->sync();
+    // Without fsync, still finish sealing full segments: the next open then
+    // has no pending segment to adopt.
+    if (o_.sync)
+      (void)log_->sync();
+    else
+      (void)log_->seal();
   }
+  if (log_) log_->close();
   pending_append_.clear();
   cache_clear();
   peers_.clear();

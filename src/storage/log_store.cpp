@@ -405,6 +405,7 @@ struct LogStore::Impl {
   // others wait on cv. Keeps durable consistent with what was truncated.
   bool busy = false;
   bool failed = false;           // fail-stop: never cleared
+  bool closed = false;           // close(): sync() and seal() touch no file again
   std::uint64_t written = 0;     // last index handed to the OS
   std::uint64_t durable = 0;     // last index known durable; <= written
   std::vector<std::shared_ptr<File>> dirty;  // written since the last sync, oldest first
@@ -1019,6 +1020,7 @@ result<std::uint64_t> LogStore::sync() {
   const std::uint64_t target = m.written;
   for (;;) {
     if (m.failed) return errc::store_failed;
+    if (m.closed) return errc::closed;
     if (m.durable >= target && !m.dir_dirty) return m.durable;
     if (!m.busy) break;
     m.cv.wait(lk);
@@ -1060,6 +1062,7 @@ result<void> LogStore::seal() {
   std::unique_lock lk(m.mu);
   for (;;) {
     if (m.failed) return errc::store_failed;
+    if (m.closed) return errc::closed;
     if (m.seals.empty()) return {};
     if (!m.busy) break;
     m.cv.wait(lk);
@@ -1075,6 +1078,13 @@ result<void> LogStore::seal() {
   m.cv.notify_all();
   if (err) return err;
   return {};
+}
+
+void LogStore::close() {
+  Impl& m = *impl_;
+  std::unique_lock lk(m.mu);
+  m.cv.wait(lk, [&] { return !m.busy; });
+  m.closed = true;
 }
 
 bool LogStore::seal_pending() const {

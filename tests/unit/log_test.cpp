@@ -47,10 +47,11 @@ struct ReopenRig {
   boost::asio::io_context disk, apply;
   LocalCluster c;
   LocalNode* a = nullptr;
-  ReopenRig() {
-    c.tweak = [this](LogOptions& o) {
+  explicit ReopenRig(std::function<void(LogOptions&)> more = {}) {
+    c.tweak = [this, more](LogOptions& o) {
       o.storage_executor = disk.get_executor();
       o.apply_executor = apply.get_executor();
+      if (more) more(o);
     };
     a = &c.add();
     std::optional<result<void>> init;
@@ -109,6 +110,43 @@ struct ReopenRig {
     EXPECT_EQ(a->fsm.commands.back().data, "after");
   }
 };
+
+// Without fsync, closed with a seal queued on the disk: close() seals anyway
+// (the next open finds no pending segment), the queued seal then finds its
+// store closed and touches no file, and the reopened Log, which must not
+// think a seal is still running, seals the segments it fills.
+TEST(Log, WithoutSyncCloseSealsAndTheReopenedLogSealsAgain) {
+  ReopenRig r([](LogOptions& o) {
+    o.sync = false;
+    o.segment_size_bytes_max = 1024;
+  });
+  auto pending = [&] {
+    auto names = r.a->fs.list("/data/log");
+    EXPECT_TRUE(names);
+    return std::count_if(names->begin(), names->end(), [](const std::string& n) { return n.ends_with(".pending"); });
+  };
+  auto fill = [&] {
+    for (int i = 0; i < 30; ++i) r.a->log->start_apply(std::string(100, 'y'), {}, [](result<std::uint64_t>) {});
+    r.poll_net();  // appended, segments filled; the seal waits on the disk executor
+  };
+  fill();
+  ASSERT_GT(pending(), 0);
+  std::optional<result<void>> closed;
+  r.close(closed);
+  // close() waits for the committed batch on the apply executor; the disk
+  // executor, with the seal, does not run.
+  for (int i = 0; i < 100 && !closed; ++i) {
+    r.apply.poll();
+    r.apply.restart();
+    r.poll_net();
+  }
+  ASSERT_TRUE(closed && *closed);
+  EXPECT_EQ(pending(), 0);
+  r.expect_reopened_log_works();
+  fill();
+  ASSERT_GT(pending(), 0);
+  EXPECT_TRUE(r.run_all([&] { return pending() == 0; }));
+}
 
 // The queued sync reports to the first opening and is dropped; the reopened
 // Log thought a sync was still running and never synced (or committed) again.

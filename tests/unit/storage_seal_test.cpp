@@ -261,5 +261,24 @@ TEST(StorageSeal, DamagedPendingSegmentIsRemovedNotCorruption) {
   EXPECT_TRUE(rig.warned("does not continue the log"));
 }
 
+// Work queued for a store its owner has closed (the Log reopens the same
+// directory meanwhile) must not rename or sync anything.
+TEST(StorageSeal, ClosedStoreTouchesNoFile) {
+  MemoryFilesystem mem;
+  GateFs fs(mem);
+  Rig rig;
+  auto log = rig.open(fs);
+  ASSERT_TRUE(log->append(make_entries(1, 30, 1, 200)));
+  const std::size_t pending = count_names(fs, ".pending");
+  ASSERT_GT(pending, 0u);
+  log->close();
+  const int before = fs.datasyncs;
+  EXPECT_EQ(log->seal().error(), errc::closed);
+  EXPECT_EQ(log->sync().error(), errc::closed);
+  EXPECT_EQ(fs.datasyncs, before);
+  EXPECT_EQ(count_names(fs, ".pending"), pending);
+  EXPECT_EQ(log->entry(3)->index, 3u);  // reads still work
+}
+
 }  // namespace
 }  // namespace raft::storage

@@ -78,6 +78,12 @@ class LogStore {
   // threading as sync().
   result<void> seal();
   bool seal_pending() const;
+  // Waits for a sync() or seal() under way, then makes every later one
+  // return errc::closed without touching a file: work still queued for a
+  // store its owner has given up (the Log after close, which may already
+  // have opened the directory again) must not rename the new store's files.
+  // Reads keep working.
+  void close();
 
   result<LogEntry> entry(std::uint64_t index) const;
   // Entries [from, to] in order, stopping early once `max_bytes` of data are
