@@ -452,6 +452,16 @@ struct LogStore::Impl {
   }
 
   result<void> recover();
+  // Decodes the segment header of the file at `path`: false if the file is
+  // shorter than a header or the header is invalid.
+  result<bool> read_seg_header(const std::string& path, std::uint64_t& first, std::uint64_t& prev_term) {
+    auto f = fs->open(path, OpenFlags{});
+    if (!f) return result<bool>(boost::system::in_place_error, f.error());
+    std::array<std::byte, kSegHeaderSize> h{};
+    auto n = (*f)->read_at(0, h);
+    if (!n) return result<bool>(boost::system::in_place_error, n.error());
+    return *n == h.size() && decode_seg_header(h.data(), first, prev_term);
+  }
   result<void> adopt_pending(std::vector<std::pair<std::uint64_t, std::string>> pending, std::vector<std::byte>& data);
   result<void> finish_reset(const std::vector<std::string>& names);
   // Makes each sealed segment durable, then gives its successor its final
@@ -509,13 +519,10 @@ struct LogStore::Impl {
 
 result<void> LogStore::Impl::finish_reset(const std::vector<std::string>& names) {
   const std::string tmp = path_of(kResetTmp);
-  auto f = fs->open(tmp, OpenFlags{});
-  if (!f) return f.error();
-  std::array<std::byte, kSegHeaderSize> h{};
-  auto n = (*f)->read_at(0, h);
-  if (!n) return n.error();
   std::uint64_t first = 0, prev_term = 0;
-  if (*n < kSegHeaderSize || !decode_seg_header(h.data(), first, prev_term)) {
+  auto valid = read_seg_header(tmp, first, prev_term);
+  if (!valid) return valid.error();
+  if (!*valid) {
     // reset() fsyncs reset.tmp before fsyncing the directory that makes it
     // visible after a crash, so an invalid one never decided anything.
     warn(fmt::format("removing incomplete {}", tmp));
@@ -543,16 +550,10 @@ result<void> LogStore::Impl::adopt_pending(std::vector<std::pair<std::uint64_t, 
     // with no entry at all has the same first index, and its final name.)
     if (first != segs.back().last_index() + 1 || first == segs.back().first_index) break;
     const std::string from = path_of(name);
-    {
-      auto f = fs->open(from, OpenFlags{});
-      if (!f) return f.error();
-      std::array<std::byte, kSegHeaderSize> head{};
-      auto got = (*f)->read_at(0, head);
-      if (!got) return got.error();
-      std::uint64_t hf = 0, hterm = 0;
-      if (*got != head.size() || !decode_seg_header(head.data(), hf, hterm) || hf != first || hterm != last_term())
-        break;
-    }
+    std::uint64_t hf = 0, hterm = 0;
+    auto valid = read_seg_header(from, hf, hterm);
+    if (!valid) return valid.error();
+    if (!*valid || hf != first || hterm != last_term()) break;
     // Its records are checked under the pending name, by the rules for a
     // last segment (it holds nothing ever synced, like a last segment's
     // tail); anything those rules call corruption is dropped with it.

@@ -33,6 +33,14 @@ struct Rig {
     EXPECT_TRUE(r) << r.error().message();
     return r ? std::move(*r) : nullptr;
   }
+  // A store holding entries 1-30 of ~200 bytes in `all`: full segments,
+  // their successors pending, nothing synced.
+  std::unique_ptr<LogStore> filled(Filesystem& fs, std::vector<LogEntry>& all) {
+    auto log = open(fs);
+    all = make_entries(1, 30, 1, 200);
+    EXPECT_TRUE(log && log->append(all));
+    return log;
+  }
   bool warned(const std::string& what) const {
     return std::any_of(warnings.begin(), warnings.end(), [&](const std::string& w) { return w.find(what) != std::string::npos; });
   }
@@ -83,9 +91,8 @@ TEST(StorageSeal, SealNamesSegmentsWithoutSyncingTheLastOne) {
   MemoryFilesystem mem;
   GateFs fs(mem);
   Rig rig;
-  auto log = rig.open(fs);
-  auto all = make_entries(1, 30, 1, 200);
-  ASSERT_TRUE(log->append(all));
+  std::vector<LogEntry> all;
+  auto log = rig.filled(fs, all);
   const int before = fs.datasyncs;
   ASSERT_TRUE(log->seal());
   EXPECT_FALSE(log->seal_pending());
@@ -104,9 +111,8 @@ TEST(StorageSeal, SealNamesSegmentsWithoutSyncingTheLastOne) {
 TEST(StorageSeal, ReopenAfterAProcessCrashAdoptsPendingSegments) {
   MemoryFilesystem fs;
   Rig rig;
-  auto log = rig.open(fs);
-  auto all = make_entries(1, 30, 1, 200);
-  ASSERT_TRUE(log->append(all));
+  std::vector<LogEntry> all;
+  auto log = rig.filled(fs, all);
   const std::size_t segments = log->segment_count();
   ASSERT_GT(count_names(fs, ".pending"), 1u);
   log.reset();
@@ -227,9 +233,8 @@ TEST(StorageSeal, CrashAtEveryPointKeepsEverySyncedEntry) {
 TEST(StorageSeal, DamagedPendingSegmentIsRemovedNotCorruption) {
   MemoryFilesystem fs;
   Rig rig;
-  auto log = rig.open(fs);
-  auto all = make_entries(1, 30, 1, 200);
-  ASSERT_TRUE(log->append(all));
+  std::vector<LogEntry> all;
+  auto log = rig.filled(fs, all);
   ASSERT_TRUE(log->seal());  // every full segment final; the last one stays
   auto more = make_entries(31, 40, 1, 200);
   ASSERT_TRUE(log->append(more));  // rolls again: pending segments
@@ -267,8 +272,8 @@ TEST(StorageSeal, ClosedStoreTouchesNoFile) {
   MemoryFilesystem mem;
   GateFs fs(mem);
   Rig rig;
-  auto log = rig.open(fs);
-  ASSERT_TRUE(log->append(make_entries(1, 30, 1, 200)));
+  std::vector<LogEntry> all;
+  auto log = rig.filled(fs, all);
   const std::size_t pending = count_names(fs, ".pending");
   ASSERT_GT(pending, 0u);
   log->close();
