@@ -261,6 +261,41 @@ TEST(StoragePosixFs, LogMetaAndSnapshotOnRealFiles) {
   EXPECT_EQ(snaps->latest()->size_bytes, 5u);
 }
 
+// Sealing on real files: segments filled without a sync are left pending
+// (renames of open files), seal() names them, and a store dropped with some
+// still pending (a process crash) is adopted whole on reopen.
+TEST(StoragePosixFs, PendingSegmentsSealedAndAdoptedOnRealFiles) {
+  TempDir tmp;
+  auto fs = make_posix_filesystem();
+  const std::string dir = tmp.path() + "/log";
+  auto pending = [&] {
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.path().extension() == ".pending";
+    return n;
+  };
+  auto all = make_entries(1, 600, 1, 100);
+  LogStoreOptions o;
+  o.segment_size_bytes_max = 8 << 10;
+  {
+    auto log = *LogStore::open(*fs, dir, o);
+    ASSERT_TRUE(log->append(std::span(all).first(300)));
+    EXPECT_GT(pending(), 1u);
+    ASSERT_TRUE(log->seal());
+    EXPECT_EQ(pending(), 0u);
+    ASSERT_TRUE(log->append(std::span(all).subspan(300)));  // fills more; dropped unsealed
+    EXPECT_GT(pending(), 1u);
+  }
+  std::vector<std::string> warnings;
+  o.warn = [&](const std::string& w) { warnings.push_back(w); };
+  auto log = *LogStore::open(*fs, dir, o);
+  EXPECT_EQ(pending(), 0u);
+  ASSERT_EQ(log->last_index(), 600u);
+  for (std::uint64_t i = 1; i <= 600; i += 37) EXPECT_EQ(*log->entry(i), all[i - 1]) << i;
+  EXPECT_EQ(*log->entry(600), all[599]);
+  ASSERT_FALSE(warnings.empty());
+  EXPECT_NE(warnings.front().find("finishing the seal"), std::string::npos) << warnings.front();
+}
+
 TEST(StoragePosixFs, LargeAndSmallEntriesGatherWrite) {
   // Entries of 1 KiB and more are written from the caller's memory with
   // pwritev; check framing and CRCs of mixed batches on real files.
