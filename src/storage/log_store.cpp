@@ -803,9 +803,10 @@ result<void> LogStore::Impl::recover() {
   std::sort(pending.begin(), pending.end());
   // A last segment shorter than its header, or whose header reads as zeros
   // (its page never written, though the file grew), is a torn creation:
-  // roll() synced its predecessor first, and nothing in it was synced (a
-  // datasync would have written the header's page too). For the very first
-  // segment of a log it can only be the one open() creates for index 1.
+  // its predecessor was synced before it got its name, and nothing in it
+  // was synced (a datasync would have written the header's page too). For
+  // the very first segment of a log it can only be the one open() creates
+  // for index 1.
   if (!segs.empty()) {
     Segment& s = segs.back();
     auto f = fs->open(s.path, OpenFlags{});
@@ -1227,6 +1228,7 @@ result<void> LogStore::truncate_suffix(std::uint64_t index, std::uint64_t commit
 result<void> LogStore::compact(std::uint64_t index) {
   Impl& m = *impl_;
   if (m.is_failed()) return errc::store_failed;
+  if (m.segs.size() < 2 || m.segs[1].first_index > index) return {};  // no segment to delete
   auto guard = m.exclusive();
   // Recovery drops a pending segment that does not continue a durable one:
   // the segments kept must not be pending once their predecessors are gone.
