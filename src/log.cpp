@@ -171,6 +171,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   std::uint64_t restoring_ = 0;
   bool sync_running_ = false, sync_again_ = false;
   bool seal_running_ = false;  // a LogStore::seal() is queued on the storage executor
+  bool reclaim_running_ = false;  // a LogStore::reclaim() is queued there
   // Bumped by every truncation: a sync that started before one may report
   // entries that no longer exist as durable, so its result is not used.
   std::uint64_t trunc_gen_ = 0;
@@ -543,6 +544,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void append_local(LogEntry e);
   void flush_appends();
   void request_seal();
+  void request_reclaim();
   void schedule_flush();
   void request_sync();
   void on_synced(std::uint64_t durable);
@@ -835,6 +837,7 @@ result<void> Log::Impl::open(const std::string& path) {
   // never sync, flush or apply again.
   sync_running_ = sync_again_ = false;
   seal_running_ = false;
+  reclaim_running_ = false;
   flush_posted_ = false;
   applying_ = false;
   path_ = path;
@@ -1127,6 +1130,23 @@ void Log::Impl::request_seal() {
       self->seal_running_ = false;
       if (!r) return self->fatal("sealing a log segment", r.error());
       self->request_seal();  // sealed again meanwhile
+    });
+  });
+}
+
+void Log::Impl::request_reclaim() {
+  // The files of compacted segments are deleted off the strand: an unlink
+  // and a directory fsync per segment (LogStore::reclaim). One per job, so
+  // syncs queued on a one-thread storage executor run in between.
+  if (reclaim_running_ || !log_->reclaim_pending()) return;
+  reclaim_running_ = true;
+  net::post(storage_ex_, [self = shared_from_this(), ep = epoch_, log = log_] {
+    auto r = log->reclaim(1);
+    self->post_any_epoch([self, ep, r] {
+      if (self->epoch_ != ep) return;
+      self->reclaim_running_ = false;
+      if (!r) return self->fatal("deleting compacted log segments", r.error());
+      self->request_reclaim();  // the next file
     });
   });
 }
@@ -1645,6 +1665,7 @@ void Log::Impl::compact_to(const storage::SnapshotMeta& meta) {
   const std::uint64_t keep_from = meta.index > o_.snapshot_tail_entries ? meta.index - o_.snapshot_tail_entries : 0;
   if (keep_from > log_->first_index()) {
     if (auto r = log_->compact(keep_from); !r) return fatal("compacting the log", r.error());
+    request_reclaim();
   }
   // Not the snapshot a queued restore is about to open: a newer snapshot
   // installed from the leader while the FSM restore of the previous one

@@ -63,11 +63,24 @@
 // last entry, fdatasyncs it and fsyncs the directory, all before returning:
 // otherwise new records appended at the same offsets could become durable
 // while the truncation did not, and a crash could resurrect truncated entries
-// next to new ones. compact() unlinks whole leading segments, oldest first,
-// fsyncing the directory after each (again: never a hole). reset() writes the
+// next to new ones. reset() writes the
 // new segment's header to `reset.tmp`, fsyncs it and the directory (from then
 // on the reset is decided), unlinks every segment, fsyncs the directory,
 // renames `reset.tmp` to its segment name and fsyncs the directory again.
+//
+// COMPACTION. compact() drops whole leading segments from the log at once
+// (the Log calls it on its strand after a snapshot) but leaves their files:
+// reclaim(), on the storage thread, deletes them oldest first with a
+// directory fsync after each, so a crash midway leaves a log that starts
+// earlier, never one with a hole (recovery, and the Log, accept a log that
+// starts before the snapshot). Deleting a few segments costs an unlink and
+// a directory fsync each, milliseconds apiece on a busy disk, which the
+// strand would otherwise spend not sending heartbeats. reclaim() runs the
+// waiting seals first, so no segment kept is pending once its predecessor
+// is gone, and fdatasyncs the last segment before deleting the one before
+// it when nothing else will be left (its header's prev_term is then the only
+// record of the term at prev_index()). A store closed or crashed before
+// reclaim() ran keeps the files; the next compaction after open drops them.
 //
 // INDEX (in memory). Per segment, the offset of each record as a u32 (open()
 // refuses options that would let a segment reach 4 GiB), in blocks of 4096;
@@ -137,6 +150,7 @@
 #include <array>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -417,6 +431,15 @@ struct LogStore::Impl {
     std::string from, to;  // the successor's pending and final paths
   };
   std::vector<Seal> seals;
+  // Files of segments compact() dropped from the log that reclaim() has not
+  // deleted yet, oldest first. `sync_first`: the file of the segment after
+  // it when that was the last one at compact(), whose header must be durable
+  // before the last segment before it goes (compact()).
+  struct Doomed {
+    std::string path;  // final name; reclaim() runs the seals first
+    std::shared_ptr<File> sync_first;
+  };
+  std::deque<Doomed> doomed;
 
   void warn(const std::string& msg) const {
     if (opts.warn) opts.warn(msg);
@@ -476,12 +499,13 @@ struct LogStore::Impl {
     }
     return run_seals(v);
   }
-  // Where segment `s`'s file is now: its pending name while its seal waits.
-  std::string current_path(const Segment& s) const {
+  // Where the segment whose final name is `path` is now: its pending name
+  // while its seal waits.
+  std::string current_path(const std::string& path) const {
     std::lock_guard lk(mu);
     for (const auto& x : seals)
-      if (x.to == s.path) return x.from;
-    return s.path;
+      if (x.to == path) return x.from;
+    return path;
   }
   result<void> load_segment(std::size_t i, bool last, std::vector<std::byte>& data);
   // The new last segment; `pending`: created under its pending name.
@@ -1229,19 +1253,11 @@ result<void> LogStore::compact(std::uint64_t index) {
   Impl& m = *impl_;
   if (m.is_failed()) return errc::store_failed;
   if (m.segs.size() < 2 || m.segs[1].first_index > index) return {};  // no segment to delete
-  auto guard = m.exclusive();
-  // Recovery drops a pending segment that does not continue a durable one:
-  // the segments kept must not be pending once their predecessors are gone.
-  if (auto e = m.finish_seals()) return m.fail(e);
-  // When only the last segment will be left, its header must be durable
-  // first: the directory fsyncs below make its name durable, and recovery
-  // cannot rebuild a lone segment's header (prev_term) from anything else.
-  // Sealed segments were synced when they were sealed.
-  if (m.segs.size() > 1 && m.segs.back().first_index <= index)
-    if (auto r = m.segs.back().file->datasync(); !r) return m.fail(r.error());
+  // The segments leave the log now; their files wait for reclaim() on the
+  // storage thread (COMPACTION in the comment at the top).
+  std::vector<Impl::Doomed> v;
   while (m.segs.size() > 1 && m.segs[1].first_index <= index) {
-    if (auto r = m.fs->unlink(m.segs.front().path); !r) return m.fail(r.error());
-    if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
+    v.push_back(Impl::Doomed{m.segs.front().path, nullptr});
     m.segs.erase(m.segs.begin());
     // Drop the runs before the new first index; the one holding it now
     // starts there. The front may be an empty last segment (recovery cut
@@ -1255,7 +1271,59 @@ result<void> LogStore::compact(std::uint64_t index) {
     m.runs.erase(m.runs.begin(), m.runs.begin() + static_cast<std::ptrdiff_t>(r));
     m.runs.front().first = front.first_index;
   }
+  // Only the last segment is left: once its predecessor is gone nothing else
+  // on disk records its prev_term, so its header must be durable first.
+  // (Other segments were fdatasynced by their seal, which reclaim() runs
+  // before deleting anything.)
+  if (m.segs.size() == 1) v.back().sync_first = m.segs.back().file;
+  std::lock_guard lk(m.mu);
+  for (auto& d : v) m.doomed.push_back(std::move(d));
   return {};
+}
+
+result<void> LogStore::reclaim(std::size_t max_files) {
+  Impl& m = *impl_;
+  // One file per turn of `busy`, so a sync() round waits for at most one
+  // unlink and one directory fsync.
+  for (std::size_t n = 0; n < max_files; ++n) {
+    std::unique_lock lk(m.mu);
+    for (;;) {
+      if (m.failed) return errc::store_failed;
+      if (m.closed) return errc::closed;
+      if (m.doomed.empty()) return {};
+      if (!m.busy) break;
+      m.cv.wait(lk);
+    }
+    m.busy = true;
+    // Seals first: every segment kept must have its final name (recovery
+    // drops a pending segment that does not continue a final one), and the
+    // doomed file itself may still have its pending name.
+    auto seals = std::move(m.seals);
+    m.seals.clear();
+    const Impl::Doomed d = std::move(m.doomed.front());
+    m.doomed.pop_front();
+    lk.unlock();
+    std::error_code err = m.run_seals(seals);
+    if (!err && d.sync_first)
+      if (auto r = d.sync_first->datasync(); !r) err = r.error();
+    // Oldest first, each unlink durable before the next: a crash midway
+    // leaves a shorter prefix missing, never a hole.
+    if (!err)
+      if (auto r = m.fs->unlink(d.path); !r) err = r.error();
+    if (!err)
+      if (auto r = m.fs->sync_dir(m.dir); !r) err = r.error();
+    lk.lock();
+    m.busy = false;
+    if (err) m.failed = true;
+    m.cv.notify_all();
+    if (err) return err;
+  }
+  return {};
+}
+
+bool LogStore::reclaim_pending() const {
+  std::lock_guard lk(impl_->mu);
+  return !impl_->doomed.empty();
 }
 
 result<void> LogStore::reset(std::uint64_t index, std::uint64_t term) {
@@ -1271,7 +1339,14 @@ result<void> LogStore::reset(std::uint64_t index, std::uint64_t term) {
   if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
   // Decided: from here a crash ends in the reset log (recovery finishes it).
   for (auto it = m.segs.rbegin(); it != m.segs.rend(); ++it)
-    if (auto r = m.fs->unlink(m.current_path(*it)); !r) return m.fail(r.error());
+    if (auto r = m.fs->unlink(m.current_path(it->path)); !r) return m.fail(r.error());
+  std::deque<Impl::Doomed> doomed;
+  {
+    std::lock_guard lk(m.mu);
+    doomed.swap(m.doomed);
+  }
+  for (auto it = doomed.rbegin(); it != doomed.rend(); ++it)
+    if (auto r = m.fs->unlink(m.current_path(it->path)); !r) return m.fail(r.error());
   if (auto r = m.fs->sync_dir(m.dir); !r) return m.fail(r.error());
   {
     std::lock_guard lk(m.mu);

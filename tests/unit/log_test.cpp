@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <memory>
 #include <optional>
 
 namespace raft::test {
@@ -146,6 +148,60 @@ TEST(Log, WithoutSyncCloseSealsAndTheReopenedLogSealsAgain) {
   fill();
   ASSERT_GT(pending(), 0);
   EXPECT_TRUE(r.run_all([&] { return pending() == 0; }));
+}
+
+// After a snapshot the strand drops the compacted segments from the log but
+// leaves their files to LogStore::reclaim() on the storage executor: an
+// unlink and a directory fsync each, which would hold up heartbeats.
+TEST(Log, CompactedSegmentsAreDeletedOnTheStorageExecutor) {
+  auto lines = std::make_shared<std::vector<std::string>>();
+  ReopenRig r([lines](LogOptions& o) {
+    o.sync = false;  // commits need no disk executor
+    o.segment_size_bytes_max = 1024;
+    o.snapshot_threshold_entries = 20;
+    o.snapshot_tail_entries = 5;
+    o.logger = [lines](std::string_view l) { lines->emplace_back(l); };
+  });
+  // The Log has compacted once it logs a start past the first segment.
+  auto compacted = [&] {
+    return std::any_of(lines->begin(), lines->end(), [](const std::string& l) {
+      const auto at = l.find("log now starts at ");
+      return at != std::string::npos && std::stoull(l.substr(at + 18)) > 1;
+    });
+  };
+  auto exists = [&](const std::string& path) {
+    auto e = r.a->fs.exists(path);
+    EXPECT_TRUE(e);
+    return e && *e;
+  };
+  const std::string first_segment = "/data/log/00000000000000000001.seg";
+  ASSERT_TRUE(exists(first_segment));
+  std::uint64_t last = 0;
+  for (int i = 0; i < 60; ++i)
+    r.a->log->start_apply(std::string(100, 'z'), {}, [&](result<std::uint64_t> v) {
+      if (v) last = std::max(last, *v);
+    });
+  // The network and the apply executor (which takes the snapshots) run; the
+  // disk executor does not.
+  auto snapshots = [&] {
+    auto names = r.a->fs.list("/data/snapshots");
+    return names ? names->size() : 0u;
+  };
+  ASSERT_TRUE(r.c.net.run_until([&] {
+    r.apply.poll();
+    r.apply.restart();
+    return last > 0 && r.a->log->applied_index() >= last && snapshots() > 0 && compacted();
+  }));
+  EXPECT_TRUE(exists(first_segment)) << "the strand deleted a compacted segment";
+  ASSERT_TRUE(r.run_all([&] { return !exists(first_segment); }));
+  // The reopened log starts where the compaction left it, and works.
+  std::optional<result<void>> closed;
+  r.close(closed);
+  ASSERT_TRUE(r.run_all([&] { return closed.has_value(); }));
+  ASSERT_TRUE(*closed);
+  r.expect_reopened_log_works();
+  EXPECT_FALSE(exists(first_segment));
+  EXPECT_GT(r.a->log->last_index(), last);
 }
 
 // The queued sync reports to the first opening and is dropped; the reopened

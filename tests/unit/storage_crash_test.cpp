@@ -107,6 +107,7 @@ void workload(Filesystem& fs, Model& m) {
   m.log.compacted = 10;
   if (!log.compact(10)) return;
   if (!append(21, 30, 2)) return;
+  if (!log.reclaim()) return;      // deletes the compacted files
   if (!truncate(24, 20)) return;  // crosses segment boundaries
   if (!append(25, 28, 3) || !sync()) return;
   if (!snaps.remove_older_than(10)) return;

@@ -243,6 +243,7 @@ TEST(StoragePosixFs, LogMetaAndSnapshotOnRealFiles) {
     ASSERT_EQ(*log->sync(), 300u);
     ASSERT_TRUE(log->truncate_suffix(250, 0));
     ASSERT_TRUE(log->compact(100));
+    ASSERT_TRUE(log->reclaim());
     auto meta = *MetaStore::open(*fs, tmp.path());
     ASSERT_TRUE(meta.save({1, 5, 2, 3}));
     auto snaps = *SnapshotStore::open(*fs, tmp.path() + "/snapshots");

@@ -254,6 +254,7 @@ TEST(StorageLog, ReopenAfterCompactionKeepsPrevTerm) {
     EXPECT_GE(log->segment_count(), 1u);
     EXPECT_EQ(log->last_index(), 40u);
     first = log->first_index();
+    ASSERT_TRUE(log->reclaim());
   }
   fs.crash();
   auto log = open_ok(fs, Warnings{}.opts(600));
@@ -264,9 +265,9 @@ TEST(StorageLog, ReopenAfterCompactionKeepsPrevTerm) {
 }
 
 // Compaction down to the last segment, created by a roll but not yet
-// synced: compact()'s directory fsync makes that file's name durable, so
-// its header must be too, or a crash leaves the only segment without one
-// (and open() refused the log as corrupt).
+// synced: once reclaim() deleted its predecessors that segment is the whole
+// log, so its header must be durable first, or a crash leaves the only
+// segment without one (and open() refused the log as corrupt).
 TEST(StorageLog, CompactionToAnUnsyncedLastSegmentSurvivesACrash) {
   for (std::uint64_t seed = 1; seed <= 20; ++seed) {
     MemoryFilesystem fs(seed);
@@ -280,8 +281,9 @@ TEST(StorageLog, CompactionToAnUnsyncedLastSegmentSurvivesACrash) {
       ASSERT_TRUE(log->sync());
       ASSERT_TRUE(log->append(std::span(all).subspan(20)));  // rolls; not synced
       ASSERT_GT(log->segment_count(), 1u);
-      ASSERT_TRUE(log->compact(40));  // deletes all but the last segment
+      ASSERT_TRUE(log->compact(40));  // drops all but the last segment
       ASSERT_EQ(log->segment_count(), 1u);
+      ASSERT_TRUE(log->reclaim());  // deletes their files
       last_first = log->first_index();
     }
     fs.crash();
@@ -566,6 +568,7 @@ TEST(StorageLog, CompactUpToAnEmptyLastSegmentLeavesAnEmptyLog) {
   ASSERT_EQ(log->last_index(), cut - 1);
   expect_terms(*log, terms);
   ASSERT_TRUE(log->compact(cut));
+  ASSERT_TRUE(log->reclaim());
   EXPECT_EQ(log->segment_count(), 1u);
   EXPECT_EQ(log->prev_index(), cut - 1);
   EXPECT_EQ(log->prev_term(), terms[cut - 1]);

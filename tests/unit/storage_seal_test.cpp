@@ -1,7 +1,10 @@
-// Sealing a full segment without waiting for the disk (log_store.cpp,
-// WRITING): append() never fdatasyncs, the successor keeps its pending name
-// until sync() or seal() has made the sealed segment durable, and recovery
-// adopts a pending segment only when it continues the log exactly.
+// Disk work the Log's strand never waits for.
+// Sealing a full segment (log_store.cpp, WRITING): append() never
+// fdatasyncs, the successor keeps its pending name until sync() or seal()
+// has made the sealed segment durable, and recovery adopts a pending segment
+// only when it continues the log exactly.
+// Deleting compacted segments (COMPACTION): compact() touches no file, and
+// reclaim() deletes them later, oldest first, after the seals.
 #include "unit/storage_test_util.hpp"
 
 #include <raft/storage/log_store.hpp>
@@ -162,7 +165,7 @@ TEST(StorageSeal, PendingSegmentAfterATornPredecessorIsRemoved) {
 }
 
 // Power cuts at every persistence point of appends that roll segments,
-// interleaved with seal(), sync(), compaction and truncation: every entry
+// interleaved with seal(), sync(), compaction, reclaim() and truncation: every entry
 // sync() confirmed survives, and every reopen succeeds.
 TEST(StorageSeal, CrashAtEveryPointKeepsEverySyncedEntry) {
   for (std::uint64_t seed = 1; seed <= 6; ++seed) {
@@ -192,12 +195,12 @@ TEST(StorageSeal, CrashAtEveryPointKeepsEverySyncedEntry) {
           if (!append(1, 12, 1) || !log.seal() || !append(13, 20, 1) || !sync()) return false;
           if (!append(21, 40, 2)) return false;  // rolls; nothing synced
           compacted = 15;
-          if (!log.compact(15)) return false;  // seals first
-          if (!append(41, 50, 2) || !log.seal()) return false;
+          if (!log.compact(15)) return false;
+          if (!append(41, 50, 2) || !log.reclaim(1) || !log.seal()) return false;
           durable = std::min<std::uint64_t>(durable, 44);
           for (std::uint64_t i = 45; i <= 50; ++i) written.erase(i);
           if (!log.truncate_suffix(44, 20)) return false;
-          if (!append(45, 60, 3) || !sync()) return false;
+          if (!append(45, 60, 3) || !log.reclaim() || !sync()) return false;
           return true;
         }();
       }
@@ -283,6 +286,184 @@ TEST(StorageSeal, ClosedStoreTouchesNoFile) {
   EXPECT_EQ(fs.datasyncs, before);
   EXPECT_EQ(count_names(fs, ".pending"), pending);
   EXPECT_EQ(log->entry(3)->index, 3u);  // reads still work
+}
+
+// ---------------------------------------------------------------- reclaim
+// compact() drops segments from the log without touching a file; reclaim()
+// deletes them later, on the storage thread (log_store.cpp, COMPACTION).
+
+std::vector<std::string> segment_names(Filesystem& fs) {
+  auto names = fs.list(kDir);
+  EXPECT_TRUE(names);
+  std::vector<std::string> v;
+  for (const auto& n : *names)
+    if (n.size() > 4 && n.substr(n.size() - 4) == ".seg") v.push_back(n);
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// The calls reclaim() makes to delete `names`: each unlink made durable
+// before the next.
+std::vector<std::string> unlinks_in_order(const std::vector<std::string>& names) {
+  std::vector<std::string> v;
+  for (const auto& n : names) {
+    v.push_back(std::string("unlink ") + kDir + "/" + n);
+    v.push_back("sync_dir");
+  }
+  return v;
+}
+
+TEST(StorageReclaim, CompactTouchesNoFileAndReclaimDeletesOldestFirst) {
+  MemoryFilesystem mem;
+  GateFs fs(mem);
+  Rig rig;
+  std::vector<LogEntry> all;
+  auto log = rig.filled(fs, all);
+  ASSERT_EQ(*log->sync(), 30u);
+  const auto before = segment_names(fs);
+  ASSERT_GE(before.size(), 6u);
+  const int datasyncs = fs.datasyncs;
+  fs.calls.clear();
+  EXPECT_FALSE(log->reclaim_pending());
+  ASSERT_TRUE(log->compact(20));
+  EXPECT_TRUE(fs.calls.empty()) << "compact() changed the directory";
+  EXPECT_EQ(fs.datasyncs, datasyncs) << "compact() waited for the disk";
+  EXPECT_GT(log->first_index(), 1u);
+  EXPECT_LE(log->first_index(), 20u);
+  EXPECT_EQ(segment_names(fs), before);
+  const std::size_t dropped = before.size() - log->segment_count();
+  ASSERT_GE(dropped, 3u);
+  EXPECT_TRUE(log->reclaim_pending());
+
+  ASSERT_TRUE(log->reclaim(1));
+  EXPECT_EQ(fs.calls, unlinks_in_order({before[0]}));
+  EXPECT_TRUE(log->reclaim_pending());
+  ASSERT_TRUE(log->reclaim());
+  EXPECT_EQ(fs.calls, unlinks_in_order(std::vector<std::string>(before.begin(), before.begin() + dropped)));
+  EXPECT_FALSE(log->reclaim_pending());
+  EXPECT_EQ(segment_names(fs), std::vector<std::string>(before.begin() + dropped, before.end()));
+  expect_entries(*log, all, 30);
+  // Nothing left to do: no call at all.
+  fs.calls.clear();
+  ASSERT_TRUE(log->reclaim());
+  EXPECT_TRUE(fs.calls.empty());
+}
+
+// Until reclaim() ran, a reopened store starts at the oldest file left: a
+// longer log, never a hole. The next compaction drops those segments again.
+TEST(StorageReclaim, CrashBeforeReclaimReopensAtTheOldestSegment) {
+  MemoryFilesystem fs;
+  Rig rig;
+  std::vector<LogEntry> all;
+  auto log = rig.filled(fs, all);
+  ASSERT_EQ(*log->sync(), 30u);
+  ASSERT_TRUE(log->compact(20));
+  const std::uint64_t compacted_first = log->first_index();
+  ASSERT_GT(compacted_first, 1u);
+  log.reset();
+  fs.crash();
+  log = rig.open(fs);
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->first_index(), 1u);
+  expect_entries(*log, all, 30);
+  ASSERT_TRUE(log->compact(20));
+  EXPECT_EQ(log->first_index(), compacted_first);
+  ASSERT_TRUE(log->reclaim());
+  log.reset();
+  fs.crash();
+  log = rig.open(fs);
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->first_index(), compacted_first);
+  expect_entries(*log, all, 30);
+}
+
+// Compacting segments whose seals still wait (nothing synced): reclaim()
+// seals first, so it deletes each file under the name it has then, and no
+// segment kept is pending once its predecessor is gone.
+TEST(StorageReclaim, SealsRunBeforeAnyFileIsDeleted) {
+  MemoryFilesystem mem;
+  GateFs fs(mem);
+  Rig rig;
+  std::vector<LogEntry> all;
+  auto log = rig.filled(fs, all);
+  ASSERT_TRUE(log->seal_pending());
+  ASSERT_TRUE(log->compact(20));
+  const std::uint64_t first = log->first_index();
+  fs.calls.clear();
+  ASSERT_TRUE(log->reclaim());
+  EXPECT_FALSE(log->seal_pending());
+  EXPECT_EQ(count_names(fs, ".pending"), 0u);
+  const auto first_unlink = std::find_if(fs.calls.begin(), fs.calls.end(), [](const std::string& c) { return c.rfind("unlink", 0) == 0; });
+  ASSERT_NE(first_unlink, fs.calls.end());
+  EXPECT_TRUE(std::none_of(first_unlink, fs.calls.end(), [](const std::string& c) { return c.rfind("rename", 0) == 0; }));
+  // A power cut now keeps every segment from `first` on but the last one's
+  // unsynced records, and none before it.
+  log.reset();
+  mem.crash();
+  log = rig.open(fs);
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->first_index(), first);
+  EXPECT_GE(log->last_index(), segment_names(fs).size() > 1 ? first : first - 1);
+  expect_entries(*log, all, log->last_index());
+}
+
+// reset() discards the whole log, files still waiting for reclaim()
+// included, also those whose seal still waits (under their pending name).
+TEST(StorageReclaim, ResetDeletesTheFilesCompactionLeft) {
+  MemoryFilesystem fs;
+  Rig rig;
+  std::vector<LogEntry> all;
+  auto log = rig.filled(fs, all);
+  ASSERT_TRUE(log->compact(20));
+  ASSERT_TRUE(log->reclaim_pending());
+  ASSERT_TRUE(log->reset(100, 5));
+  EXPECT_FALSE(log->reclaim_pending());
+  EXPECT_EQ(segment_names(fs), std::vector<std::string>{"00000000000000000101.seg"});
+  EXPECT_EQ(count_names(fs, ".pending"), 0u);
+  ASSERT_TRUE(log->reclaim());
+  auto next = make_entries(101, 105, 5, 200);
+  ASSERT_TRUE(log->append(next));
+  ASSERT_EQ(*log->sync(), 105u);
+  log.reset();
+  fs.crash();
+  log = rig.open(fs);
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->prev_index(), 100u);
+  EXPECT_EQ(log->prev_term(), 5u);
+  EXPECT_EQ(log->last_index(), 105u);
+}
+
+// A store closed before its queued reclaim() ran deletes nothing: its owner
+// may already have opened the directory again.
+TEST(StorageReclaim, ClosedStoreDeletesNothing) {
+  MemoryFilesystem fs;
+  Rig rig;
+  std::vector<LogEntry> all;
+  auto log = rig.filled(fs, all);
+  ASSERT_EQ(*log->sync(), 30u);
+  ASSERT_TRUE(log->compact(20));
+  const auto before = segment_names(fs);
+  log->close();
+  EXPECT_EQ(log->reclaim().error(), errc::closed);
+  EXPECT_EQ(segment_names(fs), before);
+}
+
+// A failed unlink or directory fsync stops the store, as any write does
+// (DESIGN 6: fail-stop).
+TEST(StorageReclaim, FailureStopsTheStore) {
+  for (const char* kind : {"unlink", "sync_dir"}) {
+    MemoryFilesystem fs;
+    Rig rig;
+    std::vector<LogEntry> all;
+    auto log = rig.filled(fs, all);
+    ASSERT_EQ(*log->sync(), 30u);
+    ASSERT_TRUE(log->compact(20));
+    fs.fail_next(kind, errc::io_error);
+    EXPECT_EQ(log->reclaim().error(), errc::io_error) << kind;
+    EXPECT_EQ(log->reclaim().error(), errc::store_failed) << kind;
+    EXPECT_EQ(log->sync().error(), errc::store_failed) << kind;
+    EXPECT_EQ(log->append(make_entries(31, 31, 1, 10)).error(), errc::store_failed) << kind;
+  }
 }
 
 }  // namespace

@@ -55,7 +55,7 @@ inline void write_file(Filesystem& fs, const std::string& path, const std::strin
 
 // A filesystem that counts datasyncs and, while `closed`, holds each one
 // until released: to observe group commit without sleeping, and to check
-// which calls wait for the disk.
+// which calls wait for the disk. It also records the directory changes.
 class GateFs final : public Filesystem {
  public:
   explicit GateFs(Filesystem& inner) : inner_(inner) {}
@@ -86,19 +86,35 @@ class GateFs final : public Filesystem {
     if (!f) return f.error();
     return std::unique_ptr<File>(new GateFile(*this, std::move(*f)));
   }
-  result<void> rename(const std::string& a, const std::string& b) override { return inner_.rename(a, b); }
-  result<void> unlink(const std::string& p) override { return inner_.unlink(p); }
+  result<void> rename(const std::string& a, const std::string& b) override {
+    note("rename " + b);
+    return inner_.rename(a, b);
+  }
+  result<void> unlink(const std::string& p) override {
+    note("unlink " + p);
+    return inner_.unlink(p);
+  }
   result<std::vector<std::string>> list(const std::string& d) override { return inner_.list(d); }
   result<void> mkdir(const std::string& p) override { return inner_.mkdir(p); }
-  result<void> sync_dir(const std::string& d) override { return inner_.sync_dir(d); }
+  result<void> sync_dir(const std::string& d) override {
+    note("sync_dir");
+    return inner_.sync_dir(d);
+  }
   result<bool> exists(const std::string& p) override { return inner_.exists(p); }
 
   std::mutex mu;
   std::condition_variable cv;
   bool closed = false, entered = false;
   int datasyncs = 0;
+  // Renames ("rename <to>"), unlinks ("unlink <path>") and directory syncs
+  // ("sync_dir"), in order.
+  std::vector<std::string> calls;
 
  private:
+  void note(std::string c) {
+    std::lock_guard lk(mu);
+    calls.push_back(std::move(c));
+  }
   Filesystem& inner_;
 };
 

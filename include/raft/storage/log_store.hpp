@@ -2,9 +2,9 @@
 // described in prose at the top of src/storage/log_store.cpp.
 //
 // Threading: append, read, term_at, truncate_suffix, compact and reset are
-// called from one thread at a time (the Log's). sync() may run concurrently
-// with them on another thread (the storage executor); concurrent sync()
-// callers share one fsync (group commit).
+// called from one thread at a time (the Log's). sync(), seal() and reclaim()
+// may run concurrently with them on another thread (the storage executor);
+// concurrent sync() callers share one fsync (group commit).
 //
 // Failure: a failed write or fsync makes the store fail-stop: every later
 // mutating call returns errc::store_failed (DESIGN 6: never retry an fsync).
@@ -78,7 +78,7 @@ class LogStore {
   // threading as sync().
   result<void> seal();
   bool seal_pending() const;
-  // Waits for a sync() or seal() under way, then makes every later one
+  // Waits for a sync(), seal() or reclaim() under way, then makes every later one
   // return errc::closed without touching a file: work still queued for a
   // store its owner has given up (the Log after close, which may already
   // have opened the directory again) must not rename the new store's files.
@@ -93,9 +93,18 @@ class LogStore {
   // Removes every entry after `index`. `commit_index` is the caller's commit
   // index: truncating a committed entry is a bug (RAFT_ASSERT index >= commit).
   result<void> truncate_suffix(std::uint64_t index, std::uint64_t commit_index);
-  // Deletes whole segments whose entries are all < `index` (never the
-  // segment holding last_index()). Afterwards first_index() <= index.
+  // Drops whole segments whose entries are all < `index` (never the segment
+  // holding last_index()). Afterwards first_index() <= index. Never waits
+  // for the disk: the files stay until reclaim() deletes them (until then,
+  // and after a crash before it, a reopened store starts at the oldest).
   result<void> compact(std::uint64_t index);
+  // Deletes the files of the segments compact() dropped, oldest first and
+  // at most `max_files` of them, each deletion durable before the next (so a
+  // crash never leaves a hole). For the storage thread; same threading as
+  // sync(), whose rounds it lets run between two files. Cheap when
+  // reclaim_pending() is false.
+  result<void> reclaim(std::size_t max_files = SIZE_MAX);
+  bool reclaim_pending() const;
   // Discards every entry and restarts the log after (index, term), e.g. after
   // installing a snapshot that covers more than the log holds. Durable on
   // return.
