@@ -61,6 +61,7 @@
 #include <optional>
 #include <semaphore>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -98,6 +99,11 @@ struct Opts {
   // LogOptions::preallocate_segments (--no-prealloc: segments grow by
   // appends, each sync commits a size change, as before session 6).
   bool preallocate = true;
+  // LogOptions::snapshot_threshold_entries (0: no snapshots, the default)
+  // and segment_size_bytes_max: with both small, every node snapshots and
+  // compacts its log during the run, as a service does.
+  std::uint64_t snapshot_every = 0;
+  std::uint64_t segment_mib = 64;
   int repeat = 1;
   std::vector<int> sweep;  // client counts
   std::string svg = "raft-bench-sweep.svg";
@@ -122,6 +128,7 @@ struct Opts {
                "                  [--apply-on-io]\n"
                "                  [--no-apply-inline]\n"
                "                  [--storage-on-io] [--busy-poll US] [--no-ack-channel] [--no-prealloc]\n"
+               "                  [--snapshot-every ENTRIES] [--segment-mib MIB]\n"
                "                  [--repeat K]\n"
                "                  [--sweep clients=1,4,16,64] [--svg FILE] [--dir DIR] [--node-dirs D1,D2,...] [--json] [--verbose]\n"
                "       raft-bench --probe [--dir DIR] [--json]\n",
@@ -157,6 +164,8 @@ Opts parse(int argc, char** argv) {
     else if (a == "--no-apply-inline") o.apply_inline = false;
     else if (a == "--no-ack-channel") o.ack_channel = false;
     else if (a == "--no-prealloc") o.preallocate = false;
+    else if (a == "--snapshot-every") o.snapshot_every = std::stoull(val());
+    else if (a == "--segment-mib") o.segment_mib = std::stoull(val());
     else if (a == "--repeat") o.repeat = std::stoi(val());
     else if (a == "--svg") o.svg = val();
     else if (a == "--dir") o.dir = val();
@@ -181,6 +190,7 @@ Opts parse(int argc, char** argv) {
   }
   if (o.nodes < 1 || o.clients < 1 || o.io_threads < 1 || o.repeat < 1) usage("counts must be >= 1");
   if (o.busy_poll_us < 0) usage("--busy-poll must be >= 0 (microseconds)");
+  if (o.segment_mib < 1 || o.segment_mib > 2048) usage("--segment-mib must be in 1..2048");
   if (o.reads && o.rate > 0) usage("--reads works with client threads or --async, not with --rate");
   if (o.at_follower && (!o.reads || o.nodes < 2)) usage("--at-follower needs --reads and at least 2 nodes");
   if (o.dir.empty()) {
@@ -317,6 +327,8 @@ struct Node {
     lo.apply_inline = o.apply_inline;
     lo.sync = o.sync;
     lo.preallocate_segments = o.preallocate;
+    lo.snapshot_threshold_entries = o.snapshot_every;
+    lo.segment_size_bytes_max = o.segment_mib << 20;
     if (o.verbose)
       lo.logger = [](std::string_view l) { std::fprintf(stderr, "[%d] %.*s\n", int(::getpid()), int(l.size()), l.data()); };
     log = std::make_unique<raft::Log>(lo);
@@ -429,6 +441,10 @@ pid_t spawn_follower(const Opts& o, const std::string& join_url, const std::stri
   if (!o.apply_inline) args.push_back("--no-apply-inline");
   if (!o.ack_channel) args.push_back("--no-ack-channel");
   if (!o.preallocate) args.push_back("--no-prealloc");
+  for (const auto& [flag, v] : {std::pair{"--snapshot-every", o.snapshot_every}, std::pair{"--segment-mib", o.segment_mib}}) {
+    args.push_back(flag);
+    args.push_back(std::to_string(v));
+  }
   pid_t pid = ::fork();
   if (pid < 0) {
     std::perror("raft-bench: fork");
@@ -1039,7 +1055,12 @@ ProbeResult run_probe(const Opts& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Opts o = parse(argc, argv);
+  Opts o;
+  try {
+    o = parse(argc, argv);
+  } catch (const std::logic_error&) {  // std::stoi and friends: not a number, or out of range
+    usage("a numeric flag has a value that is not a number in range");
+  }
   if (o.node) return run_node(o);
   ::signal(SIGPIPE, SIG_IGN);
   for (int s : {SIGINT, SIGTERM, SIGSEGV, SIGABRT}) ::signal(s, on_fatal_signal);
