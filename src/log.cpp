@@ -170,7 +170,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // (0: none): compaction keeps that file until the restore has run.
   std::uint64_t restoring_ = 0;
   bool sync_running_ = false, sync_again_ = false;
-  bool seal_running_ = false;  // a LogStore::seal() is queued on the storage executor
+  bool deferred_running_ = false;  // a LogStore::run_deferred() is queued on the storage executor
   bool reclaim_running_ = false;  // a LogStore::reclaim() is queued there
   // Bumped by every truncation: a sync that started before one may report
   // entries that no longer exist as durable, so its result is not used.
@@ -543,7 +543,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void set_term(std::uint64_t term);
   void append_local(LogEntry e);
   void flush_appends();
-  void request_seal();
+  void request_deferred();
   void request_reclaim();
   void schedule_flush();
   void request_sync();
@@ -836,7 +836,7 @@ result<void> Log::Impl::open(const std::string& path) {
   // starts with none of it running, or it would wait for it forever and
   // never sync, flush or apply again.
   sync_running_ = sync_again_ = false;
-  seal_running_ = false;
+  deferred_running_ = false;
   reclaim_running_ = false;
   flush_posted_ = false;
   applying_ = false;
@@ -1047,7 +1047,7 @@ void Log::Impl::close_now(std::error_code why, bool sync) {
     if (o_.sync)
       (void)log_->sync();
     else
-      (void)log_->seal();
+      (void)log_->run_deferred();
   }
   if (log_) log_->close();
   pending_append_.clear();
@@ -1113,23 +1113,24 @@ void Log::Impl::flush_appends() {
   cache_add(pending_append_);
   pending_append_.clear();
   request_sync();
-  if (!o_.sync) request_seal();
+  if (!o_.sync) request_deferred();
   for (auto& [peer, s] : out_streams_) pump(s);
 }
 
-void Log::Impl::request_seal() {
-  // Without sync() (which does it as part of every round), segments the
-  // append sealed are made durable here, off the strand: until then a crash
-  // of the machine would drop their successors (LogStore::seal).
-  if (seal_running_ || !log_->seal_pending()) return;
-  seal_running_ = true;
+void Log::Impl::request_deferred() {
+  // Without sync() (which does it as part of every round), the disk work
+  // the append left is done here, off the strand (LogStore::run_deferred):
+  // seals, without which a crash of the machine would drop the sealed
+  // segments' successors, space reservation and writeback hints.
+  if (deferred_running_ || !log_->deferred_pending()) return;
+  deferred_running_ = true;
   net::post(storage_ex_, [self = shared_from_this(), ep = epoch_, log = log_] {
-    auto r = log->seal();
+    auto r = log->run_deferred();
     self->post_any_epoch([self, ep, r] {
       if (self->epoch_ != ep) return;
-      self->seal_running_ = false;
+      self->deferred_running_ = false;
       if (!r) return self->fatal("sealing a log segment", r.error());
-      self->request_seal();  // sealed again meanwhile
+      self->request_deferred();  // more queued meanwhile
     });
   });
 }

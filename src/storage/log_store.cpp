@@ -30,33 +30,41 @@
 // take the current one past segment_size_bytes_max (a record never spans
 // segments, so one large entry may exceed the limit).
 //
-// SEALING. append() never waits for the disk, because the Log calls it on its
-// strand, where a flush would hold up heartbeats and votes (a roll that
-// fdatasynced the full segment there stalled the strand for 20-500 ms on a
-// busy disk, long enough to lose leadership; docs/performance.md, session
-// 13). So the full segment is trimmed to its records and the next one is
-// created as `<first>.seg.pending`; the fdatasync of the full one (its seal)
-// waits for the next sync() or seal(), on the storage thread, which then
-// renames the successor to its final name and fsyncs the directory, one
-// segment at a time in index order. A segment with its final name that is
-// not the last is therefore always complete on disk, which is what lets
-// recovery treat any damage in it as corruption rather than as a torn write.
-// sync() runs the waiting seals first, then fdatasyncs the segments written
-// since the last sync, oldest first, and fsyncs the directory if a segment
-// was created; concurrent callers share one round of syncs (group commit).
-// So an entry sync() confirmed is always in a segment with its final name.
-// seal() is for callers that never sync() (LogOptions::sync = false): it runs
-// the seals alone. truncate_suffix(), compact() and reset() first wait for a
-// running round and finish (or, reset, discard) the waiting seals.
+// SEALING. append() never waits for the disk (but for the write itself),
+// because the Log calls it on its strand, where a flush would hold up
+// heartbeats and votes (a roll that fdatasynced the full segment there
+// stalled the strand for 20-500 ms on a busy disk, long enough to lose
+// leadership; docs/performance.md, session 13). So the next segment is
+// created as `<first>.seg.pending`, and the full one's seal (a trim to its
+// records, then its fdatasync) waits for the next sync() or run_deferred(),
+// on the storage thread, which then renames the successor to its final name
+// and fsyncs the directory, one segment at a time in index order. A segment
+// with its final name that is not the last is therefore always complete on
+// disk, which is what lets recovery treat any damage in it as corruption
+// rather than as a torn write. sync() runs the waiting seals first, then
+// fdatasyncs the segments written since the last sync, oldest first, and
+// fsyncs the directory if a segment was created; concurrent callers share
+// one round of syncs (group commit). So an entry sync() confirmed is always
+// in a segment with its final name. run_deferred() is for callers that
+// never sync() (LogOptions::sync = false): it runs the seals (and the hints
+// below) alone. truncate_suffix() and reset() first wait for a running
+// round and finish (or, reset, discard) the waiting seals.
 //
 // PREALLOCATION (opts.preallocate, the default). The last segment's file is
 // kept reserved (File::preallocate: fallocate, which sets the file size) up
 // to 4 MiB past its records, renewed after every 2 MiB written, never past
 // segment_size_bytes_max. A write inside the file's size changes no size,
 // so the fdatasync after it has no metadata to commit: on ext4 that saves a
-// journal commit per sync (measured: docs/performance.md, session 6).
-// Before a segment is sealed its file is truncated to its records, in the
-// fdatasync that seals it, so only the last segment ever ends in zeros.
+// journal commit per sync (measured: docs/performance.md, session 6). A
+// segment's seal first truncates its file to its records, so only the last
+// segment ever ends in zeros. Every 4 MiB written, writeback of them is
+// started (File::start_writeback, sync_file_range), so that no seal or
+// sync finds a whole segment of dirty pages. append() only queues both
+// calls (hints): on a busy disk a fallocate took up to 34 ms and a
+// sync_file_range up to 9 ms on the strand (session 14). The storage thread
+// runs them in order before any seal, so a reservation never outlives the
+// trim of its segment; a sync() round drops the writeback hints, as it
+// fdatasyncs those files anyway.
 //
 // truncate_suffix() deletes the later segments newest first (a crash midway
 // leaves a shorter log, never a hole), ftruncates the segment holding the new
@@ -419,7 +427,7 @@ struct LogStore::Impl {
   // others wait on cv. Keeps durable consistent with what was truncated.
   bool busy = false;
   bool failed = false;           // fail-stop: never cleared
-  bool closed = false;           // close(): sync() and seal() touch no file again
+  bool closed = false;           // close(): sync(), run_deferred() and reclaim() touch no file again
   std::uint64_t written = 0;     // last index handed to the OS
   std::uint64_t durable = 0;     // last index known durable; <= written
   std::vector<std::shared_ptr<File>> dirty;  // written since the last sync, oldest first
@@ -429,8 +437,19 @@ struct LogStore::Impl {
   struct Seal {
     std::shared_ptr<File> sealed;
     std::string from, to;  // the successor's pending and final paths
+    std::uint64_t trim_to;  // cut the sealed file here first (its preallocated tail), or UINT64_MAX
   };
   std::vector<Seal> seals;
+  // Calls append() leaves to the storage thread, in the order asked
+  // (PREALLOCATION): File::preallocate(a) when `reserve`, else
+  // File::start_writeback(a, b). Neither changes what the log holds, only
+  // how fast later writes and syncs are, and both can wait for the disk.
+  struct Hint {
+    std::shared_ptr<File> file;
+    bool reserve;
+    std::uint64_t a, b;
+  };
+  std::vector<Hint> hints;
   // Files of segments compact() dropped from the log that reclaim() has not
   // deleted yet, oldest first. `sync_first`: the file of the segment after
   // it when that was the last one at compact(), whose header must be durable
@@ -490,13 +509,33 @@ struct LogStore::Impl {
   // Makes each sealed segment durable, then gives its successor its final
   // name and makes that durable, in order. Only while holding `busy`.
   std::error_code run_seals(const std::vector<Seal>& v);
+  // Takes the waiting hints and seals (under mu), for a round holding `busy`.
+  // The hints go first: a reservation queued for a segment comes before its
+  // seal cuts the reservation off. `writeback`: false drops the writeback
+  // hints, for a round that fdatasyncs those files anyway.
+  void take_deferred(std::vector<Hint>& h, std::vector<Seal>& v) {
+    h.swap(hints);
+    hints.clear();
+    v.swap(seals);
+    seals.clear();
+  }
+  static void run_hints(const std::vector<Hint>& h, bool writeback) {
+    for (const auto& x : h) {
+      if (x.reserve)
+        x.file->preallocate(x.a);
+      else if (writeback)
+        x.file->start_writeback(x.a, x.b);
+    }
+  }
   // run_seals() of every seal still waiting, for the holder of exclusive().
   std::error_code finish_seals() {
+    std::vector<Hint> h;
     std::vector<Seal> v;
     {
       std::lock_guard lk(mu);
-      v.swap(seals);
+      take_deferred(h, v);
     }
+    run_hints(h, false);
     return run_seals(v);
   }
   // Where the segment whose final name is `path` is now: its pending name
@@ -895,18 +934,21 @@ result<void> LogStore::Impl::flush(Segment& seg, std::size_t entries_before) {
   }
   seg.end += staged;
   clear_stage();
+  std::lock_guard lk(mu);
+  // Both calls are left to the storage thread (PREALLOCATION): on a busy
+  // disk a fallocate took up to 34 ms and a sync_file_range up to 9 ms
+  // here, on the Log's strand (perf trace, session 14).
   if (opts.preallocate && seg.end + kPreallocStep / 2 > seg.allocated) {
     seg.allocated = std::max(seg.end, std::min(seg.end + kPreallocStep, opts.segment_size_bytes_max));
-    seg.file->preallocate(seg.allocated);
+    hints.push_back(Hint{seg.file, true, seg.allocated, 0});
   }
-  // Without this, sealing a segment (roll) or a sync after a long unsynced
-  // stretch (sync=false) found up to a whole segment of dirty pages to write
-  // at once: a stall of 100+ ms on the Log's thread every 64 MiB.
+  // Without this, sealing a segment or a sync after a long unsynced stretch
+  // (sync=false) found up to a whole segment of dirty pages to write at
+  // once: a stall of 100+ ms every 64 MiB.
   if (seg.end >= seg.writeback_from + kWritebackChunk) {
-    seg.file->start_writeback(seg.writeback_from, seg.end - seg.writeback_from);
+    hints.push_back(Hint{seg.file, false, seg.writeback_from, seg.end - seg.writeback_from});
     seg.writeback_from = seg.end;
   }
-  std::lock_guard lk(mu);
   if (dirty.empty() || dirty.back() != seg.file) dirty.push_back(seg.file);
   written = seg.last_index();
   return {};
@@ -914,6 +956,8 @@ result<void> LogStore::Impl::flush(Segment& seg, std::size_t entries_before) {
 
 std::error_code LogStore::Impl::run_seals(const std::vector<Seal>& v) {
   for (const auto& x : v) {
+    if (x.trim_to != UINT64_MAX)
+      if (auto r = x.sealed->truncate(x.trim_to); !r) return r.error();
     if (auto r = x.sealed->datasync(); !r) return r.error();
     // The directory is synced after each rename so that the final names
     // become durable in index order whatever the filesystem.
@@ -925,11 +969,10 @@ std::error_code LogStore::Impl::run_seals(const std::vector<Seal>& v) {
 
 result<void> LogStore::Impl::roll() {
   Segment& old = segs.back();
-  // Seal the old segment first: recovery relies on every segment but the
-  // last being complete on disk, and on its file ending with its last record
-  // (so the preallocated zeros go; the datasync makes the new size durable).
-  if (old.allocated > old.end)
-    if (auto r = old.file->truncate(old.end); !r) return fail(r.error());
+  // Its seal cuts the file at its last record (the preallocated zeros go;
+  // the datasync after it makes the new size durable): recovery relies on
+  // every segment but the last being complete on disk and ending there.
+  const std::uint64_t trim_to = old.allocated > old.end ? old.end : UINT64_MAX;
   old.allocated = 0;
   old.offsets.shrink_to_fit();  // sealed: never grows again (unless truncated back to)
   old.used = ++tick;            // just written: among the most recently used
@@ -940,7 +983,7 @@ result<void> LogStore::Impl::roll() {
   if (auto r = create_segment(next, last_term(), /*pending=*/true); !r) return fail(r.error());
   {
     std::lock_guard lk(mu);
-    seals.push_back(Seal{std::move(sealed), path_of(pending_name(next)), path_of(seg_name(next))});
+    seals.push_back(Seal{std::move(sealed), path_of(pending_name(next)), path_of(seg_name(next)), trim_to});
   }
   evict();
   return {};
@@ -1053,8 +1096,9 @@ result<std::uint64_t> LogStore::sync() {
   }
   // This caller runs the next round for everyone who arrives meanwhile.
   m.busy = true;
-  auto seals = std::move(m.seals);
-  m.seals.clear();
+  std::vector<Impl::Hint> hints;
+  std::vector<Impl::Seal> seals;
+  m.take_deferred(hints, seals);
   auto files = std::move(m.dirty);
   m.dirty.clear();
   const bool dir = m.dir_dirty;
@@ -1062,7 +1106,9 @@ result<std::uint64_t> LogStore::sync() {
   const std::uint64_t goal = m.written;
   lk.unlock();
   // Seals first: an entry in a pending segment is durable only once the
-  // segment has its final name.
+  // segment has its final name. Writeback hints are moot: every file
+  // written is fdatasynced below.
+  Impl::run_hints(hints, false);
   std::error_code err = m.run_seals(seals);
   for (const auto& f : files) {
     if (err) break;
@@ -1083,20 +1129,22 @@ result<std::uint64_t> LogStore::sync() {
   return m.durable;
 }
 
-result<void> LogStore::seal() {
+result<void> LogStore::run_deferred() {
   Impl& m = *impl_;
   std::unique_lock lk(m.mu);
   for (;;) {
     if (m.failed) return errc::store_failed;
     if (m.closed) return errc::closed;
-    if (m.seals.empty()) return {};
+    if (m.seals.empty() && m.hints.empty()) return {};
     if (!m.busy) break;
     m.cv.wait(lk);
   }
   m.busy = true;
-  auto seals = std::move(m.seals);
-  m.seals.clear();
+  std::vector<Impl::Hint> hints;
+  std::vector<Impl::Seal> seals;
+  m.take_deferred(hints, seals);
   lk.unlock();
+  Impl::run_hints(hints, true);
   const std::error_code err = m.run_seals(seals);
   lk.lock();
   m.busy = false;
@@ -1113,9 +1161,9 @@ void LogStore::close() {
   m.closed = true;
 }
 
-bool LogStore::seal_pending() const {
+bool LogStore::deferred_pending() const {
   std::lock_guard lk(impl_->mu);
-  return !impl_->seals.empty();
+  return !impl_->seals.empty() || !impl_->hints.empty();
 }
 
 result<LogEntry> LogStore::entry(std::uint64_t index) const {
@@ -1298,11 +1346,13 @@ result<void> LogStore::reclaim(std::size_t max_files) {
     // Seals first: every segment kept must have its final name (recovery
     // drops a pending segment that does not continue a final one), and the
     // doomed file itself may still have its pending name.
-    auto seals = std::move(m.seals);
-    m.seals.clear();
+    std::vector<Impl::Hint> hints;
+    std::vector<Impl::Seal> seals;
+    m.take_deferred(hints, seals);
     const Impl::Doomed d = std::move(m.doomed.front());
     m.doomed.pop_front();
     lk.unlock();
+    Impl::run_hints(hints, true);
     std::error_code err = m.run_seals(seals);
     if (!err && d.sync_first)
       if (auto r = d.sync_first->datasync(); !r) err = r.error();
@@ -1351,6 +1401,7 @@ result<void> LogStore::reset(std::uint64_t index, std::uint64_t term) {
   {
     std::lock_guard lk(m.mu);
     m.seals.clear();
+    m.hints.clear();  // for files just deleted
   }
   m.segs.clear();
   m.runs.clear();

@@ -2042,7 +2042,7 @@ TEST(Log, ApplyInlineWithSnapshotsAndRestart) {
 }
 
 // Without fsync (LogOptions::sync = false) full segments are still sealed,
-// by LogStore::seal() on the storage executor: their successors get their
+// by LogStore::run_deferred() on the storage executor: their successors get their
 // final names, so a power cut afterwards keeps every sealed segment.
 TEST(Log, WithoutSyncFullSegmentsAreSealedInTheBackground) {
   LocalCluster c;

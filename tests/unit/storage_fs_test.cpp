@@ -263,7 +263,7 @@ TEST(StoragePosixFs, LogMetaAndSnapshotOnRealFiles) {
 }
 
 // Sealing on real files: segments filled without a sync are left pending
-// (renames of open files), seal() names them, and a store dropped with some
+// (renames of open files), run_deferred() names them, and a store dropped with some
 // still pending (a process crash) is adopted whole on reopen.
 TEST(StoragePosixFs, PendingSegmentsSealedAndAdoptedOnRealFiles) {
   TempDir tmp;
@@ -281,7 +281,7 @@ TEST(StoragePosixFs, PendingSegmentsSealedAndAdoptedOnRealFiles) {
     auto log = *LogStore::open(*fs, dir, o);
     ASSERT_TRUE(log->append(std::span(all).first(300)));
     EXPECT_GT(pending(), 1u);
-    ASSERT_TRUE(log->seal());
+    ASSERT_TRUE(log->run_deferred());
     EXPECT_EQ(pending(), 0u);
     ASSERT_TRUE(log->append(std::span(all).subspan(300)));  // fills more; dropped unsealed
     EXPECT_GT(pending(), 1u);

@@ -129,13 +129,17 @@ TEST(StorageLog, EntryAboveLimitIsRefusedBeforeWriting) {
 
 // Writeback of a segment's dirty pages is started every few MiB while it is
 // written (never past the end of the file, also after a truncation), so
-// sealing a full segment does not flush it all at once on the Log's thread.
+// sealing a full segment does not flush it all at once. append() queues the
+// hints; run_deferred() gives them to the filesystem.
 TEST(StorageLog, WritebackIsStartedAsSegmentsFill) {
   MemoryFilesystem fs;
   Warnings w;
   auto log = open_ok(fs, w.opts());
   std::uint64_t next = 1;
   for (int k = 0; k < 80; ++k, next += 4) ASSERT_TRUE(log->append(make_entries(next, next + 3, 1, 64 << 10)));
+  // append() queues the hints for the storage thread.
+  EXPECT_EQ(fs.writeback_hints().first, 0u);
+  ASSERT_TRUE(log->run_deferred());
   // 80 x 256 KiB = 20 MiB written, no sync: at least 16 MiB handed to writeback.
   auto [bytes, past_end] = fs.writeback_hints();
   EXPECT_GE(bytes, 16u << 20);
@@ -144,6 +148,7 @@ TEST(StorageLog, WritebackIsStartedAsSegmentsFill) {
   ASSERT_TRUE(log->truncate_suffix(100, 0));  // back below what was handed over
   next = 101;
   for (int k = 0; k < 40; ++k, next += 4) ASSERT_TRUE(log->append(make_entries(next, next + 3, 2, 64 << 10)));
+  ASSERT_TRUE(log->run_deferred());
   EXPECT_EQ(fs.writeback_hints().second, 0u) << "a hint past the end of the file after truncation";
   EXPECT_GT(fs.writeback_hints().first, bytes);
 }

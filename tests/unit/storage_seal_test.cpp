@@ -1,6 +1,6 @@
 // Disk work the Log's strand never waits for.
 // Sealing a full segment (log_store.cpp, WRITING): append() never
-// fdatasyncs, the successor keeps its pending name until sync() or seal()
+// fdatasyncs, the successor keeps its pending name until sync() or run_deferred()
 // has made the sealed segment durable, and recovery adopts a pending segment
 // only when it continues the log exactly.
 // Deleting compacted segments (COMPACTION): compact() touches no file, and
@@ -76,11 +76,11 @@ TEST(StorageSeal, AppendThatFillsSegmentsDoesNotWaitForTheDisk) {
   ASSERT_TRUE(log->append(all));
   ASSERT_GE(log->segment_count(), 6u);
   EXPECT_EQ(fs.datasyncs, opened) << "append() waited for the disk";
-  EXPECT_TRUE(log->seal_pending());
+  EXPECT_TRUE(log->deferred_pending());
   EXPECT_EQ(count_names(fs, ".pending"), log->segment_count() - 1);
   // sync() seals first: every segment has its final name once it returns.
   ASSERT_EQ(*log->sync(), 30u);
-  EXPECT_FALSE(log->seal_pending());
+  EXPECT_FALSE(log->deferred_pending());
   EXPECT_EQ(count_names(fs, ".pending"), 0u);
   EXPECT_EQ(count_names(fs, ".seg"), log->segment_count());
   log.reset();
@@ -97,14 +97,14 @@ TEST(StorageSeal, SealNamesSegmentsWithoutSyncingTheLastOne) {
   std::vector<LogEntry> all;
   auto log = rig.filled(fs, all);
   const int before = fs.datasyncs;
-  ASSERT_TRUE(log->seal());
-  EXPECT_FALSE(log->seal_pending());
+  ASSERT_TRUE(log->run_deferred());
+  EXPECT_FALSE(log->deferred_pending());
   EXPECT_EQ(count_names(fs, ".pending"), 0u);
   // One datasync per sealed segment; the last one, still being written, is
   // left to sync(), and nothing is reported durable.
   EXPECT_EQ(fs.datasyncs - before, static_cast<int>(log->segment_count() - 1));
   EXPECT_EQ(log->durable_index(), 0u);
-  ASSERT_TRUE(log->seal());  // nothing pending: no disk work
+  ASSERT_TRUE(log->run_deferred());  // nothing pending: no disk work
   EXPECT_EQ(fs.datasyncs - before, static_cast<int>(log->segment_count() - 1));
 }
 
@@ -142,13 +142,15 @@ TEST(StorageSeal, PendingSegmentAfterATornPredecessorIsRemoved) {
   ASSERT_EQ(*log->sync(), 2u);
   ASSERT_TRUE(log->append(std::span(all).subspan(2)));
   log.reset();
-  // Tear the first segment's last record: cut it 10 bytes short.
+  // Tear the first segment's last record: cut it 10 bytes short. (Its file
+  // still ends in the space reserved for it: its seal, which trims that,
+  // never ran.)
   const std::string first = std::string(kDir) + "/00000000000000000001.seg";
   {
+    const std::size_t records_end = testing::read_file(fs, first).find_last_not_of('\0') + 1;
     auto f = fs.open(first, OpenFlags{});
     ASSERT_TRUE(f);
-    auto size = (*f)->size();
-    ASSERT_TRUE((*f)->truncate(*size - 10));
+    ASSERT_TRUE((*f)->truncate(records_end - 10));
   }
   log = rig.open(fs);
   ASSERT_TRUE(log);
@@ -165,7 +167,7 @@ TEST(StorageSeal, PendingSegmentAfterATornPredecessorIsRemoved) {
 }
 
 // Power cuts at every persistence point of appends that roll segments,
-// interleaved with seal(), sync(), compaction, reclaim() and truncation: every entry
+// interleaved with run_deferred(), sync(), compaction, reclaim() and truncation: every entry
 // sync() confirmed survives, and every reopen succeeds.
 TEST(StorageSeal, CrashAtEveryPointKeepsEverySyncedEntry) {
   for (std::uint64_t seed = 1; seed <= 6; ++seed) {
@@ -192,11 +194,11 @@ TEST(StorageSeal, CrashAtEveryPointKeepsEverySyncedEntry) {
           return true;
         };
         finished = [&] {
-          if (!append(1, 12, 1) || !log.seal() || !append(13, 20, 1) || !sync()) return false;
+          if (!append(1, 12, 1) || !log.run_deferred() || !append(13, 20, 1) || !sync()) return false;
           if (!append(21, 40, 2)) return false;  // rolls; nothing synced
           compacted = 15;
           if (!log.compact(15)) return false;
-          if (!append(41, 50, 2) || !log.reclaim(1) || !log.seal()) return false;
+          if (!append(41, 50, 2) || !log.reclaim(1) || !log.run_deferred()) return false;
           durable = std::min<std::uint64_t>(durable, 44);
           for (std::uint64_t i = 45; i <= 50; ++i) written.erase(i);
           if (!log.truncate_suffix(44, 20)) return false;
@@ -238,11 +240,11 @@ TEST(StorageSeal, DamagedPendingSegmentIsRemovedNotCorruption) {
   Rig rig;
   std::vector<LogEntry> all;
   auto log = rig.filled(fs, all);
-  ASSERT_TRUE(log->seal());  // every full segment final; the last one stays
+  ASSERT_TRUE(log->run_deferred());  // every full segment final; the last one stays
   auto more = make_entries(31, 40, 1, 200);
   ASSERT_TRUE(log->append(more));  // rolls again: pending segments
   all.insert(all.end(), more.begin(), more.end());
-  ASSERT_TRUE(log->seal_pending());
+  ASSERT_TRUE(log->deferred_pending());
   log.reset();
   auto names = fs.list(kDir);
   ASSERT_TRUE(names);
@@ -281,11 +283,84 @@ TEST(StorageSeal, ClosedStoreTouchesNoFile) {
   ASSERT_GT(pending, 0u);
   log->close();
   const int before = fs.datasyncs;
-  EXPECT_EQ(log->seal().error(), errc::closed);
+  EXPECT_EQ(log->run_deferred().error(), errc::closed);
   EXPECT_EQ(log->sync().error(), errc::closed);
   EXPECT_EQ(fs.datasyncs, before);
   EXPECT_EQ(count_names(fs, ".pending"), pending);
   EXPECT_EQ(log->entry(3)->index, 3u);  // reads still work
+}
+
+// ---------------------------------------------------------------- hints
+// append() queues its space reservations and writeback hints, and leaves
+// the trim of a full segment to its seal (log_store.cpp, PREALLOCATION).
+
+std::vector<std::string> calls_starting(const std::vector<std::string>& calls, const std::string& prefix) {
+  std::vector<std::string> v;
+  for (const auto& c : calls)
+    if (c.rfind(prefix, 0) == 0) v.push_back(c);
+  return v;
+}
+
+TEST(StorageHints, AppendLeavesReservationsAndTrimsToTheStorageThread) {
+  MemoryFilesystem mem;
+  GateFs fs(mem);
+  Rig rig;
+  auto log = rig.open(fs);
+  fs.calls.clear();
+  auto all = make_entries(1, 30, 1, 200);
+  ASSERT_TRUE(log->append(all));
+  ASSERT_GE(log->segment_count(), 6u);
+  EXPECT_TRUE(calls_starting(fs.calls, "preallocate").empty()) << "append() reserved space itself";
+  EXPECT_TRUE(calls_starting(fs.calls, "truncate").empty()) << "append() trimmed a full segment itself";
+  ASSERT_TRUE(log->deferred_pending());
+  ASSERT_TRUE(log->run_deferred());
+  EXPECT_FALSE(log->deferred_pending());
+  // Every full segment was reserved, then trimmed by its seal, and never
+  // reserved again after its trim (that would leave zeros at its end).
+  const auto trims = calls_starting(fs.calls, "truncate");
+  EXPECT_EQ(trims.size(), log->segment_count() - 1);
+  for (const auto& t : trims) {
+    const std::string path = t.substr(9);
+    const auto at = std::find(fs.calls.begin(), fs.calls.end(), t);
+    EXPECT_NE(std::find(fs.calls.begin(), at, "preallocate " + path), at) << path << " was never reserved";
+    EXPECT_EQ(std::find(at, fs.calls.end(), "preallocate " + path), fs.calls.end()) << path << " reserved after its trim";
+  }
+  // So a reopened store finds no zeros after the records of a full segment:
+  // it opens without a warning and holds everything.
+  log.reset();
+  rig.warnings.clear();
+  log = rig.open(fs);
+  ASSERT_TRUE(log);
+  expect_entries(*log, all, 30);
+  EXPECT_TRUE(rig.warnings.empty()) << rig.warnings.front();
+}
+
+TEST(StorageHints, WritebackHintsRunOnlyWithoutSync) {
+  for (const bool with_sync : {false, true}) {
+    MemoryFilesystem mem;
+    GateFs fs(mem);
+    Rig rig;
+    auto o = rig.opts();
+    o.segment_size_bytes_max = 64u << 20;
+    auto r = LogStore::open(fs, kDir, o);
+    ASSERT_TRUE(r);
+    auto& log = **r;
+    fs.calls.clear();
+    // 5 MiB in one segment: past the 4 MiB after which writeback starts.
+    for (std::uint64_t i = 1; i <= 50; ++i) ASSERT_TRUE(log.append(make_entries(i * 100 - 99, i * 100, 1, 1000)));
+    EXPECT_TRUE(calls_starting(fs.calls, "writeback").empty()) << "append() hinted writeback itself";
+    ASSERT_TRUE(log.deferred_pending());
+    if (with_sync) {
+      ASSERT_TRUE(log.sync());
+      // fdatasync writes everything back anyway.
+      EXPECT_TRUE(calls_starting(fs.calls, "writeback").empty());
+    } else {
+      ASSERT_TRUE(log.run_deferred());
+      EXPECT_EQ(calls_starting(fs.calls, "writeback").size(), 1u);
+    }
+    EXPECT_FALSE(calls_starting(fs.calls, "preallocate").empty()) << with_sync;
+    EXPECT_FALSE(log.deferred_pending());
+  }
 }
 
 // ---------------------------------------------------------------- reclaim
@@ -386,12 +461,12 @@ TEST(StorageReclaim, SealsRunBeforeAnyFileIsDeleted) {
   Rig rig;
   std::vector<LogEntry> all;
   auto log = rig.filled(fs, all);
-  ASSERT_TRUE(log->seal_pending());
+  ASSERT_TRUE(log->deferred_pending());
   ASSERT_TRUE(log->compact(20));
   const std::uint64_t first = log->first_index();
   fs.calls.clear();
   ASSERT_TRUE(log->reclaim());
-  EXPECT_FALSE(log->seal_pending());
+  EXPECT_FALSE(log->deferred_pending());
   EXPECT_EQ(count_names(fs, ".pending"), 0u);
   const auto first_unlink = std::find_if(fs.calls.begin(), fs.calls.end(), [](const std::string& c) { return c.rfind("unlink", 0) == 0; });
   ASSERT_NE(first_unlink, fs.calls.end());

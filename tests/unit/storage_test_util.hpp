@@ -61,7 +61,7 @@ class GateFs final : public Filesystem {
   explicit GateFs(Filesystem& inner) : inner_(inner) {}
   class GateFile final : public File {
    public:
-    GateFile(GateFs& fs, std::unique_ptr<File> f) : fs_(fs), f_(std::move(f)) {}
+    GateFile(GateFs& fs, std::unique_ptr<File> f, std::string path) : fs_(fs), f_(std::move(f)), path_(std::move(path)) {}
     result<std::size_t> read_at(std::uint64_t o, std::span<std::byte> out) override { return f_->read_at(o, out); }
     result<void> append(std::span<const std::byte> d) override { return f_->append(d); }
     result<void> write_at(std::uint64_t o, std::span<const std::byte> d) override { return f_->write_at(o, d); }
@@ -74,17 +74,29 @@ class GateFs final : public Filesystem {
       fs_.cv.wait(lk, [&] { return !fs_.closed; });
       return f_->datasync();
     }
-    result<void> truncate(std::uint64_t s) override { return f_->truncate(s); }
+    result<void> truncate(std::uint64_t s) override {
+      fs_.note("truncate " + path_);
+      return f_->truncate(s);
+    }
     result<std::uint64_t> size() override { return f_->size(); }
+    void preallocate(std::uint64_t len) override {
+      fs_.note("preallocate " + path_);
+      f_->preallocate(len);
+    }
+    void start_writeback(std::uint64_t off, std::uint64_t len) override {
+      fs_.note("writeback " + path_);
+      f_->start_writeback(off, len);
+    }
 
    private:
     GateFs& fs_;
     std::unique_ptr<File> f_;
+    std::string path_;  // as opened
   };
   result<std::unique_ptr<File>> open(const std::string& p, OpenFlags fl) override {
     auto f = inner_.open(p, fl);
     if (!f) return f.error();
-    return std::unique_ptr<File>(new GateFile(*this, std::move(*f)));
+    return std::unique_ptr<File>(new GateFile(*this, std::move(*f), p));
   }
   result<void> rename(const std::string& a, const std::string& b) override {
     note("rename " + b);
@@ -106,8 +118,10 @@ class GateFs final : public Filesystem {
   std::condition_variable cv;
   bool closed = false, entered = false;
   int datasyncs = 0;
-  // Renames ("rename <to>"), unlinks ("unlink <path>") and directory syncs
-  // ("sync_dir"), in order.
+  // Renames ("rename <to>"), unlinks ("unlink <path>"), directory syncs
+  // ("sync_dir"), and truncations, reservations and writeback hints
+  // ("truncate <path>", "preallocate <path>", "writeback <path>", each
+  // naming the file by the path it was opened at), in order.
   std::vector<std::string> calls;
 
  private:

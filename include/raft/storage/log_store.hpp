@@ -61,24 +61,27 @@ class LogStore {
   result<std::uint64_t> term_at(std::uint64_t index) const;
 
   // Appends entries whose indexes continue last_index() contiguously
-  // (RAFT_ASSERT). Written to the OS, not yet durable: call sync(). Never
-  // waits for the disk: a full segment is sealed without an fdatasync, which
-  // the next sync() or seal() does (so a thread that only appends, like the
-  // Log's strand, is not held up by a flush when a segment fills).
+  // (RAFT_ASSERT). Written to the OS, not yet durable: call sync(). Makes no
+  // call that waits for the disk but the write itself: a full segment is
+  // sealed without an fdatasync, and space reservation and writeback hints
+  // are queued too, all for the next sync() or run_deferred() (so a thread
+  // that only appends, like the Log's strand, is not held up by a flush when
+  // a segment fills, or by a busy filesystem journal).
   result<void> append(std::span<const LogEntry> entries);
   // Makes every entry appended before the call durable (fdatasync of the
   // segments written since the last sync, and the directory when a segment
   // was created). Returns the durable last index. Safe to call from another
   // thread than append() (one thread appends; sync() may run concurrently).
   result<std::uint64_t> sync();
-  // For a caller that never calls sync() (LogOptions::sync = false): makes
-  // the segments append() sealed since the last sync() or seal() durable and
-  // gives their successors their final names, so that recovery keeps them
-  // (see log_store.cpp, WRITING). Cheap when seal_pending() is false. Same
-  // threading as sync().
-  result<void> seal();
-  bool seal_pending() const;
-  // Waits for a sync(), seal() or reclaim() under way, then makes every later one
+  // For a caller that never calls sync() (LogOptions::sync = false): runs
+  // the work append() queued (log_store.cpp, WRITING and PREALLOCATION):
+  // makes the segments it sealed durable and gives their successors their
+  // final names, so that recovery keeps them; reserves space ahead of the
+  // last segment's records; starts writeback of what is behind them. Cheap
+  // when deferred_pending() is false. Same threading as sync().
+  result<void> run_deferred();
+  bool deferred_pending() const;
+  // Waits for a sync(), run_deferred() or reclaim() under way, then makes every later one
   // return errc::closed without touching a file: work still queued for a
   // store its owner has given up (the Log after close, which may already
   // have opened the directory again) must not rename the new store's files.
