@@ -62,9 +62,10 @@
 // sync finds a whole segment of dirty pages. append() only queues both
 // calls (hints): on a busy disk a fallocate took up to 34 ms and a
 // sync_file_range up to 9 ms on the strand (session 14). The storage thread
-// runs them in order before any seal, so a reservation never outlives the
-// trim of its segment; a sync() round drops the writeback hints, as it
-// fdatasyncs those files anyway.
+// runs them before the seals of the same round and skips a reservation for
+// a segment that round seals, so a reservation never outlives the trim of
+// its segment; a sync() round drops the writeback hints, as it fdatasyncs
+// those files anyway.
 //
 // truncate_suffix() deletes the later segments newest first (a crash midway
 // leaves a shorter log, never a hole), ftruncates the segment holding the new
@@ -510,19 +511,23 @@ struct LogStore::Impl {
   // name and makes that durable, in order. Only while holding `busy`.
   std::error_code run_seals(const std::vector<Seal>& v);
   // Takes the waiting hints and seals (under mu), for a round holding `busy`.
-  // The hints go first: a reservation queued for a segment comes before its
-  // seal cuts the reservation off. `writeback`: false drops the writeback
-  // hints, for a round that fdatasyncs those files anyway.
   void take_deferred(std::vector<Hint>& h, std::vector<Seal>& v) {
     h.swap(hints);
     hints.clear();
     v.swap(seals);
     seals.clear();
   }
-  static void run_hints(const std::vector<Hint>& h, bool writeback) {
+  // Runs them; the caller runs `v`, the seals of the same round, next. A
+  // reservation for a file `v` seals is skipped: the seal's trim would take
+  // it back (a reservation run in an earlier round it does take back).
+  // `writeback`: false drops the writeback hints, for a round that
+  // fdatasyncs those files anyway.
+  static void run_hints(const std::vector<Hint>& h, bool writeback, const std::vector<Seal>& v) {
     for (const auto& x : h) {
-      if (x.reserve)
-        x.file->preallocate(x.a);
+      if (x.reserve) {
+        if (std::none_of(v.begin(), v.end(), [&](const Seal& s) { return s.sealed == x.file; }))
+          x.file->preallocate(x.a);
+      }
       else if (writeback)
         x.file->start_writeback(x.a, x.b);
     }
@@ -535,7 +540,7 @@ struct LogStore::Impl {
       std::lock_guard lk(mu);
       take_deferred(h, v);
     }
-    run_hints(h, false);
+    run_hints(h, false, v);
     return run_seals(v);
   }
   // Where the segment whose final name is `path` is now: its pending name
@@ -1108,7 +1113,7 @@ result<std::uint64_t> LogStore::sync() {
   // Seals first: an entry in a pending segment is durable only once the
   // segment has its final name. Writeback hints are moot: every file
   // written is fdatasynced below.
-  Impl::run_hints(hints, false);
+  Impl::run_hints(hints, false, seals);
   std::error_code err = m.run_seals(seals);
   for (const auto& f : files) {
     if (err) break;
@@ -1144,7 +1149,7 @@ result<void> LogStore::run_deferred() {
   std::vector<Impl::Seal> seals;
   m.take_deferred(hints, seals);
   lk.unlock();
-  Impl::run_hints(hints, true);
+  Impl::run_hints(hints, true, seals);
   const std::error_code err = m.run_seals(seals);
   lk.lock();
   m.busy = false;
@@ -1352,7 +1357,7 @@ result<void> LogStore::reclaim(std::size_t max_files) {
     const Impl::Doomed d = std::move(m.doomed.front());
     m.doomed.pop_front();
     lk.unlock();
-    Impl::run_hints(hints, true);
+    Impl::run_hints(hints, true, seals);
     std::error_code err = m.run_seals(seals);
     if (!err && d.sync_first)
       if (auto r = d.sync_first->datasync(); !r) err = r.error();
