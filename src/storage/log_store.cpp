@@ -494,6 +494,31 @@ struct LogStore::Impl {
     return Exclusive{this};
   }
 
+  // Starts a round (of sync(), run_deferred() or reclaim()): waits, with lk
+  // holding mu, until no round runs and claims `busy`. Returns false instead
+  // when the caller should return at once: nothing to do (`idle()`), or an
+  // error (the store failed or was closed).
+  template <class Idle>
+  result<bool> claim_round(std::unique_lock<std::mutex>& lk, Idle idle) {
+    for (;;) {
+      if (failed) return errc::store_failed;
+      if (closed) return errc::closed;
+      if (idle()) return false;
+      if (!busy) break;
+      cv.wait(lk);
+    }
+    busy = true;
+    return true;
+  }
+  // Ends the round claim_round() started, lk held again: a failure stops
+  // the store.
+  std::error_code end_round(std::error_code err) {
+    busy = false;
+    if (err) failed = true;
+    cv.notify_all();
+    return err;
+  }
+
   result<void> recover();
   // Decodes the segment header of the file at `path`: false if the file is
   // shorter than a header or the header is invalid.
@@ -532,7 +557,12 @@ struct LogStore::Impl {
         x.file->start_writeback(x.a, x.b);
     }
   }
-  // run_seals() of every seal still waiting, for the holder of exclusive().
+  // run_hints(), then run_seals(): what take_deferred() took.
+  std::error_code run_taken(const std::vector<Hint>& h, const std::vector<Seal>& v, bool writeback) {
+    run_hints(h, writeback, v);
+    return run_seals(v);
+  }
+  // run_taken() of everything waiting, for the holder of exclusive().
   std::error_code finish_seals() {
     std::vector<Hint> h;
     std::vector<Seal> v;
@@ -540,8 +570,7 @@ struct LogStore::Impl {
       std::lock_guard lk(mu);
       take_deferred(h, v);
     }
-    run_hints(h, false, v);
-    return run_seals(v);
+    return run_taken(h, v, false);
   }
   // Where the segment whose final name is `path` is now: its pending name
   // while its seal waits.
@@ -1092,15 +1121,10 @@ result<std::uint64_t> LogStore::sync() {
   Impl& m = *impl_;
   std::unique_lock lk(m.mu);
   const std::uint64_t target = m.written;
-  for (;;) {
-    if (m.failed) return errc::store_failed;
-    if (m.closed) return errc::closed;
-    if (m.durable >= target && !m.dir_dirty) return m.durable;
-    if (!m.busy) break;
-    m.cv.wait(lk);
-  }
   // This caller runs the next round for everyone who arrives meanwhile.
-  m.busy = true;
+  auto claimed = m.claim_round(lk, [&] { return m.durable >= target && !m.dir_dirty; });
+  if (!claimed) return claimed.error();
+  if (!*claimed) return m.durable;
   std::vector<Impl::Hint> hints;
   std::vector<Impl::Seal> seals;
   m.take_deferred(hints, seals);
@@ -1113,8 +1137,7 @@ result<std::uint64_t> LogStore::sync() {
   // Seals first: an entry in a pending segment is durable only once the
   // segment has its final name. Writeback hints are moot: every file
   // written is fdatasynced below.
-  Impl::run_hints(hints, false, seals);
-  std::error_code err = m.run_seals(seals);
+  std::error_code err = m.run_taken(hints, seals, false);
   for (const auto& f : files) {
     if (err) break;
     if (std::any_of(seals.begin(), seals.end(), [&](const Impl::Seal& x) { return x.sealed == f; })) continue;
@@ -1124,38 +1147,24 @@ result<std::uint64_t> LogStore::sync() {
   if (!err && dir && seals.empty())
     if (auto r = m.fs->sync_dir(m.dir); !r) err = r.error();
   lk.lock();
-  m.busy = false;
-  if (err)
-    m.failed = true;
-  else
-    m.durable = std::max(m.durable, goal);
-  m.cv.notify_all();
-  if (err) return err;
+  if (!err) m.durable = std::max(m.durable, goal);
+  if (m.end_round(err)) return err;
   return m.durable;
 }
 
 result<void> LogStore::run_deferred() {
   Impl& m = *impl_;
   std::unique_lock lk(m.mu);
-  for (;;) {
-    if (m.failed) return errc::store_failed;
-    if (m.closed) return errc::closed;
-    if (m.seals.empty() && m.hints.empty()) return {};
-    if (!m.busy) break;
-    m.cv.wait(lk);
-  }
-  m.busy = true;
+  auto claimed = m.claim_round(lk, [&] { return m.seals.empty() && m.hints.empty(); });
+  if (!claimed) return claimed.error();
+  if (!*claimed) return {};
   std::vector<Impl::Hint> hints;
   std::vector<Impl::Seal> seals;
   m.take_deferred(hints, seals);
   lk.unlock();
-  Impl::run_hints(hints, true, seals);
-  const std::error_code err = m.run_seals(seals);
+  const std::error_code err = m.run_taken(hints, seals, true);
   lk.lock();
-  m.busy = false;
-  if (err) m.failed = true;
-  m.cv.notify_all();
-  if (err) return err;
+  if (m.end_round(err)) return err;
   return {};
 }
 
@@ -1340,14 +1349,9 @@ result<void> LogStore::reclaim(std::size_t max_files) {
   // unlink and one directory fsync.
   for (std::size_t n = 0; n < max_files; ++n) {
     std::unique_lock lk(m.mu);
-    for (;;) {
-      if (m.failed) return errc::store_failed;
-      if (m.closed) return errc::closed;
-      if (m.doomed.empty()) return {};
-      if (!m.busy) break;
-      m.cv.wait(lk);
-    }
-    m.busy = true;
+    auto claimed = m.claim_round(lk, [&] { return m.doomed.empty(); });
+    if (!claimed) return claimed.error();
+    if (!*claimed) return {};
     // Seals first: every segment kept must have its final name (recovery
     // drops a pending segment that does not continue a final one), and the
     // doomed file itself may still have its pending name.
@@ -1357,8 +1361,7 @@ result<void> LogStore::reclaim(std::size_t max_files) {
     const Impl::Doomed d = std::move(m.doomed.front());
     m.doomed.pop_front();
     lk.unlock();
-    Impl::run_hints(hints, true, seals);
-    std::error_code err = m.run_seals(seals);
+    std::error_code err = m.run_taken(hints, seals, true);
     if (!err && d.sync_first)
       if (auto r = d.sync_first->datasync(); !r) err = r.error();
     // Oldest first, each unlink durable before the next: a crash midway
@@ -1368,10 +1371,7 @@ result<void> LogStore::reclaim(std::size_t max_files) {
     if (!err)
       if (auto r = m.fs->sync_dir(m.dir); !r) err = r.error();
     lk.lock();
-    m.busy = false;
-    if (err) m.failed = true;
-    m.cv.notify_all();
-    if (err) return err;
+    if (m.end_round(err)) return err;
   }
   return {};
 }
