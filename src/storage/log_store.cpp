@@ -452,9 +452,9 @@ struct LogStore::Impl {
   };
   std::vector<Hint> hints;
   // Files of segments compact() dropped from the log that reclaim() has not
-  // deleted yet, oldest first. `sync_first`: the file of the segment after
-  // it when that was the last one at compact(), whose header must be durable
-  // before the last segment before it goes (compact()).
+  // deleted yet, oldest first. `sync_first`: set on the newest of them when
+  // compact() left only the last segment, whose header must be durable
+  // before this file, its predecessor, is deleted (compact()).
   struct Doomed {
     std::string path;  // final name; reclaim() runs the seals first
     std::shared_ptr<File> sync_first;
@@ -537,10 +537,8 @@ struct LogStore::Impl {
   std::error_code run_seals(const std::vector<Seal>& v);
   // Takes the waiting hints and seals (under mu), for a round holding `busy`.
   void take_deferred(std::vector<Hint>& h, std::vector<Seal>& v) {
-    h.swap(hints);
-    hints.clear();
-    v.swap(seals);
-    seals.clear();
+    h = std::exchange(hints, {});
+    v = std::exchange(seals, {});
   }
   // Runs them; the caller runs `v`, the seals of the same round, next. A
   // reservation for a file `v` seals is skipped: the seal's trim would take
@@ -549,11 +547,10 @@ struct LogStore::Impl {
   // fdatasyncs those files anyway.
   static void run_hints(const std::vector<Hint>& h, bool writeback, const std::vector<Seal>& v) {
     for (const auto& x : h) {
-      if (x.reserve) {
-        if (std::none_of(v.begin(), v.end(), [&](const Seal& s) { return s.sealed == x.file; }))
-          x.file->preallocate(x.a);
-      }
-      else if (writeback)
+      const bool sealed_now = std::any_of(v.begin(), v.end(), [&](const Seal& s) { return s.sealed == x.file; });
+      if (x.reserve && !sealed_now)
+        x.file->preallocate(x.a);
+      else if (!x.reserve && writeback)
         x.file->start_writeback(x.a, x.b);
     }
   }
