@@ -593,6 +593,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void maybe_snapshot();
   void on_applied(std::uint64_t last);  // FSM has applied through `last`: wake wait()ers
   void compact_to(const storage::SnapshotMeta& meta);
+  // Drops the entries a snapshot at `snapshot_index` covers, but for
+  // o_.snapshot_tail_entries, from the log; their files go off the strand.
+  result<void> compact_log(std::uint64_t snapshot_index);
   const Config& config_at(std::uint64_t index) const;
   result<void> on_snapshot_event(InStream& s, const detail::StreamEvent& ev);
   void begin_snapshot_send(const std::shared_ptr<OutStream>& s);
@@ -880,6 +883,12 @@ result<void> Log::Impl::open(const std::string& path) {
       durable_ = snap->index;
     }
   }
+  // A node stopped after a snapshot but before its compaction, or before the
+  // storage thread deleted the compacted segments (close() does not wait for
+  // that, and a crash may come first), finds their files again: compact now
+  // rather than at the next snapshot, which may be far off.
+  if (snapshot_index_ != 0)
+    if (auto r = compact_log(snapshot_index_); !r) return r.error();
   // Entries the FSM holds were committed; so is everything up to the log's
   // start (compaction only drops applied entries).
   commit_ = std::max(fsm_index, log_->prev_index());
@@ -1657,17 +1666,22 @@ void Log::Impl::maybe_snapshot() {
   });
 }
 
+result<void> Log::Impl::compact_log(std::uint64_t snapshot_index) {
+  // Keep a tail so followers slightly behind stream entries, not a snapshot.
+  const std::uint64_t keep_from =
+      snapshot_index > o_.snapshot_tail_entries ? snapshot_index - o_.snapshot_tail_entries : 0;
+  if (keep_from <= log_->first_index()) return {};
+  if (auto r = log_->compact(keep_from); !r) return r;
+  request_reclaim();
+  return {};
+}
+
 void Log::Impl::compact_to(const storage::SnapshotMeta& meta) {
   snapshot_index_ = meta.index;
   snapshot_term_ = meta.term;
   base_config_ = meta.config;
   while (!configs_.empty() && configs_.front().index <= meta.index) configs_.erase(configs_.begin());
-  // Keep a tail so followers slightly behind stream entries, not a snapshot.
-  const std::uint64_t keep_from = meta.index > o_.snapshot_tail_entries ? meta.index - o_.snapshot_tail_entries : 0;
-  if (keep_from > log_->first_index()) {
-    if (auto r = log_->compact(keep_from); !r) return fatal("compacting the log", r.error());
-    request_reclaim();
-  }
+  if (auto r = compact_log(meta.index); !r) return fatal("compacting the log", r.error());
   // Not the snapshot a queued restore is about to open: a newer snapshot
   // installed from the leader while the FSM restore of the previous one
   // still waits on the apply executor deleted its file, the restore failed

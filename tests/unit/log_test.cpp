@@ -101,6 +101,9 @@ struct ReopenRig {
   // reaches the FSM exactly once.
   void expect_reopened_log_works() {
     ASSERT_TRUE(a->log->open("/data"));
+    expect_open_log_works();
+  }
+  void expect_open_log_works() {
     ASSERT_TRUE(run_all([&] { return a->log->state() == State::leader; }));
     std::optional<result<std::uint64_t>> idx;
     a->log->start_apply("after", {}, [&](result<std::uint64_t> r) { idx = r; });
@@ -202,6 +205,60 @@ TEST(Log, CompactedSegmentsAreDeletedOnTheStorageExecutor) {
   r.expect_reopened_log_works();
   EXPECT_FALSE(exists(first_segment));
   EXPECT_GT(r.a->log->last_index(), last);
+}
+
+// Closed after a snapshot but before the storage executor deleted the
+// compacted segments (close() does not wait for that; a crash would not
+// either): the reopened Log compacts at once and deletes them, instead of
+// keeping them until its next snapshot.
+TEST(Log, ReopenedLogDeletesCompactedSegmentsLeftByTheFirstOpening) {
+  auto lines = std::make_shared<std::vector<std::string>>();
+  ReopenRig r([lines](LogOptions& o) {
+    o.sync = false;
+    o.segment_size_bytes_max = 1024;
+    o.snapshot_threshold_entries = 20;
+    o.snapshot_tail_entries = 5;
+    o.logger = [lines](std::string_view l) { lines->emplace_back(l); };
+  });
+  auto compacted = [&] {
+    return std::any_of(lines->begin(), lines->end(),
+                       [](const std::string& l) { return l.find("log now starts at ") != std::string::npos; });
+  };
+  auto exists = [&](const std::string& path) {
+    auto e = r.a->fs.exists(path);
+    EXPECT_TRUE(e);
+    return e && *e;
+  };
+  const std::string first_segment = "/data/log/00000000000000000001.seg";
+  std::uint64_t last = 0;
+  for (int i = 0; i < 30; ++i)
+    r.a->log->start_apply(std::string(100, 'z'), {}, [&](result<std::uint64_t> v) {
+      if (v) last = std::max(last, *v);
+    });
+  // One snapshot and its compaction; the disk executor never runs.
+  ASSERT_TRUE(r.c.net.run_until([&] {
+    r.apply.poll();
+    r.apply.restart();
+    return last > 0 && r.a->log->applied_index() >= last && compacted();
+  }));
+  std::optional<result<void>> closed;
+  r.close(closed);
+  for (int i = 0; i < 100 && !closed; ++i) {
+    r.apply.poll();
+    r.apply.restart();
+    r.poll_net();
+  }
+  ASSERT_TRUE(closed && *closed);
+  ASSERT_TRUE(exists(first_segment)) << "the test needs the file left behind";
+  ASSERT_TRUE(r.a->log->open("/data"));
+  // Only the disk executor runs: the reopened Log queued the deletion.
+  for (int i = 0; i < 100 && exists(first_segment); ++i) {
+    r.disk.poll();
+    r.disk.restart();
+    r.poll_net();
+  }
+  EXPECT_FALSE(exists(first_segment));
+  r.expect_open_log_works();
 }
 
 // The queued sync reports to the first opening and is dropped; the reopened
