@@ -86,7 +86,7 @@ void BM_StreamParse(benchmark::State& st) {
 }
 BENCHMARK(BM_StreamParse)->Args({256, 1400})->Args({256, 64 << 10})->Args({4096, 64 << 10});
 
-// The follower's whole per-entry work on the stream, as src/log.cpp does it:
+// The follower's whole per-entry work on the stream, as src/log/streams.cpp does it:
 // parse, then copy each entry's data into an owned LogEntry.
 void BM_StreamParseToEntries(benchmark::State& st) {
   const std::string buf = encoded_entries(256, static_cast<std::size_t>(st.range(0)));
