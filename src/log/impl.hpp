@@ -162,6 +162,12 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // The latest snapshot: the FSM state through snapshot_index_.
   std::uint64_t snapshot_index_ = 0, snapshot_term_ = 0;
   bool snapshotting_ = false;  // a local snapshot is being written
+  // The log's size on disk after the last snapshot's compaction:
+  // snapshot_threshold_bytes counts from there. (A snapshot cannot shrink
+  // the log below the segment being written and the tail it keeps; compared
+  // with the whole log, a threshold below that size called for a snapshot
+  // after every batch applied.)
+  std::uint64_t log_bytes_at_snapshot_ = 0;
   std::optional<storage::SnapshotMeta> pending_restore_;  // installed, not yet given to the FSM
   // Index of the snapshot a restore queued on the apply executor will open
   // (0: none): compaction keeps that file until the restore has run.
@@ -587,6 +593,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void settle_pending();
   void arm_apply_timer(Clock::time_point at);
   void on_apply_timer();
+  // Whether the thresholds call for a snapshot of what the FSM applied.
+  bool snapshot_due() const;
   void maybe_snapshot();
   void on_applied(std::uint64_t last);  // FSM has applied through `last`: wake wait()ers
   void compact_to(const storage::SnapshotMeta& meta);

@@ -329,6 +329,10 @@ void Log::Impl::maybe_apply() {
     return;
   }
   if (applied_ >= commit_) return maybe_snapshot();
+  // A snapshot that is due goes before the next batch. Waiting for the FSM
+  // to catch up first waited forever for an FSM slower than the commits (a
+  // steady load): no snapshot, and a log that grew without bound.
+  if (snapshot_due()) return maybe_snapshot();
   flush_appends();
   const std::uint64_t to = std::min(commit_, log_->last_index());
   if (applied_ >= to) return;
@@ -393,12 +397,16 @@ const Config& Log::Impl::config_at(std::uint64_t index) const {
   return *c;
 }
 
-void Log::Impl::maybe_snapshot() {
+bool Log::Impl::snapshot_due() const {
+  if (applied_ <= snapshot_index_ || applied_ < log_->prev_index()) return false;
   const bool by_entries = o_.snapshot_threshold_entries && applied_ - snapshot_index_ >= o_.snapshot_threshold_entries;
-  const bool by_bytes = o_.snapshot_threshold_bytes && log_->size_bytes() >= o_.snapshot_threshold_bytes;
-  if (applying_ || snapshotting_ || state_ == State::stopped || applied_ <= snapshot_index_ || !(by_entries || by_bytes))
-    return;
-  if (applied_ < log_->prev_index()) return;
+  const bool by_bytes =
+      o_.snapshot_threshold_bytes && log_->size_bytes() >= log_bytes_at_snapshot_ + o_.snapshot_threshold_bytes;
+  return by_entries || by_bytes;
+}
+
+void Log::Impl::maybe_snapshot() {
+  if (applying_ || snapshotting_ || state_ == State::stopped || !snapshot_due()) return;
   // Pause applying (not appending, voting or replicating) while the FSM
   // writes its state: the FSM sees no must_apply during snapshot().
   applying_ = snapshotting_ = true;
@@ -452,6 +460,7 @@ void Log::Impl::compact_to(const storage::SnapshotMeta& meta) {
   base_config_ = meta.config;
   while (!configs_.empty() && configs_.front().index <= meta.index) configs_.erase(configs_.begin());
   if (auto r = compact_log(meta.index); !r) return fatal("compacting the log", r.error());
+  log_bytes_at_snapshot_ = log_->size_bytes();
   // Not the snapshot a queued restore is about to open: a newer snapshot
   // installed from the leader while the FSM restore of the previous one
   // still waits on the apply executor deleted its file, the restore failed

@@ -261,6 +261,65 @@ TEST(Log, ReopenedLogDeletesCompactedSegmentsLeftByTheFirstOpening) {
   r.expect_open_log_works();
 }
 
+// A slow FSM under steady load: every batch it finishes finds more entries
+// committed meanwhile, so the FSM never catches up with the commit index.
+// Snapshots used to wait until it did, so they never came and the log grew
+// without bound; a snapshot that is due now goes before the next batch.
+TEST(Log, SnapshotsAreTakenWhileTheFsmLagsBehindCommits) {
+  auto lines = std::make_shared<std::vector<std::string>>();
+  ReopenRig r([lines](LogOptions& o) {
+    o.sync = false;  // commits need no disk executor
+    o.snapshot_threshold_entries = 20;
+    o.snapshot_tail_entries = 5;
+    o.logger = [lines](std::string_view l) { lines->emplace_back(l); };
+  });
+  auto snapshots = [&] {
+    return std::count_if(lines->begin(), lines->end(),
+                         [](const std::string& l) { return l.find("log now starts at ") != std::string::npos; });
+  };
+  auto submit = [&](int n) {
+    for (int i = 0; i < n; ++i) r.a->log->start_apply(std::string(10, 'w'), {}, [](result<std::uint64_t>) {});
+    r.poll_net();  // appended and committed (one node, no fsync); a batch waits on the apply executor
+  };
+  submit(15);
+  for (int round = 0; round < 12; ++round) {
+    submit(15);  // committed while the FSM works on the previous batch
+    ASSERT_LT(r.a->log->applied_index(), r.a->log->commit_index());
+    ASSERT_EQ(r.apply.run_one(), 1u);  // the FSM finishes one batch (or one snapshot)
+    r.apply.restart();
+    r.poll_net();
+  }
+  EXPECT_LT(r.a->log->applied_index(), r.a->log->commit_index()) << "the FSM caught up: the test did not hold it back";
+  EXPECT_GE(snapshots(), 2) << "applied " << r.a->log->applied_index() << " entries, threshold 20";
+}
+
+// snapshot_threshold_bytes counts the log written since the last snapshot.
+// It used to compare the whole log on disk, which a snapshot cannot shrink
+// below the segment being written (nor the tail it keeps): once that held
+// the threshold, every batch the FSM applied was followed by a snapshot.
+TEST(Log, SnapshotByBytesCountsTheLogSinceTheLastSnapshot) {
+  auto lines = std::make_shared<std::vector<std::string>>();
+  ReopenRig r([lines](LogOptions& o) {
+    o.sync = false;
+    o.snapshot_threshold_bytes = 2000;  // far below a segment (64 MiB)
+    o.snapshot_tail_entries = 5;
+    o.logger = [lines](std::string_view l) { lines->emplace_back(l); };
+  });
+  auto snapshots = [&] {
+    return std::count_if(lines->begin(), lines->end(),
+                         [](const std::string& l) { return l.find("log now starts at ") != std::string::npos; });
+  };
+  // 100 entries of 100 bytes (125 with the record header), applied one by one.
+  for (int i = 0; i < 100; ++i) {
+    std::optional<result<std::uint64_t>> idx;
+    r.a->log->start_apply(std::string(100, 'b'), {}, [&](result<std::uint64_t> v) { idx = v; });
+    ASSERT_TRUE(r.run_all([&] { return idx && *idx && r.a->log->applied_index() >= **idx; }));
+  }
+  // 12,500 bytes in steps of 2,000: six snapshots, give or take one.
+  EXPECT_GE(snapshots(), 5);
+  EXPECT_LE(snapshots(), 7);
+}
+
 // The queued sync reports to the first opening and is dropped; the reopened
 // Log thought a sync was still running and never synced (or committed) again.
 TEST(Log, ReopenedLogSyncsAfterClosingWithASyncQueued) {
