@@ -183,7 +183,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       // place.
       const auto fin = input.find(n), pend = input.find(n + ".pending");
       auto torn = [&](auto it) { return it == input.end() || it->second.size() < kSegHeader || zero_header(it->second); };
-      auto prefix = [&](auto it) { return it != input.end() && it->second.substr(0, bytes.size()) == bytes; };
+      // (A named reference: clang before 16 cannot capture a structured binding.)
+      const std::string& now = bytes;
+      auto prefix = [&](auto it) { return it != input.end() && it->second.substr(0, now.size()) == now; };
       FUZZ_CHECK(fin != input.end() || pend != input.end() || (n == "00000000000000000001.seg" && bytes.size() == kSegHeader),
                  "recovery created %s", n.c_str());
       if (!torn(fin))
