@@ -168,6 +168,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // with the whole log, a threshold below that size called for a snapshot
   // after every batch applied.)
   std::uint64_t log_bytes_at_snapshot_ = 0;
+  // The applied index at the last failed snapshot (0: none since open): the
+  // entry threshold counts from there too.
+  std::uint64_t snapshot_failed_at_ = 0;
   std::optional<storage::SnapshotMeta> pending_restore_;  // installed, not yet given to the FSM
   // Index of the snapshot a restore queued on the apply executor will open
   // (0: none): compaction keeps that file until the restore has run.

@@ -399,7 +399,8 @@ const Config& Log::Impl::config_at(std::uint64_t index) const {
 
 bool Log::Impl::snapshot_due() const {
   if (applied_ <= snapshot_index_ || applied_ < log_->prev_index()) return false;
-  const bool by_entries = o_.snapshot_threshold_entries && applied_ - snapshot_index_ >= o_.snapshot_threshold_entries;
+  const std::uint64_t since = std::max(snapshot_index_, snapshot_failed_at_);
+  const bool by_entries = o_.snapshot_threshold_entries && applied_ - since >= o_.snapshot_threshold_entries;
   const bool by_bytes =
       o_.snapshot_threshold_bytes && log_->size_bytes() >= log_bytes_at_snapshot_ + o_.snapshot_threshold_bytes;
   return by_entries || by_bytes;
@@ -435,6 +436,11 @@ void Log::Impl::maybe_snapshot() {
       if (self->epoch_ != ep) return;
       self->applying_ = self->snapshotting_ = false;
       if (!meta) {
+        // Tried again after another threshold's worth, not at once: a
+        // snapshot due goes before the next batch, so retrying at once
+        // would stop the FSM for as long as snapshots fail.
+        self->snapshot_failed_at_ = self->applied_;
+        self->log_bytes_at_snapshot_ = self->log_->size_bytes();
         self->logf("snapshot failed: {}", meta.error().message());
       } else {
         self->compact_to(*meta);

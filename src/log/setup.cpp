@@ -211,6 +211,7 @@ result<void> Log::Impl::open(const std::string& path) {
   if (snapshot_index_ != 0)
     if (auto r = compact_log(snapshot_index_); !r) return r.error();
   log_bytes_at_snapshot_ = snapshot_index_ != 0 ? log_->size_bytes() : 0;
+  snapshot_failed_at_ = 0;
   // Entries the FSM holds were committed; so is everything up to the log's
   // start (compaction only drops applied entries).
   commit_ = std::max(fsm_index, log_->prev_index());

@@ -32,6 +32,8 @@ class RecordingFsm final : public FSM {
   }
   std::uint64_t index() override { return applied_index; }
   result<std::uint64_t> snapshot(Writer& w) override {
+    ++snapshot_attempts;
+    if (fail_snapshots) return errc::io_error;
     std::string out;
     for (auto& e : commands) encode_entry(out, e);
     if (auto r = write_all(w, out); !r) return r.error();
@@ -53,6 +55,8 @@ class RecordingFsm final : public FSM {
   std::uint64_t applied_index = 0;
   bool duplicate = false;
   std::vector<LogEntry> commands;
+  bool fail_snapshots = false;  // snapshot() fails with errc::io_error
+  int snapshot_attempts = 0;
 };
 
 class LocalNetwork;

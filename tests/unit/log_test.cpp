@@ -320,6 +320,38 @@ TEST(Log, SnapshotByBytesCountsTheLogSinceTheLastSnapshot) {
   EXPECT_LE(snapshots(), 7);
 }
 
+// An FSM whose snapshot() keeps failing (its disk is full, say) must not stop
+// the Log from applying, nor make it try again at once, over and over: the
+// next attempt waits for another threshold's worth of entries.
+TEST(Log, AFailedSnapshotIsTriedAgainAfterAnotherThresholdOfEntries) {
+  ReopenRig r([](LogOptions& o) {
+    o.sync = false;
+    o.snapshot_threshold_entries = 20;
+  });
+  r.a->fsm.fail_snapshots = true;
+  const std::uint64_t start = r.a->log->applied_index();
+  for (int i = 0; i < 100; ++i) {
+    std::optional<result<std::uint64_t>> idx;
+    r.a->log->start_apply("c", {}, [&](result<std::uint64_t> v) { idx = v; });
+    ASSERT_TRUE(r.run_all([&] { return idx && *idx && r.a->log->applied_index() >= **idx; }));
+  }
+  // And while the FSM lags behind the commits (see SnapshotsAreTakenWhileTheFsmLagsBehindCommits).
+  for (int i = 0; i < 100; ++i) r.a->log->start_apply("d", {}, [](result<std::uint64_t>) {});
+  r.poll_net();
+  for (int round = 0; round < 10; ++round) {
+    for (int i = 0; i < 10; ++i) r.a->log->start_apply("e", {}, [](result<std::uint64_t>) {});
+    r.poll_net();
+    r.apply.run_one();
+    r.apply.restart();
+    r.poll_net();
+  }
+  ASSERT_TRUE(r.run_all([&] { return r.a->log->applied_index() >= r.a->log->commit_index(); }));
+  const auto applied = r.a->log->applied_index() - start;
+  EXPECT_GE(applied, 300u);
+  EXPECT_GE(r.a->fsm.snapshot_attempts, 10);
+  EXPECT_LE(r.a->fsm.snapshot_attempts, static_cast<int>(applied / 20) + 2);
+}
+
 // The queued sync reports to the first opening and is dropped; the reopened
 // Log thought a sync was still running and never synced (or committed) again.
 TEST(Log, ReopenedLogSyncsAfterClosingWithASyncQueued) {
