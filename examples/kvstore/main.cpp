@@ -88,6 +88,8 @@ Admin: POST /admin/transfer-leadership[?to=ID] hands leadership to node ID
 (default: the member furthest along), e.g. before stopping the leader.
 POST /admin/promote?id=ID makes learner ID a voter once it has caught up;
 POST /admin/demote?id=ID makes voter ID a learner.
+POST /admin/snapshot (any node) snapshots this node's state now and compacts
+its log; the answer is the snapshot's index.
 )";
 
 struct Options {
@@ -244,6 +246,11 @@ class Session : public std::enable_shared_from_this<Session> {
       node_.faults->block(std::move(peers));
       return reply_text(http::status::no_content, "", true);
     }
+    if (path == "/admin/snapshot") {
+      if (!authorized()) return reply_text(http::status::unauthorized, "unauthorized", true);
+      if (req_.method() != http::verb::post) return reply_text(http::status::method_not_allowed, "use POST", true);
+      return start_snapshot();
+    }
     if (path == "/admin/transfer-leadership" || path == "/admin/promote" || path == "/admin/demote") {
       if (!authorized()) return reply_text(http::status::unauthorized, "unauthorized", true);
       if (req_.method() != http::verb::post) return reply_text(http::status::method_not_allowed, "use POST", true);
@@ -343,6 +350,18 @@ class Session : public std::enable_shared_from_this<Session> {
         if (!r && r.error() == raft::errc::invalid_argument)
           return self->reply_text(http::status::bad_request, "the last voter cannot be demoted", true);
         self->reply_admin(r, "demotion not committed in time");
+      });
+    });
+  }
+
+  // Snapshots this node's FSM now and compacts its log (raft::Log::snapshot),
+  // e.g. after a burst of writes, before copying the data directory. 200 with
+  // the snapshot's index.
+  void start_snapshot() {
+    node_.log->start_snapshot([self = shared_from_this()](raft::result<std::uint64_t> r) {
+      net::post(self->stream_->get_executor(), [self, r] {
+        if (!r) return self->reply_text(http::status::service_unavailable, r.error().message(), true, true);
+        self->reply_text(http::status::ok, std::to_string(*r), true);
       });
     });
   }

@@ -269,6 +269,15 @@ class Log final : public Service {
   // `timeout`, default one election timeout: this node leads on and takes
   // entries again), errc::closed.
   result<void> transfer_leadership(std::uint64_t id = 0, Clock::duration timeout = {});
+  // Takes a snapshot of what the FSM has applied, now, whatever the
+  // thresholds (LogOptions::snapshot_threshold_*), and compacts the log
+  // behind it (keeping snapshot_tail_entries); on any member. Returns the
+  // snapshot's index: the latest snapshot's if the FSM has applied nothing
+  // since (0 if it never applied anything and there is none). A snapshot
+  // already being taken answers the call when it is done; a batch of entries
+  // on its way to the FSM is applied first. Errors: the FSM's snapshot()
+  // error or the snapshot store's, errc::closed.
+  result<std::uint64_t> snapshot();
   // Forces buffered work out now: a heartbeat round on a leader.
   result<void> flush();
 
@@ -346,6 +355,10 @@ class Log final : public Service {
     return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_transfer_leadership(id, {}, std::move(h)); });
   }
   template <class Token>
+  auto async_snapshot(Token&& token) {
+    return initiate<std::uint64_t>(std::forward<Token>(token), [this](auto h) { start_snapshot(std::move(h)); });
+  }
+  template <class Token>
   auto async_close(Token&& token) {
     return initiate<void>(std::forward<Token>(token), [this](auto h) { start_close(std::move(h)); });
   }
@@ -379,6 +392,7 @@ class Log final : public Service {
   void start_promote_peer(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
   void start_demote_peer(std::uint64_t id, Handler_fn<void> h);
   void start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
+  void start_snapshot(Handler_fn<std::uint64_t> h);
   void start_close(Handler_fn<void> h);
 
   boost::asio::any_io_executor get_executor() const;

@@ -171,6 +171,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // The applied index at the last failed snapshot (0: none since open): the
   // entry threshold counts from there too.
   std::uint64_t snapshot_failed_at_ = 0;
+  // snapshot() calls: waiting for a snapshot to start, and those the
+  // snapshot being taken answers. close() fails both.
+  std::vector<Handler_fn<std::uint64_t>> snapshot_asked_, snapshot_answering_;
   std::optional<storage::SnapshotMeta> pending_restore_;  // installed, not yet given to the FSM
   // Index of the snapshot a restore queued on the apply executor will open
   // (0: none): compaction keeps that file until the restore has run.
@@ -599,6 +602,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // Whether the thresholds call for a snapshot of what the FSM applied.
   bool snapshot_due() const;
   void maybe_snapshot();
+  void do_snapshot(Handler_fn<std::uint64_t> h);
+  static void answer_all(std::vector<Handler_fn<std::uint64_t>>& hs, const result<std::uint64_t>& r);
   void on_applied(std::uint64_t last);  // FSM has applied through `last`: wake wait()ers
   void compact_to(const storage::SnapshotMeta& meta);
   // Drops the entries a snapshot at `snapshot_index` covers, but for

@@ -202,6 +202,9 @@ void Log::start_demote_peer(std::uint64_t id, Handler_fn<void> h) {
 void Log::start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), id, timeout, h = std::move(h)]() mutable { i->do_transfer(id, timeout, std::move(h)); });
 }
+void Log::start_snapshot(Handler_fn<std::uint64_t> h) {
+  impl_->post_any_epoch([i = impl_.get(), h = std::move(h)]() mutable { i->do_snapshot(std::move(h)); });
+}
 void Log::start_remove_peer(std::uint64_t id, Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), id, h = std::move(h)]() mutable { i->do_remove_peer(id, std::move(h)); });
 }
@@ -217,6 +220,9 @@ result<std::uint64_t> Log::read_index(Clock::duration timeout) {
 }
 result<void> Log::transfer_leadership(std::uint64_t id, Clock::duration timeout) {
   return run_blocking_local<void>(*impl_, [&](Handler_fn<void> h) { start_transfer_leadership(id, timeout, std::move(h)); });
+}
+result<std::uint64_t> Log::snapshot() {
+  return run_blocking_local<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) { start_snapshot(std::move(h)); });
 }
 result<std::uint64_t> Log::read_barrier(Clock::duration timeout) {
   return run_blocking_local<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) { start_read_barrier(timeout, std::move(h)); });

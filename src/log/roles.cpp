@@ -399,6 +399,7 @@ const Config& Log::Impl::config_at(std::uint64_t index) const {
 
 bool Log::Impl::snapshot_due() const {
   if (applied_ <= snapshot_index_ || applied_ < log_->prev_index()) return false;
+  if (!snapshot_asked_.empty()) return true;  // snapshot()
   const std::uint64_t since = std::max(snapshot_index_, snapshot_failed_at_);
   const bool by_entries = o_.snapshot_threshold_entries && applied_ - since >= o_.snapshot_threshold_entries;
   const bool by_bytes =
@@ -406,8 +407,31 @@ bool Log::Impl::snapshot_due() const {
   return by_entries || by_bytes;
 }
 
+void Log::Impl::do_snapshot(Handler_fn<std::uint64_t> h) {
+  if (state_ == State::stopped) return fail(h, errc::closed);
+  snapshot_asked_.push_back(std::move(h));
+  // Now, or once the FSM's batch in flight (or the snapshot being taken)
+  // is done: both end in maybe_apply(), which comes here.
+  maybe_snapshot();
+}
+
+void Log::Impl::answer_all(std::vector<Handler_fn<std::uint64_t>>& hs, const result<std::uint64_t>& r) {
+  auto v = std::move(hs);
+  hs.clear();
+  for (auto& h : v)
+    if (h) h(r);
+}
+
 void Log::Impl::maybe_snapshot() {
-  if (applying_ || snapshotting_ || state_ == State::stopped || !snapshot_due()) return;
+  if (applying_ || snapshotting_ || state_ == State::stopped) return;
+  if (!snapshot_due()) {
+    // snapshot() with nothing applied since the latest snapshot (or the FSM
+    // still behind it, being restored): that one is the answer.
+    answer_all(snapshot_asked_, snapshot_index_);
+    return;
+  }
+  snapshot_answering_ = std::move(snapshot_asked_);
+  snapshot_asked_.clear();
   // Pause applying (not appending, voting or replicating) while the FSM
   // writes its state: the FSM sees no must_apply during snapshot().
   applying_ = snapshotting_ = true;
@@ -442,8 +466,10 @@ void Log::Impl::maybe_snapshot() {
         self->snapshot_failed_at_ = self->applied_;
         self->log_bytes_at_snapshot_ = self->log_->size_bytes();
         self->logf("snapshot failed: {}", meta.error().message());
+        answer_all(self->snapshot_answering_, meta.error());
       } else {
         self->compact_to(*meta);
+        answer_all(self->snapshot_answering_, meta->index);  // none left if compaction failed (close)
       }
       self->maybe_apply();
     });

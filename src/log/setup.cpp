@@ -361,6 +361,7 @@ void Log::Impl::close_now(std::error_code why, bool sync) {
   for (auto& [i, p] : pending_applies_) fail(p.h, why);
   pending_applies_.clear();
   fail_reads(why);
+  for (auto* v : {&snapshot_asked_, &snapshot_answering_}) answer_all(*v, why);
   fail_forwarded_reads(why);
   if (transfer_) end_transfer(why);
   if (promotion_) end_promotion(why);

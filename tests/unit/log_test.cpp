@@ -352,6 +352,103 @@ TEST(Log, AFailedSnapshotIsTriedAgainAfterAnotherThresholdOfEntries) {
   EXPECT_LE(r.a->fsm.snapshot_attempts, static_cast<int>(applied / 20) + 2);
 }
 
+// Log::snapshot(): now, whatever the thresholds (here none), compacting the
+// log behind it; again with nothing applied since, the same snapshot.
+TEST(Log, SnapshotOnDemandTakesOneAndCompactsTheLog) {
+  ReopenRig r([](LogOptions& o) {
+    o.sync = false;
+    o.segment_size_bytes_max = 1024;
+    o.snapshot_tail_entries = 5;
+  });
+  auto exists = [&](const std::string& path) {
+    auto e = r.a->fs.exists(path);
+    EXPECT_TRUE(e);
+    return e && *e;
+  };
+  auto snapshot = [&] {
+    std::optional<result<std::uint64_t>> got;
+    r.a->log->start_snapshot([&](result<std::uint64_t> v) { got = v; });
+    EXPECT_TRUE(r.run_all([&] { return got.has_value(); }));
+    return got.value_or(errc::timeout);
+  };
+  std::optional<result<std::uint64_t>> last;
+  for (int i = 0; i < 30; ++i) r.a->log->start_apply(std::string(100, 's'), {}, [&](result<std::uint64_t> v) { last = v; });
+  ASSERT_TRUE(r.run_all([&] { return last && *last && r.a->log->applied_index() >= **last; }));
+  EXPECT_EQ(r.a->fsm.snapshot_attempts, 0);  // no threshold: none by itself
+  ASSERT_TRUE(exists("/data/log/00000000000000000001.seg"));
+
+  auto s = snapshot();
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_EQ(*s, r.a->log->applied_index());
+  EXPECT_EQ(r.a->fsm.snapshot_attempts, 1);
+  EXPECT_TRUE(r.run_all([&] { return !exists("/data/log/00000000000000000001.seg"); }));
+
+  auto again = snapshot();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *s);
+  EXPECT_EQ(r.a->fsm.snapshot_attempts, 1) << "nothing applied since: no new snapshot";
+}
+
+// The FSM's error reaches the caller; the next call tries again.
+TEST(Log, SnapshotOnDemandReportsTheFsmError) {
+  ReopenRig r([](LogOptions& o) { o.sync = false; });
+  std::optional<result<std::uint64_t>> idx;
+  r.a->log->start_apply("x", {}, [&](result<std::uint64_t> v) { idx = v; });
+  ASSERT_TRUE(r.run_all([&] { return idx && *idx && r.a->log->applied_index() >= **idx; }));
+  r.a->fsm.fail_snapshots = true;
+  std::optional<result<std::uint64_t>> got;
+  r.a->log->start_snapshot([&](result<std::uint64_t> v) { got = v; });
+  ASSERT_TRUE(r.run_all([&] { return got.has_value(); }));
+  ASSERT_FALSE(*got);
+  EXPECT_EQ(got->error(), errc::io_error);
+  r.a->fsm.fail_snapshots = false;
+  got.reset();
+  r.a->log->start_snapshot([&](result<std::uint64_t> v) { got = v; });
+  ASSERT_TRUE(r.run_all([&] { return got.has_value(); }));
+  ASSERT_TRUE(*got) << got->error().message();
+  EXPECT_EQ(**got, r.a->log->applied_index());
+  EXPECT_EQ(r.a->fsm.snapshot_attempts, 2);
+}
+
+// Asked while a batch is on its way to the FSM: the batch is applied first
+// and the snapshot covers it. Asked again before the Log is closed: the
+// call fails with errc::closed rather than waiting forever.
+TEST(Log, SnapshotOnDemandWaitsForTheBatchInFlightAndFailsOnClose) {
+  ReopenRig r([](LogOptions& o) { o.sync = false; });
+  std::uint64_t last = 0;
+  for (int i = 0; i < 10; ++i)
+    r.a->log->start_apply("b", {}, [&](result<std::uint64_t> v) {
+      if (v) last = std::max(last, *v);
+    });
+  r.poll_net();  // committed; the batch waits on the apply executor
+  ASSERT_GT(last, 0u);
+  ASSERT_LT(r.a->log->applied_index(), last);
+  std::optional<result<std::uint64_t>> got;
+  r.a->log->start_snapshot([&](result<std::uint64_t> v) { got = v; });
+  r.poll_net();
+  EXPECT_FALSE(got.has_value());
+  EXPECT_EQ(r.a->fsm.snapshot_attempts, 0) << "snapshot taken with a batch in flight";
+  ASSERT_TRUE(r.run_all([&] { return got.has_value(); }));
+  ASSERT_TRUE(*got) << got->error().message();
+  EXPECT_EQ(**got, last);
+
+  for (int i = 0; i < 3; ++i) r.a->log->start_apply("c", {}, [](result<std::uint64_t>) {});
+  r.poll_net();  // another batch in flight
+  got.reset();
+  r.a->log->start_snapshot([&](result<std::uint64_t> v) { got = v; });
+  std::optional<result<void>> closed;
+  r.close(closed);
+  for (int i = 0; i < 100 && !closed; ++i) {
+    r.apply.poll();
+    r.apply.restart();
+    r.poll_net();
+  }
+  ASSERT_TRUE(closed && *closed);
+  ASSERT_TRUE(got.has_value());
+  ASSERT_FALSE(*got);
+  EXPECT_EQ(got->error(), errc::closed);
+}
+
 // The queued sync reports to the first opening and is dropped; the reopened
 // Log thought a sync was still running and never synced (or committed) again.
 TEST(Log, ReopenedLogSyncsAfterClosingWithASyncQueued) {
