@@ -613,12 +613,21 @@ void removed_while_cut_off(SimCluster& c) {
 // disk, a batch on the apply executor, a snapshot being written) or a random
 // while later. The reopened Log must resume where its FSM is: no
 // entry applied twice or skipped (the checker's apply order), nothing stuck.
+// Snapshots are asked for too (Log::snapshot), amid all that: each call is
+// answered, and a snapshot it reports covers what the FSM had applied when
+// it was asked.
 void reopen_in_place(SimCluster& c) {
   c.lagging_apply();
   if (c.rng.one_in(2)) c.snapshots_on();
   const int n = nodes_or(c, c.rng.one_in(2) ? 3 : 5);
   c.bootstrap(n);
   if (c.rng.one_in(2)) c.faults_on(c.rng.one_in(2));
+  struct Asked {
+    int node;
+    std::uint64_t applied;  // the FSM's, when asked
+    std::shared_ptr<std::optional<std::pair<std::error_code, std::uint64_t>>> got;
+  };
+  std::vector<Asked> asked;
   const int iters = ops_or(c, 30);
   for (int it = 0; it < iters; ++it) {
     auto ups = c.up_nodes();
@@ -690,6 +699,20 @@ void reopen_in_place(SimCluster& c) {
         if (c.log(x).id() == 0) c.join(x, true);
         break;
       }
+      case 9: {
+        // A snapshot asked for, on any node, whatever the thresholds.
+        const int x = ups[c.rng.below(ups.size())];
+        Asked a{x, c.log(x).applied_index(), std::make_shared<std::optional<std::pair<std::error_code, std::uint64_t>>>()};
+        c.log(x).async_snapshot([&c, x, got = a.got](std::error_code ec, std::uint64_t index) {
+          c.trace("client snapshot of n{} {}", x, ec ? "failed: " + ec.message() : fmt::format("at {}", index));
+          got->emplace(ec, index);
+        });
+        asked.push_back(std::move(a));
+        // Half the time closed at once, the call still waiting (for the
+        // FSM's batch in flight, or the snapshot being written).
+        if (c.rng.one_in(2)) c.reopen(x, c.rng.one_in(2) ? 0ms : c.rng.duration(0ms, c.et()));
+        break;
+      }
       case 13: {
         // A member other than the leader is removed (the cluster does not
         // keep growing), sometimes with a close in the middle of the change.
@@ -723,6 +746,15 @@ void reopen_in_place(SimCluster& c) {
   // Still working after all that: an apply through the leader commits.
   c.apply(10 * c.et());
   c.settle();
+  for (const auto& a : asked) {
+    if (!a.got->has_value()) {
+      c.liveness_failure(fmt::format("a snapshot asked of n{} was never answered", a.node));
+      continue;
+    }
+    const auto& [ec, index] = **a.got;
+    c.expect(ec || index >= a.applied,
+             fmt::format("n{} reported snapshot {} when its FSM had applied {} before the call", a.node, index, a.applied));
+  }
 }
 
 // Thesis §3.10: leadership handed over again and again (to a chosen member,
