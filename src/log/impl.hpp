@@ -599,7 +599,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void settle_pending();
   void arm_apply_timer(Clock::time_point at);
   void on_apply_timer();
-  // Whether the thresholds call for a snapshot of what the FSM applied.
+  // Whether a snapshot of what the FSM applied is called for: by the
+  // thresholds, or by a snapshot() call.
   bool snapshot_due() const;
   void maybe_snapshot();
   void do_snapshot(Handler_fn<std::uint64_t> h);
