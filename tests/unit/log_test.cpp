@@ -49,10 +49,13 @@ struct ReopenRig {
   boost::asio::io_context disk, apply;
   LocalCluster c;
   LocalNode* a = nullptr;
+  // The Log's diagnostics, one line each.
+  std::shared_ptr<std::vector<std::string>> lines = std::make_shared<std::vector<std::string>>();
   explicit ReopenRig(std::function<void(LogOptions&)> more = {}) {
     c.tweak = [this, more](LogOptions& o) {
       o.storage_executor = disk.get_executor();
       o.apply_executor = apply.get_executor();
+      o.logger = [l = lines](std::string_view line) { l->emplace_back(line); };
       if (more) more(o);
     };
     a = &c.add();
@@ -82,6 +85,26 @@ struct ReopenRig {
   void close(std::optional<result<void>>& closed) {
     a->log->start_close([&closed](result<void> r) { closed = r; });
     poll_net();
+  }
+  // Closes, running the network and the apply executor (close() waits for
+  // the FSM's batch in flight) but never the disk executor.
+  void close_without_disk(std::optional<result<void>>& closed) {
+    close(closed);
+    for (int i = 0; i < 100 && !closed; ++i) {
+      apply.poll();
+      apply.restart();
+      poll_net();
+    }
+  }
+  bool exists(const std::string& path) {
+    auto e = a->fs.exists(path);
+    EXPECT_TRUE(e);
+    return e && *e;
+  }
+  // Snapshots taken so far: each compaction logs where the log now starts.
+  std::ptrdiff_t snapshots_logged() const {
+    return std::count_if(lines->begin(), lines->end(),
+                         [](const std::string& l) { return l.find("log now starts at ") != std::string::npos; });
   }
   // The command "x", whose answer lands in `first`.
   std::optional<result<std::uint64_t>> first;
@@ -137,14 +160,7 @@ TEST(Log, WithoutSyncCloseSealsAndTheReopenedLogSealsAgain) {
   fill();
   ASSERT_GT(pending(), 0);
   std::optional<result<void>> closed;
-  r.close(closed);
-  // close() waits for the committed batch on the apply executor; the disk
-  // executor, with the seal, does not run.
-  for (int i = 0; i < 100 && !closed; ++i) {
-    r.apply.poll();
-    r.apply.restart();
-    r.poll_net();
-  }
+  r.close_without_disk(closed);  // the disk executor, with the seal, does not run
   ASSERT_TRUE(closed && *closed);
   EXPECT_EQ(pending(), 0);
   r.expect_reopened_log_works();
@@ -157,26 +173,20 @@ TEST(Log, WithoutSyncCloseSealsAndTheReopenedLogSealsAgain) {
 // leaves their files to LogStore::reclaim() on the storage executor: an
 // unlink and a directory fsync each, which would hold up heartbeats.
 TEST(Log, CompactedSegmentsAreDeletedOnTheStorageExecutor) {
-  auto lines = std::make_shared<std::vector<std::string>>();
-  ReopenRig r([lines](LogOptions& o) {
+  ReopenRig r([](LogOptions& o) {
     o.sync = false;  // commits need no disk executor
     o.segment_size_bytes_max = 1024;
     o.snapshot_threshold_entries = 20;
     o.snapshot_tail_entries = 5;
-    o.logger = [lines](std::string_view l) { lines->emplace_back(l); };
   });
   // The Log has compacted once it logs a start past the first segment.
   auto compacted = [&] {
-    return std::any_of(lines->begin(), lines->end(), [](const std::string& l) {
+    return std::any_of(r.lines->begin(), r.lines->end(), [](const std::string& l) {
       const auto at = l.find("log now starts at ");
       return at != std::string::npos && std::stoull(l.substr(at + 18)) > 1;
     });
   };
-  auto exists = [&](const std::string& path) {
-    auto e = r.a->fs.exists(path);
-    EXPECT_TRUE(e);
-    return e && *e;
-  };
+  auto exists = [&](const std::string& path) { return r.exists(path); };
   const std::string first_segment = "/data/log/00000000000000000001.seg";
   ASSERT_TRUE(exists(first_segment));
   std::uint64_t last = 0;
@@ -212,23 +222,13 @@ TEST(Log, CompactedSegmentsAreDeletedOnTheStorageExecutor) {
 // either): the reopened Log compacts at once and deletes them, instead of
 // keeping them until its next snapshot.
 TEST(Log, ReopenedLogDeletesCompactedSegmentsLeftByTheFirstOpening) {
-  auto lines = std::make_shared<std::vector<std::string>>();
-  ReopenRig r([lines](LogOptions& o) {
+  ReopenRig r([](LogOptions& o) {
     o.sync = false;
     o.segment_size_bytes_max = 1024;
     o.snapshot_threshold_entries = 20;
     o.snapshot_tail_entries = 5;
-    o.logger = [lines](std::string_view l) { lines->emplace_back(l); };
   });
-  auto compacted = [&] {
-    return std::any_of(lines->begin(), lines->end(),
-                       [](const std::string& l) { return l.find("log now starts at ") != std::string::npos; });
-  };
-  auto exists = [&](const std::string& path) {
-    auto e = r.a->fs.exists(path);
-    EXPECT_TRUE(e);
-    return e && *e;
-  };
+  auto exists = [&](const std::string& path) { return r.exists(path); };
   const std::string first_segment = "/data/log/00000000000000000001.seg";
   std::uint64_t last = 0;
   for (int i = 0; i < 30; ++i)
@@ -239,15 +239,10 @@ TEST(Log, ReopenedLogDeletesCompactedSegmentsLeftByTheFirstOpening) {
   ASSERT_TRUE(r.c.net.run_until([&] {
     r.apply.poll();
     r.apply.restart();
-    return last > 0 && r.a->log->applied_index() >= last && compacted();
+    return last > 0 && r.a->log->applied_index() >= last && r.snapshots_logged() > 0;
   }));
   std::optional<result<void>> closed;
-  r.close(closed);
-  for (int i = 0; i < 100 && !closed; ++i) {
-    r.apply.poll();
-    r.apply.restart();
-    r.poll_net();
-  }
+  r.close_without_disk(closed);
   ASSERT_TRUE(closed && *closed);
   ASSERT_TRUE(exists(first_segment)) << "the test needs the file left behind";
   ASSERT_TRUE(r.a->log->open("/data"));
@@ -266,17 +261,11 @@ TEST(Log, ReopenedLogDeletesCompactedSegmentsLeftByTheFirstOpening) {
 // Snapshots used to wait until it did, so they never came and the log grew
 // without bound; a snapshot that is due now goes before the next batch.
 TEST(Log, SnapshotsAreTakenWhileTheFsmLagsBehindCommits) {
-  auto lines = std::make_shared<std::vector<std::string>>();
-  ReopenRig r([lines](LogOptions& o) {
+  ReopenRig r([](LogOptions& o) {
     o.sync = false;  // commits need no disk executor
     o.snapshot_threshold_entries = 20;
     o.snapshot_tail_entries = 5;
-    o.logger = [lines](std::string_view l) { lines->emplace_back(l); };
   });
-  auto snapshots = [&] {
-    return std::count_if(lines->begin(), lines->end(),
-                         [](const std::string& l) { return l.find("log now starts at ") != std::string::npos; });
-  };
   auto submit = [&](int n) {
     for (int i = 0; i < n; ++i) r.a->log->start_apply(std::string(10, 'w'), {}, [](result<std::uint64_t>) {});
     r.poll_net();  // appended and committed (one node, no fsync); a batch waits on the apply executor
@@ -290,7 +279,7 @@ TEST(Log, SnapshotsAreTakenWhileTheFsmLagsBehindCommits) {
     r.poll_net();
   }
   EXPECT_LT(r.a->log->applied_index(), r.a->log->commit_index()) << "the FSM caught up: the test did not hold it back";
-  EXPECT_GE(snapshots(), 2) << "applied " << r.a->log->applied_index() << " entries, threshold 20";
+  EXPECT_GE(r.snapshots_logged(), 2) << "applied " << r.a->log->applied_index() << " entries, threshold 20";
 }
 
 // snapshot_threshold_bytes counts the log written since the last snapshot.
@@ -298,17 +287,11 @@ TEST(Log, SnapshotsAreTakenWhileTheFsmLagsBehindCommits) {
 // below the segment being written (nor the tail it keeps): once that held
 // the threshold, every batch the FSM applied was followed by a snapshot.
 TEST(Log, SnapshotByBytesCountsTheLogSinceTheLastSnapshot) {
-  auto lines = std::make_shared<std::vector<std::string>>();
-  ReopenRig r([lines](LogOptions& o) {
+  ReopenRig r([](LogOptions& o) {
     o.sync = false;
     o.snapshot_threshold_bytes = 2000;  // far below a segment (64 MiB)
     o.snapshot_tail_entries = 5;
-    o.logger = [lines](std::string_view l) { lines->emplace_back(l); };
   });
-  auto snapshots = [&] {
-    return std::count_if(lines->begin(), lines->end(),
-                         [](const std::string& l) { return l.find("log now starts at ") != std::string::npos; });
-  };
   // 100 entries of 100 bytes (125 with the record header), applied one by one.
   for (int i = 0; i < 100; ++i) {
     std::optional<result<std::uint64_t>> idx;
@@ -316,8 +299,8 @@ TEST(Log, SnapshotByBytesCountsTheLogSinceTheLastSnapshot) {
     ASSERT_TRUE(r.run_all([&] { return idx && *idx && r.a->log->applied_index() >= **idx; }));
   }
   // 12,500 bytes in steps of 2,000: six snapshots, give or take one.
-  EXPECT_GE(snapshots(), 5);
-  EXPECT_LE(snapshots(), 7);
+  EXPECT_GE(r.snapshots_logged(), 5);
+  EXPECT_LE(r.snapshots_logged(), 7);
 }
 
 // An FSM whose snapshot() keeps failing (its disk is full, say) must not stop
@@ -360,11 +343,7 @@ TEST(Log, SnapshotOnDemandTakesOneAndCompactsTheLog) {
     o.segment_size_bytes_max = 1024;
     o.snapshot_tail_entries = 5;
   });
-  auto exists = [&](const std::string& path) {
-    auto e = r.a->fs.exists(path);
-    EXPECT_TRUE(e);
-    return e && *e;
-  };
+  auto exists = [&](const std::string& path) { return r.exists(path); };
   auto snapshot = [&] {
     std::optional<result<std::uint64_t>> got;
     r.a->log->start_snapshot([&](result<std::uint64_t> v) { got = v; });
@@ -437,12 +416,7 @@ TEST(Log, SnapshotOnDemandWaitsForTheBatchInFlightAndFailsOnClose) {
   got.reset();
   r.a->log->start_snapshot([&](result<std::uint64_t> v) { got = v; });
   std::optional<result<void>> closed;
-  r.close(closed);
-  for (int i = 0; i < 100 && !closed; ++i) {
-    r.apply.poll();
-    r.apply.restart();
-    r.poll_net();
-  }
+  r.close_without_disk(closed);
   ASSERT_TRUE(closed && *closed);
   ASSERT_TRUE(got.has_value());
   ASSERT_FALSE(*got);
