@@ -67,6 +67,22 @@ struct ReopenRig {
     EXPECT_TRUE(run_all([&] { return a->fsm.applied_index > 0 && a->fsm.applied_index >= a->log->commit_index(); }));
     poll_net();
   }
+  // Work still queued on the disk or apply executor holds the Log's Impl,
+  // and those io_contexts outlive `c`: destroyed with it, the Impl would
+  // destroy its strand after the network's io_context (ASan:
+  // heap-use-after-free). So the queues run dry first.
+  ~ReopenRig() {
+    for (int i = 0; i < 1000; ++i) {
+      std::size_t ran = 0;
+      for (auto* io : {&disk, &apply, &c.net.io}) {
+        ran += io->poll();
+        io->restart();
+      }
+      if (ran == 0) break;
+    }
+  }
+  ReopenRig(const ReopenRig&) = delete;
+  ReopenRig& operator=(const ReopenRig&) = delete;
   // Runs the network and both executors until done() (virtual time).
   bool run_all(const std::function<bool()>& done) {
     return c.net.run_until([&] {
