@@ -54,6 +54,7 @@ constexpr Entry kMessages[] = {
     {errc::transfer_in_progress, "leadership transfer in progress"},
     {errc::not_voter, "node is not a voter"},
     {errc::unauthorized, "unauthorized"},
+    {errc::tls_error, "tls error"},
 };
 
 class Category final : public std::error_category {

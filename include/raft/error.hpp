@@ -61,6 +61,8 @@ enum class errc : int {
   transfer_in_progress,  // the leader is handing leadership over: no new entries
   not_voter,             // the node is a learner: it cannot lead or be made to
   unauthorized,          // a request without the cluster's auth token (HTTP 401)
+  tls_error,             // TLS set-up failed: unreadable or mismatched PEM files, or an
+                         // https:// peer URL on a transport without a TLSContext
 };
 
 const std::error_category& error_category() noexcept;

@@ -30,6 +30,52 @@
 
 namespace raft {
 
+// TLS for peer traffic (PEM files; OpenSSL through Boost.Asio's ssl layer).
+// A cluster that uses it gives its members https:// URLs: the transport
+// speaks TLS to https:// peers (plain HTTP to http:// ones), and a Server
+// with a TLSContext speaks only TLS.
+struct TLSOptions {
+  // This side's certificate (leaf first, then intermediates) and its key.
+  // Required for a server; for a client, the certificate it presents when
+  // the server asks for one (mutual TLS). Both or neither.
+  std::string certificate_chain_file;
+  std::string private_key_file;
+  // The CAs that sign the other side's certificates. Empty: the system's
+  // default store (a client), no client certificates accepted (a server).
+  std::string ca_file;
+  // Client: the server's certificate must name the URL's host (a DNS name
+  // in its subject alternative names, or the IP address when the URL holds
+  // one). Turn off only where every certificate the CA signs is a member's.
+  bool verify_peer_name = true;
+  // Server: every client must present a certificate signed by ca_file
+  // (mutual TLS): only holders of a member's key can join, vote or stream.
+  // Needs ca_file.
+  bool require_client_certificate = false;
+};
+
+// The loaded form of TLSOptions, shared by any number of transports and
+// servers (and the connections they open). Made once at start-up: a file
+// that cannot be read or a key that does not match its certificate is
+// errc::tls_error, with OpenSSL's reason and the file in `why` if given.
+class TLSContext {
+ public:
+  static result<std::shared_ptr<TLSContext>> server(const TLSOptions& o, std::string* why = nullptr);
+  static result<std::shared_ptr<TLSContext>> client(const TLSOptions& o, std::string* why = nullptr);
+  ~TLSContext();
+  TLSContext(const TLSContext&) = delete;
+  TLSContext& operator=(const TLSContext&) = delete;
+
+  bool is_server() const noexcept;
+
+  struct Impl;  // defined in src/http/tls.cpp
+  Impl& impl() const noexcept { return *impl_; }
+
+ private:
+  friend struct TLSContextMaker;
+  explicit TLSContext(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 struct HTTPTransportOptions {
   // Time allowed for the TCP connect (name resolution included).
   std::uint64_t connect_timeout_ms = 1000;
@@ -63,6 +109,11 @@ struct HTTPTransportOptions {
   // empty: the cluster's shared secret (HandlerOptions::auth_token). A peer
   // that refuses it answers 401, errc::unauthorized (not retried by join).
   std::string auth_token;
+  // For https:// peer URLs (TLSContext::client). Without it a call to an
+  // https:// URL fails with errc::tls_error. A failed handshake (an
+  // untrusted or misnamed certificate) is errc::transport_error, like a
+  // failed connect; connect_timeout_ms covers the handshake too.
+  std::shared_ptr<TLSContext> tls;
 };
 
 class HTTPTransport final : public Transport {
@@ -113,6 +164,11 @@ struct ServerOptions {
   // this long; a peer that stops reading is disconnected instead of making
   // the server buffer.
   std::uint64_t write_timeout_ms = 10'000;
+  // With a TLSContext::server, every connection starts with a TLS handshake
+  // (within read_timeout_ms); a client that fails it is disconnected.
+  // Without one, plain HTTP. serve_raft_request ignores this: there the
+  // application's own server owns the connection.
+  std::shared_ptr<TLSContext> tls;
 };
 
 // Serves /raft/* for one Service. Stateless apart from the reference: one

@@ -18,15 +18,22 @@ namespace http = beast::http;
 result<Target> parse_target(std::string_view url) {
   if (!has_authority_form(url)) return make_error_code(errc::invalid_argument);
   auto u = boost::urls::parse_absolute_uri(url);
-  if (!u || u->scheme_id() != boost::urls::scheme::http || !u->has_authority() || u->host().empty())
+  if (!u || (u->scheme_id() != boost::urls::scheme::http && u->scheme_id() != boost::urls::scheme::https) ||
+      !u->has_authority() || u->host().empty())
     return make_error_code(errc::invalid_argument);
   Target t;
+  t.tls = u->scheme_id() == boost::urls::scheme::https;
   t.host = u->host_address();  // IPv6 without brackets
-  t.port = u->has_port() ? std::string(u->port()) : std::string("80");
+  t.port = u->has_port() ? std::string(u->port()) : std::string(t.tls ? "443" : "80");
   t.base = u->path();
   while (!t.base.empty() && t.base.back() == '/') t.base.pop_back();
-  t.key = t.host + "|" + t.port;
+  t.key = std::string(t.tls ? "https|" : "http|") + t.host + "|" + t.port;
   return t;
+}
+
+std::string Target::host_header() const {
+  const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return port == (tls ? "443" : "80") ? h : h + ":" + port;
 }
 
 std::error_code map_net_error(const beast::error_code& ec, bool canceled) {

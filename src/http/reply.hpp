@@ -30,13 +30,16 @@ using ClientResponse = boost::beast::http::response<boost::beast::http::string_b
 using ReplyParser = boost::beast::http::response_parser<boost::beast::http::string_body>;
 using StreamReplyParser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
 
-// A peer URL as the transport uses it: absolute, http (the only scheme it
-// speaks), with a host. Anything else is errc::invalid_argument.
+// A peer URL as the transport uses it: absolute, http or https, with a
+// host. Anything else is errc::invalid_argument.
 struct Target {
   std::string host;  // IPv6 without brackets
   std::string port;
   std::string base;  // path prefix without trailing '/'
-  std::string key;   // pool key host|port
+  std::string key;   // pool key: scheme|host|port
+  bool tls = false;  // https
+  // The Host header's value (the port only when not the scheme's default).
+  std::string host_header() const;
 };
 result<Target> parse_target(std::string_view url);
 

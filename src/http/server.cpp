@@ -17,6 +17,7 @@
 
 #include "http/common.hpp"
 #include "http/handler.hpp"
+#include "http/tls.hpp"
 #include "raft/config.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -495,7 +496,7 @@ struct Registry;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(beast::tcp_stream stream, Handler::Impl& h, const ServerOptions& opts, std::shared_ptr<Registry> reg)
+  Session(AnyStream stream, Handler::Impl& h, const ServerOptions& opts, std::shared_ptr<Registry> reg)
       : stream_(std::move(stream)),
         buffer_(opts.header_limit_bytes + opts.body_limit_bytes + 4096),
         h_(h),
@@ -504,7 +505,12 @@ class Session : public std::enable_shared_from_this<Session> {
         timer_(stream_.get_executor()) {}
   ~Session();
 
-  void start() { net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); }); }
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->stream_.is_tls()) return self->do_handshake();
+      self->do_read();
+    });
+  }
 
   // For the hook: a request already read by the user's server.
   void start_with(Request req, std::function<void(beast::tcp_stream)> give_back) {
@@ -528,6 +534,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  void do_handshake();
   void do_read();
   void on_first_bytes(beast::error_code ec, std::size_t n);
   void on_read(beast::error_code ec);
@@ -554,7 +561,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void do_chunk_write(std::shared_ptr<std::string> head, std::string_view body, std::string_view tail);
   void on_chunk_write(beast::error_code ec);
 
-  beast::tcp_stream stream_;
+  AnyStream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Request req_;
@@ -653,9 +660,21 @@ void Session::do_read() {
   parser_->body_limit(opts_.body_limit_bytes);
   if (buffer_.size() > 0) return on_first_bytes({}, 0);
   // Idle: wait for the first byte of the next request.
-  stream_.expires_after(std::chrono::milliseconds(opts_.idle_timeout_ms));
-  stream_.async_read_some(buffer_.prepare(std::min<std::size_t>(4096, buffer_.max_size() - buffer_.size())),
-                          beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
+  stream_.tcp().expires_after(std::chrono::milliseconds(opts_.idle_timeout_ms));
+  stream_.visit([&](auto& s) {
+    s.async_read_some(buffer_.prepare(std::min<std::size_t>(4096, buffer_.max_size() - buffer_.size())),
+                      beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
+  });
+}
+
+// TLS: the handshake comes before the first request, under the deadline a
+// request has (a client that opens connections and stalls is cut off).
+void Session::do_handshake() {
+  stream_.tcp().expires_after(std::chrono::milliseconds(opts_.read_timeout_ms));
+  stream_.tls().async_handshake(net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+    if (ec) return self->do_close();
+    self->do_read();
+  });
 }
 
 void Session::on_first_bytes(beast::error_code ec, std::size_t n) {
@@ -663,9 +682,10 @@ void Session::on_first_bytes(beast::error_code ec, std::size_t n) {
   buffer_.commit(n);
   // The whole request must now arrive within read_timeout_ms (one deadline
   // for all its bytes, so trickling cannot extend it).
-  stream_.expires_after(std::chrono::milliseconds(opts_.read_timeout_ms));
-  http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code e, std::size_t) {
-    self->on_read(e);
+  stream_.tcp().expires_after(std::chrono::milliseconds(opts_.read_timeout_ms));
+  stream_.visit([&](auto& s) {
+    http::async_read(s, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code e, std::size_t) { self->on_read(e); });
   });
 }
 
@@ -690,7 +710,7 @@ void Session::on_read(beast::error_code ec) {
 }
 
 void Session::dispatch_request() {
-  stream_.expires_never();
+  stream_.tcp().expires_never();
   h_.handle(req_, [self = shared_from_this()](Reply r) {
     net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->on_reply(std::move(r)); });
   });
@@ -706,26 +726,28 @@ void Session::on_reply(Reply r) {
 void Session::do_write(bool close_after) {
   if (closed_) return;
   finish_response(res_, req_, close_after);
-  stream_.expires_after(std::chrono::milliseconds(opts_.write_timeout_ms));
-  http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-    self->on_write(ec);
+  stream_.tcp().expires_after(std::chrono::milliseconds(opts_.write_timeout_ms));
+  stream_.visit([&](auto& s) {
+    http::async_write(s, res_, [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
   });
 }
 
 void Session::on_write(beast::error_code ec) {
   if (ec) return do_close();
   if (!res_.keep_alive()) {
+    // Over TLS too, a plain FIN: the reply is framed (length or chunks), so
+    // the client needs no close_notify to know it has all of it.
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
     return do_close();
   }
   res_ = {};
   if (give_back_) {
-    stream_.expires_never();
+    stream_.tcp().expires_never();
     auto gb = std::move(give_back_);
     give_back_ = nullptr;
     closed_ = true;  // no longer ours
-    return gb(std::move(stream_));
+    return gb(stream_.release_plain());
   }
   do_read();
 }
@@ -734,9 +756,8 @@ void Session::do_close() {
   if (closed_) return;
   closed_ = true;
   if (reg_) reg_->remove(this);  // counts open connections, not live objects
-  beast::error_code ignored;
   timer_.cancel();
-  stream_.socket().close(ignored);
+  stream_.close();
 }
 
 // ---- streaming
@@ -745,7 +766,7 @@ void Session::start_stream(const StreamRequest& sreq, bool ack_channel) {
   streaming_ = true;
   ack_channel_ = ack_channel;
   sreq_ = sreq;
-  stream_.expires_never();
+  stream_.tcp().expires_never();
   auto w = std::make_shared<SessionWriter>(shared_from_this(), stream_.get_executor());
   h_.svc.handle_stream(sreq, std::move(w));
   // Watch the socket: without the ack channel the follower sends nothing
@@ -765,11 +786,13 @@ void Session::start_stream(const StreamRequest& sreq, bool ack_channel) {
 }
 
 void Session::do_peer_watch() {
-  stream_.socket().async_read_some(net::buffer(watch_byte_ + watch_fill_, sizeof watch_byte_ - watch_fill_),
-                                   [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                                     if (ec || self->closed_) return self->do_close();
-                                     self->on_peer_bytes(n);
-                                   });
+  stream_.visit_raw([&](auto& s) {
+    s.async_read_some(net::buffer(watch_byte_ + watch_fill_, sizeof watch_byte_ - watch_fill_),
+                      [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                        if (ec || self->closed_) return self->do_close();
+                        self->on_peer_bytes(n);
+                      });
+  });
 }
 
 void Session::on_peer_bytes(std::size_t n) {
@@ -846,8 +869,10 @@ void Session::do_chunk_write(std::shared_ptr<std::string> head, std::string_view
   });
   std::array<net::const_buffer, 3> bufs{net::buffer(*head_), net::buffer(body.data(), body.size()),
                                         net::buffer(tail.data(), tail.size())};
-  net::async_write(stream_.socket(), bufs, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-    self->on_chunk_write(ec);
+  stream_.visit_raw([&](auto& s) {
+    net::async_write(s, bufs, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->on_chunk_write(ec);
+    });
   });
 }
 
@@ -893,7 +918,7 @@ void Session::stream_finish(std::error_code ec) {
   *head += kLastChunk;
   done_ = [self = shared_from_this()](std::error_code) {
     beast::error_code ignored;
-    self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    self->stream_.tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
     self->do_close();
   };
   do_chunk_write(std::move(head), {}, {});
@@ -920,7 +945,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         s.close(ignored);
       } else {
         s.set_option(tcp::no_delay(true), ignored);
-        auto sess = std::make_shared<Session>(beast::tcp_stream(std::move(s)), handler.impl(), opts, reg);
+        beast::tcp_stream ts(std::move(s));
+        auto sess = opts.tls ? std::make_shared<Session>(AnyStream(std::move(ts), *opts.tls), handler.impl(), opts, reg)
+                             : std::make_shared<Session>(AnyStream(std::move(ts)), handler.impl(), opts, reg);
         if (reg->add(sess)) sess->start();
       }
     }
@@ -942,6 +969,7 @@ Server::~Server() { stop(); }
 
 result<std::uint16_t> Server::listen(const std::string& host, std::uint16_t port) {
   if (impl_->listening.exchange(true)) return make_error_code(errc::invalid_argument);
+  if (impl_->opts.tls && !impl_->opts.tls->is_server()) return make_error_code(errc::tls_error);
   beast::error_code ec;
   auto addr = net::ip::make_address(host, ec);
   if (ec) return make_error_code(errc::invalid_argument);
@@ -975,7 +1003,7 @@ std::size_t Server::connection_count() const noexcept { return impl_->reg->count
 
 void serve_raft_request(Handler& handler, beast::tcp_stream stream, Request req,
                         std::function<void(beast::tcp_stream)> give_back, const ServerOptions& opts) {
-  auto s = std::make_shared<Session>(std::move(stream), handler.impl(), opts, nullptr);
+  auto s = std::make_shared<Session>(AnyStream(std::move(stream)), handler.impl(), opts, nullptr);
   s->start_with(std::move(req), std::move(give_back));
 }
 

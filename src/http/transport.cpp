@@ -15,6 +15,7 @@
 
 #include "http/common.hpp"
 #include "http/reply.hpp"
+#include "http/tls.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -41,9 +42,13 @@ namespace {
 
 using Response = ClientResponse;
 
+// A connection to one peer: plain TCP, or TLS when `tls` is given (an
+// https:// target).
 struct Conn {
-  explicit Conn(net::any_io_executor ex) : stream(net::make_strand(ex)) {}
-  beast::tcp_stream stream;
+  Conn(net::any_io_executor ex, TLSContext* tls)
+      : stream(tls ? AnyStream(beast::tcp_stream(net::make_strand(ex)), *tls)
+                   : AnyStream(beast::tcp_stream(net::make_strand(ex)))) {}
+  AnyStream stream;
   beast::flat_buffer buffer;
 };
 
@@ -117,8 +122,12 @@ struct HTTPTransport::Impl : std::enable_shared_from_this<HTTPTransport::Impl> {
 
   void ack_by_post(const std::string& url, const AckRequest& req, Handler_fn<void> h);
 
-  // Connects `c` to t; on_done(ec) on c's strand.
+  // Connects `c` to t (and, for https, completes the TLS handshake);
+  // on_done(ec) on c's strand.
   void connect(Conn& c, const Target& t, std::function<void(beast::error_code)> on_done);
+  void handshake(Conn& c, const Target& t, std::function<void(beast::error_code)> on_done);
+  // The TLS context for t, or null for plain http (t.tls needs opts.tls).
+  TLSContext* tls_for(const Target& t) const { return t.tls ? opts.tls.get() : nullptr; }
 
   void exchange(std::string url, std::string path_query, http::verb verb,
                 std::function<void(std::error_code, Response)> done);
@@ -146,7 +155,7 @@ class Call : public std::enable_shared_from_this<Call> {
  private:
   void do_connect() {
     reused_ = false;
-    conn_ = std::make_unique<Conn>(t_->ex);
+    conn_ = std::make_unique<Conn>(t_->ex, t_->tls_for(target_));
     net::dispatch(conn_->stream.get_executor(), [self = shared_from_this()] {
       self->t_->connect(*self->conn_, self->target_, [self](beast::error_code ec) {
         if (ec) return self->fail(ec);
@@ -156,26 +165,31 @@ class Call : public std::enable_shared_from_this<Call> {
   }
 
   void do_write() {
-    conn_->stream.expires_after(std::chrono::milliseconds(t_->opts.request_timeout_ms));
-    http::async_write(conn_->stream, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->retry_or_fail(ec);
-      self->do_read();
+    conn_->stream.tcp().expires_after(std::chrono::milliseconds(t_->opts.request_timeout_ms));
+    conn_->stream.visit([&](auto& s) {
+      http::async_write(s, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        if (ec) return self->retry_or_fail(ec);
+        self->do_read();
+      });
     });
   }
 
   void do_read() {
     parser_.emplace();
     set_reply_limits(*parser_, t_->opts);
-    http::async_read(conn_->stream, conn_->buffer, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+    conn_->stream.visit([&](auto& s) {
+      http::async_read(s, conn_->buffer, *parser_,
+                       [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+    });
   }
 
   void on_read(beast::error_code ec, std::size_t n) {
     if (ec) {
       // A pooled connection closed by the peer while idle: nothing was read
       // (an interim reply means the request did arrive: no retry then).
-      if (n == 0 && !interim_ && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
-                     ec == net::error::eof))
+      if (n == 0 && !interim_ &&
+          (ec == http::error::end_of_stream || ec == net::error::connection_reset || ec == net::error::eof ||
+           ec == net::ssl::error::stream_truncated))
         return retry_or_fail(ec);
       return fail(ec);
     }
@@ -185,7 +199,7 @@ class Call : public std::enable_shared_from_this<Call> {
       return do_read();
     }
     Response res = parser_->release();
-    conn_->stream.expires_never();
+    conn_->stream.tcp().expires_never();
     if (reusable_after(res, conn_->buffer.size())) t_->give(target_.key, std::move(conn_));
     auto d = std::move(done_);
     d({}, std::move(res));
@@ -221,13 +235,15 @@ class Call : public std::enable_shared_from_this<Call> {
 
 void HTTPTransport::Impl::connect(Conn& c, const Target& t, std::function<void(beast::error_code)> on_done) {
   ++opened;
-  c.stream.expires_after(std::chrono::milliseconds(opts.connect_timeout_ms));
-  auto finish = [&c, on_done](beast::error_code ec) {
+  auto& ts = c.stream.tcp();
+  ts.expires_after(std::chrono::milliseconds(opts.connect_timeout_ms));
+  auto finish = [this, &c, &t, on_done](beast::error_code ec) {
     if (!ec) {
       beast::error_code ignored;
-      c.stream.socket().set_option(tcp::no_delay(true), ignored);
+      c.stream.tcp().socket().set_option(tcp::no_delay(true), ignored);
+      if (c.stream.is_tls()) return handshake(c, t, on_done);  // under the same deadline
     }
-    c.stream.expires_never();
+    c.stream.tcp().expires_never();
     on_done(ec);
   };
   beast::error_code ec;
@@ -235,18 +251,30 @@ void HTTPTransport::Impl::connect(Conn& c, const Target& t, std::function<void(b
   std::uint16_t port = 0;
   if (auto p = parse_u64(t.port); p && *p <= 65535) port = static_cast<std::uint16_t>(*p);
   if (!ec) {
-    c.stream.async_connect(tcp::endpoint(addr, port), [finish](beast::error_code e) { finish(e); });
+    ts.async_connect(tcp::endpoint(addr, port), [finish](beast::error_code e) { finish(e); });
     return;
   }
   // A host name: Asio's resolver (which may use a helper thread of its own).
   auto resolver = std::make_shared<tcp::resolver>(c.stream.get_executor());
   resolver->async_resolve(t.host, t.port,
-                          [&c, finish, resolver](beast::error_code e, tcp::resolver::results_type r) {
+                          [&ts, finish, resolver](beast::error_code e, tcp::resolver::results_type r) {
                             if (e) return finish(e);
-                            c.stream.async_connect(r, [finish](beast::error_code e2, const tcp::endpoint&) {
-                              finish(e2);
-                            });
+                            ts.async_connect(r, [finish](beast::error_code e2, const tcp::endpoint&) { finish(e2); });
                           });
+}
+
+void HTTPTransport::Impl::handshake(Conn& c, const Target& t, std::function<void(beast::error_code)> on_done) {
+  auto& s = c.stream.tls();
+  beast::error_code ignored;
+  net::ip::make_address(t.host, ignored);
+  // SNI names a host, never an address (RFC 6066 3).
+  if (ignored && !SSL_set_tlsext_host_name(s.native_handle(), t.host.c_str()))
+    return net::post(c.stream.get_executor(), [on_done] { on_done(net::error::invalid_argument); });
+  if (opts.tls->impl().verify_peer_name) s.set_verify_callback(net::ssl::host_name_verification(t.host));
+  s.async_handshake(net::ssl::stream_base::client, [&c, on_done](beast::error_code ec) {
+    c.stream.tcp().expires_never();
+    on_done(ec);
+  });
 }
 
 void HTTPTransport::Impl::exchange(std::string url, std::string path_query, http::verb verb,
@@ -255,8 +283,11 @@ void HTTPTransport::Impl::exchange(std::string url, std::string path_query, http
   if (!t) {
     return net::post(ex, [done = std::move(done), e = t.error()] { done(e, Response{}); });
   }
+  if (t->tls && !opts.tls) {
+    return net::post(ex, [done = std::move(done)] { done(make_error_code(errc::tls_error), Response{}); });
+  }
   http::request<http::empty_body> req{verb, t->base + path_query, 11};
-  req.set(http::field::host, t->port == "80" ? t->host : t->host + ":" + t->port);
+  req.set(http::field::host, t->host_header());
   req.set(http::field::user_agent, "raft-http");
   if (auto cid = cluster_id.load(); cid != 0) req.set(kHeaderClusterID, std::to_string(cid));
   if (!opts.auth_token.empty()) req.set(http::field::authorization, std::string(kBearerPrefix) + opts.auth_token);
@@ -381,7 +412,7 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
         cb_(std::move(cb)),
         url_(std::move(url)),
         sreq_(std::move(sreq)),
-        conn_(t_->ex),
+        conn_(t_->ex, t_->tls_for(target_)),
         timer_(conn_.stream.get_executor()),
         ack_timer_(conn_.stream.get_executor()),
         buf_(stream_buffer_bytes(t_->opts)) {}
@@ -410,9 +441,8 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
     net::post(conn_.stream.get_executor(), [self = shared_from_this()] {
       if (self->ended_) return;
       self->canceled_ = true;
-      beast::error_code ignored;
       self->timer_.cancel();
-      self->conn_.stream.socket().close(ignored);
+      self->conn_.stream.close();
       // Waiting for more(): no operation will complete to report it.
       if (self->waiting_more_) self->end(make_error_code(errc::canceled));
     });
@@ -420,24 +450,27 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
 
  private:
   void do_write() {
-    conn_.stream.expires_after(std::chrono::milliseconds(t_->opts.request_timeout_ms));
-    http::async_write(conn_.stream, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->end(map_net_error(ec, self->canceled_));
-      self->do_read_header();
+    conn_.stream.tcp().expires_after(std::chrono::milliseconds(t_->opts.request_timeout_ms));
+    conn_.stream.visit([&](auto& s) {
+      http::async_write(s, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        if (ec) return self->end(map_net_error(ec, self->canceled_));
+        self->do_read_header();
+      });
     });
   }
 
   void do_read_header() {
     set_stream_limits(parser_, t_->opts);
-    http::async_read_header(conn_.stream, conn_.buffer, parser_,
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              if (ec) return self->end(map_net_error(ec, self->canceled_));
-                              self->on_header();
-                            });
+    conn_.stream.visit([&](auto& s) {
+      http::async_read_header(s, conn_.buffer, parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        if (ec) return self->end(map_net_error(ec, self->canceled_));
+        self->on_header();
+      });
+    });
   }
 
   void on_header() {
-    conn_.stream.expires_never();
+    conn_.stream.tcp().expires_never();
     // flat_buffer reads only its free capacity (512 bytes when empty): give
     // it room so one socket read can carry a whole large frame.
     conn_.buffer.reserve(buf_.size());
@@ -466,14 +499,16 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
     ack_timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
       if (!ec && self->ack_gen_ == gen) self->end(make_error_code(errc::timeout));
     });
-    net::async_write(conn_.stream.socket(), net::buffer(ack_record_),
-                     [self = shared_from_this(), h = std::move(h)](beast::error_code ec, std::size_t) mutable {
-                       ++self->ack_gen_;
-                       self->ack_timer_.cancel();
-                       self->ack_busy_ = false;
-                       if (ec) return h(map_net_error(ec, self->canceled_));
-                       h({});
-                     });
+    conn_.stream.visit_raw([&](auto& s) {
+      net::async_write(s, net::buffer(ack_record_),
+                       [self = shared_from_this(), h = std::move(h)](beast::error_code ec, std::size_t) mutable {
+                         ++self->ack_gen_;
+                         self->ack_timer_.cancel();
+                         self->ack_busy_ = false;
+                         if (ec) return h(map_net_error(ec, self->canceled_));
+                         h({});
+                       });
+    });
   }
 
   void do_read_body() {
@@ -489,12 +524,13 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
       timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
         if (ec) return;
         self->idle_expired_ = true;
-        beast::error_code ignored;
-        self->conn_.stream.socket().close(ignored);
+        self->conn_.stream.close();
       });
     }
-    http::async_read_some(conn_.stream, conn_.buffer, parser_,
-                          [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
+    conn_.stream.visit([&](auto& s) {
+      http::async_read_some(s, conn_.buffer, parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
+    });
   }
 
   void on_body(beast::error_code ec) {
@@ -519,10 +555,9 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
     ended_ = true;
     waiting_more_ = false;
     t_->remove_channel(url_, this);
-    beast::error_code ignored;
     timer_.cancel();
     ack_timer_.cancel();
-    conn_.stream.socket().close(ignored);
+    conn_.stream.close();
     auto on_end = std::move(cb_.on_end);
     cb_ = {};
     if (on_end) on_end(ec);
@@ -553,11 +588,12 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
 std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, const StreamRequest& req,
                                                        StreamCallbacks cb) {
   auto t = parse_target(url);
-  if (!t) {
+  if (!t || (t->tls && !impl_->opts.tls)) {
     struct Dead final : StreamHandle {
       void cancel() override {}
     };
-    net::post(impl_->ex, [on_end = std::move(cb.on_end), e = t.error()] {
+    const std::error_code e = t ? make_error_code(errc::tls_error) : t.error();
+    net::post(impl_->ex, [on_end = std::move(cb.on_end), e] {
       if (on_end) on_end(e);
     });
     return std::make_shared<Dead>();
@@ -568,7 +604,7 @@ std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, c
                                             {"logTerm", std::to_string(req.log_term)}});
   if (!req.url.empty()) pq += "&" + query({{"url", req.url}});
   http::request<http::empty_body> r{http::verb::get, t->base + pq, 11};
-  r.set(http::field::host, t->port == "80" ? t->host : t->host + ":" + t->port);
+  r.set(http::field::host, t->host_header());
   r.set(http::field::user_agent, "raft-http");
   if (auto cid = impl_->cluster_id.load(); cid != 0) r.set(kHeaderClusterID, std::to_string(cid));
   if (!impl_->opts.auth_token.empty())

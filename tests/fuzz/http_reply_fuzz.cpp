@@ -239,7 +239,8 @@ Outcome decode(Kind k, const hd::ClientResponse& res) {
 bool followable(std::string_view url) {
   if (!hd::has_authority_form(url)) return false;  // Boost 1.81 asserts on some others
   auto u = boost::urls::parse_absolute_uri(url);
-  return u && u->scheme_id() == boost::urls::scheme::http && u->has_authority() && !u->host().empty();
+  return u && (u->scheme_id() == boost::urls::scheme::http || u->scheme_id() == boost::urls::scheme::https) &&
+         u->has_authority() && !u->host().empty();
 }
 
 void check_outcome(Kind k, const hd::ClientResponse& res, const Outcome& out) {

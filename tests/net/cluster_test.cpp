@@ -147,15 +147,16 @@ class RealCluster : public ::testing::Test {
     auto n = std::make_unique<Node>();
     n->dir = (root_ / ("n" + std::to_string(nodes_.size() + 1))).string();
     n->handler = std::make_unique<Handler>(n->late, HandlerOptions{token});
-    n->server = std::make_unique<Server>(io_.get_executor(), *n->handler);
+    n->server = std::make_unique<Server>(io_.get_executor(), *n->handler, server_options());
     auto port = n->server->listen("127.0.0.1", 0);
     EXPECT_TRUE(port);
     n->port = *port;
-    n->url = "http://127.0.0.1:" + std::to_string(n->port);
+    n->url = (server_tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(n->port);
     HTTPTransportOptions to;
     to.request_timeout_ms = 500;
     to.connect_timeout_ms = 300;
     to.auth_token = token;
+    to.tls = client_tls_;
     n->transport = std::make_unique<HTTPTransport>(io_.get_executor(), to);
     nodes_.push_back(std::move(n));
     start(*nodes_.back());
@@ -180,8 +181,13 @@ class RealCluster : public ::testing::Test {
     if (n.log) (void)n.log->close();
     n.log.reset();
   }
+  ServerOptions server_options() const {
+    ServerOptions so;
+    so.tls = server_tls_;
+    return so;
+  }
   void restart_server(Node& n) {
-    n.server = std::make_unique<Server>(io_.get_executor(), *n.handler);
+    n.server = std::make_unique<Server>(io_.get_executor(), *n.handler, server_options());
     ASSERT_TRUE(n.server->listen("127.0.0.1", n.port));
   }
   Node* leader() {
@@ -224,6 +230,10 @@ class RealCluster : public ::testing::Test {
     }, limit);
   }
 
+  // TLS for the nodes added next (mutual TLS when the server asks for it):
+  // https:// URLs, a Server that speaks only TLS, a transport that presents
+  // client_tls_'s certificate.
+  std::shared_ptr<TLSContext> server_tls_, client_tls_;
   std::filesystem::path root_;
   net::io_context io_;
   net::io_context storage_io_{1};
@@ -262,6 +272,40 @@ TEST_F(RealCluster, SharedSecretGuardsTheCluster) {
   stop(*old);
   ASSERT_TRUE(eventually([&] { return leader() != nullptr; }, 10s));
   EXPECT_NE(apply_via_leader("after"), 0u);
+}
+
+// Mutual TLS (testdata/tls): every node's server asks for a certificate
+// signed by the cluster's CA and every transport presents one. The cluster
+// forms, replicates over streams (acks on their TLS connections) and elects
+// a new leader; a node whose certificate another CA signed cannot join.
+TEST_F(RealCluster, MutualTLSClusterReplicatesAndRefusesAStranger) {
+  const std::string d = RAFT_TLS_TESTDATA;
+  TLSOptions o;
+  o.certificate_chain_file = d + "/node.pem";
+  o.private_key_file = d + "/node.key";
+  o.ca_file = d + "/ca.pem";
+  o.require_client_certificate = true;
+  server_tls_ = *TLSContext::server(o);
+  o.require_client_certificate = false;
+  client_tls_ = *TLSContext::client(o);
+  ASSERT_NO_FATAL_FAILURE(form(3));
+  for (auto& n : nodes_) EXPECT_EQ(n->url.rfind("https://", 0), 0u);
+  for (int i = 0; i < 50; ++i) apply_via_leader("t" + std::to_string(i));
+  ASSERT_TRUE(all_have(50));
+  Node* old = leader();
+  ASSERT_NE(old, nullptr);
+  stop(*old);
+  ASSERT_TRUE(eventually([&] { return leader() != nullptr && leader() != old; }, 10s));
+  EXPECT_NE(apply_via_leader("after"), 0u);
+  o.certificate_chain_file = d + "/rogue.pem";
+  o.private_key_file = d + "/rogue.key";
+  client_tls_ = *TLSContext::client(o);
+  auto& stranger = add();
+  auto r = stranger.log->join(leader()->url);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::transport_error);
+  EXPECT_EQ(stranger.log->id(), 0u);
+  EXPECT_EQ(leader()->log->config().nodes.size(), 3u);
 }
 
 // Reads over real HTTP heartbeats: each read_barrier at the leader finds

@@ -489,7 +489,7 @@ TEST_F(TransportTest, JoinReplyWithIdZeroIsATransportError) {
 TEST_F(TransportTest, UnusableLeaderHintIsNotFollowed) {
   // "http:?" and "http:#x": Boost.URL 1.81 fails an assertion parsing them
   // (http_detail::has_authority_form); they must be refused, not abort.
-  for (const char* hint : {"not a url", "/raft", "https://127.0.0.1:1", "http://", "http:?", "http:#x", "http:\"x"}) {
+  for (const char* hint : {"not a url", "/raft", "ftp://127.0.0.1:1", "http://", "http:?", "http:#x", "http:\"x"}) {
     CannedServer peer(ioc, std::string("HTTP/1.1 421 Misdirected Request\r\nX-Raft-Error: not leader\r\n"
                                        "X-Raft-Leader-URL: ") + hint + "\r\nContent-Length: 0\r\n\r\n");
     Got<JoinResponse> g;
@@ -499,6 +499,18 @@ TEST_F(TransportTest, UnusableLeaderHintIsNotFollowed) {
     EXPECT_EQ(r.error(), errc::not_leader) << hint;
     EXPECT_EQ(peer.socks.size(), 1u) << hint;  // one request: no hop was made
   }
+}
+
+// An https:// hint is a leader behind TLS: followed, and a transport with no
+// TLSContext says so (errc::tls_error) instead of "not leader".
+TEST_F(TransportTest, HttpsLeaderHintNeedsATLSContext) {
+  CannedServer peer(ioc, "HTTP/1.1 421 Misdirected Request\r\nX-Raft-Error: not leader\r\n"
+                         "X-Raft-Leader-URL: https://127.0.0.1:1\r\nContent-Length: 0\r\n\r\n");
+  Got<JoinResponse> g;
+  transport.join(peer.url(), JoinRequest{"http://127.0.0.1:9", 0}, g.fn());
+  auto r = wait(g);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::tls_error);
 }
 
 TEST_F(TransportTest, SilentPeerTimesOut) {

@@ -1,0 +1,68 @@
+// Private: TLS contexts and the connection type the HTTP client and server
+// share, plain TCP or TLS over it (not installed: it pulls in OpenSSL).
+#pragma once
+
+#include "raft/http.hpp"
+
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <utility>
+#include <variant>
+
+namespace raft {
+
+struct TLSContext::Impl {
+  explicit Impl(bool server)
+      : ctx(server ? boost::asio::ssl::context::tls_server : boost::asio::ssl::context::tls_client), is_server(server) {}
+  boost::asio::ssl::context ctx;
+  bool is_server;
+  bool verify_peer_name = true;
+};
+
+namespace http_detail {
+
+using TLSStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+// One connection, plain or TLS. Reads and writes go through visit() (the
+// stream to hand Beast) or visit_raw() (the plain socket itself, which skips
+// tcp_stream's timer bookkeeping on the streaming hot path, or the TLS
+// stream); deadlines and closing always act on the TCP layer.
+class AnyStream {
+ public:
+  explicit AnyStream(boost::beast::tcp_stream s) : v_(std::in_place_index<0>, std::move(s)) {}
+  AnyStream(boost::beast::tcp_stream s, TLSContext& tls) : v_(std::in_place_index<1>, std::move(s), tls.impl().ctx) {}
+
+  bool is_tls() const noexcept { return v_.index() == 1; }
+  TLSStream& tls() { return std::get<1>(v_); }
+  boost::beast::tcp_stream& tcp() {
+    if (auto* p = std::get_if<0>(&v_)) return *p;
+    return boost::beast::get_lowest_layer(std::get<1>(v_));
+  }
+  // The plain stream, for giving a hooked connection back (never TLS).
+  boost::beast::tcp_stream release_plain() { return std::move(std::get<0>(v_)); }
+  auto get_executor() { return tcp().get_executor(); }
+
+  template <class F>
+  decltype(auto) visit(F&& f) {
+    if (auto* p = std::get_if<0>(&v_)) return f(*p);
+    return f(std::get<1>(v_));
+  }
+  template <class F>
+  decltype(auto) visit_raw(F&& f) {
+    if (auto* p = std::get_if<0>(&v_)) return f(p->socket());
+    return f(std::get<1>(v_));
+  }
+
+  void close() {
+    boost::beast::error_code ignored;
+    tcp().socket().close(ignored);
+  }
+
+ private:
+  std::variant<boost::beast::tcp_stream, TLSStream> v_;
+};
+
+}  // namespace http_detail
+}  // namespace raft

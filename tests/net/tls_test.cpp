@@ -1,0 +1,225 @@
+// TLS on the HTTP transport and server (raft::TLSContext): the calls and
+// the stream with its ack channel over TLS, and each refusal: an untrusted
+// or misnamed server certificate, a client without a member's certificate
+// under mutual TLS, plain HTTP to a TLS port, an https:// URL with no
+// TLSContext, unreadable or mismatched PEM files. Certificates are in
+// testdata/tls (made by its gen.sh).
+#include "net_fixture.hpp"
+
+namespace raft::test {
+namespace {
+
+std::string pem(const std::string& name) { return std::string(RAFT_TLS_TESTDATA) + "/" + name; }
+
+TLSOptions member(const std::string& cert = "node", const std::string& ca = "ca") {
+  TLSOptions o;
+  o.certificate_chain_file = pem(cert + ".pem");
+  o.private_key_file = pem(cert + ".key");
+  o.ca_file = pem(ca + ".pem");
+  return o;
+}
+
+std::shared_ptr<TLSContext> server_ctx(const TLSOptions& o) {
+  std::string why;
+  auto c = TLSContext::server(o, &why);
+  EXPECT_TRUE(c) << why;
+  return c ? *c : nullptr;
+}
+
+std::shared_ptr<TLSContext> client_ctx(const TLSOptions& o) {
+  std::string why;
+  auto c = TLSContext::client(o, &why);
+  EXPECT_TRUE(c) << why;
+  return c ? *c : nullptr;
+}
+
+class TLS : public NetTest {
+ protected:
+  // The fixture's server again, speaking TLS with `o`; `url` becomes https.
+  void serve_tls(const TLSOptions& o) {
+    auto so = quick_options();
+    so.tls = server_ctx(o);
+    ASSERT_NO_FATAL_FAILURE(start_server(so));
+    url = "https://127.0.0.1:" + std::to_string(port);
+  }
+  std::unique_ptr<HTTPTransport> client(std::shared_ptr<TLSContext> tls) {
+    HTTPTransportOptions o = topts;
+    o.tls = std::move(tls);
+    return std::make_unique<HTTPTransport>(ioc.get_executor(), o);
+  }
+  result<HeartbeatResponse> heartbeat(HTTPTransport& t, const std::string& to) {
+    std::optional<result<HeartbeatResponse>> r;
+    t.heartbeat(to, {3, 5, 1}, [&](result<HeartbeatResponse> x) { r = std::move(x); });
+    EXPECT_TRUE(run_until(ioc, [&] { return r.has_value(); }));
+    return r ? *r : result<HeartbeatResponse>(errc::timeout);
+  }
+};
+
+TEST_F(TLS, CallsAndKeepAliveOverTLS) {
+  ASSERT_NO_FATAL_FAILURE(serve_tls(member()));
+  svc.hb_result = HeartbeatResponse{7, 3, {}, 2};
+  TLSOptions co;
+  co.ca_file = pem("ca.pem");
+  auto t = client(client_ctx(co));
+  for (int i = 0; i < 3; ++i) {
+    auto r = heartbeat(*t, url);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->index, 7u);
+    EXPECT_EQ(r->id, 2u);
+  }
+  EXPECT_EQ(svc.calls.size(), 3u);
+  EXPECT_EQ(t->connections_opened(), 1u);  // one handshake, then keep-alive
+}
+
+// The stream and the acks that ride its connection upstream both go
+// through TLS (one ssl stream, a read and a write outstanding at once).
+TEST_F(TLS, StreamAndItsAckChannelOverTLS) {
+  ASSERT_NO_FATAL_FAILURE(serve_tls(member()));
+  std::shared_ptr<StreamWriter> writer;
+  svc.on_stream = [&](std::shared_ptr<StreamWriter> w) { writer = std::move(w); };
+  auto t = client(client_ctx(member()));
+  std::string got;
+  int ends = 0;
+  const std::string me = "https://127.0.0.1:9/me";
+  auto h = t->read_from(url, {2, 1, 0, 0, me},
+                        {[&](std::string_view b, std::function<void()> more) {
+                           got.append(b);
+                           more();
+                         },
+                         [&](std::error_code) { ++ends; }});
+  ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
+  const std::string big(200'000, 'x');  // many TLS records
+  for (const std::string* chunk : {&big, &big}) {
+    std::optional<std::error_code> wrote;
+    writer->write(*chunk, [&](std::error_code ec) { wrote = ec; });
+    ASSERT_TRUE(run_until(ioc, [&] { return wrote.has_value(); }));
+    ASSERT_FALSE(*wrote) << wrote->message();
+  }
+  ASSERT_TRUE(run_until(ioc, [&] { return got.size() == 2 * big.size(); }));
+  EXPECT_EQ(got, big + big);
+  const auto opened = t->connections_opened();
+  std::optional<result<void>> acked;
+  t->ack(url, {2, 1, 9, me}, [&](result<void> r) { acked = r; });
+  ASSERT_TRUE(run_until(ioc, [&] { return acked.has_value() && svc.last_ack.index == 9; }));
+  EXPECT_TRUE(*acked);
+  EXPECT_EQ(svc.last_ack.id, 2u);
+  EXPECT_EQ(t->connections_opened(), opened);  // on the stream's connection, not a POST
+  writer->finish({});
+  ASSERT_TRUE(run_until(ioc, [&] { return ends == 1; }));
+}
+
+TEST_F(TLS, AServerCertificateFromAnotherCAIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(serve_tls(member("rogue", "rogue-ca")));
+  TLSOptions co;
+  co.ca_file = pem("ca.pem");
+  auto t = client(client_ctx(co));
+  auto r = heartbeat(*t, url);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::transport_error);
+  EXPECT_TRUE(svc.calls.empty());
+}
+
+TEST_F(TLS, AServerCertificateForAnotherNameIsRefusedUnlessNamesAreNotChecked) {
+  ASSERT_NO_FATAL_FAILURE(serve_tls(member("othername")));
+  TLSOptions co;
+  co.ca_file = pem("ca.pem");
+  auto strict = client(client_ctx(co));
+  auto r = heartbeat(*strict, url);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::transport_error);
+  EXPECT_TRUE(svc.calls.empty());
+  co.verify_peer_name = false;
+  auto lax = client(client_ctx(co));
+  auto r2 = heartbeat(*lax, url);
+  EXPECT_TRUE(r2) << r2.error().message();
+}
+
+TEST_F(TLS, MutualTLSRefusesClientsWithoutAMembersCertificate) {
+  auto so = member();
+  so.require_client_certificate = true;
+  ASSERT_NO_FATAL_FAILURE(serve_tls(so));
+  TLSOptions anonymous;
+  anonymous.ca_file = pem("ca.pem");
+  auto none = client(client_ctx(anonymous));
+  auto r = heartbeat(*none, url);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::transport_error);
+  TLSOptions rogue = member("rogue");  // trusts our CA, presents a cert of another
+  auto wrong = client(client_ctx(rogue));
+  auto r2 = heartbeat(*wrong, url);
+  ASSERT_FALSE(r2);
+  EXPECT_EQ(r2.error(), errc::transport_error);
+  EXPECT_TRUE(svc.calls.empty());
+  auto good = client(client_ctx(member()));
+  auto r3 = heartbeat(*good, url);
+  ASSERT_TRUE(r3) << r3.error().message();
+  EXPECT_EQ(svc.calls.size(), 1u);
+}
+
+TEST_F(TLS, PlainHTTPToATLSPortGetsNoAnswer) {
+  ASSERT_NO_FATAL_FAILURE(serve_tls(member()));
+  const std::string reply = raw(post("/raft/heartbeat?term=3&commitIndex=5&leaderID=1"));
+  EXPECT_EQ(reply.find("HTTP/1.1"), std::string::npos) << reply;
+  auto r = heartbeat(transport, "http://127.0.0.1:" + std::to_string(port));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::transport_error);
+  EXPECT_TRUE(svc.calls.empty());
+}
+
+TEST_F(TLS, AnHttpsURLWithoutATLSContextIsATLSError) {
+  auto r = heartbeat(transport, "https://127.0.0.1:" + std::to_string(port));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::tls_error);
+  std::optional<std::error_code> end;
+  auto h = transport.read_from("https://127.0.0.1:" + std::to_string(port), {2, 1, 0, 0},
+                               {[](std::string_view, std::function<void()>) {}, [&](std::error_code ec) { end = ec; }});
+  ASSERT_TRUE(run_until(ioc, [&] { return end.has_value(); }));
+  EXPECT_EQ(*end, errc::tls_error);
+  EXPECT_TRUE(svc.calls.empty());
+  EXPECT_EQ(transport.connections_opened(), 0u);
+}
+
+TEST_F(TLS, AServerNeedsAServerContext) {
+  auto so = quick_options();
+  so.tls = client_ctx(member());
+  Server s(ioc.get_executor(), handler, so);
+  auto p = s.listen("127.0.0.1", 0);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error(), errc::tls_error);
+}
+
+TEST_F(TLS, BadFilesAreRefusedWithTheReason) {
+  auto refused = [](result<std::shared_ptr<TLSContext>> r, const std::string& why, const std::string& needle) {
+    EXPECT_FALSE(r);
+    if (!r) {
+      EXPECT_EQ(r.error(), errc::tls_error);
+    }
+    EXPECT_NE(why.find(needle), std::string::npos) << why;
+  };
+  std::string why;
+  auto o = member();
+  o.certificate_chain_file = pem("missing.pem");
+  refused(TLSContext::server(o, &why), why, "missing.pem");
+  o = member();
+  o.private_key_file = pem("rogue.key");  // another certificate's key
+  refused(TLSContext::server(o, &why), why, "rogue.key");
+  o = member();
+  o.ca_file = pem("gen.sh");  // not PEM
+  refused(TLSContext::client(o, &why), why, "gen.sh");
+  o = member();
+  o.private_key_file.clear();
+  refused(TLSContext::client(o, &why), why, "go together");
+  refused(TLSContext::server(TLSOptions{}, &why), why, "a server needs");
+  o = member();
+  o.ca_file.clear();
+  o.require_client_certificate = true;
+  refused(TLSContext::server(o, &why), why, "needs ca_file");
+  refused(TLSContext::client(o, &why), why, "is for a server");
+  EXPECT_TRUE(TLSContext::server(member()));
+  EXPECT_TRUE(TLSContext::client(member()));
+  TLSOptions system_store;  // a client with no ca_file trusts the system's CAs
+  EXPECT_TRUE(TLSContext::client(system_store));
+}
+
+}  // namespace
+}  // namespace raft::test
