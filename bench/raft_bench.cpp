@@ -104,6 +104,9 @@ struct Opts {
   // compacts its log during the run, as a service does.
   std::uint64_t snapshot_every = 0;
   std::uint64_t segment_mib = 64;
+  // --tls DIR: mutual TLS between the nodes (https:// URLs) with DIR's
+  // ca.pem, node.pem and node.key (tests/net/testdata/tls has a set).
+  std::string tls_dir;
   int repeat = 1;
   std::vector<int> sweep;  // client counts
   std::string svg = "raft-bench-sweep.svg";
@@ -128,7 +131,7 @@ struct Opts {
                "                  [--apply-on-io]\n"
                "                  [--no-apply-inline]\n"
                "                  [--storage-on-io] [--busy-poll US] [--no-ack-channel] [--no-prealloc]\n"
-               "                  [--snapshot-every ENTRIES] [--segment-mib MIB]\n"
+               "                  [--snapshot-every ENTRIES] [--segment-mib MIB] [--tls DIR]\n"
                "                  [--repeat K]\n"
                "                  [--sweep clients=1,4,16,64] [--svg FILE] [--dir DIR] [--node-dirs D1,D2,...] [--json] [--verbose]\n"
                "       raft-bench --probe [--dir DIR] [--json]\n",
@@ -166,6 +169,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--no-prealloc") o.preallocate = false;
     else if (a == "--snapshot-every") o.snapshot_every = std::stoull(val());
     else if (a == "--segment-mib") o.segment_mib = std::stoull(val());
+    else if (a == "--tls") o.tls_dir = val();
     else if (a == "--repeat") o.repeat = std::stoi(val());
     else if (a == "--svg") o.svg = val();
     else if (a == "--dir") o.dir = val();
@@ -313,9 +317,24 @@ struct Node {
 
   bool start(const std::string& dir, const Opts& o) {
     const auto port = free_port();
-    url = "http://127.0.0.1:" + std::to_string(port);
+    url = (o.tls_dir.empty() ? "http://127.0.0.1:" : "https://127.0.0.1:") + std::to_string(port);
     raft::HTTPTransportOptions to;
     to.ack_channel = o.ack_channel;
+    raft::ServerOptions so;
+    if (!o.tls_dir.empty()) {
+      raft::TLSOptions t{o.tls_dir + "/node.pem", o.tls_dir + "/node.key", o.tls_dir + "/ca.pem"};
+      t.require_client_certificate = true;
+      std::string why;
+      auto sc = raft::TLSContext::server(t, &why);
+      t.require_client_certificate = false;
+      auto cc = sc ? raft::TLSContext::client(t, &why) : sc;
+      if (!cc) {
+        std::fprintf(stderr, "raft-bench: --tls %s: %s\n", o.tls_dir.c_str(), why.c_str());
+        return false;
+      }
+      so.tls = *sc;
+      to.tls = *cc;
+    }
     transport = std::make_unique<raft::HTTPTransport>(rt.io.get_executor(), to);
     raft::LogOptions lo;
     lo.url = url;
@@ -333,7 +352,7 @@ struct Node {
       lo.logger = [](std::string_view l) { std::fprintf(stderr, "[%d] %.*s\n", int(::getpid()), int(l.size()), l.data()); };
     log = std::make_unique<raft::Log>(lo);
     handler = std::make_unique<raft::Handler>(*log);
-    server = std::make_unique<raft::Server>(rt.io.get_executor(), *handler);
+    server = std::make_unique<raft::Server>(rt.io.get_executor(), *handler, so);
     if (auto r = server->listen("127.0.0.1", port); !r) {
       std::fprintf(stderr, "raft-bench: listen %s: %s\n", url.c_str(), r.error().message().c_str());
       return false;
@@ -441,6 +460,10 @@ pid_t spawn_follower(const Opts& o, const std::string& join_url, const std::stri
   if (!o.apply_inline) args.push_back("--no-apply-inline");
   if (!o.ack_channel) args.push_back("--no-ack-channel");
   if (!o.preallocate) args.push_back("--no-prealloc");
+  if (!o.tls_dir.empty()) {
+    args.push_back("--tls");
+    args.push_back(o.tls_dir);
+  }
   for (const auto& [flag, v] : {std::pair{"--snapshot-every", o.snapshot_every}, std::pair{"--segment-mib", o.segment_mib}}) {
     args.push_back(flag);
     args.push_back(std::to_string(v));
@@ -727,6 +750,7 @@ std::string mode_name(const Opts& o) {
   if (o.apply_on_io) m += "+aio";
   if (o.storage_on_io) m += "+sio";
   if (!o.apply_inline) m += "+athr";
+  if (!o.tls_dir.empty()) m += "+tls";
   return m;
 }
 

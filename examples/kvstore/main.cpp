@@ -18,6 +18,7 @@
 
 #include <raft/http.hpp>
 #include <raft/http_beast.hpp>
+#include <raft/http_beast_tls.hpp>
 #include <raft/log.hpp>
 #include <raft/run.hpp>
 
@@ -66,8 +67,17 @@ A replicated key-value service on raft::Log.
                           node sends it to its peers. Give every member the
                           same file. Clear text on the wire: keep the
                           cluster's network private.
+  --tls-cert FILE         serve and talk to peers over TLS (https://) with this
+  --tls-key FILE          PEM certificate chain and key; it must name the host
+                          of --advertise (its IP address or DNS name)
+  --tls-ca FILE           the CA that signs the members' certificates
+                          (default: the system's CA store)
+  --tls-client-certs      mutual TLS: refuse clients (peers, and API clients
+                          such as curl --cert) without a certificate from
+                          --tls-ca; this node presents --tls-cert to its peers
   --advertise URL         URL other nodes use to reach this one
-                          (default: http://HOST:PORT of --listen)
+                          (default: http://HOST:PORT of --listen, https://
+                          with --tls-cert)
   --snapshot-entries N    take a snapshot and compact the log every N applied
                           entries (default 10000; 0 disables)
   --no-sync               never fsync. FOR BENCHMARKS ONLY: acknowledged writes
@@ -94,6 +104,8 @@ its log; the answer is the snapshot's index.
 
 struct Options {
   std::string dir, listen, join, advertise, auth_token;
+  std::string tls_cert, tls_key, tls_ca;
+  bool tls_client_certs = false;
   std::uint64_t snapshot_entries = 10000;
   bool no_sync = false, test_faults = false, quiet = false, learner = false;
   std::chrono::microseconds busy_poll{0};
@@ -193,20 +205,42 @@ struct Node {
   raft::Handler* handler = nullptr;
   FaultyTransport* faults = nullptr;
   raft::ServerOptions server_opts;
+  std::shared_ptr<raft::TLSContext> tls;  // the port speaks TLS (server context)
 };
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Node& node) : node_(node) { stream_.emplace(std::move(socket)); }
-  void run() { net::dispatch(stream_->get_executor(), [self = shared_from_this()] { self->do_read(); }); }
+  Session(tcp::socket socket, Node& node) : node_(node), ex_(socket.get_executor()) {
+    if (node.tls) tls_.emplace(std::move(socket), raft::native_context(*node.tls));
+    else stream_.emplace(std::move(socket));
+  }
+  void run() {
+    net::dispatch(ex_, [self = shared_from_this()] {
+      if (!self->tls_) return self->do_read();
+      self->tcp_layer().expires_after(std::chrono::seconds(10));
+      self->tls_->async_handshake(net::ssl::stream_base::server, [self](beast::error_code ec) {
+        if (!ec) self->do_read();  // else: dropped, as a malformed request is
+      });
+    });
+  }
 
  private:
+  // The connection's TCP layer (deadlines, shutdown), plain or under TLS.
+  beast::tcp_stream& tcp_layer() { return tls_ ? beast::get_lowest_layer(*tls_) : *stream_; }
+  template <class F>
+  void with_stream(F&& f) {
+    if (tls_) f(*tls_);
+    else f(*stream_);
+  }
+
   void do_read() {
     parser_.emplace();
     parser_->header_limit(16 * 1024);
     parser_->body_limit(kvstore::kMaxValueBytes + 1024);
-    stream_->expires_after(std::chrono::seconds(60));
-    http::async_read(*stream_, buffer_, *parser_, beast::bind_front_handler(&Session::on_read, shared_from_this()));
+    tcp_layer().expires_after(std::chrono::seconds(60));
+    with_stream([&](auto& s) {
+      http::async_read(s, buffer_, *parser_, beast::bind_front_handler(&Session::on_read, shared_from_this()));
+    });
   }
 
   void on_read(beast::error_code ec, std::size_t) {
@@ -215,6 +249,17 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return;  // closed, timed out or malformed: drop the connection
     req_ = parser_->release();
     if (raft::is_raft_target(req_.target())) {
+      // Until given back, the connection belongs to raft.
+      if (tls_) {
+        raft::serve_raft_request(*node_.handler, std::move(*tls_), std::move(req_),
+                                 [self = shared_from_this()](raft::TLSBeastStream s) {
+                                   self->tls_.emplace(std::move(s));
+                                   self->do_read();
+                                 },
+                                 node_.server_opts);
+        tls_.reset();
+        return;
+      }
       raft::serve_raft_request(*node_.handler, std::move(*stream_), std::move(req_),
                                [self = shared_from_this()](beast::tcp_stream s) {
                                  self->stream_.emplace(std::move(s));
@@ -295,7 +340,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto bytes = kvstore::encode_command(*cmd);
     if (!bytes) return reply_text(http::status::bad_request, bytes.error().message(), true);
     node_.log->start_apply(std::move(*bytes), std::chrono::seconds(5), [self = shared_from_this()](raft::result<std::uint64_t> r) {
-      net::post(self->stream_->get_executor(), [self, r] { self->on_applied_index(r); });
+      net::post(self->ex_, [self, r] { self->on_applied_index(r); });
     });
   }
 
@@ -304,7 +349,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_transfer(std::uint64_t to) {
     if (node_.log->state() != raft::State::leader) return redirect();
     node_.log->start_transfer_leadership(to, std::chrono::seconds(5), [self = shared_from_this()](raft::result<void> r) {
-      net::post(self->stream_->get_executor(),
+      net::post(self->ex_,
                 [self, r] { self->reply_admin(r, "transfer not done in time; still leader"); });
     });
   }
@@ -335,7 +380,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_promote(std::uint64_t id) {
     if (node_.log->state() != raft::State::leader) return redirect();
     node_.log->start_promote_peer(id, std::chrono::seconds(30), [self = shared_from_this()](raft::result<void> r) {
-      net::post(self->stream_->get_executor(),
+      net::post(self->ex_,
                 [self, r] { self->reply_admin(r, "the learner did not catch up in time; still a learner"); });
     });
   }
@@ -346,7 +391,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_demote(std::uint64_t id) {
     if (node_.log->state() != raft::State::leader) return redirect();
     node_.log->start_demote_peer(id, [self = shared_from_this()](raft::result<void> r) {
-      net::post(self->stream_->get_executor(), [self, r] {
+      net::post(self->ex_, [self, r] {
         if (!r && r.error() == raft::errc::invalid_argument)
           return self->reply_text(http::status::bad_request, "the last voter cannot be demoted", true);
         self->reply_admin(r, "demotion not committed in time");
@@ -359,7 +404,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // the snapshot's index.
   void start_snapshot() {
     node_.log->start_snapshot([self = shared_from_this()](raft::result<std::uint64_t> r) {
-      net::post(self->stream_->get_executor(), [self, r] {
+      net::post(self->ex_, [self, r] {
         if (!r) return self->reply_text(http::status::service_unavailable, r.error().message(), true, true);
         self->reply_text(http::status::ok, std::to_string(*r), true);
       });
@@ -369,7 +414,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_read(std::string key) {
     node_.log->start_read_barrier(std::chrono::seconds(5), [self = shared_from_this(), key = std::move(key)](
                                                                raft::result<std::uint64_t> r) mutable {
-      net::post(self->stream_->get_executor(), [self, key = std::move(key), r] { self->on_read_barrier(key, r); });
+      net::post(self->ex_, [self, key = std::move(key), r] { self->on_read_barrier(key, r); });
     });
   }
 
@@ -394,7 +439,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const std::uint64_t index = *r;
     node_.log->start_wait(index, std::chrono::seconds(5), [self = shared_from_this(), index](raft::result<void> w) {
-      net::post(self->stream_->get_executor(), [self, index, w] {
+      net::post(self->ex_, [self, index, w] {
         if (!w) return self->reply_text(http::status::gateway_timeout, "committed, but not applied in time", true);
         auto out = self->node_.fsm.result_of(index);
         if (!out) return self->reply_text(http::status::internal_server_error, "outcome no longer known", true);
@@ -436,19 +481,23 @@ class Session : public std::enable_shared_from_this<Session> {
     res.keep_alive(keep && req_.keep_alive());
     res.prepare_payload();
     auto sp = std::make_shared<http::response<http::string_body>>(std::move(res));
-    stream_->expires_after(std::chrono::seconds(30));
-    http::async_write(*stream_, *sp, [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
-      if (ec || !sp->keep_alive()) {
-        beast::error_code ignored;
-        self->stream_->socket().shutdown(tcp::socket::shutdown_send, ignored);
-        return;
-      }
-      self->do_read();
+    tcp_layer().expires_after(std::chrono::seconds(30));
+    with_stream([&](auto& s) {
+      http::async_write(s, *sp, [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
+        if (ec || !sp->keep_alive()) {
+          beast::error_code ignored;
+          self->tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
+          return;
+        }
+        self->do_read();
+      });
     });
   }
 
   Node& node_;
-  std::optional<beast::tcp_stream> stream_;
+  net::any_io_executor ex_;                   // the connection's strand
+  std::optional<beast::tcp_stream> stream_;   // plain HTTP, or
+  std::optional<raft::TLSBeastStream> tls_;   // TLS (Node::tls)
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> req_;
@@ -515,6 +564,10 @@ bool parse_args(int argc, char** argv, Options& o) {
     else if (a == "--listen") value(o.listen);
     else if (a == "--join") value(o.join);
     else if (a == "--advertise") value(o.advertise);
+    else if (a == "--tls-cert") value(o.tls_cert);
+    else if (a == "--tls-key") value(o.tls_key);
+    else if (a == "--tls-ca") value(o.tls_ca);
+    else if (a == "--tls-client-certs") o.tls_client_certs = true;
     else if (a == "--auth-token-file") {
       std::string path;
       value(path);
@@ -540,7 +593,10 @@ bool parse_args(int argc, char** argv, Options& o) {
   }
   if (o.dir.empty() || o.listen.empty()) throw std::invalid_argument("--dir and --listen are required");
   if (o.learner && o.join.empty()) throw std::invalid_argument("--learner needs --join (a new cluster's first node votes)");
-  if (o.advertise.empty()) o.advertise = "http://" + o.listen;
+  if (o.tls_cert.empty() != o.tls_key.empty()) throw std::invalid_argument("--tls-cert and --tls-key go together");
+  if (o.tls_cert.empty() && (!o.tls_ca.empty() || o.tls_client_certs))
+    throw std::invalid_argument("--tls-ca and --tls-client-certs need --tls-cert and --tls-key");
+  if (o.advertise.empty()) o.advertise = (o.tls_cert.empty() ? "http://" : "https://") + o.listen;
   return true;
 }
 
@@ -586,6 +642,20 @@ int main(int argc, char** argv) {
   node.opts = opts;
   raft::HTTPTransportOptions hto;
   hto.auth_token = opts.auth_token;
+  if (!opts.tls_cert.empty()) {
+    raft::TLSOptions t{opts.tls_cert, opts.tls_key, opts.tls_ca};
+    t.require_client_certificate = opts.tls_client_certs;
+    std::string why;
+    auto server_tls = raft::TLSContext::server(t, &why);
+    t.require_client_certificate = false;
+    auto client_tls = server_tls ? raft::TLSContext::client(t, &why) : server_tls;
+    if (!client_tls) {
+      std::fprintf(stderr, "raft-kv: %s\n", why.c_str());
+      return 2;
+    }
+    node.tls = *server_tls;
+    hto.tls = *client_tls;
+  }
   raft::HTTPTransport http_transport(io.get_executor(), hto);
   FaultyTransport faults(http_transport, io.get_executor());
   node.faults = &faults;

@@ -26,6 +26,9 @@
 // that pipelines a request after a /raft/* request keeps working because you
 // keep the buffer and read on after give_back. (The stream endpoint never
 // gives the connection back; pipelining after it is meaningless.)
+//
+// Over TLS: raft/http_beast_tls.hpp has the same call for a
+// beast::ssl_stream<beast::tcp_stream>.
 #pragma once
 
 #include "raft/http.hpp"

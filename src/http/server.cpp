@@ -14,6 +14,7 @@
 // write_timeout_ms cuts the connection; the server never queues more than the
 // one chunk in flight.
 #include "raft/http_beast.hpp"
+#include "raft/http_beast_tls.hpp"
 
 #include "http/common.hpp"
 #include "http/handler.hpp"
@@ -513,7 +514,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // For the hook: a request already read by the user's server.
-  void start_with(Request req, std::function<void(beast::tcp_stream)> give_back) {
+  void start_with(Request req, std::function<void(AnyStream&)> give_back) {
     give_back_ = std::move(give_back);
     net::dispatch(stream_.get_executor(), [self = shared_from_this(), req = std::move(req)]() mutable {
       self->req_ = std::move(req);
@@ -569,7 +570,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Handler::Impl& h_;
   ServerOptions opts_;
   std::shared_ptr<Registry> reg_;
-  std::function<void(beast::tcp_stream)> give_back_;
+  std::function<void(AnyStream&)> give_back_;  // the hook's, given the stream to move out
   bool closed_ = false;
 
   // Streaming state.
@@ -747,7 +748,7 @@ void Session::on_write(beast::error_code ec) {
     auto gb = std::move(give_back_);
     give_back_ = nullptr;
     closed_ = true;  // no longer ours
-    return gb(stream_.release_plain());
+    return gb(stream_);
   }
   do_read();
 }
@@ -1004,7 +1005,13 @@ std::size_t Server::connection_count() const noexcept { return impl_->reg->count
 void serve_raft_request(Handler& handler, beast::tcp_stream stream, Request req,
                         std::function<void(beast::tcp_stream)> give_back, const ServerOptions& opts) {
   auto s = std::make_shared<Session>(AnyStream(std::move(stream)), handler.impl(), opts, nullptr);
-  s->start_with(std::move(req), std::move(give_back));
+  s->start_with(std::move(req), [gb = std::move(give_back)](AnyStream& st) { gb(st.release_plain()); });
+}
+
+void serve_raft_request(Handler& handler, TLSBeastStream stream, Request req,
+                        std::function<void(TLSBeastStream)> give_back, const ServerOptions& opts) {
+  auto s = std::make_shared<Session>(AnyStream(std::move(stream)), handler.impl(), opts, nullptr);
+  s->start_with(std::move(req), [gb = std::move(give_back)](AnyStream& st) { gb(st.release_tls()); });
 }
 
 }  // namespace raft

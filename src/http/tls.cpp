@@ -2,6 +2,7 @@
 // layer, checked at start-up so that a bad file is one clear error rather
 // than every handshake failing later.
 #include "http/tls.hpp"
+#include "raft/http_beast_tls.hpp"
 
 #include <openssl/ssl.h>
 
@@ -14,6 +15,7 @@ namespace ssl = boost::asio::ssl;
 TLSContext::TLSContext(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TLSContext::~TLSContext() = default;
 bool TLSContext::is_server() const noexcept { return impl_->is_server; }
+boost::asio::ssl::context& native_context(TLSContext& tls) noexcept { return tls.impl().ctx; }
 
 namespace {
 

@@ -33,6 +33,8 @@ class AnyStream {
  public:
   explicit AnyStream(boost::beast::tcp_stream s) : v_(std::in_place_index<0>, std::move(s)) {}
   AnyStream(boost::beast::tcp_stream s, TLSContext& tls) : v_(std::in_place_index<1>, std::move(s), tls.impl().ctx) {}
+  // A TLS connection that is already set up (the hook).
+  explicit AnyStream(TLSStream s) : v_(std::in_place_index<1>, std::move(s)) {}
 
   bool is_tls() const noexcept { return v_.index() == 1; }
   TLSStream& tls() { return std::get<1>(v_); }
@@ -40,8 +42,9 @@ class AnyStream {
     if (auto* p = std::get_if<0>(&v_)) return *p;
     return boost::beast::get_lowest_layer(std::get<1>(v_));
   }
-  // The plain stream, for giving a hooked connection back (never TLS).
+  // The stream itself, for giving a hooked connection back.
   boost::beast::tcp_stream release_plain() { return std::move(std::get<0>(v_)); }
+  TLSStream release_tls() { return std::move(std::get<1>(v_)); }
   auto get_executor() { return tcp().get_executor(); }
 
   template <class F>

@@ -5,6 +5,10 @@
 // TLSContext, unreadable or mismatched PEM files. Certificates are in
 // testdata/tls (made by its gen.sh).
 #include "net_fixture.hpp"
+#include "raft/http_beast_tls.hpp"
+
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/http.hpp>
 
 namespace raft::test {
 namespace {
@@ -219,6 +223,90 @@ TEST_F(TLS, BadFilesAreRefusedWithTheReason) {
   EXPECT_TRUE(TLSContext::client(member()));
   TLSOptions system_store;  // a client with no ca_file trusts the system's CAs
   EXPECT_TRUE(TLSContext::client(system_store));
+}
+
+// The TLS hook: the application's own Beast server owns the port and the
+// TLS context, completes the handshake, reads requests, answers its own
+// routes and hands /raft/* to raft, which gives the connection back.
+struct UserTLSServer {
+  UserTLSServer(net::io_context& ioc, Handler& h) : acc(ioc, {net::ip::make_address("127.0.0.1"), 0}), handler(h) {
+    ctx.use_certificate_chain_file(pem("node.pem"));
+    ctx.use_private_key_file(pem("node.key"), net::ssl::context::pem);
+    accept();
+  }
+  struct Session : std::enable_shared_from_this<Session> {
+    Session(tcp::socket s, net::ssl::context& ctx, Handler& h) : handler(h) { stream.emplace(std::move(s), ctx); }
+    std::optional<TLSBeastStream> stream;
+    boost::beast::flat_buffer buffer;
+    boost::beast::http::request<boost::beast::http::string_body> req;
+    Handler& handler;
+    int raft_requests = 0;
+    void do_read() {
+      req = {};
+      boost::beast::http::async_read(*stream, buffer, req,
+                                     [self = shared_from_this()](boost::beast::error_code ec, std::size_t) {
+                                       if (!ec) self->on_read();
+                                     });
+    }
+    void on_read() {
+      ASSERT_TRUE(is_raft_target(req.target()));  // the test sends nothing else
+      ++raft_requests;
+      serve_raft_request(handler, std::move(*stream), std::move(req), [self = shared_from_this()](TLSBeastStream s) {
+        self->stream.emplace(std::move(s));
+        ++self->given_back;
+        self->do_read();
+      });
+    }
+    int given_back = 0;
+  };
+  void accept() {
+    acc.async_accept([this](boost::beast::error_code ec, tcp::socket s) {
+      if (ec) return;
+      auto sess = std::make_shared<Session>(std::move(s), ctx, handler);
+      sessions.push_back(sess);
+      sess->stream->async_handshake(net::ssl::stream_base::server, [sess](boost::beast::error_code e) {
+        if (!e) sess->do_read();
+      });
+      accept();
+    });
+  }
+  std::uint16_t port() const { return acc.local_endpoint().port(); }
+  net::ssl::context ctx{net::ssl::context::tls_server};
+  tcp::acceptor acc;
+  Handler& handler;
+  std::vector<std::shared_ptr<Session>> sessions;
+};
+
+TEST_F(TLS, TheBeastHookServesRaftOnTheApplicationsTLSConnection) {
+  UserTLSServer us(ioc, handler);
+  svc.hb_result = HeartbeatResponse{4, 2, {}, 1};
+  TLSOptions co;
+  co.ca_file = pem("ca.pem");
+  auto t = client(client_ctx(co));
+  const std::string at = "https://127.0.0.1:" + std::to_string(us.port());
+  for (int i = 0; i < 3; ++i) {
+    auto r = heartbeat(*t, at);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->index, 4u);
+  }
+  EXPECT_EQ(t->connections_opened(), 1u);
+  ASSERT_EQ(us.sessions.size(), 1u);
+  EXPECT_EQ(us.sessions[0]->raft_requests, 3);
+  EXPECT_TRUE(run_until(ioc, [&] { return us.sessions[0]->given_back == 3; }));
+  // A stream on the hooked TLS connection.
+  std::shared_ptr<StreamWriter> writer;
+  svc.on_stream = [&](std::shared_ptr<StreamWriter> w) { writer = std::move(w); };
+  std::string got;
+  auto h = t->read_from(at, {2, 1, 0, 0}, {[&](std::string_view b, std::function<void()> more) {
+                                             got.append(b);
+                                             more();
+                                           },
+                                           [](std::error_code) {}});
+  ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
+  writer->write("frames", [](std::error_code) {});
+  EXPECT_TRUE(run_until(ioc, [&] { return got == "frames"; }));
+  writer.reset();
+  h->cancel();
 }
 
 }  // namespace
