@@ -74,7 +74,9 @@ A replicated key-value service on raft::Log.
                           (default: the system's CA store)
   --tls-client-certs      mutual TLS: refuse clients (peers, and API clients
                           such as curl --cert) without a certificate from
-                          --tls-ca; this node presents --tls-cert to its peers
+                          --tls-ca; this node presents --tls-cert to its peers.
+                          SIGHUP reads the --tls-* files again (renewed
+                          certificates) for the connections opened afterwards
   --advertise URL         URL other nodes use to reach this one
                           (default: http://HOST:PORT of --listen, https://
                           with --tls-cert)
@@ -205,13 +207,34 @@ struct Node {
   raft::Handler* handler = nullptr;
   FaultyTransport* faults = nullptr;
   raft::ServerOptions server_opts;
-  std::shared_ptr<raft::TLSContext> tls;  // the port speaks TLS (server context)
+  // The port speaks TLS when set (a server context); SIGHUP replaces it.
+  std::shared_ptr<raft::TLSContext> current_tls() {
+    std::lock_guard lk(tls_mu);
+    return tls;
+  }
+  std::mutex tls_mu;
+  std::shared_ptr<raft::TLSContext> tls;
 };
+
+// The TLS contexts of --tls-*: the port's (server) and the peers' (client).
+struct TLSPair {
+  std::shared_ptr<raft::TLSContext> server, client;
+};
+std::optional<TLSPair> load_tls(const Options& o, std::string& why) {
+  raft::TLSOptions t{o.tls_cert, o.tls_key, o.tls_ca};
+  t.require_client_certificate = o.tls_client_certs;
+  auto server = raft::TLSContext::server(t, &why);
+  if (!server) return std::nullopt;
+  t.require_client_certificate = false;
+  auto client = raft::TLSContext::client(t, &why);
+  if (!client) return std::nullopt;
+  return TLSPair{*server, *client};
+}
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Node& node) : node_(node), ex_(socket.get_executor()) {
-    if (node.tls) tls_.emplace(std::move(socket), raft::native_context(*node.tls));
+  Session(tcp::socket socket, Node& node) : node_(node), ex_(socket.get_executor()), tls_ctx_(node.current_tls()) {
+    if (tls_ctx_) tls_.emplace(std::move(socket), raft::native_context(*tls_ctx_));
     else stream_.emplace(std::move(socket));
   }
   void run() {
@@ -496,6 +519,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Node& node_;
   net::any_io_executor ex_;                   // the connection's strand
+  std::shared_ptr<raft::TLSContext> tls_ctx_;  // what tls_ uses: outlives it, whatever SIGHUP loads
   std::optional<beast::tcp_stream> stream_;   // plain HTTP, or
   std::optional<raft::TLSBeastStream> tls_;   // TLS (Node::tls)
   beast::flat_buffer buffer_;
@@ -643,18 +667,14 @@ int main(int argc, char** argv) {
   raft::HTTPTransportOptions hto;
   hto.auth_token = opts.auth_token;
   if (!opts.tls_cert.empty()) {
-    raft::TLSOptions t{opts.tls_cert, opts.tls_key, opts.tls_ca};
-    t.require_client_certificate = opts.tls_client_certs;
     std::string why;
-    auto server_tls = raft::TLSContext::server(t, &why);
-    t.require_client_certificate = false;
-    auto client_tls = server_tls ? raft::TLSContext::client(t, &why) : server_tls;
-    if (!client_tls) {
+    auto tls = load_tls(opts, why);
+    if (!tls) {
       std::fprintf(stderr, "raft-kv: %s\n", why.c_str());
       return 2;
     }
-    node.tls = *server_tls;
-    hto.tls = *client_tls;
+    node.tls = tls->server;
+    hto.tls = tls->client;
   }
   raft::HTTPTransport http_transport(io.get_executor(), hto);
   FaultyTransport faults(http_transport, io.get_executor());
@@ -713,11 +733,30 @@ int main(int argc, char** argv) {
   if (rc == 0) {
     std::fprintf(stderr, "raft-kv: node %llu serving %s (advertised %s), data in %s\n",
                  static_cast<unsigned long long>(log.id()), opts.listen.c_str(), opts.advertise.c_str(), opts.dir.c_str());
-    // Block until SIGINT/SIGTERM.
+    // Block until SIGINT/SIGTERM. With TLS, SIGHUP reads the --tls-* files
+    // again (renewed certificates): new connections, in and out, use them;
+    // open ones keep theirs. Files that fail to load change nothing.
     net::io_context sig_io;
     net::signal_set signals(sig_io, SIGINT, SIGTERM);
-    signals.async_wait([](const boost::system::error_code&, int) {});
-    sig_io.run();
+    if (node.current_tls()) signals.add(SIGHUP);
+    for (;;) {
+      int got = 0;
+      signals.async_wait([&](const boost::system::error_code& e, int sig) { got = e ? 0 : sig; });
+      sig_io.restart();
+      sig_io.run();
+      if (got != SIGHUP) break;
+      std::string why;
+      if (auto tls = load_tls(opts, why)) {
+        {
+          std::lock_guard lk(node.tls_mu);
+          node.tls = tls->server;
+        }
+        (void)http_transport.set_tls(tls->client);  // a client context: cannot fail
+        std::fprintf(stderr, "raft-kv: SIGHUP: TLS certificates reloaded\n");
+      } else {
+        std::fprintf(stderr, "raft-kv: SIGHUP: keeping the current certificates: %s\n", why.c_str());
+      }
+    }
     std::fprintf(stderr, "raft-kv: shutting down\n");
   }
   listener->stop();

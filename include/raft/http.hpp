@@ -126,6 +126,11 @@ class HTTPTransport final : public Transport {
   HTTPTransport& operator=(const HTTPTransport&) = delete;
 
   void set_cluster_id(std::uint64_t id) override;
+  // Replaces HTTPTransportOptions::tls, e.g. with renewed certificates:
+  // connections opened from now on use `tls`; idle pooled https
+  // connections are dropped, calls and streams in flight keep theirs.
+  // errc::invalid_argument for null, errc::tls_error for a server context.
+  result<void> set_tls(std::shared_ptr<TLSContext> tls);
   void join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) override;
   void leave(const std::string& url, std::uint64_t id, Handler_fn<void> h) override;
   void heartbeat(const std::string& url, const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h) override;
@@ -235,6 +240,12 @@ class Server {
   // Closes the acceptor and every open connection (streams end with an
   // error on their StreamWriter). Idempotent; safe from any thread.
   void stop();
+  // Replaces ServerOptions::tls, e.g. with renewed certificates:
+  // connections accepted from now on handshake with `tls`; open ones keep
+  // theirs. Only for a Server that speaks TLS (errc::invalid_argument
+  // otherwise, or for null); errc::tls_error for a client context. Safe
+  // from any thread.
+  result<void> set_tls(std::shared_ptr<TLSContext> tls);
 
   std::size_t connection_count() const noexcept;
 

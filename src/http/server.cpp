@@ -497,8 +497,10 @@ struct Registry;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(AnyStream stream, Handler::Impl& h, const ServerOptions& opts, std::shared_ptr<Registry> reg)
-      : stream_(std::move(stream)),
+  Session(AnyStream stream, Handler::Impl& h, const ServerOptions& opts, std::shared_ptr<Registry> reg,
+          std::shared_ptr<TLSContext> tls = nullptr)
+      : tls_ctx_(std::move(tls)),
+        stream_(std::move(stream)),
         buffer_(opts.header_limit_bytes + opts.body_limit_bytes + 4096),
         h_(h),
         opts_(opts),
@@ -562,6 +564,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void do_chunk_write(std::shared_ptr<std::string> head, std::string_view body, std::string_view tail);
   void on_chunk_write(beast::error_code ec);
 
+  std::shared_ptr<TLSContext> tls_ctx_;  // what stream_ was made with; outlives it
   AnyStream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -947,17 +950,25 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       } else {
         s.set_option(tcp::no_delay(true), ignored);
         beast::tcp_stream ts(std::move(s));
-        auto sess = opts.tls ? std::make_shared<Session>(AnyStream(std::move(ts), *opts.tls), handler.impl(), opts, reg)
-                             : std::make_shared<Session>(AnyStream(std::move(ts)), handler.impl(), opts, reg);
+        auto tls = current_tls();
+        auto sess = tls ? std::make_shared<Session>(AnyStream(std::move(ts), *tls), handler.impl(), opts, reg, tls)
+                        : std::make_shared<Session>(AnyStream(std::move(ts)), handler.impl(), opts, reg);
         if (reg->add(sess)) sess->start();
       }
     }
     do_accept();  // transient errors (EMFILE...) must not stop the server
   }
 
+  std::shared_ptr<TLSContext> current_tls() {
+    std::lock_guard lk(tls_mu);
+    return tls;
+  }
+
   net::any_io_executor ex;
   Handler& handler;
-  ServerOptions opts;
+  ServerOptions opts;  // opts.tls: the context at construction (tls below is the current one)
+  std::mutex tls_mu;
+  std::shared_ptr<TLSContext> tls = opts.tls;
   tcp::acceptor acceptor;
   std::shared_ptr<Registry> reg;
   std::atomic<bool> listening{false};
@@ -999,6 +1010,14 @@ void Server::stop() {
 }
 
 std::size_t Server::connection_count() const noexcept { return impl_->reg->count.load(); }
+
+result<void> Server::set_tls(std::shared_ptr<TLSContext> tls) {
+  if (!tls || !impl_->opts.tls) return make_error_code(errc::invalid_argument);
+  if (!tls->is_server()) return make_error_code(errc::tls_error);
+  std::lock_guard lk(impl_->tls_mu);
+  impl_->tls = std::move(tls);
+  return {};
+}
 
 // ---------------------------------------------------------------- hook
 

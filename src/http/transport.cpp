@@ -45,9 +45,14 @@ using Response = ClientResponse;
 // A connection to one peer: plain TCP, or TLS when `tls` is given (an
 // https:// target).
 struct Conn {
-  Conn(net::any_io_executor ex, TLSContext* tls)
-      : stream(tls ? AnyStream(beast::tcp_stream(net::make_strand(ex)), *tls)
-                   : AnyStream(beast::tcp_stream(net::make_strand(ex)))) {}
+  Conn(net::any_io_executor ex, std::shared_ptr<TLSContext> tls)
+      : tls_ctx(std::move(tls)),
+        stream(tls_ctx ? AnyStream(beast::tcp_stream(net::make_strand(ex)), *tls_ctx)
+                       : AnyStream(beast::tcp_stream(net::make_strand(ex)))) {}
+  // The context the TLS stream was made with, kept while the stream lives
+  // (set_tls may replace the transport's meanwhile). Declared first:
+  // destroyed after the stream.
+  std::shared_ptr<TLSContext> tls_ctx;
   AnyStream stream;
   beast::flat_buffer buffer;
 };
@@ -69,7 +74,7 @@ std::string query(std::initializer_list<std::pair<std::string_view, std::string>
 }  // namespace
 
 struct HTTPTransport::Impl : std::enable_shared_from_this<HTTPTransport::Impl> {
-  Impl(net::any_io_executor e, HTTPTransportOptions o) : ex(std::move(e)), opts(o) {}
+  Impl(net::any_io_executor e, HTTPTransportOptions o) : ex(std::move(e)), opts(o), tls(opts.tls) {}
 
   net::any_io_executor ex;
   HTTPTransportOptions opts;
@@ -77,6 +82,7 @@ struct HTTPTransport::Impl : std::enable_shared_from_this<HTTPTransport::Impl> {
   std::atomic<std::uint64_t> opened{0};
 
   std::mutex mu;
+  std::shared_ptr<TLSContext> tls;  // guarded by mu: set_tls replaces it
   bool closed = false;
   std::unordered_map<std::string, std::vector<std::unique_ptr<Conn>>> idle;
 
@@ -92,6 +98,7 @@ struct HTTPTransport::Impl : std::enable_shared_from_this<HTTPTransport::Impl> {
     std::lock_guard lk(mu);
     auto& v = idle[key];
     if (closed || v.size() >= opts.max_idle_connections_per_host) return;  // c closes as it dies
+    if (c->tls_ctx && c->tls_ctx != tls) return;  // made before set_tls: not kept
     v.push_back(std::move(c));
   }
   void close_idle() {
@@ -126,8 +133,22 @@ struct HTTPTransport::Impl : std::enable_shared_from_this<HTTPTransport::Impl> {
   // on_done(ec) on c's strand.
   void connect(Conn& c, const Target& t, std::function<void(beast::error_code)> on_done);
   void handshake(Conn& c, const Target& t, std::function<void(beast::error_code)> on_done);
-  // The TLS context for t, or null for plain http (t.tls needs opts.tls).
-  TLSContext* tls_for(const Target& t) const { return t.tls ? opts.tls.get() : nullptr; }
+  // The TLS context for t (null for plain http), or tls_error when t is
+  // https and there is no client context to speak it with.
+  result<std::shared_ptr<TLSContext>> tls_for(const Target& t) {
+    if (!t.tls) return std::shared_ptr<TLSContext>();
+    std::lock_guard lk(mu);
+    if (!tls || tls->is_server()) return make_error_code(errc::tls_error);
+    return tls;
+  }
+  void set_tls(std::shared_ptr<TLSContext> c) {
+    std::lock_guard lk(mu);
+    tls = std::move(c);
+    // Idle https connections were set up with the old certificates: new
+    // calls handshake anew. (Calls and streams in flight keep theirs.)
+    for (auto& [key, conns] : idle)
+      if (key.rfind("https|", 0) == 0) conns.clear();
+  }
 
   void exchange(std::string url, std::string path_query, http::verb verb,
                 std::function<void(std::error_code, Response)> done);
@@ -155,7 +176,12 @@ class Call : public std::enable_shared_from_this<Call> {
  private:
   void do_connect() {
     reused_ = false;
-    conn_ = std::make_unique<Conn>(t_->ex, t_->tls_for(target_));
+    auto tls = t_->tls_for(target_);
+    if (!tls) {
+      auto d = std::move(done_);
+      return net::post(t_->ex, [d = std::move(d), e = tls.error()] { d(e, Response{}); });
+    }
+    conn_ = std::make_unique<Conn>(t_->ex, *tls);
     net::dispatch(conn_->stream.get_executor(), [self = shared_from_this()] {
       self->t_->connect(*self->conn_, self->target_, [self](beast::error_code ec) {
         if (ec) return self->fail(ec);
@@ -270,7 +296,7 @@ void HTTPTransport::Impl::handshake(Conn& c, const Target& t, std::function<void
   // SNI names a host, never an address (RFC 6066 3).
   if (ignored && !SSL_set_tlsext_host_name(s.native_handle(), t.host.c_str()))
     return net::post(c.stream.get_executor(), [on_done] { on_done(net::error::invalid_argument); });
-  if (opts.tls->impl().verify_peer_name) s.set_verify_callback(net::ssl::host_name_verification(t.host));
+  if (c.tls_ctx->impl().verify_peer_name) s.set_verify_callback(net::ssl::host_name_verification(t.host));
   s.async_handshake(net::ssl::stream_base::client, [&c, on_done](beast::error_code ec) {
     c.stream.tcp().expires_never();
     on_done(ec);
@@ -282,9 +308,6 @@ void HTTPTransport::Impl::exchange(std::string url, std::string path_query, http
   auto t = parse_target(url);
   if (!t) {
     return net::post(ex, [done = std::move(done), e = t.error()] { done(e, Response{}); });
-  }
-  if (t->tls && !opts.tls) {
-    return net::post(ex, [done = std::move(done)] { done(make_error_code(errc::tls_error), Response{}); });
   }
   http::request<http::empty_body> req{verb, t->base + path_query, 11};
   req.set(http::field::host, t->host_header());
@@ -304,6 +327,13 @@ HTTPTransport::HTTPTransport(net::any_io_executor ex, HTTPTransportOptions opts)
 HTTPTransport::~HTTPTransport() { impl_->close_idle(); }
 
 void HTTPTransport::set_cluster_id(std::uint64_t id) { impl_->cluster_id.store(id); }
+
+result<void> HTTPTransport::set_tls(std::shared_ptr<TLSContext> tls) {
+  if (!tls) return make_error_code(errc::invalid_argument);
+  if (tls->is_server()) return make_error_code(errc::tls_error);
+  impl_->set_tls(std::move(tls));
+  return {};
+}
 
 std::uint64_t HTTPTransport::connections_opened() const noexcept { return impl_->opened.load(); }
 
@@ -404,15 +434,15 @@ namespace {
 
 class StreamCall final : public StreamHandle, public AckChannel, public std::enable_shared_from_this<StreamCall> {
  public:
-  StreamCall(std::shared_ptr<HTTPTransport::Impl> t, Target target, http::request<http::empty_body> req,
-             StreamCallbacks cb, std::string url, StreamRequest sreq)
+  StreamCall(std::shared_ptr<HTTPTransport::Impl> t, Target target, std::shared_ptr<TLSContext> tls,
+             http::request<http::empty_body> req, StreamCallbacks cb, std::string url, StreamRequest sreq)
       : t_(std::move(t)),
         target_(std::move(target)),
         req_(std::move(req)),
         cb_(std::move(cb)),
         url_(std::move(url)),
         sreq_(std::move(sreq)),
-        conn_(t_->ex, t_->tls_for(target_)),
+        conn_(t_->ex, std::move(tls)),
         timer_(conn_.stream.get_executor()),
         ack_timer_(conn_.stream.get_executor()),
         buf_(stream_buffer_bytes(t_->opts)) {}
@@ -588,11 +618,12 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
 std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, const StreamRequest& req,
                                                        StreamCallbacks cb) {
   auto t = parse_target(url);
-  if (!t || (t->tls && !impl_->opts.tls)) {
+  auto tls = t ? impl_->tls_for(*t) : result<std::shared_ptr<TLSContext>>(t.error());
+  if (!tls) {
     struct Dead final : StreamHandle {
       void cancel() override {}
     };
-    const std::error_code e = t ? make_error_code(errc::tls_error) : t.error();
+    const std::error_code e = tls.error();
     net::post(impl_->ex, [on_end = std::move(cb.on_end), e] {
       if (on_end) on_end(e);
     });
@@ -613,7 +644,7 @@ std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, c
   // asked for only by a follower that names itself (its URL).
   if (impl_->opts.ack_channel && !req.url.empty()) r.set(kHeaderAckChannel, "1");
   r.keep_alive(true);
-  auto call = std::make_shared<StreamCall>(impl_, std::move(*t), std::move(r), std::move(cb), url, req);
+  auto call = std::make_shared<StreamCall>(impl_, std::move(*t), std::move(*tls), std::move(r), std::move(cb), url, req);
   call->start();
   return call;
 }

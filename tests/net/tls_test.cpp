@@ -170,6 +170,66 @@ TEST_F(TLS, PlainHTTPToATLSPortGetsNoAnswer) {
   EXPECT_TRUE(svc.calls.empty());
 }
 
+// A client that connects and never starts (or never finishes) the
+// handshake holds a connection only until read_timeout_ms (300 ms here),
+// as a request trickled byte by byte would.
+TEST_F(TLS, AStalledHandshakeIsCutOffAtTheReadTimeout) {
+  ASSERT_NO_FATAL_FAILURE(serve_tls(member()));
+  RawClient silent(ioc);
+  ASSERT_TRUE(silent.connect(port));
+  RawClient partial(ioc);
+  ASSERT_TRUE(partial.connect(port));
+  partial.send(std::string("\x16\x03\x01\x02\x00\x01", 6));  // a ClientHello's first bytes, then nothing
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(silent.wait_closed(3000ms));
+  EXPECT_TRUE(partial.wait_closed(3000ms));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 250ms);  // not at once: the deadline, not an error, closed them
+  EXPECT_TRUE(run_until(ioc, [&] { return server->connection_count() == 0; }));
+  EXPECT_TRUE(svc.calls.empty());
+}
+
+// Certificates renewed while running (set_tls on both sides): connections
+// opened afterwards use the new ones, connections already open keep theirs.
+TEST_F(TLS, RenewedCertificatesApplyToNewConnections) {
+  auto plain_server_refuses = server->set_tls(server_ctx(member()));
+  ASSERT_FALSE(plain_server_refuses);  // the fixture's server speaks plain HTTP
+  EXPECT_EQ(plain_server_refuses.error(), errc::invalid_argument);
+  ASSERT_NO_FATAL_FAILURE(serve_tls(member()));
+  TLSOptions co;
+  co.ca_file = pem("ca.pem");
+  auto t = client(client_ctx(co));
+  ASSERT_TRUE(heartbeat(*t, url));
+  // The server moves to a certificate of another CA.
+  ASSERT_TRUE(server->set_tls(server_ctx(member("rogue", "rogue-ca"))));
+  auto again = heartbeat(*t, url);
+  EXPECT_TRUE(again) << "the kept-alive connection keeps its session";
+  EXPECT_EQ(t->connections_opened(), 1u);
+  auto fresh = client(client_ctx(co));
+  auto r = heartbeat(*fresh, url);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::transport_error);  // a new handshake sees the new certificate
+  // The client moves to trusting that CA: its idle connection is dropped.
+  co.ca_file = pem("rogue-ca.pem");
+  ASSERT_TRUE(t->set_tls(client_ctx(co)));
+  auto after = heartbeat(*t, url);
+  EXPECT_TRUE(after) << after.error().message();
+  EXPECT_EQ(t->connections_opened(), 2u);
+  // What is refused.
+  auto null_server = server->set_tls(nullptr);
+  ASSERT_FALSE(null_server);
+  EXPECT_EQ(null_server.error(), errc::invalid_argument);
+  auto client_as_server = server->set_tls(client_ctx(co));
+  ASSERT_FALSE(client_as_server);
+  EXPECT_EQ(client_as_server.error(), errc::tls_error);
+  auto server_as_client = t->set_tls(server_ctx(member()));
+  ASSERT_FALSE(server_as_client);
+  EXPECT_EQ(server_as_client.error(), errc::tls_error);
+  auto null_client = t->set_tls(nullptr);
+  ASSERT_FALSE(null_client);
+  EXPECT_EQ(null_client.error(), errc::invalid_argument);
+}
+
 TEST_F(TLS, AnHttpsURLWithoutATLSContextIsATLSError) {
   auto r = heartbeat(transport, "https://127.0.0.1:" + std::to_string(port));
   ASSERT_FALSE(r);
