@@ -1,11 +1,16 @@
 #include "kvstore/kv_http_client.hpp"
 
+#include "raft/http_beast_tls.hpp"
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 
 #include <cerrno>
 #include <charconv>
+#include <stdexcept>
 
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -42,14 +47,17 @@ http::verb to_verb(Method m) {
 }  // namespace
 
 std::optional<Url> parse_url(const std::string& s) {
-  const std::string scheme = "http://";
-  if (s.rfind(scheme, 0) != 0) return std::nullopt;
-  const auto rest = s.substr(scheme.size());
+  const auto sep = s.find("://");
+  if (sep == std::string::npos) return std::nullopt;
+  const auto scheme = s.substr(0, sep);
+  if (scheme != "http" && scheme != "https") return std::nullopt;
+  const auto rest = s.substr(sep + 3);
   const auto slash = rest.find('/');
   const auto hostport = rest.substr(0, slash);
   const auto colon = hostport.rfind(':');
   if (colon == std::string::npos) return std::nullopt;
-  Url u{hostport.substr(0, colon), hostport.substr(colon + 1), slash == std::string::npos ? "/" : rest.substr(slash)};
+  Url u{scheme, hostport.substr(0, colon), hostport.substr(colon + 1),
+        slash == std::string::npos ? "/" : rest.substr(slash)};
   if (!parse_port(u.port)) return std::nullopt;
   return u;
 }
@@ -61,17 +69,37 @@ struct HttpClient::Impl {
   // how long run() waits for that to be delivered before forcing the issue.
   static constexpr auto kSlack = 200ms;
 
+  using TLSStream = beast::ssl_stream<beast::tcp_stream>;
+
+  explicit Impl(std::shared_ptr<raft::TLSContext> t) : tls(std::move(t)) {}
+
+  std::shared_ptr<raft::TLSContext> tls;  // for https:// URLs
   std::optional<net::io_context> ioc{std::in_place};
-  std::optional<beast::tcp_stream> stream;  // declared after ioc: destroyed first
-  std::string host, port;                   // what `stream` is connected to
-  bool stale = false;                       // ioc may still hold handlers of an abandoned call
+  // The connection: `plain` or `secure`, never both (declared after ioc:
+  // destroyed first).
+  std::optional<beast::tcp_stream> plain;
+  std::optional<TLSStream> secure;
+  std::string scheme, host, port;  // what the connection goes to
+  bool stale = false;              // ioc may still hold handlers of an abandoned call
+
+  bool connected() const { return plain || secure; }
+  // Deadlines, liveness and closing act on the TCP layer, under TLS too.
+  beast::tcp_stream& tcp() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+  // Reads and writes go through TLS when there is TLS.
+  template <class F>
+  void with_stream(F&& f) {
+    if (secure) f(*secure);
+    else f(*plain);
+  }
 
   void reset() {
-    if (stream) {
+    if (connected()) {
       beast::error_code ignored;
-      stream->socket().close(ignored);
+      tcp().socket().close(ignored);
     }
-    stream.reset();
+    secure.reset();
+    plain.reset();
+    scheme.clear();
     host.clear();
     port.clear();
     if (stale) {
@@ -93,8 +121,12 @@ struct HttpClient::Impl {
   // stricter of the two former copies: available(ec) reports a broken socket
   // as "not alive" where the throwing available() let an exception escape
   // from request().
+  //
+  // Under TLS a server's close_notify is such bytes too. (TLS 1.3 session
+  // tickets arrive after the handshake, but the first response's read
+  // consumes them, and alive() is only asked before a second request.)
   bool alive() {
-    auto& s = stream->socket();
+    auto& s = tcp().socket();
     beast::error_code ec;
     if (s.available(ec) > 0 || ec) return false;
     char c;
@@ -106,19 +138,34 @@ struct HttpClient::Impl {
 
   bool connect(const Url& url, Clock::time_point deadline) {
     reset();
+    if (url.tls() && !tls) throw std::invalid_argument("kvstore::HttpClient: " + url.base() + " needs a TLS context");
     beast::error_code ec;
     const auto addr = net::ip::make_address(url.host, ec);
     const auto port_number = parse_port(url.port);
     if (ec || !port_number) return false;
-    stream.emplace(*ioc);
+    plain.emplace(*ioc);
     ec = net::error::timed_out;
-    stream->expires_at(deadline);
-    stream->async_connect(tcp::endpoint(addr, *port_number), [&](beast::error_code e) { ec = e; });
+    plain->expires_at(deadline);
+    plain->async_connect(tcp::endpoint(addr, *port_number), [&](beast::error_code e) { ec = e; });
     if (!run(deadline) || ec) {
       reset();
       return false;
     }
-    stream->socket().set_option(tcp::no_delay(true), ec);  // best effort
+    plain->socket().set_option(tcp::no_delay(true), ec);  // best effort
+    if (url.tls()) {
+      // The handshake is part of connecting: a failure here has sent no
+      // byte of the request. The certificate must name the URL's IP.
+      secure.emplace(std::move(*plain), raft::native_context(*tls));
+      plain.reset();
+      secure->set_verify_callback(net::ssl::host_name_verification(url.host));
+      ec = net::error::timed_out;
+      secure->async_handshake(net::ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
+      if (!run(deadline) || ec) {
+        reset();
+        return false;
+      }
+    }
+    scheme = url.scheme;
     host = url.host;
     port = url.port;
     return true;
@@ -140,9 +187,9 @@ struct HttpClient::Impl {
     ioc->restart();
     ioc->run_until(deadline + kSlack);
     if (ioc->stopped()) return true;
-    if (stream) {
+    if (connected()) {
       beast::error_code ignored;
-      stream->socket().close(ignored);
+      tcp().socket().close(ignored);
     }
     ioc->run_for(1s);
     if (!ioc->stopped()) stale = true;
@@ -150,7 +197,7 @@ struct HttpClient::Impl {
   }
 };
 
-HttpClient::HttpClient() : impl_(std::make_unique<Impl>()) {}
+HttpClient::HttpClient(std::shared_ptr<raft::TLSContext> tls) : impl_(std::make_unique<Impl>(std::move(tls))) {}
 HttpClient::~HttpClient() = default;
 HttpClient::HttpClient(HttpClient&&) noexcept = default;
 HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
@@ -158,9 +205,9 @@ HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 std::optional<Response> HttpClient::request(Method method, const Url& url, const std::string& body,
                                             Clock::time_point deadline, bool* sent) {
   if (sent) *sent = false;
-  if (!impl_) impl_ = std::make_unique<Impl>();  // moved from
+  if (!impl_) impl_ = std::make_unique<Impl>(nullptr);  // moved from
   auto& m = *impl_;
-  if (!m.stream || url.host != m.host || url.port != m.port || !m.alive()) {
+  if (!m.connected() || url.scheme != m.scheme || url.host != m.host || url.port != m.port || !m.alive()) {
     if (!m.connect(url, deadline)) return std::nullopt;
   }
   const auto verb = to_verb(method);
@@ -173,10 +220,12 @@ std::optional<Response> HttpClient::request(Method method, const Url& url, const
   http::response<http::string_body> res;
   beast::flat_buffer buf;
   if (sent) *sent = true;
-  m.stream->expires_at(deadline);
-  http::async_write(*m.stream, req, [&](beast::error_code e, std::size_t) {
-    ec = e;
-    if (!e) http::async_read(*m.stream, buf, res, [&](beast::error_code e2, std::size_t) { ec = e2; });
+  m.tcp().expires_at(deadline);
+  m.with_stream([&](auto& s) {
+    http::async_write(s, req, [&](beast::error_code e, std::size_t) {
+      ec = e;
+      if (!e) http::async_read(s, buf, res, [&](beast::error_code e2, std::size_t) { ec = e2; });
+    });
   });
   if (!m.run(deadline) || ec) {
     m.reset();

@@ -5,7 +5,8 @@
 // keep-alive connection, a private io_context) and every call has a deadline,
 // so a stopped (SIGSTOP), killed or partitioned node cannot hang the caller.
 // Beast and Asio stay in kv_http_client.cpp (pimpl): the users' translation
-// units do not pay for them.
+// units do not pay for them. https:// URLs go over TLS with a
+// raft::TLSContext::client (raft-chaos --tls runs raft-kv over mutual TLS).
 //
 // No redirect following or retries here: when a request may be retried
 // depends on the caller (raft-chaos must never send a write twice once any
@@ -19,17 +20,22 @@
 #include <optional>
 #include <string>
 
+namespace raft {
+class TLSContext;
+}
+
 namespace kvstore {
 
 using Clock = std::chrono::steady_clock;
 
-// "http://HOST:PORT[/TARGET]". HOST must be an IP literal (no name lookup).
+// "http[s]://HOST:PORT[/TARGET]". HOST must be an IP literal (no name lookup).
 struct Url {
-  std::string host, port, target;  // target is "/" when the URL has no path
-  std::string base() const { return "http://" + host + ":" + port; }
+  std::string scheme, host, port, target;  // scheme "http" or "https"; target "/" when the URL has no path
+  bool tls() const { return scheme == "https"; }
+  std::string base() const { return scheme + "://" + host + ":" + port; }
 };
 
-// nullopt unless `s` starts with "http://" and has a ":PORT".
+// nullopt unless `s` starts with "http://" or "https://" and has a ":PORT".
 std::optional<Url> parse_url(const std::string& s);
 
 enum class Method { get, put, post, del };
@@ -40,11 +46,15 @@ struct Response {
 };
 
 // One keep-alive connection at a time, to whichever node the last request
-// went to (a request to another host or port reconnects). Not thread-safe:
-// one HttpClient per thread.
+// went to (a request to another scheme, host or port reconnects). Not
+// thread-safe: one HttpClient per thread.
 class HttpClient {
  public:
-  HttpClient();
+  // `tls` (a raft::TLSContext::client; its certificate, if any, is presented
+  // to servers that ask for one) is for https:// URLs, whose server
+  // certificate must then name the URL's IP address. Without it an https://
+  // request throws std::invalid_argument: a caller's mistake, not a fault.
+  explicit HttpClient(std::shared_ptr<raft::TLSContext> tls = nullptr);
   ~HttpClient();
   HttpClient(HttpClient&&) noexcept;
   HttpClient& operator=(HttpClient&&) noexcept;

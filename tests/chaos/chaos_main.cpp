@@ -2,7 +2,7 @@
 //
 //   raft-chaos [--duration S] [--seed N] [--clients N] [--nodes N] [--keys N]
 //              [--bin PATH] [--keep] [--op-timeout-ms N] [--think-ms N]
-//              [--snapshot-entries N] [--checker-timeout S]
+//              [--snapshot-entries N] [--checker-timeout S] [--tls DIR]
 //
 // Starts N raft-kv processes with --test-faults on 127.0.0.1 (free ports, a
 // temporary directory), runs concurrent clients doing random PUT/GET/CAS/
@@ -49,6 +49,7 @@
 #include "linearizability.hpp"
 
 #include "kvstore/kv_http_client.hpp"
+#include "raft/http.hpp"
 
 #include <boost/asio.hpp>
 
@@ -141,6 +142,11 @@ struct Options {
   int op_timeout_ms = 2000, think_ms = 20;
   std::uint64_t snapshot_entries = 500;
   double checker_timeout = 300;
+  // --tls DIR: every node serves and talks over mutual TLS with DIR's
+  // ca.pem, node.pem and node.key (a certificate for 127.0.0.1), and the
+  // clients and the nemesis present the same certificate.
+  std::string tls_dir;
+  std::shared_ptr<raft::TLSContext> tls;  // the clients' side of it
 };
 
 class Cluster {
@@ -151,7 +157,7 @@ class Cluster {
     for (int i = 0; i < o.nodes; ++i) {
       held.emplace_back(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
       ports_.push_back(held.back().local_endpoint().port());
-      urls_.push_back("http://127.0.0.1:" + std::to_string(ports_.back()));
+      urls_.push_back((o.tls ? "https" : "http") + std::string("://127.0.0.1:") + std::to_string(ports_.back()));
     }
     pids_.assign(o.nodes, 0);
     stopped_.assign(o.nodes, false);
@@ -176,6 +182,11 @@ class Cluster {
     if (!join.empty()) {
       args.push_back("--join");
       args.push_back(join);
+    }
+    if (o_.tls) {
+      const fs::path t = o_.tls_dir;
+      args.insert(args.end(), {"--tls-cert", (t / "node.pem").string(), "--tls-key", (t / "node.key").string(),
+                               "--tls-ca", (t / "ca.pem").string(), "--tls-client-certs"});
     }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -238,7 +249,7 @@ class Cluster {
   }
 
   std::optional<std::uint64_t> node_id(int i) {
-    HttpClient c;
+    HttpClient c(o_.tls);
     auto s = get_status(c, urls_[i], 500ms);
     if (!s || s->id == 0) return std::nullopt;
     return s->id;
@@ -253,7 +264,7 @@ class Cluster {
     while (Clock::now() < deadline) {
       auto l = leader(std::min<Clock::duration>(2s, deadline - Clock::now()));
       if (!l) continue;
-      HttpClient c;
+      HttpClient c(o_.tls);
       auto url = parse_url(urls_[*l] + "/raft/leave?id=" + std::to_string(id));
       auto r = c.request(Method::post, *url, "", std::min(deadline, Clock::now() + 5s));
       if (r && r->status == 200) return true;
@@ -268,7 +279,7 @@ class Cluster {
   bool transfer_leadership(std::uint64_t id) {
     auto l = leader(2s);
     if (!l) return false;
-    HttpClient c;
+    HttpClient c(o_.tls);
     auto url = parse_url(urls_[*l] + "/admin/transfer-leadership?to=" + std::to_string(id));
     auto r = c.request(Method::post, *url, "", Clock::now() + 7s);
     return r && r->status == 204;
@@ -283,7 +294,7 @@ class Cluster {
     const std::string path = voter ? "/admin/promote?id=" : "/admin/demote?id=";
     while (Clock::now() < deadline) {
       if (auto l = leader(2s)) {
-        HttpClient c;
+        HttpClient c(o_.tls);
         auto url = parse_url(urls_[*l] + path + std::to_string(id));
         auto r = c.request(Method::post, *url, "", std::min(deadline, Clock::now() + 7s));
         if (r && r->status == 204) return true;
@@ -298,7 +309,7 @@ class Cluster {
     std::string list;
     for (int p : peers) list += (list.empty() ? "" : ",") + pct(urls_[p]);
     auto url = parse_url(urls_[i] + "/test/block?peers=" + list);
-    HttpClient c;
+    HttpClient c(o_.tls);
     auto r = c.request(Method::post, *url, "", Clock::now() + 1s);
     return r && r->status == 204;
   }
@@ -314,7 +325,7 @@ class Cluster {
 
   std::optional<int> leader(Clock::duration budget = 2s) {
     const auto deadline = Clock::now() + budget;
-    HttpClient c;
+    HttpClient c(o_.tls);
     while (Clock::now() < deadline) {
       for (int i = 0; i < size(); ++i) {
         if (!running(i) || stopped_[i]) continue;
@@ -330,7 +341,7 @@ class Cluster {
   // Polls until node i answers /raft/status with a non-zero id.
   bool wait_member(int i, Clock::duration budget) {
     const auto deadline = Clock::now() + budget;
-    HttpClient c;
+    HttpClient c(o_.tls);
     while (Clock::now() < deadline) {
       if (exited(i)) return false;
       auto s = get_status(c, urls_[i], 500ms);
@@ -344,7 +355,7 @@ class Cluster {
   // leader's commitIndex (and its own).
   bool wait_converged(Clock::duration budget, std::string* why) {
     const auto deadline = Clock::now() + budget;
-    HttpClient c;
+    HttpClient c(o_.tls);
     while (Clock::now() < deadline) {
       std::vector<Status> st;
       bool all = true;
@@ -401,7 +412,8 @@ void note_unexpected(const std::string& what) {
 
 class Client {
  public:
-  Client(const std::vector<std::string>& nodes, std::uint64_t seed) : nodes_(nodes), rng_(seed) {}
+  Client(const std::vector<std::string>& nodes, std::uint64_t seed, std::shared_ptr<raft::TLSContext> tls)
+      : nodes_(nodes), rng_(seed), tls_(std::move(tls)) {}
 
   std::mt19937_64& rng() { return rng_; }
   std::uint64_t id() const { return id_; }
@@ -442,7 +454,7 @@ class Client {
     for (int hop = 0; hop < 32 && Clock::now() < deadline; ++hop) {
       auto url = parse_url(base + path);
       bool sent = false;
-      auto r = pool_[base].request(method, *url, body, deadline, &sent);
+      auto r = pool_.try_emplace(base, tls_).first->second.request(method, *url, body, deadline, &sent);
       auto another = [&](Clock::duration pause) {
         const auto left = deadline - Clock::now();
         if (left > 0s) std::this_thread::sleep_for(std::min<Clock::duration>(pause, left));
@@ -498,6 +510,7 @@ class Client {
   const std::vector<std::string>& nodes_;
   std::mt19937_64 rng_;
   std::uint64_t id_ = g_next_client++;
+  std::shared_ptr<raft::TLSContext> tls_;
   std::map<std::string, HttpClient> pool_;
 };
 
@@ -521,7 +534,7 @@ struct Hints {
 
 void client_loop(const Options& o, const std::vector<std::string>& nodes, int index, Hints& hints,
                  std::vector<lincheck::Operation>& out) {
-  Client c(nodes, o.seed * 1000003 + static_cast<std::uint64_t>(index));
+  Client c(nodes, o.seed * 1000003 + static_cast<std::uint64_t>(index), o.tls);
   std::uint64_t seq = 0;
   auto& rng = c.rng();
   while (!g_stop) {
@@ -692,7 +705,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: raft-chaos [--duration S] [--seed N] [--clients N] [--nodes N] [--keys N] [--bin PATH]\n"
                "                  [--keep] [--op-timeout-ms N] [--think-ms N] [--snapshot-entries N]\n"
-               "                  [--checker-timeout S]\n");
+               "                  [--checker-timeout S] [--tls DIR]\n");
   return 2;
 }
 
@@ -702,9 +715,9 @@ int run(Options& o) {
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     return fs::path(tmpl);
   }();
-  std::printf("raft-chaos: seed %llu, %d nodes, %d clients, %d keys, %.0f s, op timeout %d ms, dir %s\n",
+  std::printf("raft-chaos: seed %llu, %d nodes, %d clients, %d keys, %.0f s, op timeout %d ms,%s dir %s\n",
               static_cast<unsigned long long>(o.seed), o.nodes, o.clients, o.keys, o.duration, o.op_timeout_ms,
-              dir.c_str());
+              o.tls ? " mutual TLS," : "", dir.c_str());
   std::fflush(stdout);
   bool ok = false;
   {
@@ -768,7 +781,7 @@ int run(Options& o) {
     for (auto& v : per_client) history.insert(history.end(), v.begin(), v.end());
     int final_failed = 0;
     if (converged) {
-      Client reader(urls, o.seed ^ 0x5eed);
+      Client reader(urls, o.seed ^ 0x5eed, o.tls);
       for (int k = 0; k < o.keys; ++k) {
         auto op = reader.run(lincheck::Kind::get, key_name(k), "", std::nullopt, 10s);
         if (op.outcome != lincheck::Outcome::ok) {
@@ -852,6 +865,7 @@ int main(int argc, char** argv) {
       else if (a == "--think-ms") o.think_ms = std::stoi(v);
       else if (a == "--snapshot-entries") o.snapshot_entries = std::stoull(v);
       else if (a == "--checker-timeout") o.checker_timeout = std::stod(v);
+      else if (a == "--tls") o.tls_dir = v;
       else return usage();
     }
   } catch (const std::exception& e) {
@@ -864,6 +878,20 @@ int main(int argc, char** argv) {
   if (!fs::exists(o.bin)) {
     std::fprintf(stderr, "raft-chaos: %s not found (use --bin)\n", o.bin.c_str());
     return 2;
+  }
+  if (!o.tls_dir.empty()) {
+    const fs::path t = o.tls_dir;
+    raft::TLSOptions to;
+    to.certificate_chain_file = (t / "node.pem").string();
+    to.private_key_file = (t / "node.key").string();
+    to.ca_file = (t / "ca.pem").string();
+    std::string why;
+    auto c = raft::TLSContext::client(to, &why);
+    if (!c) {
+      std::fprintf(stderr, "raft-chaos: --tls %s: %s\n", o.tls_dir.c_str(), why.c_str());
+      return 2;
+    }
+    o.tls = *c;
   }
   std::signal(SIGINT, on_fatal_signal);
   std::signal(SIGTERM, on_fatal_signal);

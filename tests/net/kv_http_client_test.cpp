@@ -1,14 +1,16 @@
 // The blocking HTTP client shared by raft-demo and raft-chaos
 // (examples/kvstore/kv_http_client.hpp): URL and /raft/status parsing, and
-// the connection handling against a scripted local server.
+// the connection handling against a scripted local server, plain and TLS.
 #if defined(RAFT_HAVE_KV_CLIENT)
 
 #include "kvstore/kv_http_client.hpp"
 #include "eventually.hpp"
+#include "raft/http.hpp"
 
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <atomic>
 #include <thread>
@@ -30,7 +32,15 @@ TEST(KvHttpClient, ParseUrl) {
   u = parse_url("http://127.0.0.1:8001");
   ASSERT_TRUE(u);
   EXPECT_EQ(u->target, "/");
-  EXPECT_FALSE(parse_url("https://127.0.0.1:8001/"));
+  u = parse_url("https://127.0.0.1:8443/kv/a");
+  ASSERT_TRUE(u);
+  EXPECT_TRUE(u->tls());
+  EXPECT_EQ(u->port, "8443");
+  EXPECT_EQ(u->target, "/kv/a");
+  EXPECT_EQ(u->base(), "https://127.0.0.1:8443");
+  EXPECT_FALSE(parse_url("ftp://127.0.0.1:8001/"));
+  EXPECT_FALSE(parse_url("httpss://127.0.0.1:8001/"));
+  EXPECT_FALSE(parse_url("127.0.0.1:8001/"));
   EXPECT_FALSE(parse_url("http://127.0.0.1/"));
   EXPECT_FALSE(parse_url("http://127.0.0.1:/"));
   EXPECT_FALSE(parse_url("http://127.0.0.1:80x/"));
@@ -66,13 +76,15 @@ TEST(KvHttpClient, ParseStatus) {
 // request with "c<N>", N the number of the connection it came on. With
 // close_after_first it closes each connection after the first answer while
 // still advertising keep-alive (as a killed or restarted node does); with
-// silent it reads requests and never answers.
+// silent it reads requests and never answers. With a TLS context it speaks
+// only TLS (a connection whose handshake fails is counted, then dropped).
 class Server {
  public:
-  explicit Server(bool close_after_first = false, bool silent = false)
+  explicit Server(bool close_after_first = false, bool silent = false, net::ssl::context* tls = nullptr)
       : acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
         close_after_first_(close_after_first),
         silent_(silent),
+        tls_(tls),
         thread_([this] { loop(); }) {}
   ~Server() {
     stop_ = true;
@@ -82,7 +94,9 @@ class Server {
     poke.connect(acceptor_.local_endpoint(), ec);  // unblocks accept()
     thread_.join();
   }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+  std::string url() const {
+    return (tls_ ? "https" : "http") + std::string("://127.0.0.1:") + std::to_string(acceptor_.local_endpoint().port());
+  }
   int connections() const { return connections_; }
   int requests() const { return requests_; }
   int closed() const { return closed_; }
@@ -95,26 +109,39 @@ class Server {
       acceptor_.accept(s, ec);
       if (ec || stop_) return;
       const int n = ++connections_;
-      net::streambuf buf;
-      for (;;) {
-        net::read_until(s, buf, "\r\n\r\n", ec);
-        if (ec) break;
-        buf.consume(buf.size());
-        ++requests_;
-        if (silent_) continue;
-        const std::string body = "c" + std::to_string(n);
-        const std::string res = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-        net::write(s, net::buffer(res), ec);
-        if (ec || close_after_first_) break;
+      if (tls_) {
+        net::ssl::stream<tcp::socket&> t(s, *tls_);
+        t.handshake(net::ssl::stream_base::server, ec);
+        if (!ec) serve(t, n);
+      } else {
+        serve(s, n);
       }
       s.close(ec);
       ++closed_;
     }
   }
 
+  template <class Stream>
+  void serve(Stream& s, int n) {
+    boost::system::error_code ec;
+    net::streambuf buf;
+    for (;;) {
+      net::read_until(s, buf, "\r\n\r\n", ec);
+      if (ec) break;
+      buf.consume(buf.size());
+      ++requests_;
+      if (silent_) continue;
+      const std::string body = "c" + std::to_string(n);
+      const std::string res = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      net::write(s, net::buffer(res), ec);
+      if (ec || close_after_first_) break;
+    }
+  }
+
   net::io_context ioc_;
   tcp::acceptor acceptor_;
   bool close_after_first_, silent_;
+  net::ssl::context* tls_;
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0}, requests_{0}, closed_{0};
   std::thread thread_;
@@ -202,6 +229,85 @@ TEST(KvHttpClient, MovedClientStillWorks) {
   r = get(c, a.url());
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, "c2");
+}
+
+std::string pem(const std::string& name) { return std::string(RAFT_TLS_TESTDATA) + "/" + name; }
+
+// The test server's side: `cert` (testdata/tls) and its key.
+net::ssl::context server_tls(const std::string& cert = "node") {
+  net::ssl::context ctx(net::ssl::context::tls_server);
+  ctx.use_certificate_chain_file(pem(cert + ".pem"));
+  ctx.use_private_key_file(pem(cert + ".key"), net::ssl::context::pem);
+  return ctx;
+}
+
+// A client context that trusts `ca`.
+std::shared_ptr<raft::TLSContext> client_tls(const std::string& ca = "ca") {
+  raft::TLSOptions o;
+  o.ca_file = pem(ca + ".pem");
+  std::string why;
+  auto c = raft::TLSContext::client(o, &why);
+  EXPECT_TRUE(c) << why;
+  return c ? *c : nullptr;
+}
+
+TEST(KvHttpClient, HttpsWithoutATLSContextIsTheCallersMistake) {
+  HttpClient c;
+  EXPECT_THROW(c.request(Method::get, *parse_url("https://127.0.0.1:1/x"), "", Clock::now() + 1s),
+               std::invalid_argument);
+}
+
+TEST(KvHttpClient, KeepAliveOverTLS) {
+  auto ctx = server_tls();
+  Server a(false, false, &ctx);
+  HttpClient c(client_tls());
+  for (int i = 0; i < 3; ++i) {
+    auto r = get(c, a.url());
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "c1");  // one handshake, then the same connection
+  }
+  EXPECT_EQ(a.requests(), 3);
+  // Plain HTTP to the same port is another connection, which the TLS
+  // server cannot read: no answer, and no request counted.
+  const auto plain = "http://127.0.0.1:" + a.url().substr(a.url().rfind(':') + 1);
+  EXPECT_FALSE(get(c, plain, nullptr, 500ms));
+  EXPECT_EQ(a.requests(), 3);
+}
+
+// alive() under TLS: a closed connection is noticed before the request is
+// written into it, whether or not the server sent a close_notify first.
+TEST(KvHttpClient, ClosedTLSConnectionIsNotWrittenInto) {
+  auto ctx = server_tls();
+  Server a(/*close_after_first=*/true, false, &ctx);
+  HttpClient c(client_tls());
+  ASSERT_TRUE(get(c, a.url()));
+  ASSERT_TRUE(raft::test::eventually([&] { return a.closed() == 1; }, 5s));
+  bool sent = false;
+  auto r = get(c, a.url(), &sent);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "c2");
+  EXPECT_TRUE(sent);
+}
+
+// A server the client must not trust (another CA, or a certificate for
+// another address) gets no byte of the request: *sent stays false.
+TEST(KvHttpClient, UntrustedTLSServerIsNotSent) {
+  for (const std::string cert : {"rogue", "othername"}) {
+    auto ctx = server_tls(cert);
+    Server a(false, false, &ctx);
+    HttpClient c(client_tls());
+    bool sent = true;
+    EXPECT_FALSE(get(c, a.url(), &sent)) << cert;
+    EXPECT_FALSE(sent) << cert;
+    EXPECT_EQ(a.requests(), 0) << cert;
+  }
+  // The control: trusting the rogue CA, its certificate (which names
+  // 127.0.0.1) is accepted.
+  auto ctx = server_tls("rogue");
+  Server a(false, false, &ctx);
+  HttpClient c(client_tls("rogue-ca"));
+  EXPECT_TRUE(get(c, a.url()));
 }
 
 }  // namespace
