@@ -55,6 +55,7 @@ constexpr Entry kMessages[] = {
     {errc::not_voter, "node is not a voter"},
     {errc::unauthorized, "unauthorized"},
     {errc::tls_error, "tls error"},
+    {errc::unsupported_protocol, "unsupported protocol version"},
 };
 
 class Category final : public std::error_category {

@@ -63,6 +63,7 @@ enum class errc : int {
   unauthorized,          // a request without the cluster's auth token (HTTP 401)
   tls_error,             // TLS set-up failed: unreadable or mismatched PEM files, or an
                          // https:// peer URL on a transport without a TLSContext
+  unsupported_protocol,  // the peer speaks a wire protocol version this build does not
 };
 
 const std::error_category& error_category() noexcept;

@@ -30,6 +30,23 @@
 
 namespace raft {
 
+// The wire protocol (DESIGN 4: the calls, the stream's frames, the entry
+// formats inside it) as one number, carried by every request and response
+// in X-Raft-Protocol. A message without the header is version 1 (builds
+// before the header; curl).
+//
+// A Server refuses a request of a version outside [kMinProtocolVersion,
+// kProtocolVersion] with errc::unsupported_protocol (400) before looking at
+// it, and an HTTPTransport takes a response of such a version as that error
+// without reading its body or headers: a mixed cluster whose builds cannot
+// understand each other stops talking, loudly ("unsupported protocol
+// version" in the logs), instead of misreading each other's bytes. Every
+// response, refusals included, names the version it is in, which is what a
+// later build needs to fall back to an older peer's version during a
+// rolling upgrade (docs/design-notes.md, "Protocol version").
+inline constexpr std::uint32_t kProtocolVersion = 1;
+inline constexpr std::uint32_t kMinProtocolVersion = 1;
+
 // TLS for peer traffic (PEM files; OpenSSL through Boost.Asio's ssl layer).
 // A cluster that uses it gives its members https:// URLs: the transport
 // speaks TLS to https:// peers (plain HTTP to http:// ones), and a Server

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "raft/error.hpp"
+#include "raft/http.hpp"
 
 #include <charconv>
 #include <cstddef>
@@ -12,6 +13,8 @@
 namespace raft::http_detail {
 
 inline constexpr std::string_view kHeaderClusterID = "X-Raft-Cluster-ID";
+// raft::kProtocolVersion on every request and response (http.hpp).
+inline constexpr std::string_view kHeaderProtocol = "X-Raft-Protocol";
 inline constexpr std::string_view kBearerPrefix = "Bearer ";
 inline constexpr std::string_view kHeaderError = "X-Raft-Error";
 inline constexpr std::string_view kHeaderID = "X-Raft-ID";
@@ -88,6 +91,21 @@ inline std::optional<std::uint64_t> parse_u64(std::string_view s) noexcept {
   for (char c : s)
     if (c < '0' || c > '9') return std::nullopt;
   return v;
+}
+
+// The protocol version a request or response is in (kHeaderProtocol; 1
+// without it, as from builds before the header). nullopt when the header
+// is not a number or is given twice.
+template <class Fields>
+std::optional<std::uint64_t> protocol_version_of(const Fields& h) {
+  if (h.count(kHeaderProtocol) > 1) return std::nullopt;
+  const auto f = h.find(kHeaderProtocol);
+  if (f == h.end()) return 1;
+  return parse_u64(f->value());
+}
+
+inline bool protocol_supported(std::uint64_t v) noexcept {
+  return v >= kMinProtocolVersion && v <= kProtocolVersion;
 }
 
 // X-Raft-Error text back to an error code; unknown text is a transport error.

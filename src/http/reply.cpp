@@ -62,7 +62,15 @@ bool reusable_after(const ClientResponse& res, std::size_t unread_bytes) {
   return unread_bytes == 0 && res.result_int() >= 200 && res.keep_alive() && !res.need_eof();
 }
 
+std::error_code protocol_error_of(const boost::beast::http::fields& head) {
+  const auto v = protocol_version_of(head);
+  if (!v) return make_error_code(errc::transport_error);
+  if (!protocol_supported(*v)) return make_error_code(errc::unsupported_protocol);
+  return {};
+}
+
 std::error_code reply_error(const ClientResponse& res) {
+  if (auto e = protocol_error_of(res)) return e;
   if (auto f = res.find(kHeaderError); f != res.end()) return error_from_text(f->value());
   if (res.result() != http::status::ok) return make_error_code(errc::transport_error);
   return {};
@@ -77,6 +85,7 @@ std::optional<std::uint64_t> header_u64(const ClientResponse& res, std::string_v
 }  // namespace
 
 std::optional<std::string> redirect_target(const ClientResponse& res) {
+  if (protocol_error_of(res)) return std::nullopt;  // not understood: not followed
   if (res.result() != http::status::misdirected_request && res.result() != http::status::temporary_redirect)
     return std::nullopt;
   auto f = res.find(kHeaderLeaderURL);
@@ -104,6 +113,7 @@ result<void> decode_empty(const ClientResponse& res) {
 }
 
 result<HeartbeatResponse> decode_heartbeat(const ClientResponse& res) {
+  if (auto e = protocol_error_of(res)) return e;
   auto index = header_u64(res, kHeaderIndex);
   auto term = header_u64(res, kHeaderTerm);
   bool has_index = res.find(kHeaderIndex) != res.end();
@@ -132,6 +142,7 @@ result<std::uint64_t> decode_read_index(const ClientResponse& res) {
 }
 
 result<VoteResponse> decode_vote(const ClientResponse& res) {
+  if (auto e = protocol_error_of(res)) return e;
   auto term = header_u64(res, kHeaderTerm);
   if (res.result() == http::status::ok && term) {
     VoteResponse r;
@@ -145,6 +156,7 @@ result<VoteResponse> decode_vote(const ClientResponse& res) {
 }
 
 std::error_code stream_head_error(const StreamReplyParser::value_type& head) {
+  if (auto e = protocol_error_of(head)) return e;
   if (head.result() == http::status::ok) return {};
   if (auto f = head.find(kHeaderError); f != head.end()) return error_from_text(f->value());
   return make_error_code(errc::transport_error);

@@ -64,6 +64,11 @@ bool is_interim(unsigned status);
 // the next request sent on the connection.
 bool reusable_after(const ClientResponse& res, std::size_t unread_bytes);
 
+// A response in a protocol version this build does not speak is
+// errc::unsupported_protocol, whatever else it says (X-Raft-Protocol that is
+// not a number: transport_error); every decode below checks this first.
+std::error_code protocol_error_of(const boost::beast::http::fields& head);
+
 // The reply's X-Raft-Error as an error, or transport_error when there is
 // none but the status is not 200; empty for a plain 200.
 std::error_code reply_error(const ClientResponse& res);

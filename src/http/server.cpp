@@ -31,6 +31,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
+#include <fmt/format.h>
 
 #include <atomic>
 #include <cstring>
@@ -143,6 +144,10 @@ std::string status_json(const Status& s) {
   for (const auto& p : s.peers)
     peers.push_back(boost::json::object{{"id", p.id}, {"match", p.match}, {"lastContactMs", p.last_contact_ms}});
   o["peers"] = std::move(peers);
+  // What this build speaks (http.hpp): checked across the members during a
+  // rolling upgrade.
+  o["protocol"] = kProtocolVersion;
+  o["minProtocol"] = kMinProtocolVersion;
   return boost::json::serialize(o) + "\n";
 }
 
@@ -290,6 +295,14 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
     r.res.set(http::field::www_authenticate, "Bearer");
     return cb(std::move(r));
   }
+
+  // Protocol version (http.hpp): a request this build may not understand is
+  // refused before any of it is read. The refusal, like every response,
+  // names this node's version (finish_response).
+  const auto version = protocol_version_of(req);
+  if (!version) return cb(error_reply(http::status::bad_request, "invalid protocol version"));
+  if (!protocol_supported(*version))
+    return cb(error_reply(http::status::bad_request, make_error_code(errc::unsupported_protocol).message()));
 
   // Cluster id: a request that names another cluster is refused (the seed
   // never checked). A request without the header is let through: a node that
@@ -474,6 +487,7 @@ void http_detail::handle_request(Handler& handler, const Request& req, ReplyFn c
 
 void http_detail::finish_response(Response& res, const Request& req, bool close_after) {
   res.version(req.version() ? req.version() : 11);
+  res.set(kHeaderProtocol, std::to_string(kProtocolVersion));
   res.keep_alive(!close_after && req.keep_alive());
   if (req.method() == http::verb::head) {
     res.content_length(res.body().size());
@@ -555,9 +569,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // when they are not records (the connection is closed).
   bool take_ack_bytes(std::size_t n);
   void send_ack(AckRecord a);
-  // kStreamHead, naming the ack channel when this connection carries acks.
+  // kStreamHead with this build's protocol version, naming the ack channel
+  // when this connection carries acks.
   std::string stream_head() const {
     std::string h(kStreamHead);
+    h.insert(h.size() - 2, fmt::format("{}: {}\r\n", kHeaderProtocol, kProtocolVersion));
     if (ack_channel_) h.insert(h.size() - 2, std::string(kHeaderAckChannel) + ": 1\r\n");
     return h;
   }

@@ -312,6 +312,7 @@ void HTTPTransport::Impl::exchange(std::string url, std::string path_query, http
   http::request<http::empty_body> req{verb, t->base + path_query, 11};
   req.set(http::field::host, t->host_header());
   req.set(http::field::user_agent, "raft-http");
+  req.set(kHeaderProtocol, std::to_string(kProtocolVersion));
   if (auto cid = cluster_id.load(); cid != 0) req.set(kHeaderClusterID, std::to_string(cid));
   if (!opts.auth_token.empty()) req.set(http::field::authorization, std::string(kBearerPrefix) + opts.auth_token);
   req.keep_alive(true);
@@ -637,6 +638,7 @@ std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, c
   http::request<http::empty_body> r{http::verb::get, t->base + pq, 11};
   r.set(http::field::host, t->host_header());
   r.set(http::field::user_agent, "raft-http");
+  r.set(kHeaderProtocol, std::to_string(kProtocolVersion));
   if (auto cid = impl_->cluster_id.load(); cid != 0) r.set(kHeaderClusterID, std::to_string(cid));
   if (!impl_->opts.auth_token.empty())
     r.set(http::field::authorization, std::string(kBearerPrefix) + impl_->opts.auth_token);

@@ -224,6 +224,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     // peer answered in our term: a majority of those at or above a read's
     // round proves we were leader after that read was asked.
     std::uint64_t read_acked = 0;
+    // It answered in another protocol version (errc::unsupported_protocol):
+    // said once per leadership, not at every heartbeat.
+    bool protocol_logged = false;
   };
   std::map<std::uint64_t, Peer> peers_;
   Clock::time_point leader_since_{};

@@ -201,7 +201,16 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
       auto it = self->peers_.find(peer);
       const bool ours = it != self->peers_.end() && self->term_ == term && self->state_ == State::leader;
       if (ours) it->second.hb_inflight = false;
-      if (!r) return;
+      if (!r) {
+        // A mixed cluster whose builds cannot talk: an operator's problem,
+        // named once (the follower's side logs each refused stream).
+        if (ours && r.error() == errc::unsupported_protocol && !it->second.protocol_logged) {
+          it->second.protocol_logged = true;
+          self->logf("node {} at {} answers in a protocol version this build does not speak: it cannot follow",
+                     peer, self->url_of(peer));
+        }
+        return;
+      }
       if (r->term > self->term_) {
         self->set_term(r->term);
         self->become_follower(0, false);

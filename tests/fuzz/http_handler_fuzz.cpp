@@ -18,7 +18,8 @@
 //   exactly one `Authorization: Bearer tok`;
 // * a Service call only receives valid parameters (non-zero terms and ids,
 //   an absolute http(s) join URL), and a request naming another cluster
-//   never reaches the Service;
+//   or in another protocol version (X-Raft-Protocol other than one 1, or
+//   malformed) never reaches the Service;
 // * a Service error maps to its status and message (X-Raft-Leader-URL on
 //   not_leader); protocol refusals are 200 with X-Raft-Error;
 // * round trip: the parameters the Service received, written back into a
@@ -267,6 +268,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return id && *id != 0 && cid != 0 && *id != cid;
   }();
   if (other_cluster) FUZZ_CHECK(std::holds_alternative<std::monostate>(call), "another cluster's request served");
+  // A request in another protocol version, restated: no header is version 1.
+  const bool other_version = [&] {
+    if (req->count(http_detail::kHeaderProtocol) == 0) return false;
+    if (req->count(http_detail::kHeaderProtocol) > 1) return true;
+    const auto v = req->find(http_detail::kHeaderProtocol)->value();
+    return v.empty() || v.find_first_not_of('0') != v.size() - 1 || v.back() != '1';
+  }();
+  if (other_version) {
+    FUZZ_CHECK(std::holds_alternative<std::monostate>(call) && (st == 400 || st == 401 || st == 404 || st == 405),
+               "a request in another protocol version answered %u", st);
+  }
 
   if (with_token && (st == 200 || !std::holds_alternative<std::monostate>(call))) {
     // Served (a Service call, a stream, a status or metrics answer) only

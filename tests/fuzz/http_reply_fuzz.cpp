@@ -23,8 +23,11 @@
 //   the same outcome whatever the read sizes;
 // * only raft errc values come out; without a complete reply only
 //   transport_error (or timeout when the peer fell silent); from a reply,
-//   DESIGN 4's mapping: X-Raft-Error's errc (unknown text: transport_error),
-//   else transport_error for any status but 200;
+//   first the protocol version (an X-Raft-Protocol other than 1:
+//   unsupported_protocol, or transport_error when it is not one decimal, and
+//   nothing else of the reply is used), then DESIGN 4's mapping:
+//   X-Raft-Error's errc (unknown text: transport_error), else
+//   transport_error for any status but 200;
 // * a success needs a 200 whose required headers are plain decimals (ids
 //   non-zero) and whose body parses: no value is made up;
 // * a redirect only on 421/307, to X-Raft-Leader-URL exactly, and only when
@@ -121,16 +124,6 @@ bool documented(const std::error_code& ec) {
          static_cast<int>(e) == ec.value();
 }
 
-// DESIGN 4's mapping, restated: X-Raft-Error's errc (unknown text:
-// transport_error); else transport_error for any status but 200.
-std::error_code expected_error(const hd::ClientResponse& res) {
-  if (auto f = res.find(hd::kHeaderError); f != res.end()) {
-    errc e{};
-    return make_error_code(errc_from_message(f->value(), e) ? e : errc::transport_error);
-  }
-  return res.result_int() == 200 ? std::error_code{} : make_error_code(errc::transport_error);
-}
-
 // A plain decimal header (digits only, no overflow), read independently of
 // the transport's parse_u64.
 std::optional<std::uint64_t> decimal(const hd::ClientResponse& res, std::string_view name) {
@@ -144,6 +137,26 @@ std::optional<std::uint64_t> decimal(const hd::ClientResponse& res, std::string_
     v = v * 10 + d;
   }
   return v;
+}
+
+// The protocol version, restated (raft/http.hpp): a reply that does not
+// say it is in version 1 (no header says so too) is refused whole.
+std::error_code version_error(const hd::ClientResponse& res) {
+  if (res.count(hd::kHeaderProtocol) == 0) return {};
+  const auto v = decimal(res, hd::kHeaderProtocol);
+  if (!v || res.count(hd::kHeaderProtocol) > 1) return make_error_code(errc::transport_error);
+  return *v == 1 ? std::error_code{} : make_error_code(errc::unsupported_protocol);
+}
+
+// DESIGN 4's mapping, restated: X-Raft-Error's errc (unknown text:
+// transport_error); else transport_error for any status but 200.
+std::error_code expected_error(const hd::ClientResponse& res) {
+  if (auto e = version_error(res)) return e;
+  if (auto f = res.find(hd::kHeaderError); f != res.end()) {
+    errc e{};
+    return make_error_code(errc_from_message(f->value(), e) ? e : errc::transport_error);
+  }
+  return res.result_int() == 200 ? std::error_code{} : make_error_code(errc::transport_error);
 }
 
 // Beast's header limit is not exact: arriving in one piece, a header over it
@@ -246,6 +259,11 @@ bool followable(std::string_view url) {
 void check_outcome(Kind k, const hd::ClientResponse& res, const Outcome& out) {
   const unsigned st = res.result_int();
   const std::error_code want = expected_error(res);
+  if (auto v = version_error(res)) {  // nothing else of the reply counts
+    const auto* e = std::get_if<std::error_code>(&out);
+    FUZZ_CHECK(e && *e == v, "a reply in another protocol version gave %s", e ? e->message().c_str() : "no error");
+    return;
+  }
   if (auto* r = std::get_if<Redirect>(&out)) {
     FUZZ_CHECK(redirects(k), "redirect on another call");
     FUZZ_CHECK(st == 421 || st == 307, "redirect on status %u", st);
@@ -412,9 +430,9 @@ StreamRun stream(std::string_view bytes, const HTTPTransportOptions& o, std::uin
   if (ec) {
     end(hd::map_net_error(ec));
   } else if (auto e = hd::stream_head_error(p.get())) {
-    FUZZ_CHECK(p.get().result_int() != 200 && documented(e), "head %u ended with %s", p.get().result_int(),
-               e.message().c_str());
     const hd::ClientResponse head{p.get().base()};
+    FUZZ_CHECK((p.get().result_int() != 200 || version_error(head)) && documented(e), "head %u ended with %s",
+               p.get().result_int(), e.message().c_str());
     FUZZ_CHECK(e == expected_error(head), "stream head %u: %s", p.get().result_int(), e.message().c_str());
     end(e);
   } else {

@@ -32,7 +32,8 @@ TEST_F(HandlerTest, PingStatusMetrics) {
   EXPECT_EQ(status_line(s), "HTTP/1.1 200 OK");
   for (const char* f : {"\"id\":2", "\"state\":\"leader\"", "\"term\":5", "\"leaderID\":2",
                         "\"leaderURL\":\"http://127.0.0.1:2\"", "\"commitIndex\":10", "\"appliedIndex\":9",
-                        "\"lastIndex\":11", "\"clusterID\":7", "\"learner\":false", "\"peers\":[]"})
+                        "\"lastIndex\":11", "\"clusterID\":7", "\"learner\":false", "\"peers\":[]",
+                        "\"protocol\":1", "\"minProtocol\":1"})
     EXPECT_NE(s.find(f), std::string::npos) << f << "\n" << s;
   auto m = raw(get("/raft/metrics"));
   EXPECT_EQ(status_line(m), "HTTP/1.1 200 OK");
@@ -200,6 +201,52 @@ TEST_F(HandlerTest, WrongClusterIdIs403) {
   EXPECT_EQ(status_line(raw(post("/raft/heartbeat?term=1&commitIndex=0&leaderID=1", "X-Raft-Cluster-ID: 7\r\n"))),
             "HTTP/1.1 200 OK");
   EXPECT_EQ(status_line(raw(post("/raft/join?url=http://127.0.0.1:5"))), "HTTP/1.1 200 OK");
+}
+
+// raft::kProtocolVersion: every answer names it, and a request in a
+// version outside [kMinProtocolVersion, kProtocolVersion] (or with a
+// malformed X-Raft-Protocol) is refused before it reaches the Service.
+TEST_F(HandlerTest, ProtocolVersionIsNamedAndAnotherIsRefused) {
+  const std::string hb = "/raft/heartbeat?term=1&commitIndex=0&leaderID=1";
+  for (const char* extra : {"X-Raft-Protocol: 2\r\n", "X-Raft-Protocol: 0\r\n",
+                            "X-Raft-Protocol: 18446744073709551615\r\n"}) {
+    auto r = raw(post(hb, extra));
+    EXPECT_EQ(status_line(r), "HTTP/1.1 400 Bad Request") << extra;
+    EXPECT_TRUE(has_header(r, "X-Raft-Error: unsupported protocol version")) << r;
+    EXPECT_TRUE(has_header(r, "X-Raft-Protocol: 1")) << r;  // what this node speaks
+  }
+  for (const char* extra : {"X-Raft-Protocol: two\r\n", "X-Raft-Protocol: -1\r\n",
+                            "X-Raft-Protocol: 1\r\nX-Raft-Protocol: 1\r\n"}) {
+    auto r = raw(post(hb, extra));
+    EXPECT_EQ(status_line(r), "HTTP/1.1 400 Bad Request") << extra;
+    EXPECT_TRUE(has_header(r, "X-Raft-Error: invalid protocol version")) << r;
+  }
+  auto r = raw(get("/raft/stream?id=1&term=1&index=0&logTerm=0", "X-Raft-Protocol: 2\r\n"));
+  EXPECT_TRUE(has_header(r, "X-Raft-Error: unsupported protocol version")) << r;
+  EXPECT_TRUE(svc.calls.empty());
+
+  // Version 1, and no version (builds before the header; curl), are served,
+  // and the answers say version 1.
+  for (const char* extra : {"X-Raft-Protocol: 1\r\n", ""}) {
+    r = raw(post(hb, extra));
+    EXPECT_EQ(status_line(r), "HTTP/1.1 200 OK") << extra;
+    EXPECT_TRUE(has_header(r, "X-Raft-Protocol: 1")) << r;
+  }
+  EXPECT_EQ(svc.calls.size(), 2u);
+  EXPECT_TRUE(has_header(raw(get("/nowhere")), "X-Raft-Protocol: 1"));  // errors too
+
+  // The stream's head as well.
+  std::shared_ptr<StreamWriter> writer;
+  svc.on_stream = [&](std::shared_ptr<StreamWriter> w) { writer = std::move(w); };
+  RawClient c(ioc);
+  ASSERT_TRUE(c.connect(port));
+  c.send(get("/raft/stream?id=1&term=1&index=0&logTerm=0", "X-Raft-Protocol: 1\r\n"));
+  ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
+  writer->write("abc", [](std::error_code) {});  // the head goes with the first chunk
+  ASSERT_TRUE(c.wait_for("abc"));
+  EXPECT_EQ(status_line(c.data), "HTTP/1.1 200 OK");
+  EXPECT_TRUE(has_header(c.data.substr(0, c.data.find("\r\n\r\n") + 2), "X-Raft-Protocol: 1")) << c.data;
+  writer->finish({});
 }
 
 TEST_F(HandlerTest, HeaderOverLimitIs431) {

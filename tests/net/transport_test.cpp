@@ -392,8 +392,10 @@ struct CannedServer {
       auto sock = std::make_shared<tcp::socket>(std::move(s));
       socks.push_back(sock);
       auto buf = std::make_shared<std::array<char, 4096>>();
-      sock->async_read_some(net::buffer(*buf), [this, sock, buf](boost::system::error_code e, std::size_t) {
-        if (e || reply.empty()) return;
+      sock->async_read_some(net::buffer(*buf), [this, sock, buf](boost::system::error_code e, std::size_t n) {
+        if (e) return;
+        got.append(buf->data(), n);
+        if (reply.empty()) return;
         net::async_write(*sock, net::buffer(reply), [](boost::system::error_code, std::size_t) {});
       });
       accept();
@@ -402,8 +404,83 @@ struct CannedServer {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(acc.local_endpoint().port()); }
   tcp::acceptor acc;
   std::string reply;
+  std::string got;  // the request bytes (of the first read on each connection)
   std::vector<std::shared_ptr<tcp::socket>> socks;
 };
+
+// raft::kProtocolVersion goes with every request, and a reply in another
+// version is unsupported_protocol whatever else it says: not an answer, not
+// a redirect, not a stream.
+TEST_F(TransportTest, ProtocolVersionIsSentAndAReplyInAnotherIsRefused) {
+  auto heartbeat_reply = [](const std::string& version_lines) {
+    return "HTTP/1.1 200 OK\r\n" + version_lines + "X-Raft-Index: 1\r\nX-Raft-Term: 5\r\nContent-Length: 0\r\n\r\n";
+  };
+  for (const std::string v : {"X-Raft-Protocol: 1\r\n", ""}) {  // no header: a build before it
+    CannedServer peer(ioc, heartbeat_reply(v));
+    Got<HeartbeatResponse> g;
+    transport.heartbeat(peer.url(), {1, 0, 1}, g.fn());
+    auto r = wait(g);
+    ASSERT_TRUE(r) << v;
+    EXPECT_EQ(r->term, 5u);
+    EXPECT_NE(peer.got.find("\r\nX-Raft-Protocol: 1\r\n"), std::string::npos) << peer.got;
+  }
+  const std::pair<std::string, errc> others[] = {
+      {"X-Raft-Protocol: 2\r\n", errc::unsupported_protocol},
+      {"X-Raft-Protocol: 0\r\n", errc::unsupported_protocol},
+      {"X-Raft-Protocol: two\r\n", errc::transport_error},
+      {"X-Raft-Protocol: 1\r\nX-Raft-Protocol: 2\r\n", errc::transport_error},
+  };
+  for (const auto& [v, want] : others) {
+    CannedServer peer(ioc, heartbeat_reply(v));
+    Got<HeartbeatResponse> g;
+    transport.heartbeat(peer.url(), {1, 0, 1}, g.fn());
+    auto r = wait(g);
+    ASSERT_FALSE(r) << v;
+    EXPECT_EQ(r.error(), want) << v;
+  }
+  {
+    CannedServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Protocol: 2\r\nX-Raft-Term: 5\r\nContent-Length: 0\r\n\r\n");
+    Got<VoteResponse> g;
+    transport.request_vote(peer.url(), {5, 2, 10, 3}, g.fn());
+    auto r = wait(g);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::unsupported_protocol);
+  }
+  {
+    CannedServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Protocol: 2\r\nContent-Length: 0\r\n\r\n");
+    Got<void> g;
+    transport.ack(peer.url(), {2, 3, 40}, g.fn());
+    auto r = wait(g);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::unsupported_protocol);
+  }
+  {  // a leader hint in another version is not followed
+    CannedServer peer(ioc, "HTTP/1.1 421 Misdirected Request\r\nX-Raft-Protocol: 2\r\nX-Raft-Error: not leader\r\n"
+                           "X-Raft-Leader-URL: " + url + "\r\nContent-Length: 0\r\n\r\n");
+    Got<JoinResponse> g;
+    transport.join(peer.url(), JoinRequest{"http://127.0.0.1:9", 0}, g.fn());
+    auto r = wait(g);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::unsupported_protocol);
+    EXPECT_TRUE(svc.calls.empty());
+  }
+  {  // a stream in another version: no byte of its body is delivered
+    CannedServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Protocol: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "5\r\nhello\r\n");
+    std::string got;
+    std::optional<std::error_code> end;
+    auto h = transport.read_from(peer.url(), {2, 1, 0, 0},
+                                 {[&](std::string_view b, std::function<void()> more) {
+                                    got.append(b);
+                                    more();
+                                  },
+                                  [&](std::error_code ec) { end = ec; }});
+    ASSERT_TRUE(run_until(ioc, [&] { return end.has_value(); }));
+    EXPECT_EQ(*end, errc::unsupported_protocol);
+    EXPECT_EQ(got, "");
+    EXPECT_NE(peer.got.find("\r\nX-Raft-Protocol: 1\r\n"), std::string::npos) << peer.got;
+  }
+}
 
 TEST_F(TransportTest, MalformedRepliesAreTransportErrors) {
   const char* replies[] = {

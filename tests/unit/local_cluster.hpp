@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,6 +88,14 @@ class LocalNetwork {
   VirtualClock clock;
   std::map<std::string, Service*> services;
   std::map<std::string, bool> down;  // url -> unreachable
+  // Nodes of a build that speaks another protocol version (raft/http.hpp):
+  // every call and stream to or from them fails with unsupported_protocol,
+  // as the HTTP Server (refusing the request) or HTTPTransport (refusing
+  // the reply) makes it.
+  std::set<std::string> other_protocol;
+  bool mismatched(const std::string& a, const std::string& b) const {
+    return other_protocol.count(a) > 0 || other_protocol.count(b) > 0;
+  }
   // When set and true for an ack: the ack is lost the way HTTPTransport's
   // ack channel loses one. The sender hears success (its bytes were
   // written), nothing is delivered, and its streams from that leader end
@@ -139,6 +148,8 @@ class LocalNetwork {
     boost::asio::post(io, [this, from, to, call = std::move(call), h = std::move(h)]() mutable {
       Service* s = down[from] ? nullptr : find(to);
       if (!s) return h(result<T>(boost::system::in_place_error, make_error_code(errc::transport_error)));
+      if (mismatched(from, to))
+        return h(result<T>(boost::system::in_place_error, make_error_code(errc::unsupported_protocol)));
       call(*s, [this, from, h = std::move(h)](result<T> r) mutable {
         boost::asio::post(io, [this, from, r = std::move(r), h = std::move(h)]() mutable {
           if (down[from]) return;
@@ -183,6 +194,12 @@ struct LocalStream final : StreamHandle, StreamWriter, std::enable_shared_from_t
     boost::asio::post(net->io, [self = shared_from_this(), data = std::string(bytes), done = std::move(done)]() mutable {
       if (self->closed || self->net->down[self->follower_url] || self->net->down[self->leader_url]) {
         self->end(make_error_code(errc::transport_error));
+        return done(make_error_code(errc::transport_error));
+      }
+      // A node restarted as a build of another protocol version: the old
+      // connection is gone.
+      if (self->net->mismatched(self->follower_url, self->leader_url)) {
+        self->end(make_error_code(errc::unsupported_protocol));
         return done(make_error_code(errc::transport_error));
       }
       // The bytes must stay valid until `more` runs (StreamCallbacks).
@@ -272,6 +289,7 @@ inline std::shared_ptr<StreamHandle> LocalTransport::read_from(const std::string
   boost::asio::post(net_.io, [this, s, url, req] {
     Service* svc = net_.down[self_] ? nullptr : net_.find(url);
     if (!svc) return s->end(make_error_code(errc::transport_error));
+    if (net_.mismatched(self_, url)) return s->end(make_error_code(errc::unsupported_protocol));
     svc->handle_stream(req, s);
   });
   return s;

@@ -2310,5 +2310,40 @@ TEST(Log, WithoutSyncFullSegmentsAreSealedInTheBackground) {
   EXPECT_LE(a.log->last_index(), last);
 }
 
+// A member of a build that speaks another protocol version (every exchange
+// with it refused as unsupported_protocol, LocalNetwork::other_protocol):
+// the others go on committing without it, its campaigns reach no one, the
+// leader says so once, and once it speaks the same version again (it was
+// upgraded too) it catches up.
+TEST(Log, AMemberOfAnotherProtocolVersionFallsBehindWithoutDisruptingTheOthers) {
+  auto lines = std::make_shared<std::vector<std::string>>();
+  auto c = three_node_cluster([lines](LogOptions& o) {
+    o.logger = [lines](std::string_view line) { lines->emplace_back(line); };
+  });
+  auto& a = *c->nodes[0];
+  auto& n3 = *c->nodes[2];
+  ASSERT_EQ(a.log->state(), State::leader);
+  const auto term = a.log->term();
+  c->net.other_protocol.insert(n3.url);
+  const auto last = apply_writes(*c, a, 20);
+  ASSERT_NE(last, 0u);
+  c->net.run_for(std::chrono::seconds(10));  // heartbeat rounds, and n3's election timeouts
+  EXPECT_EQ(a.log->state(), State::leader);
+  EXPECT_EQ(a.log->term(), term);
+  EXPECT_LT(n3.log->commit_index(), last);
+  EXPECT_EQ(std::count_if(lines->begin(), lines->end(),
+                          [](const std::string& l) {
+                            return l.find("answers in a protocol version this build does not speak") !=
+                                   std::string::npos;
+                          }),
+            1);
+  c->net.other_protocol.clear();
+  EXPECT_TRUE(c->net.run_until([&] { return n3.fsm.applied_index >= last; }));
+  EXPECT_TRUE(c->net.run_until([&] {
+    const auto l = leader_among(*c, {&a, c->nodes[1].get(), &n3});
+    return l && c->apply(*l, "after").has_value();
+  }));
+}
+
 }  // namespace
 }  // namespace raft::test
