@@ -70,6 +70,9 @@ A replicated key-value service on raft::Log.
   --tls-cert FILE         serve and talk to peers over TLS (https://) with this
   --tls-key FILE          PEM certificate chain and key; it must name the host
                           of --advertise (its IP address or DNS name)
+  --tls-key-password-file FILE
+                          the passphrase of an encrypted --tls-key (its first
+                          line)
   --tls-ca FILE           the CA that signs the members' certificates
                           (default: the system's CA store)
   --tls-client-certs      mutual TLS: refuse clients (peers, and API clients
@@ -106,7 +109,7 @@ its log; the answer is the snapshot's index.
 
 struct Options {
   std::string dir, listen, join, advertise, auth_token;
-  std::string tls_cert, tls_key, tls_ca;
+  std::string tls_cert, tls_key, tls_ca, tls_key_password_file;
   bool tls_client_certs = false;
   std::uint64_t snapshot_entries = 10000;
   bool no_sync = false, test_faults = false, quiet = false, learner = false;
@@ -220,8 +223,25 @@ struct Node {
 struct TLSPair {
   std::shared_ptr<raft::TLSContext> server, client;
 };
+// Read at each load, so that SIGHUP takes a new passphrase with a new key.
+std::optional<std::string> read_key_password(const std::string& path, std::string& why) {
+  std::ifstream f(path);
+  std::string line;
+  if (!f || !std::getline(f, line)) {
+    why = "--tls-key-password-file: cannot read " + path;
+    return std::nullopt;
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
 std::optional<TLSPair> load_tls(const Options& o, std::string& why) {
   raft::TLSOptions t{o.tls_cert, o.tls_key, o.tls_ca};
+  if (!o.tls_key_password_file.empty()) {
+    auto pw = read_key_password(o.tls_key_password_file, why);
+    if (!pw) return std::nullopt;
+    t.private_key_password = std::move(*pw);
+  }
   t.require_client_certificate = o.tls_client_certs;
   auto server = raft::TLSContext::server(t, &why);
   if (!server) return std::nullopt;
@@ -591,6 +611,7 @@ bool parse_args(int argc, char** argv, Options& o) {
     else if (a == "--tls-cert") value(o.tls_cert);
     else if (a == "--tls-key") value(o.tls_key);
     else if (a == "--tls-ca") value(o.tls_ca);
+    else if (a == "--tls-key-password-file") value(o.tls_key_password_file);
     else if (a == "--tls-client-certs") o.tls_client_certs = true;
     else if (a == "--auth-token-file") {
       std::string path;
@@ -618,8 +639,8 @@ bool parse_args(int argc, char** argv, Options& o) {
   if (o.dir.empty() || o.listen.empty()) throw std::invalid_argument("--dir and --listen are required");
   if (o.learner && o.join.empty()) throw std::invalid_argument("--learner needs --join (a new cluster's first node votes)");
   if (o.tls_cert.empty() != o.tls_key.empty()) throw std::invalid_argument("--tls-cert and --tls-key go together");
-  if (o.tls_cert.empty() && (!o.tls_ca.empty() || o.tls_client_certs))
-    throw std::invalid_argument("--tls-ca and --tls-client-certs need --tls-cert and --tls-key");
+  if (o.tls_cert.empty() && (!o.tls_ca.empty() || o.tls_client_certs || !o.tls_key_password_file.empty()))
+    throw std::invalid_argument("--tls-ca, --tls-client-certs and --tls-key-password-file need --tls-cert and --tls-key");
   if (o.advertise.empty()) o.advertise = (o.tls_cert.empty() ? "http://" : "https://") + o.listen;
   return true;
 }

@@ -68,6 +68,11 @@ struct TLSOptions {
   // (mutual TLS): only holders of a member's key can join, vote or stream.
   // Needs ca_file.
   bool require_client_certificate = false;
+  // The passphrase of an encrypted private_key_file (PEM, e.g. made by
+  // `openssl pkey -aes256`); empty for a key in the clear. Used once, while
+  // the context is made (it is not kept), and never asked for on a terminal:
+  // an encrypted key without it is errc::tls_error.
+  std::string private_key_password;
 };
 
 // The loaded form of TLSOptions, shared by any number of transports and

@@ -51,8 +51,18 @@ struct TLSContextMaker {
     if (!o.certificate_chain_file.empty()) {
       ctx.use_certificate_chain_file(o.certificate_chain_file, ec);
       if (ec) return refuse(why, "certificate_chain_file " + o.certificate_chain_file + ": " + ec.message());
-      ctx.use_private_key_file(o.private_key_file, ssl::context::pem, ec);
-      if (ec) return refuse(why, "private_key_file " + o.private_key_file + ": " + ec.message());
+      // Always a callback: OpenSSL's default one prompts on the process's
+      // terminal for an encrypted key, which would block a server at
+      // start-up (or a SIGHUP reload). Cleared once the key is in.
+      ctx.set_password_callback([pw = o.private_key_password](std::size_t, ssl::context::password_purpose) { return pw; },
+                                ec);
+      if (!ec) ctx.use_private_key_file(o.private_key_file, ssl::context::pem, ec);
+      boost::system::error_code ignored;
+      ctx.set_password_callback([](std::size_t, ssl::context::password_purpose) { return std::string(); }, ignored);
+      if (ec)
+        return refuse(why, "private_key_file " + o.private_key_file + ": " + ec.message() +
+                               (o.private_key_password.empty() ? " (if it is encrypted: private_key_password)"
+                                                               : " (or a wrong private_key_password)"));
       if (SSL_CTX_check_private_key(ctx.native_handle()) != 1)
         return refuse(why, "private_key_file " + o.private_key_file + " does not match the certificate in " +
                                o.certificate_chain_file);

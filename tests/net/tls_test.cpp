@@ -280,6 +280,31 @@ TEST_F(TLS, BadFilesAreRefusedWithTheReason) {
   EXPECT_TRUE(TLSContext::client(system_store));
 }
 
+// An encrypted private key (testdata/tls/node-encrypted.key, node.key under
+// a passphrase): with its passphrase the server serves; without it, or with
+// a wrong one, making the context fails with the reason instead of OpenSSL
+// asking for the passphrase on the process's terminal (which would block).
+TEST_F(TLS, EncryptedPrivateKeyNeedsItsPassphrase) {
+  auto o = member();
+  o.private_key_file = pem("node-encrypted.key");
+  std::string why;
+  for (const std::string pw : {"", "not it"}) {
+    o.private_key_password = pw;
+    auto r = TLSContext::server(o, &why);
+    ASSERT_FALSE(r) << pw;
+    EXPECT_EQ(r.error(), errc::tls_error);
+    EXPECT_NE(why.find("node-encrypted.key"), std::string::npos) << why;
+    EXPECT_NE(why.find("private_key_password"), std::string::npos) << why;
+  }
+  o.private_key_password = "raft-test-passphrase";
+  ASSERT_NO_FATAL_FAILURE(serve_tls(o));
+  svc.hb_result = HeartbeatResponse{7, 3, {}, 2};
+  auto t = client(client_ctx(o));  // the client side presents the same key
+  auto r = heartbeat(*t, url);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->index, 7u);
+}
+
 // The TLS hook: the application's own Beast server owns the port and the
 // TLS context, completes the handshake, reads requests, answers its own
 // routes and hands /raft/* to raft, which gives the connection back.

@@ -21,4 +21,6 @@ ca rogue-ca "another CA"
 leaf node ca "IP:127.0.0.1,DNS:localhost"          # a member: server and client certificate
 leaf rogue rogue-ca "IP:127.0.0.1,DNS:localhost"   # right name, wrong CA
 leaf othername ca "IP:10.11.12.13,DNS:elsewhere"   # right CA, wrong name
+# node.key encrypted (TLSOptions::private_key_password)
+openssl pkey -in node.key -aes256 -passout pass:raft-test-passphrase -out node-encrypted.key
 rm -f ./*.srl
