@@ -36,8 +36,8 @@ namespace raft {
 // before the header; curl).
 //
 // A Server refuses a request of a version outside [kMinProtocolVersion,
-// kProtocolVersion] with errc::unsupported_protocol (400) before looking at
-// it, and an HTTPTransport takes a response of such a version as that error
+// kProtocolVersion] with errc::unsupported_protocol (400) before reading its
+// cluster id or parameters, and an HTTPTransport takes a response of such a version as that error
 // without reading its body or headers: a mixed cluster whose builds cannot
 // understand each other stops talking, loudly ("unsupported protocol
 // version" in the logs), instead of misreading each other's bytes. Every

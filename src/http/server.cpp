@@ -297,8 +297,8 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
   }
 
   // Protocol version (http.hpp): a request this build may not understand is
-  // refused before any of it is read. The refusal, like every response,
-  // names this node's version (finish_response).
+  // refused before its cluster id or parameters are read. The refusal, like
+  // every response, names this node's version (finish_response).
   const auto version = protocol_version_of(req);
   if (!version) return cb(error_reply(http::status::bad_request, "invalid protocol version"));
   if (!protocol_supported(*version))
