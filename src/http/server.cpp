@@ -936,10 +936,15 @@ void Session::stream_finish(std::error_code ec) {
     *head = stream_head();
   }
   *head += kLastChunk;
-  done_ = [self = shared_from_this()](std::error_code) {
+  // `this`, not a shared_ptr: the write's handler holds the Session while
+  // on_chunk_write calls done_, and a Session holding itself in done_ would
+  // never be freed if that handler never ran (a Server stopped and its
+  // io_context destroyed with the last chunk in flight; ASan found it in
+  // HandlerTest.ProtocolVersionIsNamedAndAnotherIsRefused, which ends so).
+  done_ = [this](std::error_code) {
     beast::error_code ignored;
-    self->stream_.tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
-    self->do_close();
+    stream_.tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    do_close();
   };
   do_chunk_write(std::move(head), {}, {});
 }
