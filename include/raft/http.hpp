@@ -73,6 +73,17 @@ struct TLSOptions {
   // the context is made (it is not kept), and never asked for on a terminal:
   // an encrypted key without it is errc::tls_error.
   std::string private_key_password;
+  // Certificate revocation lists (PEM, any number in one file) from the CAs
+  // in ca_file: a peer whose certificate one of them revokes is refused at
+  // the handshake, as an untrusted one is. Needs ca_file. Each must be signed
+  // by a CA in ca_file and current (its next update still ahead) when the
+  // context is made, or errc::tls_error. Checked for the peer's own
+  // certificate (not its intermediates), and strictly: once crl_file is set,
+  // a peer whose issuer has no CRL in it is refused, and so is every peer
+  // once the CRL's next update passes. Load a new one before then (a new
+  // TLSContext; raft-kv does it on SIGHUP). Connections already open are not
+  // checked again.
+  std::string crl_file;
 };
 
 // The loaded form of TLSOptions, shared by any number of transports and

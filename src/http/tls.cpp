@@ -4,8 +4,13 @@
 #include "http/tls.hpp"
 #include "raft/http_beast_tls.hpp"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
+#include <memory>
 #include <string>
 
 namespace raft {
@@ -24,6 +29,61 @@ result<std::shared_ptr<TLSContext>> refuse(std::string* why, std::string text) {
   return make_error_code(errc::tls_error);
 }
 
+std::string name_of(const X509_NAME* n) {
+  char buf[256];
+  return X509_NAME_oneline(n, buf, sizeof buf) ? std::string(buf) : std::string("?");
+}
+
+std::string openssl_reason() {
+  char buf[256];
+  ERR_error_string_n(ERR_peek_last_error(), buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+// Adds the CRLs of `file` to the context's store and turns on the check of
+// the peer's certificate against them. Each CRL is checked here, once, for
+// what would otherwise surface as every handshake failing later: that a CA
+// of ca_file (already in the store) signed it, and that it is current.
+// Returns what is wrong, or an empty string.
+std::string load_crls(SSL_CTX* ctx, const std::string& file) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(file.c_str(), "r"), BIO_free);
+  if (!bio) return "cannot read it: " + openssl_reason();
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  STACK_OF(X509_OBJECT)* known = X509_STORE_get0_objects(store);
+  int count = 0;
+  ERR_clear_error();
+  for (;;) {
+    std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr),
+                                                            X509_CRL_free);
+    if (!crl) break;
+    ++count;
+    const std::string which = "its CRL #" + std::to_string(count) + " (issuer " + name_of(X509_CRL_get_issuer(crl.get())) + ")";
+    bool signed_by_ca = false;
+    for (int i = 0; i < sk_X509_OBJECT_num(known) && !signed_by_ca; ++i) {
+      X509* ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(known, i));
+      signed_by_ca = ca && X509_NAME_cmp(X509_get_subject_name(ca), X509_CRL_get_issuer(crl.get())) == 0 &&
+                     X509_CRL_verify(crl.get(), X509_get0_pubkey(ca)) == 1;
+    }
+    ERR_clear_error();  // a failed X509_CRL_verify against a same-named CA
+    if (!signed_by_ca) return which + " is not signed by a CA in ca_file";
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
+    if (next && X509_cmp_current_time(next) < 0)
+      return which + " is out of date (its next update has passed): every peer would be refused";
+    if (X509_STORE_add_crl(store, crl.get()) != 1) return which + ": " + openssl_reason();
+  }
+  // The loop ends at the end of the file ("no start line") or at something
+  // that is not a CRL.
+  const unsigned long last = ERR_peek_last_error();
+  if (last != 0 && !(ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE))
+    return "not a PEM CRL" + (count ? " after its CRL #" + std::to_string(count) : std::string()) + ": " +
+           openssl_reason();
+  ERR_clear_error();
+  if (count == 0) return "no PEM CRL in it";
+  X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+  return {};
+}
+
 }  // namespace
 
 struct TLSContextMaker {
@@ -35,6 +95,8 @@ struct TLSContextMaker {
     if (o.require_client_certificate && !server) return refuse(why, "require_client_certificate is for a server");
     if (o.require_client_certificate && o.ca_file.empty())
       return refuse(why, "require_client_certificate needs ca_file (the CAs that sign the clients' certificates)");
+    if (!o.crl_file.empty() && o.ca_file.empty())
+      return refuse(why, "crl_file needs ca_file (the CAs whose revocations it lists)");
 
     auto impl = std::make_unique<TLSContext::Impl>(server);
     auto& ctx = impl->ctx;
@@ -70,6 +132,10 @@ struct TLSContextMaker {
     if (!o.ca_file.empty()) {
       ctx.load_verify_file(o.ca_file, ec);
       if (ec) return refuse(why, "ca_file " + o.ca_file + ": " + ec.message());
+      if (!o.crl_file.empty()) {
+        if (auto wrong = load_crls(ctx.native_handle(), o.crl_file); !wrong.empty())
+          return refuse(why, "crl_file " + o.crl_file + ": " + wrong);
+      }
     } else if (!server) {
       ctx.set_default_verify_paths(ec);
       if (ec) return refuse(why, "no ca_file, and the system's CA store cannot be loaded: " + ec.message());

@@ -2,13 +2,19 @@
 // the stream with its ack channel over TLS, and each refusal: an untrusted
 // or misnamed server certificate, a client without a member's certificate
 // under mutual TLS, plain HTTP to a TLS port, an https:// URL with no
-// TLSContext, unreadable or mismatched PEM files. Certificates are in
+// TLSContext, unreadable or mismatched PEM files, a revoked certificate
+// and CRL files that cannot work. Certificates and CRLs are in
 // testdata/tls (made by its gen.sh).
 #include "net_fixture.hpp"
 #include "raft/http_beast_tls.hpp"
 
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/http.hpp>
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
 
 namespace raft::test {
 namespace {
@@ -303,6 +309,119 @@ TEST_F(TLS, EncryptedPrivateKeyNeedsItsPassphrase) {
   auto r = heartbeat(*t, url);
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->index, 7u);
+}
+
+// Revocation (TLSOptions::crl_file; testdata/tls/ca.crl revokes
+// revoked.pem, a certificate of our own CA for the right name): refused on
+// either side of the handshake, while a member's certificate is still
+// served.
+TEST_F(TLS, ARevokedCertificateIsRefusedOnEitherSide) {
+  auto so = member();
+  so.require_client_certificate = true;
+  so.crl_file = pem("ca.crl");
+  ASSERT_NO_FATAL_FAILURE(serve_tls(so));
+  svc.hb_result = HeartbeatResponse{7, 3, {}, 2};
+  auto revoked = client(client_ctx(member("revoked")));
+  expect_refused(*revoked, url);
+  auto good = client(client_ctx(member()));
+  auto r = heartbeat(*good, url);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(svc.calls.size(), 1u);
+
+  // A client with the CRL does not talk to a server that presents the
+  // revoked certificate; without the CRL it would.
+  svc.calls.clear();
+  ASSERT_NO_FATAL_FAILURE(serve_tls(member("revoked")));
+  auto co = trusting();
+  co.crl_file = pem("ca.crl");
+  auto checking = client(client_ctx(co));
+  expect_refused(*checking, url);
+  auto unchecking = client(client_ctx(trusting()));
+  auto r2 = heartbeat(*unchecking, url);
+  EXPECT_TRUE(r2) << r2.error().message();
+}
+
+// A temporary directory for files a test writes.
+struct ScratchDir {
+  ScratchDir() {
+    char tmpl[] = "/tmp/raft-tls-test-XXXXXX";
+    const char* made = ::mkdtemp(tmpl);
+    EXPECT_NE(made, nullptr);
+    path = made ? made : "/nonexistent";
+  }
+  ~ScratchDir() { std::filesystem::remove_all(path); }
+  // Writes the concatenation of `parts` (testdata files; text where it
+  // starts with "-----") to `name` here and returns its path.
+  std::string write(const std::string& name, const std::vector<std::string>& parts) {
+    std::ofstream out(path + "/" + name, std::ios::binary);
+    for (const auto& p : parts) {
+      if (p.starts_with("-----")) out << p;
+      else out << std::ifstream(pem(p), std::ios::binary).rdbuf();
+    }
+    return path + "/" + name;
+  }
+  std::string path;
+};
+
+// Strict on purpose: with crl_file set, a peer whose CA published no CRL in
+// it is refused (OpenSSL cannot tell "not revoked" from "no list"), even
+// though ca_file trusts that CA.
+TEST_F(TLS, WithACRLFileAPeerWhoseCAHasNoCRLIsRefused) {
+  ScratchDir dir;
+  auto so = member();
+  so.ca_file = dir.write("both-cas.pem", {"ca.pem", "rogue-ca.pem"});
+  so.require_client_certificate = true;
+  so.crl_file = pem("ca.crl");
+  ASSERT_NO_FATAL_FAILURE(serve_tls(so));
+  svc.hb_result = HeartbeatResponse{7, 3, {}, 2};
+  auto co = member("rogue");
+  co.ca_file = so.ca_file;
+  auto no_crl = client(client_ctx(co));
+  expect_refused(*no_crl, url);
+  // Both CRLs in the file: the other CA's member is served too.
+  so.crl_file = dir.write("both.crl", {"ca.crl", "rogue-ca.crl"});
+  ASSERT_NO_FATAL_FAILURE(serve_tls(so));
+  auto listed = client(client_ctx(co));
+  auto r = heartbeat(*listed, url);
+  EXPECT_TRUE(r) << r.error().message();
+}
+
+// What would make every handshake fail later is refused when the context is
+// made, with the reason: a CRL that is missing, not a CRL, from a CA that
+// ca_file does not hold, or out of date.
+TEST_F(TLS, ACRLFileIsCheckedWhenTheContextIsMade) {
+  ScratchDir dir;
+  const std::string kBroken = "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n";
+  struct Case {
+    std::string file, needle;
+  };
+  const std::vector<Case> cases = {
+      {pem("missing.crl"), "cannot read"},
+      {pem("gen.sh"), "no PEM CRL"},
+      {pem("rogue-ca.crl"), "not signed by a CA in ca_file"},
+      {pem("ca-expired.crl"), "out of date"},
+      {dir.write("broken.crl", {kBroken}), "not a PEM CRL:"},
+      {dir.write("then-broken.crl", {"ca.crl", kBroken}), "not a PEM CRL after its CRL #1"},
+  };
+  for (const auto& c : cases) {
+    auto o = member();
+    o.crl_file = c.file;
+    std::string why;
+    for (bool server : {true, false}) {
+      auto r = server ? TLSContext::server(o, &why) : TLSContext::client(o, &why);
+      ASSERT_FALSE(r) << c.file;
+      EXPECT_EQ(r.error(), errc::tls_error);
+      EXPECT_NE(why.find(c.file), std::string::npos) << why;
+      EXPECT_NE(why.find(c.needle), std::string::npos) << why;
+    }
+  }
+  auto o = member();
+  o.crl_file = pem("ca.crl");
+  o.ca_file.clear();
+  std::string why;
+  EXPECT_FALSE(TLSContext::client(o, &why));
+  EXPECT_NE(why.find("crl_file needs ca_file"), std::string::npos) << why;
+  EXPECT_TRUE(TLSContext::server(member()));
 }
 
 // The TLS hook: the application's own Beast server owns the port and the
