@@ -75,11 +75,17 @@ A replicated key-value service on raft::Log.
                           line)
   --tls-ca FILE           the CA that signs the members' certificates
                           (default: the system's CA store)
+  --tls-crl FILE          refuse peers and clients whose certificate a CRL
+                          (PEM, from the CAs of --tls-ca) in FILE revokes;
+                          strict: a certificate from a CA with no current CRL
+                          in FILE is refused too. Reload it (SIGHUP) before
+                          its next update passes
   --tls-client-certs      mutual TLS: refuse clients (peers, and API clients
                           such as curl --cert) without a certificate from
                           --tls-ca; this node presents --tls-cert to its peers.
                           SIGHUP reads the --tls-* files again (renewed
-                          certificates) for the connections opened afterwards
+                          certificates, a new CRL) for the connections opened
+                          afterwards
   --advertise URL         URL other nodes use to reach this one
                           (default: http://HOST:PORT of --listen, https://
                           with --tls-cert)
@@ -109,7 +115,7 @@ its log; the answer is the snapshot's index.
 
 struct Options {
   std::string dir, listen, join, advertise, auth_token;
-  std::string tls_cert, tls_key, tls_ca, tls_key_password_file;
+  std::string tls_cert, tls_key, tls_ca, tls_key_password_file, tls_crl;
   bool tls_client_certs = false;
   std::uint64_t snapshot_entries = 10000;
   bool no_sync = false, test_faults = false, quiet = false, learner = false;
@@ -223,14 +229,12 @@ struct Node {
 struct TLSPair {
   std::shared_ptr<raft::TLSContext> server, client;
 };
-// Read at each load, so that SIGHUP takes a new passphrase with a new key.
-std::optional<std::string> read_key_password(const std::string& path, std::string& why) {
+// The first line of a file of secrets (without a CRLF's CR), or nullopt
+// when it cannot be read.
+std::optional<std::string> read_first_line(const std::string& path) {
   std::ifstream f(path);
   std::string line;
-  if (!f || !std::getline(f, line)) {
-    why = "--tls-key-password-file: cannot read " + path;
-    return std::nullopt;
-  }
+  if (!f || !std::getline(f, line)) return std::nullopt;
   if (!line.empty() && line.back() == '\r') line.pop_back();
   return line;
 }
@@ -238,10 +242,15 @@ std::optional<std::string> read_key_password(const std::string& path, std::strin
 std::optional<TLSPair> load_tls(const Options& o, std::string& why) {
   raft::TLSOptions t{o.tls_cert, o.tls_key, o.tls_ca};
   if (!o.tls_key_password_file.empty()) {
-    auto pw = read_key_password(o.tls_key_password_file, why);
-    if (!pw) return std::nullopt;
+    // Read at each load, so that SIGHUP takes a new passphrase with a new key.
+    auto pw = read_first_line(o.tls_key_password_file);
+    if (!pw) {
+      why = "--tls-key-password-file: cannot read " + o.tls_key_password_file;
+      return std::nullopt;
+    }
     t.private_key_password = std::move(*pw);
   }
+  t.crl_file = o.tls_crl;
   t.require_client_certificate = o.tls_client_certs;
   auto server = raft::TLSContext::server(t, &why);
   if (!server) return std::nullopt;
@@ -583,10 +592,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
 // (std::invalid_argument) if unreadable, empty, or not visible ASCII (it
 // goes into an HTTP header).
 std::string read_auth_token(const std::string& path) {
-  std::ifstream f(path);
-  std::string line;
-  if (!f || !std::getline(f, line)) throw std::invalid_argument("--auth-token-file: cannot read " + path);
-  if (!line.empty() && line.back() == '\r') line.pop_back();
+  auto first = read_first_line(path);
+  if (!first) throw std::invalid_argument("--auth-token-file: cannot read " + path);
+  std::string line = std::move(*first);
   if (line.empty()) throw std::invalid_argument("--auth-token-file: " + path + " starts with an empty line");
   for (unsigned char ch : line)
     if (ch < 0x21 || ch > 0x7e)
@@ -612,6 +620,7 @@ bool parse_args(int argc, char** argv, Options& o) {
     else if (a == "--tls-key") value(o.tls_key);
     else if (a == "--tls-ca") value(o.tls_ca);
     else if (a == "--tls-key-password-file") value(o.tls_key_password_file);
+    else if (a == "--tls-crl") value(o.tls_crl);
     else if (a == "--tls-client-certs") o.tls_client_certs = true;
     else if (a == "--auth-token-file") {
       std::string path;
@@ -639,8 +648,11 @@ bool parse_args(int argc, char** argv, Options& o) {
   if (o.dir.empty() || o.listen.empty()) throw std::invalid_argument("--dir and --listen are required");
   if (o.learner && o.join.empty()) throw std::invalid_argument("--learner needs --join (a new cluster's first node votes)");
   if (o.tls_cert.empty() != o.tls_key.empty()) throw std::invalid_argument("--tls-cert and --tls-key go together");
-  if (o.tls_cert.empty() && (!o.tls_ca.empty() || o.tls_client_certs || !o.tls_key_password_file.empty()))
-    throw std::invalid_argument("--tls-ca, --tls-client-certs and --tls-key-password-file need --tls-cert and --tls-key");
+  if (o.tls_cert.empty() &&
+      (!o.tls_ca.empty() || o.tls_client_certs || !o.tls_key_password_file.empty() || !o.tls_crl.empty()))
+    throw std::invalid_argument(
+        "--tls-ca, --tls-crl, --tls-client-certs and --tls-key-password-file need --tls-cert and --tls-key");
+  if (!o.tls_crl.empty() && o.tls_ca.empty()) throw std::invalid_argument("--tls-crl needs --tls-ca");
   if (o.advertise.empty()) o.advertise = (o.tls_cert.empty() ? "http://" : "https://") + o.listen;
   return true;
 }

@@ -159,9 +159,11 @@ class HTTPTransport final : public Transport {
   HTTPTransport& operator=(const HTTPTransport&) = delete;
 
   void set_cluster_id(std::uint64_t id) override;
-  // Replaces HTTPTransportOptions::tls, e.g. with renewed certificates:
-  // connections opened from now on use `tls`; idle pooled https
-  // connections are dropped, calls and streams in flight keep theirs.
+  // Replaces HTTPTransportOptions::tls, e.g. with renewed certificates or
+  // a new CRL: connections opened from now on use `tls`; idle pooled https
+  // connections are dropped; calls in flight keep theirs, and so do streams
+  // but those from a server whose certificate `tls` would refuse (revoked,
+  // or of a CA it no longer trusts), which end with errc::tls_error.
   // errc::invalid_argument for null, errc::tls_error for a server context.
   result<void> set_tls(std::shared_ptr<TLSContext> tls);
   void join(const std::string& url, const JoinRequest& req, Handler_fn<JoinResponse> h) override;
@@ -273,9 +275,11 @@ class Server {
   // Closes the acceptor and every open connection (streams end with an
   // error on their StreamWriter). Idempotent; safe from any thread.
   void stop();
-  // Replaces ServerOptions::tls, e.g. with renewed certificates:
-  // connections accepted from now on handshake with `tls`; open ones keep
-  // theirs. Only for a Server that speaks TLS (errc::invalid_argument
+  // Replaces ServerOptions::tls, e.g. with renewed certificates or a new
+  // CRL: connections accepted from now on handshake with `tls`; open ones
+  // keep theirs, except those whose client `tls` would refuse (a certificate
+  // it revokes or whose CA it no longer trusts, or none where it now
+  // requires one), which are closed. Only for a Server that speaks TLS (errc::invalid_argument
   // otherwise, or for null); errc::tls_error for a client context. Safe
   // from any thread.
   result<void> set_tls(std::shared_ptr<TLSContext> tls);

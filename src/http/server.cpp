@@ -542,6 +542,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void close() {
     net::post(stream_.get_executor(), [self = shared_from_this()] { self->do_close(); });
   }
+  // Any thread (Server::set_tls): closes this connection if its peer is
+  // one `now` would refuse (http_detail::peer_still_trusted).
+  void recheck(std::shared_ptr<TLSContext> now) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), now = std::move(now)] {
+      if (self->closed_ || !self->stream_.is_tls()) return;
+      if (!peer_still_trusted(self->stream_.tls().native_handle(), *now)) self->do_close();
+    });
+  }
 
   // Stream side, called (via post) from the SessionWriter.
   void stream_write(std::string_view bytes, std::function<void(std::error_code)> done);
@@ -633,15 +641,19 @@ struct Registry {
     std::lock_guard lk(mu);
     if (sessions.erase(s)) --count;
   }
+  std::vector<std::shared_ptr<Session>> live(bool stop) {
+    std::vector<std::shared_ptr<Session>> out;
+    std::lock_guard lk(mu);
+    stopped = stopped || stop;
+    for (auto& [p, w] : sessions)
+      if (auto s = w.lock()) out.push_back(std::move(s));
+    return out;
+  }
   void stop_all() {
-    std::vector<std::shared_ptr<Session>> live;
-    {
-      std::lock_guard lk(mu);
-      stopped = true;
-      for (auto& [p, w] : sessions)
-        if (auto s = w.lock()) live.push_back(std::move(s));
-    }
-    for (auto& s : live) s->close();
+    for (auto& s : live(true)) s->close();
+  }
+  void recheck_all(const std::shared_ptr<TLSContext>& now) {
+    for (auto& s : live(false)) s->recheck(now);
   }
 };
 
@@ -974,7 +986,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         auto tls = current_tls();
         auto sess = tls ? std::make_shared<Session>(AnyStream(std::move(ts), *tls), handler.impl(), opts, reg, tls)
                         : std::make_shared<Session>(AnyStream(std::move(ts)), handler.impl(), opts, reg);
-        if (reg->add(sess)) sess->start();
+        if (reg->add(sess)) {
+          sess->start();
+          // set_tls ran between current_tls() and add(): its recheck_all
+          // missed this one, made with the old context.
+          if (auto now = current_tls(); now != tls) sess->recheck(std::move(now));
+        }
       }
     }
     do_accept();  // transient errors (EMFILE...) must not stop the server
@@ -1035,8 +1052,11 @@ std::size_t Server::connection_count() const noexcept { return impl_->reg->count
 result<void> Server::set_tls(std::shared_ptr<TLSContext> tls) {
   if (!tls || !impl_->opts.tls) return make_error_code(errc::invalid_argument);
   if (!tls->is_server()) return make_error_code(errc::tls_error);
-  std::lock_guard lk(impl_->tls_mu);
-  impl_->tls = std::move(tls);
+  {
+    std::lock_guard lk(impl_->tls_mu);
+    impl_->tls = tls;
+  }
+  impl_->reg->recheck_all(tls);
   return {};
 }
 

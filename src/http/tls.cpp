@@ -154,6 +154,24 @@ struct TLSContextMaker {
   }
 };
 
+bool http_detail::peer_still_trusted(SSL* ssl, TLSContext& now) {
+  if (SSL_is_init_finished(ssl) != 1) return false;
+  SSL_CTX* ctx = now.impl().ctx.native_handle();
+  const int mode = SSL_CTX_get_verify_mode(ctx);
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  if (!(mode & SSL_VERIFY_PEER)) return true;  // a server that checks no client certificates
+  if (!peer) return !(mode & SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
+  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> check(X509_STORE_CTX_new(), X509_STORE_CTX_free);
+  // The chain the peer sent (on a server, without its leaf), and the store's
+  // flags (X509_V_FLAG_CRL_CHECK with a crl_file) as the handshake has them.
+  if (!check || X509_STORE_CTX_init(check.get(), SSL_CTX_get_cert_store(ctx), peer, SSL_get_peer_cert_chain(ssl)) != 1)
+    return false;
+  X509_STORE_CTX_set_default(check.get(), now.is_server() ? "ssl_client" : "ssl_server");
+  const bool ok = X509_verify_cert(check.get()) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
 result<std::shared_ptr<TLSContext>> TLSContext::server(const TLSOptions& o, std::string* why) {
   return TLSContextMaker::make(true, o, why);
 }

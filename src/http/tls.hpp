@@ -23,6 +23,15 @@ struct TLSContext::Impl {
 
 namespace http_detail {
 
+// Whether the peer of an established TLS connection would pass `now`'s
+// verification: its certificate chain against `now`'s CAs and CRLs, and
+// whether `now` requires a certificate at all. False for a handshake not yet
+// finished (it runs under the context it started with). For set_tls, which
+// closes the open connections this says no to: a CRL loaded there revokes
+// the peers already connected too, not only the next ones. The peer's name
+// is not checked again (the URL it was checked against has not changed).
+bool peer_still_trusted(SSL* ssl, TLSContext& now);
+
 using TLSStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
 // One connection, plain or TLS. Reads and writes go through visit() (the

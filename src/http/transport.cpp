@@ -141,13 +141,39 @@ struct HTTPTransport::Impl : std::enable_shared_from_this<HTTPTransport::Impl> {
     if (!tls || tls->is_server()) return make_error_code(errc::tls_error);
     return tls;
   }
+  // A TLS stream in flight, which set_tls asks to check its server again.
+  struct Rechecked {
+    virtual ~Rechecked() = default;
+    virtual void recheck(std::shared_ptr<TLSContext> now) = 0;
+  };
+  std::vector<std::weak_ptr<Rechecked>> tls_streams;  // guarded by mu
+  // Registers a stream made with `made_with`; if set_tls has replaced that
+  // meanwhile, the stream is checked against the new context at once.
+  void add_tls_stream(const std::shared_ptr<Rechecked>& s, const std::shared_ptr<TLSContext>& made_with) {
+    std::shared_ptr<TLSContext> now;
+    {
+      std::lock_guard lk(mu);
+      std::erase_if(tls_streams, [](const auto& w) { return w.expired(); });
+      tls_streams.push_back(s);
+      if (tls != made_with) now = tls;
+    }
+    if (now) s->recheck(std::move(now));
+  }
+
   void set_tls(std::shared_ptr<TLSContext> c) {
-    std::lock_guard lk(mu);
-    tls = std::move(c);
-    // Idle https connections were set up with the old certificates: new
-    // calls handshake anew. (Calls and streams in flight keep theirs.)
-    for (auto& [key, conns] : idle)
-      if (key.rfind("https|", 0) == 0) conns.clear();
+    std::vector<std::shared_ptr<Rechecked>> streams;
+    {
+      std::lock_guard lk(mu);
+      tls = c;
+      // Idle https connections were set up with the old certificates: new
+      // calls handshake anew. (Calls in flight keep theirs.)
+      for (auto& [key, conns] : idle)
+        if (key.rfind("https|", 0) == 0) conns.clear();
+      for (auto& w : tls_streams)
+        if (auto sp = w.lock()) streams.push_back(std::move(sp));
+    }
+    // Streams last; a stream's server that `c` would refuse is cut.
+    for (auto& sp : streams) sp->recheck(c);
   }
 
   void exchange(std::string url, std::string path_query, http::verb verb,
@@ -433,7 +459,10 @@ void HTTPTransport::Impl::ack_by_post(const std::string& url, const AckRequest& 
 
 namespace {
 
-class StreamCall final : public StreamHandle, public AckChannel, public std::enable_shared_from_this<StreamCall> {
+class StreamCall final : public StreamHandle,
+                         public AckChannel,
+                         public HTTPTransport::Impl::Rechecked,
+                         public std::enable_shared_from_this<StreamCall> {
  public:
   StreamCall(std::shared_ptr<HTTPTransport::Impl> t, Target target, std::shared_ptr<TLSContext> tls,
              http::request<http::empty_body> req, StreamCallbacks cb, std::string url, StreamRequest sreq)
@@ -462,7 +491,7 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
   void start() {
     net::dispatch(conn_.stream.get_executor(), [self = shared_from_this()] {
       self->t_->connect(self->conn_, self->target_, [self](beast::error_code ec) {
-        if (ec || self->canceled_) return self->end(map_net_error(ec, self->canceled_));
+        if (ec || self->canceled_ || self->untrusted_) return self->end(map_net_error(ec, self->canceled_));
         self->do_write();
       });
     });
@@ -476,6 +505,18 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
       self->conn_.stream.close();
       // Waiting for more(): no operation will complete to report it.
       if (self->waiting_more_) self->end(make_error_code(errc::canceled));
+    });
+  }
+
+  void recheck(std::shared_ptr<TLSContext> now) override {
+    net::post(conn_.stream.get_executor(), [self = shared_from_this(), now = std::move(now)] {
+      if (self->ended_ || self->canceled_ || !self->conn_.stream.is_tls()) return;
+      if (peer_still_trusted(self->conn_.stream.tls().native_handle(), *now)) return;
+      // As cancel(), but the stream ends with tls_error (end()).
+      self->untrusted_ = true;
+      self->timer_.cancel();
+      self->conn_.stream.close();
+      if (self->waiting_more_) self->end({});
     });
   }
 
@@ -583,6 +624,7 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
 
   void end(std::error_code ec) {
     if (ended_) return;
+    if (untrusted_) ec = make_error_code(errc::tls_error);  // whatever the cut socket's operation said
     ended_ = true;
     waiting_more_ = false;
     t_->remove_channel(url_, this);
@@ -612,6 +654,7 @@ class StreamCall final : public StreamHandle, public AckChannel, public std::ena
   bool canceled_ = false;
   bool waiting_more_ = false;
   bool idle_expired_ = false;
+  bool untrusted_ = false;  // recheck() cut it: the server is one set_tls's context refuses
 };
 
 }  // namespace
@@ -646,7 +689,9 @@ std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, c
   // asked for only by a follower that names itself (its URL).
   if (impl_->opts.ack_channel && !req.url.empty()) r.set(kHeaderAckChannel, "1");
   r.keep_alive(true);
+  auto made_with = *tls;
   auto call = std::make_shared<StreamCall>(impl_, std::move(*t), std::move(*tls), std::move(r), std::move(cb), url, req);
+  if (made_with) impl_->add_tls_stream(call, made_with);
   call->start();
   return call;
 }

@@ -4,7 +4,9 @@
 # is read at the other; a client without a member's certificate and a plain
 # HTTP client get nothing; POST /admin/snapshot answers with the snapshot's
 # index and writes it; SIGHUP reloads renewed certificate files (and keeps
-# the old ones when the new ones do not load); a missing PEM file stops
+# the old ones when the new ones do not load); a certificate of the
+# members' CA is served until a CRL that revokes it is loaded by SIGHUP,
+# and an out-of-date CRL is not loaded; a missing PEM file stops
 # raft-kv with its name. Node 2's key is encrypted (--tls-key-password-file);
 # without its passphrase raft-kv stops with the key file's name rather than
 # asking on a terminal.
@@ -36,8 +38,9 @@ c() { curl -sS --max-time 5 "$@"; }
 # Node 1 reads copies, which the SIGHUP check below replaces.
 mkdir "$work/certs"
 cp "$tls/node.pem" "$tls/node.key" "$work/certs/"
+cp "$tls/ca-empty.crl" "$work/certs/crl.pem"
 flags1=(--tls-cert "$work/certs/node.pem" --tls-key "$work/certs/node.key" --tls-ca "$tls/ca.pem" --tls-client-certs
-  --snapshot-entries 0 --quiet)
+  --tls-crl "$work/certs/crl.pem" --snapshot-entries 0 --quiet)
 
 "$kv" --dir "$work/1" --listen "127.0.0.1:$p1" "${flags1[@]}" >"$work/1.log" 2>&1 &
 pids+=($!)
@@ -93,6 +96,21 @@ hup 2 "TLS certificates reloaded"
 got=$(c "${member[@]}" "https://127.0.0.1:$p1/kv/a") || fail "node 1 refused after its certificate came back"
 [ "$got" = v1 ] || fail "node 1 reads '$got' after the reloads"
 
+# Revocation: `revoked` (the members' CA, the right name) is a member until
+# node 1 loads a CRL that revokes it; a CRL out of date is not loaded.
+revoked=(--cacert "$tls/ca.pem" --cert "$tls/revoked.pem" --key "$tls/revoked.key")
+got=$(c "${revoked[@]}" "https://127.0.0.1:$p1/kv/a") || fail "a certificate not yet revoked was refused"
+[ "$got" = v1 ] || fail "a certificate not yet revoked reads '$got'"
+cp "$tls/ca.crl" "$work/certs/crl.pem"
+hup 3 "TLS certificates reloaded"
+if out=$(c "${revoked[@]}" "https://127.0.0.1:$p1/kv/a" 2>&1); then fail "a revoked certificate was answered: $out"; fi
+cp "$tls/ca-expired.crl" "$work/certs/crl.pem"
+hup 2 "keeping the current certificates"
+grep -q "crl.pem.*out of date" "$work/1.log" || fail "node 1 did not say why it kept the old CRL"
+if out=$(c "${revoked[@]}" "https://127.0.0.1:$p1/kv/a" 2>&1); then fail "the revoked certificate came back: $out"; fi
+got=$(c "${member[@]}" "https://127.0.0.1:$p1/kv/a") || fail "node 1 refused a member after the out-of-date CRL"
+[ "$got" = v1 ] || fail "node 1 reads '$got' after the CRL reloads"
+
 set +e
 out=$("$kv" --dir "$work/3" --listen 127.0.0.1:1 --tls-cert "$work/missing.pem" --tls-key "$tls/node.key" 2>&1)
 rc=$?
@@ -106,4 +124,11 @@ rc=$?
 set -e
 [ $rc = 2 ] || fail "an encrypted key without its passphrase: exit $rc"
 case "$out" in *node-encrypted.key*private_key_password*) ;; *) fail "an encrypted key without its passphrase: '$out'" ;; esac
+set +e
+out=$("$kv" --dir "$work/5" --listen 127.0.0.1:1 --tls-cert "$tls/node.pem" --tls-key "$tls/node.key" \
+  --tls-crl "$tls/ca.crl" 2>&1)
+rc=$?
+set -e
+[ $rc = 2 ] || fail "--tls-crl without --tls-ca: exit $rc"
+case "$out" in *"--tls-crl needs --tls-ca"*) ;; *) fail "--tls-crl without --tls-ca: '$out'" ;; esac
 echo "raft-kv over mutual TLS: ok"

@@ -73,11 +73,13 @@ class TLS : public NetTest {
   // A heartbeat from `t` fails as a refused connection does (the caller
   // cannot tell a failed handshake from a refused connect) and reaches no
   // Service.
-  void expect_refused(HTTPTransport& t, const std::string& to) {
+  void expect_refused(HTTPTransport& t, const std::string& to) { expect_refused_after(t, to, 0); }
+  // The same, for a Service that has had `calls` calls.
+  void expect_refused_after(HTTPTransport& t, const std::string& to, std::size_t calls) {
     auto r = heartbeat(t, to);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), errc::transport_error);
-    EXPECT_TRUE(svc.calls.empty());
+    EXPECT_EQ(svc.calls.size(), calls);
   }
 };
 
@@ -339,6 +341,84 @@ TEST_F(TLS, ARevokedCertificateIsRefusedOnEitherSide) {
   auto unchecking = client(client_ctx(trusting()));
   auto r2 = heartbeat(*unchecking, url);
   EXPECT_TRUE(r2) << r2.error().message();
+}
+
+// A CRL loaded while running (Server::set_tls) also reaches the revoked
+// peer's connections already open, a stream included: they are closed,
+// while a member's kept-alive connection goes on.
+TEST_F(TLS, ACRLLoadedWhileRunningClosesTheRevokedClientsOpenConnections) {
+  auto so = member();
+  so.require_client_certificate = true;
+  so.crl_file = pem("ca-empty.crl");
+  ASSERT_NO_FATAL_FAILURE(serve_tls(so));
+  svc.hb_result = HeartbeatResponse{7, 3, {}, 2};
+  auto revoked = client(client_ctx(member("revoked")));
+  auto good = client(client_ctx(member()));
+  ASSERT_TRUE(heartbeat(*revoked, url));  // not revoked yet
+  ASSERT_TRUE(heartbeat(*good, url));
+  std::shared_ptr<StreamWriter> writer;
+  svc.on_stream = [&](std::shared_ptr<StreamWriter> w) { writer = std::move(w); };
+  std::optional<std::error_code> ended;
+  auto h = revoked->read_from(url, {2, 1, 0, 0, ""}, {[](std::string_view, std::function<void()> more) { more(); },
+                                                      [&](std::error_code ec) { ended = ec; }});
+  ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
+  ASSERT_FALSE(write_once(ioc, *writer, "bytes"));
+  ASSERT_TRUE(run_until(ioc, [&] { return server->connection_count() == 3u; }));
+
+  // The same CRL again: nothing is revoked, nothing is closed.
+  ASSERT_TRUE(server->set_tls(server_ctx(so)));
+  run_until(ioc, [] { return false; }, 50ms);
+  EXPECT_EQ(server->connection_count(), 3u);
+  EXPECT_FALSE(ended.has_value());
+
+  so.crl_file = pem("ca.crl");
+  ASSERT_TRUE(server->set_tls(server_ctx(so)));
+  ASSERT_TRUE(run_until(ioc, [&] { return ended.has_value() && server->connection_count() == 1u; }))
+      << server->connection_count();
+  EXPECT_TRUE(*ended);  // an error, not the stream's end
+  const auto calls = svc.calls.size();
+  expect_refused_after(*revoked, url, calls);
+  auto r = heartbeat(*good, url);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(good->connections_opened(), 1u);  // its connection was kept
+}
+
+// The client's side: HTTPTransport::set_tls with a CRL that revokes the
+// server's certificate ends a stream from it with tls_error; a context that
+// revokes nothing leaves it running.
+TEST_F(TLS, ACRLLoadedWhileRunningEndsAStreamFromARevokedServer) {
+  ASSERT_NO_FATAL_FAILURE(serve_tls(member("revoked")));
+  std::shared_ptr<StreamWriter> writer;
+  svc.on_stream = [&](std::shared_ptr<StreamWriter> w) { writer = std::move(w); };
+  auto co = trusting();
+  co.crl_file = pem("ca-empty.crl");
+  auto t = client(client_ctx(co));
+  std::string got;
+  std::optional<std::error_code> ended;
+  auto h = t->read_from(url, {2, 1, 0, 0, ""},
+                        {[&](std::string_view b, std::function<void()> more) {
+                           got.append(b);
+                           more();
+                         },
+                         [&](std::error_code ec) { ended = ec; }});
+  ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
+  ASSERT_FALSE(write_once(ioc, *writer, "one"));
+  ASSERT_TRUE(run_until(ioc, [&] { return got == "one"; }));
+  ASSERT_TRUE(t->set_tls(client_ctx(co)));  // revokes nothing
+  ASSERT_FALSE(write_once(ioc, *writer, "two"));
+  ASSERT_TRUE(run_until(ioc, [&] { return got == "onetwo"; }));
+  EXPECT_FALSE(ended.has_value());
+  co.crl_file = pem("ca.crl");
+  ASSERT_TRUE(t->set_tls(client_ctx(co)));
+  ASSERT_TRUE(run_until(ioc, [&] { return ended.has_value(); }));
+  EXPECT_EQ(*ended, errc::tls_error);
+  // And a new stream does not get past the handshake.
+  std::optional<std::error_code> again;
+  auto h2 = t->read_from(url, {2, 1, 0, 0, ""}, {[](std::string_view, std::function<void()> more) { more(); },
+                                                 [&](std::error_code ec) { again = ec; }});
+  ASSERT_TRUE(run_until(ioc, [&] { return again.has_value(); }));
+  EXPECT_EQ(*again, errc::transport_error);
+  EXPECT_EQ(got, "onetwo");
 }
 
 // A temporary directory for files a test writes.

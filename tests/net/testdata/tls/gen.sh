@@ -31,9 +31,10 @@ leaf node ca "IP:127.0.0.1,DNS:localhost"          # a member: server and client
 leaf rogue rogue-ca "IP:127.0.0.1,DNS:localhost"   # right name, wrong CA
 leaf othername ca "IP:10.11.12.13,DNS:elsewhere"   # right CA, wrong name
 leaf revoked ca "IP:127.0.0.1,DNS:localhost"       # right CA and name, but revoked by ca.crl
-# CRLs (TLSOptions::crl_file): ca's revoking `revoked`, one out of date since
-# 2020, and the other CA's (revoking nothing).
+# CRLs (TLSOptions::crl_file): ca's revoking `revoked`, ca's revoking
+# nothing, one out of date since 2020, and the other CA's (revoking nothing).
 crl ca.crl ca "-crldays $days" revoked
+crl ca-empty.crl ca "-crldays $days"
 crl ca-expired.crl ca "-crl_lastupdate 20200101000000Z -crl_nextupdate 20200102000000Z"
 crl rogue-ca.crl rogue-ca "-crldays $days"
 # node.key encrypted (TLSOptions::private_key_password)
