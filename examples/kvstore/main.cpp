@@ -84,8 +84,8 @@ A replicated key-value service on raft::Log.
                           such as curl --cert) without a certificate from
                           --tls-ca; this node presents --tls-cert to its peers.
                           SIGHUP reads the --tls-* files again (renewed
-                          certificates, a new CRL) for the connections opened
-                          afterwards
+                          certificates, a new CRL): new connections use them,
+                          and open ones whose peer they refuse are closed
   --advertise URL         URL other nodes use to reach this one
                           (default: http://HOST:PORT of --listen, https://
                           with --tls-cert)
@@ -299,6 +299,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::body_limit) return reply_text(http::status::payload_too_large, "value too large", false);
     if (ec == http::error::header_limit) return reply_text(http::status::request_header_fields_too_large, "headers too large", false);
     if (ec) return;  // closed, timed out or malformed: drop the connection
+    if (tls_ && !still_trusted()) return;  // dropped, as a malformed request is
     req_ = parser_->release();
     if (raft::is_raft_target(req_.target())) {
       // Until given back, the connection belongs to raft.
@@ -322,6 +323,19 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     handle();
+  }
+
+  // A connection opened under certificates that SIGHUP has replaced since:
+  // its client must pass the new ones too (a CRL that now revokes it, a CA
+  // no longer trusted). Checked once per new context, before a request is
+  // served; raft::recheck_raft_connections covers the connections that are
+  // in raft's hands meanwhile (streams).
+  bool still_trusted() {
+    auto now = node_.current_tls();
+    if (now == checked_) return true;
+    if (!raft::peer_still_trusted(*tls_, *now)) return false;
+    checked_ = std::move(now);
+    return true;
   }
 
   void handle() {
@@ -549,6 +563,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Node& node_;
   net::any_io_executor ex_;                   // the connection's strand
   std::shared_ptr<raft::TLSContext> tls_ctx_;  // what tls_ uses: outlives it, whatever SIGHUP loads
+  std::shared_ptr<raft::TLSContext> checked_ = tls_ctx_;  // the newest context the client was checked against
   std::optional<beast::tcp_stream> stream_;   // plain HTTP, or
   std::optional<raft::TLSBeastStream> tls_;   // TLS (Node::tls)
   beast::flat_buffer buffer_;
@@ -767,8 +782,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "raft-kv: node %llu serving %s (advertised %s), data in %s\n",
                  static_cast<unsigned long long>(log.id()), opts.listen.c_str(), opts.advertise.c_str(), opts.dir.c_str());
     // Block until SIGINT/SIGTERM. With TLS, SIGHUP reads the --tls-* files
-    // again (renewed certificates): new connections, in and out, use them;
-    // open ones keep theirs. Files that fail to load change nothing.
+    // again (renewed certificates, a new CRL): new connections, in and out,
+    // use them; open ones keep theirs unless their peer is one the new
+    // files refuse. Files that fail to load change nothing.
     net::io_context sig_io;
     net::signal_set signals(sig_io, SIGINT, SIGTERM);
     if (node.current_tls()) signals.add(SIGHUP);
@@ -784,6 +800,10 @@ int main(int argc, char** argv) {
           std::lock_guard lk(node.tls_mu);
           node.tls = tls->server;
         }
+        // Open connections whose peer the new files refuse are closed: the
+        // streams raft serves here, and the peers' streams this node reads
+        // (set_tls); the others are checked at their next request.
+        raft::recheck_raft_connections(*node.handler, tls->server);
         (void)http_transport.set_tls(tls->client);  // a client context: cannot fail
         std::fprintf(stderr, "raft-kv: SIGHUP: TLS certificates reloaded\n");
       } else {

@@ -32,4 +32,19 @@ void serve_raft_request(Handler& handler, TLSBeastStream stream,
                         boost::beast::http::request<boost::beast::http::string_body> req,
                         std::function<void(TLSBeastStream)> give_back, const ServerOptions& opts = {});
 
+// Revocation while running (a new CRL, or a CA no longer trusted): after
+// your port moves to a new context, close what `now` would refuse.
+//
+// Whether the peer of `stream` (its handshake done) would pass `now`'s
+// checks: its certificate chain against `now`'s CAs and CRLs
+// (TLSOptions::crl_file), and whether `now` requires a certificate at all.
+// Call on the stream's strand, e.g. before serving each request on a
+// connection made under an older context. (raft::Server and HTTPTransport
+// do this for their own connections in set_tls.)
+bool peer_still_trusted(TLSBeastStream& stream, TLSContext& now);
+// The connections raft holds at the moment through serve_raft_request (a
+// stream to a follower, mostly; they are not yours to reach until given
+// back) are closed if their peer is one `now` would refuse. Any thread.
+void recheck_raft_connections(Handler& handler, std::shared_ptr<TLSContext> now);
+
 }  // namespace raft

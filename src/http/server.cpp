@@ -217,10 +217,18 @@ bool valid_node_url(std::string_view s) {
 
 // ---------------------------------------------------------------- Handler
 
+namespace {
+struct Registry;
+std::shared_ptr<Registry> make_registry();
+}  // namespace
+
 struct Handler::Impl {
-  Impl(Service& s, HandlerOptions o) : svc(s), opts(std::move(o)) {}
+  Impl(Service& s, HandlerOptions o) : svc(s), opts(std::move(o)), hooked(make_registry()) {}
   Service& svc;
   HandlerOptions opts;
+  // The TLS connections in raft's hands through serve_raft_request, for
+  // recheck_raft_connections.
+  std::shared_ptr<Registry> hooked;
 
   // Whether `req` carries the auth token (HandlerOptions::auth_token).
   bool authorized(const Request& req) const {
@@ -657,6 +665,8 @@ struct Registry {
   }
 };
 
+std::shared_ptr<Registry> make_registry() { return std::make_shared<Registry>(); }
+
 Session::~Session() {
   if (reg_) reg_->remove(this);
   if (done_) done_(make_error_code(errc::transport_error));
@@ -779,6 +789,7 @@ void Session::on_write(beast::error_code ec) {
     auto gb = std::move(give_back_);
     give_back_ = nullptr;
     closed_ = true;  // no longer ours
+    if (reg_) reg_->remove(this);
     return gb(stream_);
   }
   do_read();
@@ -1070,8 +1081,18 @@ void serve_raft_request(Handler& handler, beast::tcp_stream stream, Request req,
 
 void serve_raft_request(Handler& handler, TLSBeastStream stream, Request req,
                         std::function<void(TLSBeastStream)> give_back, const ServerOptions& opts) {
-  auto s = std::make_shared<Session>(AnyStream(std::move(stream)), handler.impl(), opts, nullptr);
+  auto& reg = handler.impl().hooked;
+  auto s = std::make_shared<Session>(AnyStream(std::move(stream)), handler.impl(), opts, reg);
+  reg->add(s);
   s->start_with(std::move(req), [gb = std::move(give_back)](AnyStream& st) { gb(st.release_tls()); });
+}
+
+void recheck_raft_connections(Handler& handler, std::shared_ptr<TLSContext> now) {
+  if (now) handler.impl().hooked->recheck_all(now);
+}
+
+bool peer_still_trusted(TLSBeastStream& stream, TLSContext& now) {
+  return http_detail::peer_still_trusted(stream.native_handle(), now);
 }
 
 }  // namespace raft

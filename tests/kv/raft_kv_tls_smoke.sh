@@ -101,8 +101,45 @@ got=$(c "${member[@]}" "https://127.0.0.1:$p1/kv/a") || fail "node 1 refused aft
 revoked=(--cacert "$tls/ca.pem" --cert "$tls/revoked.pem" --key "$tls/revoked.key")
 got=$(c "${revoked[@]}" "https://127.0.0.1:$p1/kv/a") || fail "a certificate not yet revoked was refused"
 [ "$got" = v1 ] || fail "a certificate not yet revoked reads '$got'"
-cp "$tls/ca.crl" "$work/certs/crl.pem"
-hup 3 "TLS certificates reloaded"
+# A connection the revoked certificate opened before is closed at its next
+# request; a member's connection opened before goes on.
+python3 - "$p1" "$tls" "$work" "${pids[0]}" <<'PY' || fail "open connections across the CRL's reload"
+import os, signal, socket, ssl, sys, time
+port, tls, work, pid = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+def connect(name):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(f"{tls}/ca.pem")
+    ctx.load_cert_chain(f"{tls}/{name}.pem", f"{tls}/{name}.key")
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="127.0.0.1")
+def get(s):  # the status line of a GET /kv/a on s, or None when s is cut
+    try:
+        s.sendall(b"GET /kv/a HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            got = s.recv(4096)
+            if not got: return None
+            data += got
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:"))
+        while len(body) < length: body += s.recv(4096)
+        return head.split(b"\r\n")[0].decode()
+    except (OSError, ssl.SSLError):
+        return None
+revoked, member = connect("revoked"), connect("node")
+assert get(revoked) == "HTTP/1.1 200 OK", "not revoked yet"
+assert get(member) == "HTTP/1.1 200 OK"
+with open(f"{tls}/ca.crl", "rb") as src, open(f"{work}/certs/crl.pem", "wb") as dst: dst.write(src.read())
+os.kill(pid, signal.SIGHUP)
+for _ in range(100):
+    if open(f"{work}/1.log").read().count("TLS certificates reloaded") >= 3: break
+    time.sleep(0.1)
+else:
+    sys.exit("no reload after SIGHUP")
+r = get(revoked)
+assert r is None, f"the revoked certificate's open connection was answered: {r}"
+r = get(member)
+assert r == "HTTP/1.1 200 OK", f"the member's open connection: {r}"
+PY
 if out=$(c "${revoked[@]}" "https://127.0.0.1:$p1/kv/a" 2>&1); then fail "a revoked certificate was answered: $out"; fi
 cp "$tls/ca-expired.crl" "$work/certs/crl.pem"
 hup 2 "keeping the current certificates"

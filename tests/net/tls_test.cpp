@@ -508,7 +508,10 @@ TEST_F(TLS, ACRLFileIsCheckedWhenTheContextIsMade) {
 // TLS context, completes the handshake, reads requests, answers its own
 // routes and hands /raft/* to raft, which gives the connection back.
 struct UserTLSServer {
-  UserTLSServer(net::io_context& ioc, Handler& h) : acc(ioc, {net::ip::make_address("127.0.0.1"), 0}), handler(h) {
+  // With `tls`, its context (raft::native_context) instead of the server's
+  // own one.
+  UserTLSServer(net::io_context& ioc, Handler& h, std::shared_ptr<TLSContext> tls = nullptr)
+      : acc(ioc, {net::ip::make_address("127.0.0.1"), 0}), handler(h), tls(std::move(tls)) {
     ctx.use_certificate_chain_file(pem("node.pem"));
     ctx.use_private_key_file(pem("node.key"), net::ssl::context::pem);
     accept();
@@ -541,7 +544,7 @@ struct UserTLSServer {
   void accept() {
     acc.async_accept([this](boost::beast::error_code ec, tcp::socket s) {
       if (ec) return;
-      auto sess = std::make_shared<Session>(std::move(s), ctx, handler);
+      auto sess = std::make_shared<Session>(std::move(s), tls ? native_context(*tls) : ctx, handler);
       sessions.push_back(sess);
       sess->stream->async_handshake(net::ssl::stream_base::server, [sess](boost::beast::error_code e) {
         if (!e) sess->do_read();
@@ -553,6 +556,7 @@ struct UserTLSServer {
   net::ssl::context ctx{net::ssl::context::tls_server};
   tcp::acceptor acc;
   Handler& handler;
+  std::shared_ptr<TLSContext> tls;
   std::vector<std::shared_ptr<Session>> sessions;
 };
 
@@ -584,6 +588,63 @@ TEST_F(TLS, TheBeastHookServesRaftOnTheApplicationsTLSConnection) {
   EXPECT_TRUE(run_until(ioc, [&] { return got == "frames"; }));
   writer.reset();
   h->cancel();
+}
+
+// Revocation on the hook: after the application's port moves to a context
+// with a CRL, peer_still_trusted tells it which of its kept-alive
+// connections to close, and recheck_raft_connections closes the revoked
+// peer's connection that raft holds (its stream), not a member's.
+TEST_F(TLS, OnTheHookTheApplicationAndRaftEachCutTheRevokedPeersConnections) {
+  auto so = member();
+  so.require_client_certificate = true;
+  so.crl_file = pem("ca-empty.crl");
+  auto before = server_ctx(so);
+  UserTLSServer us(ioc, handler, before);
+  svc.hb_result = HeartbeatResponse{4, 2, {}, 1};
+  const std::string at = "https://127.0.0.1:" + std::to_string(us.port());
+  auto revoked = client(client_ctx(member("revoked")));
+  auto good = client(client_ctx(member()));
+  ASSERT_TRUE(heartbeat(*revoked, at));  // sessions[0]
+  ASSERT_TRUE(heartbeat(*good, at));     // sessions[1]
+  ASSERT_TRUE(run_until(ioc, [&] { return us.sessions.size() == 2 && us.sessions[1]->given_back == 1; }));
+  ASSERT_EQ(us.sessions[0]->given_back, 1);
+
+  std::vector<std::shared_ptr<StreamWriter>> writers;
+  svc.on_stream = [&](std::shared_ptr<StreamWriter> w) { writers.push_back(std::move(w)); };
+  std::string revoked_got, good_got;
+  std::optional<std::error_code> revoked_end, good_end;
+  auto h1 = revoked->read_from(at, {2, 1, 0, 0, ""}, {[&](std::string_view b, std::function<void()> more) {
+                                                        revoked_got.append(b);
+                                                        more();
+                                                      },
+                                                      [&](std::error_code ec) { revoked_end = ec; }});
+  ASSERT_TRUE(run_until(ioc, [&] { return writers.size() == 1; }));
+  ASSERT_FALSE(write_once(ioc, *writers[0], "up"));  // the stream's head goes with its first bytes
+  ASSERT_TRUE(run_until(ioc, [&] { return revoked_got == "up"; }));
+  auto h2 = good->read_from(at, {3, 1, 0, 0, ""}, {[&](std::string_view b, std::function<void()> more) {
+                                                     good_got.append(b);
+                                                     more();
+                                                   },
+                                                   [&](std::error_code ec) { good_end = ec; }});
+  ASSERT_TRUE(run_until(ioc, [&] { return writers.size() == 2; }));
+  ASSERT_FALSE(write_once(ioc, *writers[1], "up"));
+  ASSERT_TRUE(run_until(ioc, [&] { return good_got == "up"; }));
+
+  so.crl_file = pem("ca.crl");
+  auto now = server_ctx(so);
+  // The application's side: the connections given back to it.
+  EXPECT_FALSE(peer_still_trusted(*us.sessions[0]->stream, *now));
+  EXPECT_TRUE(peer_still_trusted(*us.sessions[0]->stream, *before));
+  EXPECT_TRUE(peer_still_trusted(*us.sessions[1]->stream, *now));
+  // Raft's side: the streams.
+  EXPECT_FALSE(revoked_end.has_value());
+  recheck_raft_connections(handler, now);
+  ASSERT_TRUE(run_until(ioc, [&] { return revoked_end.has_value(); }));
+  EXPECT_EQ(*revoked_end, errc::transport_error);
+  ASSERT_FALSE(write_once(ioc, *writers[1], "still"));
+  ASSERT_TRUE(run_until(ioc, [&] { return good_got == "upstill"; }));
+  EXPECT_FALSE(good_end.has_value());
+  h2->cancel();
 }
 
 }  // namespace
