@@ -3,7 +3,9 @@
 // or misnamed server certificate, a client without a member's certificate
 // under mutual TLS, plain HTTP to a TLS port, an https:// URL with no
 // TLSContext, unreadable or mismatched PEM files, a revoked certificate
-// and CRL files that cannot work. Certificates and CRLs are in
+// and CRL files that cannot work; a CRL loaded while running closing the
+// revoked peer's open connections (Server, transport, the hook).
+// Certificates and CRLs are in
 // testdata/tls (made by its gen.sh).
 #include "net_fixture.hpp"
 #include "raft/http_beast_tls.hpp"
