@@ -308,6 +308,61 @@ TEST_F(RealCluster, MutualTLSClusterReplicatesAndRefusesAStranger) {
   EXPECT_EQ(leader()->log->config().nodes.size(), 3u);
 }
 
+// Revocation while running: every member's server and transport take a CRL
+// that revokes node 3's certificate (set_tls). Node 3's open connections
+// (its stream, kept-alive calls) are closed and new ones refused, so it
+// learns nothing more, leading or not when it happens; the other two elect
+// or keep a leader among themselves and commit.
+TEST_F(RealCluster, AMemberRevokedWhileRunningIsCutOffAndTheOthersCommit) {
+  const std::string d = RAFT_TLS_TESTDATA;
+  auto contexts = [&](const std::string& cert, const std::string& crl) {
+    TLSOptions o;
+    o.certificate_chain_file = d + "/" + cert + ".pem";
+    o.private_key_file = d + "/" + cert + ".key";
+    o.ca_file = d + "/ca.pem";
+    o.crl_file = d + "/" + crl;
+    o.require_client_certificate = true;
+    auto server = TLSContext::server(o);
+    o.require_client_certificate = false;
+    auto client = TLSContext::client(o);
+    EXPECT_TRUE(server && client);
+    return std::pair{server ? *server : nullptr, client ? *client : nullptr};
+  };
+  std::tie(server_tls_, client_tls_) = contexts("node", "ca-empty.crl");
+  auto& first = add();
+  ASSERT_TRUE(first.log->initialize());
+  ASSERT_TRUE(add().log->join(first.url));
+  std::tie(server_tls_, client_tls_) = contexts("revoked", "ca-empty.crl");  // not revoked yet
+  Node& third = add();
+  ASSERT_TRUE(third.log->join(first.url));
+  for (int i = 0; i < 20; ++i) apply_via_leader("before" + std::to_string(i));
+  ASSERT_TRUE(all_have(20));
+
+  auto [server_now, client_now] = contexts("node", "ca.crl");
+  for (std::size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(nodes_[i]->server->set_tls(server_now));
+    ASSERT_TRUE(nodes_[i]->transport->set_tls(client_now));
+  }
+  const std::size_t third_had = third.fsm.data().size();
+  for (int i = 0; i < 30; ++i) apply_via_leader("after" + std::to_string(i));
+  ASSERT_TRUE(eventually([&] {
+    return nodes_[0]->fsm.data().size() >= 20 + 30 && nodes_[1]->fsm.data().size() >= 20 + 30;
+  }, 10s));
+  Node* l = leader();
+  ASSERT_NE(l, nullptr);
+  EXPECT_NE(l, &third);
+  // Node 3 got at most what was on its stream as the CRL came in (the
+  // checks run on each connection's strand, just after set_tls), and from
+  // then on nothing.
+  const std::size_t third_got = third.fsm.data().size();
+  EXPECT_LT(third_got, 20u + 30u) << "had " << third_had;
+  for (int i = 0; i < 10; ++i) apply_via_leader("later" + std::to_string(i));
+  ASSERT_TRUE(eventually([&] {
+    return nodes_[0]->fsm.data().size() >= 60 && nodes_[1]->fsm.data().size() >= 60;
+  }, 10s));
+  EXPECT_EQ(third.fsm.data().size(), third_got);
+}
+
 // Reads over real HTTP heartbeats: each read_barrier at the leader finds
 // its FSM holding every write acknowledged before it; a follower refuses.
 // Each acknowledged write is seen by a read_barrier() asked next, of the
