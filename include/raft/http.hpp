@@ -80,9 +80,10 @@ struct TLSOptions {
   // context is made, or errc::tls_error. Checked for the peer's own
   // certificate (not its intermediates), and strictly: once crl_file is set,
   // a peer whose issuer has no CRL in it is refused, and so is every peer
-  // once the CRL's next update passes. Load a new one before then (a new
-  // TLSContext; raft-kv does it on SIGHUP). Connections already open are not
-  // checked again.
+  // once the CRL's next update passes. Load a new one before then: a new
+  // TLSContext handed to Server::set_tls and HTTPTransport::set_tls, which
+  // also close the open connections of the peers it refuses (raft-kv does
+  // it on SIGHUP).
   std::string crl_file;
 };
 
@@ -279,9 +280,9 @@ class Server {
   // CRL: connections accepted from now on handshake with `tls`; open ones
   // keep theirs, except those whose client `tls` would refuse (a certificate
   // it revokes or whose CA it no longer trusts, or none where it now
-  // requires one), which are closed. Only for a Server that speaks TLS (errc::invalid_argument
-  // otherwise, or for null); errc::tls_error for a client context. Safe
-  // from any thread.
+  // requires one), which are closed. Only for a Server that speaks TLS
+  // (errc::invalid_argument otherwise, or for null); errc::tls_error for a
+  // client context. Safe from any thread.
   result<void> set_tls(std::shared_ptr<TLSContext> tls);
 
   std::size_t connection_count() const noexcept;

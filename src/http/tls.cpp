@@ -58,7 +58,8 @@ std::string load_crls(SSL_CTX* ctx, const std::string& file) {
                                                             X509_CRL_free);
     if (!crl) break;
     ++count;
-    const std::string which = "its CRL #" + std::to_string(count) + " (issuer " + name_of(X509_CRL_get_issuer(crl.get())) + ")";
+    const std::string which =
+        "its CRL #" + std::to_string(count) + " (issuer " + name_of(X509_CRL_get_issuer(crl.get())) + ")";
     bool signed_by_ca = false;
     for (int i = 0; i < sk_X509_OBJECT_num(known) && !signed_by_ca; ++i) {
       X509* ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(known, i));
@@ -164,7 +165,8 @@ bool http_detail::peer_still_trusted(SSL* ssl, TLSContext& now) {
   std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> check(X509_STORE_CTX_new(), X509_STORE_CTX_free);
   // The chain the peer sent (on a server, without its leaf), and the store's
   // flags (X509_V_FLAG_CRL_CHECK with a crl_file) as the handshake has them.
-  if (!check || X509_STORE_CTX_init(check.get(), SSL_CTX_get_cert_store(ctx), peer, SSL_get_peer_cert_chain(ssl)) != 1)
+  if (!check ||
+      X509_STORE_CTX_init(check.get(), SSL_CTX_get_cert_store(ctx), peer, SSL_get_peer_cert_chain(ssl)) != 1)
     return false;
   X509_STORE_CTX_set_default(check.get(), now.is_server() ? "ssl_client" : "ssl_server");
   const bool ok = X509_verify_cert(check.get()) == 1;

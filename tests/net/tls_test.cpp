@@ -38,6 +38,14 @@ TLSOptions member(const std::string& cert = "node", const std::string& ca = "ca"
   return o;
 }
 
+// A member's server under mutual TLS that checks the CRLs in `crl`.
+TLSOptions mutual_with_crl(const std::string& crl) {
+  auto o = member();
+  o.require_client_certificate = true;
+  o.crl_file = pem(crl);
+  return o;
+}
+
 std::shared_ptr<TLSContext> server_ctx(const TLSOptions& o) {
   std::string why;
   auto c = TLSContext::server(o, &why);
@@ -320,9 +328,7 @@ TEST_F(TLS, EncryptedPrivateKeyNeedsItsPassphrase) {
 // either side of the handshake, while a member's certificate is still
 // served.
 TEST_F(TLS, ARevokedCertificateIsRefusedOnEitherSide) {
-  auto so = member();
-  so.require_client_certificate = true;
-  so.crl_file = pem("ca.crl");
+  auto so = mutual_with_crl("ca.crl");
   ASSERT_NO_FATAL_FAILURE(serve_tls(so));
   svc.hb_result = HeartbeatResponse{7, 3, {}, 2};
   auto revoked = client(client_ctx(member("revoked")));
@@ -349,9 +355,7 @@ TEST_F(TLS, ARevokedCertificateIsRefusedOnEitherSide) {
 // peer's connections already open, a stream included: they are closed,
 // while a member's kept-alive connection goes on.
 TEST_F(TLS, ACRLLoadedWhileRunningClosesTheRevokedClientsOpenConnections) {
-  auto so = member();
-  so.require_client_certificate = true;
-  so.crl_file = pem("ca-empty.crl");
+  auto so = mutual_with_crl("ca-empty.crl");
   ASSERT_NO_FATAL_FAILURE(serve_tls(so));
   svc.hb_result = HeartbeatResponse{7, 3, {}, 2};
   auto revoked = client(client_ctx(member("revoked")));
@@ -450,10 +454,8 @@ struct ScratchDir {
 // though ca_file trusts that CA.
 TEST_F(TLS, WithACRLFileAPeerWhoseCAHasNoCRLIsRefused) {
   ScratchDir dir;
-  auto so = member();
+  auto so = mutual_with_crl("ca.crl");
   so.ca_file = dir.write("both-cas.pem", {"ca.pem", "rogue-ca.pem"});
-  so.require_client_certificate = true;
-  so.crl_file = pem("ca.crl");
   ASSERT_NO_FATAL_FAILURE(serve_tls(so));
   svc.hb_result = HeartbeatResponse{7, 3, {}, 2};
   auto co = member("rogue");
@@ -597,9 +599,7 @@ TEST_F(TLS, TheBeastHookServesRaftOnTheApplicationsTLSConnection) {
 // connections to close, and recheck_raft_connections closes the revoked
 // peer's connection that raft holds (its stream), not a member's.
 TEST_F(TLS, OnTheHookTheApplicationAndRaftEachCutTheRevokedPeersConnections) {
-  auto so = member();
-  so.require_client_certificate = true;
-  so.crl_file = pem("ca-empty.crl");
+  auto so = mutual_with_crl("ca-empty.crl");
   auto before = server_ctx(so);
   UserTLSServer us(ioc, handler, before);
   svc.hb_result = HeartbeatResponse{4, 2, {}, 1};
