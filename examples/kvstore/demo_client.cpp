@@ -14,11 +14,14 @@
 //   raft-demo handover    --nodes U,U,... --node U [--token T] [--timeout S]
 //   raft-demo promote     --nodes U,U,... --node U [--timeout S]
 //   raft-demo demote      --nodes U,U,... --node U [--timeout S]
+//   (any command but ports) --tls DIR: the nodes are https:// under mutual
+//   TLS; trust DIR/ca.pem and present DIR/node.pem with DIR/node.key
 //
 // Human-readable progress goes to stderr; the one value a script needs (a
 // leader URL, a list of ports) goes to stdout. Exit status 0 iff the step's
 // check held.
 #include "kvstore/kv_http_client.hpp"
+#include "raft/http.hpp"
 
 #include <boost/asio.hpp>
 
@@ -59,6 +62,7 @@ namespace {
 // transport errors with a bounded backoff until the deadline. Puts of a fixed
 // value are idempotent, so retrying them is harmless for the demo.
 struct KvClient {
+  KvClient(std::vector<std::string> n, std::shared_ptr<raft::TLSContext> tls) : nodes(std::move(n)), http(std::move(tls)) {}
   std::vector<std::string> nodes;
   HttpClient http;
   std::mt19937 rng{std::random_device{}()};
@@ -131,6 +135,7 @@ struct Args {
   double timeout = 20;
   pid_t kill_pid = 0;
   std::uint64_t from = 0;  // catchup: the node's appliedIndex when it was killed
+  std::shared_ptr<raft::TLSContext> tls;  // --tls DIR: https:// nodes under mutual TLS
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -155,7 +160,7 @@ std::string value_of(std::size_t i, const std::string& token) { return "value-" 
 // Polls every node (but `exclude`) until one says it is the leader.
 std::optional<Status> find_leader(const Args& a, const std::string& exclude, Clock::time_point deadline,
                                   std::string* url_out) {
-  HttpClient http;
+  HttpClient http(a.tls);
   while (Clock::now() < deadline) {
     for (const auto& n : a.nodes) {
       if (n == exclude) continue;
@@ -182,7 +187,7 @@ int cmd_ports(std::size_t n) {
 }
 
 int cmd_status(const Args& a) {
-  HttpClient http;
+  HttpClient http(a.tls);
   std::fprintf(stderr, "  %s%-24s %-3s %-9s %5s %8s %8s%s\n", DIM, "node", "id", "state", "term", "commit", "applied", RESET);
   for (const auto& n : a.nodes) {
     auto s = get_status(http, n);
@@ -220,8 +225,7 @@ std::size_t run_parallel(const Args& a, const char* what, Op op, double* rate) {
   std::vector<std::thread> threads;
   for (std::size_t w = 0; w < a.workers; ++w) {
     threads.emplace_back([&] {
-      KvClient kv;
-      kv.nodes = a.nodes;
+      KvClient kv(a.nodes, a.tls);
       for (;;) {
         const auto i = next++;
         if (i >= a.count) return;
@@ -296,7 +300,7 @@ int cmd_failover(const Args& a) {
     std::fprintf(stderr, "raft-demo failover: --kill-pid and --old-leader are required\n");
     return 2;
   }
-  HttpClient http;
+  HttpClient http(a.tls);
   const auto before = get_status(http, a.old_leader);
   const auto t0 = Clock::now();
   if (::kill(a.kill_pid, SIGKILL) != 0) {
@@ -317,7 +321,7 @@ int cmd_failover(const Args& a) {
 }
 
 int cmd_catchup(const Args& a) {
-  HttpClient http;
+  HttpClient http(a.tls);
   const auto t0 = Clock::now();
   const auto deadline = t0 + std::chrono::milliseconds(static_cast<long>(a.timeout * 1000));
   std::uint64_t first = a.from;
@@ -351,7 +355,7 @@ int cmd_catchup(const Args& a) {
 // /admin/transfer-leadership?to=ID, Log::transfer_leadership), then measures
 // how long until that node leads and until a write through it is accepted.
 int cmd_handover(const Args& a) {
-  HttpClient http;
+  HttpClient http(a.tls);
   const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(a.timeout * 1000));
   auto target = get_status(http, a.node, 2s);
   if (!target || target->id == 0) {
@@ -385,8 +389,7 @@ int cmd_handover(const Args& a) {
     return 1;
   }
   const double led_ms = ms_since(t0);
-  KvClient kv;
-  kv.nodes = a.nodes;
+  KvClient kv(a.nodes, a.tls);
   kv.leader = a.node;
   auto w = kv.call(Method::put, "/kv/handover-" + a.token, "ok", std::max<Clock::duration>(deadline - Clock::now(), 1s));
   if (!w || w->status != 204) {
@@ -406,7 +409,7 @@ int cmd_handover(const Args& a) {
 // learner (/admin/demote, Log::demote_peer), and checks that the node then
 // reports its new role.
 int cmd_set_role(const Args& a, bool to_voter) {
-  HttpClient http;
+  HttpClient http(a.tls);
   const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(a.timeout * 1000));
   const char* from = to_voter ? "a learner" : "a voter";
   auto target = get_status(http, a.node, 2s);
@@ -445,11 +448,24 @@ int cmd_set_role(const Args& a, bool to_voter) {
   return 0;
 }
 
+// --tls DIR: the client side of raft-kv's mutual TLS (as raft-chaos --tls).
+std::shared_ptr<raft::TLSContext> tls_client(const std::string& dir) {
+  raft::TLSOptions o;
+  o.certificate_chain_file = dir + "/node.pem";
+  o.private_key_file = dir + "/node.key";
+  o.ca_file = dir + "/ca.pem";
+  std::string why;
+  auto c = raft::TLSContext::client(o, &why);
+  if (!c) throw std::invalid_argument("--tls " + dir + ": " + why);
+  return *c;
+}
+
 int usage() {
   std::fprintf(stderr,
                "usage: raft-demo ports N\n"
                "       raft-demo status|wait-leader|write|check|failover|catchup|handover|promote|demote --nodes URL,URL,... [options]\n"
-               "options: --count N --workers N --token T --exclude URL --timeout S --kill-pid PID --old-leader URL --node URL --from N\n");
+               "options: --count N --workers N --token T --exclude URL --timeout S --kill-pid PID --old-leader URL --node URL --from N\n"
+               "         --tls DIR (https:// nodes: trust DIR/ca.pem, present DIR/node.pem and DIR/node.key)\n");
   return 2;
 }
 
@@ -475,6 +491,7 @@ int main(int argc, char** argv) {
       else if (k == "--timeout") a.timeout = std::stod(v);
       else if (k == "--from") a.from = std::stoull(v);
       else if (k == "--kill-pid") a.kill_pid = static_cast<pid_t>(std::stol(v));
+      else if (k == "--tls") a.tls = tls_client(v);
       else return usage();
     }
     if (a.nodes.empty()) return usage();
