@@ -61,9 +61,35 @@ std::size_t Config::voter_count() const noexcept {
   return static_cast<std::size_t>(std::count_if(nodes.begin(), nodes.end(), [](const ConfigNode& n) { return !n.learner; }));
 }
 
+bool Config::is_outgoing_voter(std::uint64_t id) const noexcept {
+  return std::binary_search(outgoing_voters.begin(), outgoing_voters.end(), id);
+}
+
+result<void> Config::enter_joint(const std::vector<std::uint64_t>& voters) {
+  if (joint() || voters.empty()) return errc::invalid_argument;
+  std::vector<std::uint64_t> sorted = voters;
+  std::sort(sorted.begin(), sorted.end());
+  if (sorted.front() == 0 || std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    return errc::invalid_argument;
+  for (auto id : sorted)
+    if (!node_by_id(id)) return errc::node_not_found;
+  for (const auto& n : nodes)
+    if (!n.learner) outgoing_voters.push_back(n.id);
+  std::sort(outgoing_voters.begin(), outgoing_voters.end());
+  for (auto& n : nodes) n.learner = !std::binary_search(sorted.begin(), sorted.end(), n.id);
+  return {};
+}
+
+result<void> Config::leave_joint() {
+  if (!joint()) return errc::invalid_argument;
+  outgoing_voters.clear();
+  return {};
+}
+
 result<void> Config::remove_node(std::uint64_t id) {
   auto it = std::find_if(nodes.begin(), nodes.end(), [&](const ConfigNode& n) { return n.id == id; });
   if (it == nodes.end()) return errc::node_not_found;
+  if (is_outgoing_voter(id)) return errc::invalid_argument;
   removed.push_back(std::move(*it));
   nodes.erase(it);
   // Bounded: the list travels in every configuration entry and snapshot,
@@ -103,6 +129,11 @@ std::string to_json(const Config& c) {
     boost::json::array removed;
     for (const auto& n : c.removed) removed.push_back(node_json(n));
     o["removed"] = std::move(removed);
+  }
+  if (c.joint()) {
+    boost::json::array outgoing;
+    for (auto id : c.outgoing_voters) outgoing.push_back(id);
+    o["outgoingVoters"] = std::move(outgoing);
   }
   return boost::json::serialize(o);
 }
@@ -185,6 +216,20 @@ result<Config> config_from_json(std::string_view json) {
         return errc::invalid_config;
       if (id == 0 || id > c.max_node_id || c.node_by_id(id)) return errc::invalid_config;
       c.removed.push_back({id, std::string(url->get_string()), token});
+    }
+  }
+  // Optional: only a joint configuration has it, never empty, each id a
+  // member, ascending without duplicates (as enter_joint writes it).
+  if (const auto* outgoing = o.if_contains("outgoingVoters")) {
+    if (!outgoing->is_array() || outgoing->get_array().empty()) return errc::invalid_config;
+    for (const auto& iv : outgoing->get_array()) {
+      std::uint64_t id = 0;
+      if (iv.is_uint64()) id = iv.get_uint64();
+      else if (iv.is_int64() && iv.get_int64() > 0) id = static_cast<std::uint64_t>(iv.get_int64());
+      else return errc::invalid_config;
+      if (!c.node_by_id(id) || (!c.outgoing_voters.empty() && id <= c.outgoing_voters.back()))
+        return errc::invalid_config;
+      c.outgoing_voters.push_back(id);
     }
   }
   return c;

@@ -7,7 +7,7 @@
 namespace raft {
 
 bool is_valid_entry_type(std::uint8_t t) noexcept {
-  return t <= static_cast<std::uint8_t>(LogEntryType::demote_peer) ||
+  return t <= static_cast<std::uint8_t>(LogEntryType::leave_joint) ||
          t == static_cast<std::uint8_t>(LogEntryType::config);
 }
 
@@ -21,6 +21,8 @@ std::string_view to_string(LogEntryType t) noexcept {
     case LogEntryType::promote_peer: return "promote_peer";
     case LogEntryType::bind_token: return "bind_token";
     case LogEntryType::demote_peer: return "demote_peer";
+    case LogEntryType::joint_voters: return "joint_voters";
+    case LogEntryType::leave_joint: return "leave_joint";
     case LogEntryType::config: return "config";
   }
   return "unknown";

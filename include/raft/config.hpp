@@ -1,8 +1,9 @@
 // Cluster configuration: who is a member, and the cluster's identity.
 //
 // JSON form (the seed's field names, plus "removed", written only when not
-// empty, a node's "joinToken", written only when not 0, and "learner",
-// written only when true):
+// empty, a node's "joinToken", written only when not 0, "learner", written
+// only when true, and "outgoingVoters", written only in a joint
+// configuration):
 //   {"clusterID":1,"index":4,"maxNodeID":3,"nodes":[{"id":1,"url":"http://127.0.0.1:8001"},
 //    {"id":3,"url":"http://127.0.0.1:8003","learner":true}],
 //    "removed":[{"id":2,"url":"http://127.0.0.1:8002","joinToken":977}]}
@@ -58,6 +59,13 @@ struct Config {
   // refused too (join_was_removed).
   std::vector<ConfigNode> removed;
   static constexpr std::size_t kRemovedMax = 64;
+  // Joint consensus (Raft paper §6, Log::set_voters). Empty but during a
+  // change of the voter set by set_voters; then this is the transitional
+  // configuration C_old,new: `outgoing_voters` are C_old's voters (sorted,
+  // each still a member) and the members that are not learners are C_new's.
+  // Every decision (commit, election, read, check-quorum) then needs a
+  // majority of each set, and a member of either set may campaign.
+  std::vector<std::uint64_t> outgoing_voters;
 
   const ConfigNode* node_by_id(std::uint64_t id) const noexcept;
   const ConfigNode* node_by_url(std::string_view url) const noexcept;
@@ -72,10 +80,22 @@ struct Config {
   // Records `join_token` for member `id`, added without one. errc::node_not_found;
   // errc::invalid_argument if it has a token already or `join_token` is 0.
   result<void> bind_token(std::uint64_t id, std::uint64_t join_token);
-  // Members that vote (not learners).
+  // Members that vote (not learners); in a joint configuration, C_new's
+  // voters (see outgoing_voters for C_old's).
   bool is_voter(std::uint64_t id) const noexcept;
   std::size_t voter_count() const noexcept;
-  // errc::node_not_found. Records the node in `removed`.
+  bool joint() const noexcept { return !outgoing_voters.empty(); }
+  bool is_outgoing_voter(std::uint64_t id) const noexcept;
+  // Enters joint consensus: the current voters become outgoing_voters, and
+  // exactly `voters` (members, at least one) become the voters; every other
+  // member becomes a learner. errc::invalid_argument (already joint, no
+  // voters, id 0 or listed twice), errc::node_not_found.
+  result<void> enter_joint(const std::vector<std::uint64_t>& voters);
+  // Leaves joint consensus: C_new alone. errc::invalid_argument if not joint.
+  result<void> leave_joint();
+  // errc::node_not_found; errc::invalid_argument for an outgoing voter of a
+  // joint configuration (it stays a member until C_new). Records the node
+  // in `removed`.
   result<void> remove_node(std::uint64_t id);
   bool was_removed(std::uint64_t id, std::string_view url) const noexcept;
   // A removed node at `url` joined with `join_token` (never true for 0).

@@ -117,6 +117,8 @@ struct LogOptions {
   // own commit index instead of asking the leader (it may lag).
   // learner_counts_as_voter: learners count toward majorities (commit,
   // votes, reads, check-quorum) whose size is still that of the voters.
+  // joint_new_majority_only: in a joint configuration (set_voters), the new
+  // voters' majority decides alone, as if C_new were already in force.
   enum class Fault {
     none,
     commit_previous_term_by_counting,
@@ -124,7 +126,8 @@ struct LogOptions {
     ack_before_sync,
     read_without_confirmation,
     follower_read_without_leader,
-    learner_counts_as_voter
+    learner_counts_as_voter,
+    joint_new_majority_only
   } inject_fault = Fault::none;
 };
 
@@ -224,6 +227,29 @@ class Log final : public Service {
   // (the last voter), errc::not_leader, errc::node_not_found,
   // errc::invalid_node_id, errc::change_in_progress, errc::transfer_in_progress.
   result<void> demote_peer(std::uint64_t id);
+  // Leader only: makes exactly `voters` the voting members, in one change
+  // by joint consensus (Raft paper §6), however many voters it adds or
+  // drops: replacing a majority with single-server changes takes several
+  // steps, and the order matters for availability. Every other member
+  // becomes a learner (remove_peer can then remove it: removing a learner
+  // changes no majority). Each id must be a member already (join new nodes
+  // as learners). As promote_peer, the change waits until each new voter
+  // holds this leader's log as it was when asked (writes go on meanwhile),
+  // so that the new voters' majority does not hold up commits while they
+  // catch up. Then the leader appends C_old,new; from then on every
+  // decision (commit, election, read, check-quorum) needs a majority of the
+  // old voters and one of the new.
+  // Once that commits, the leader (this one or the next) appends C_new;
+  // returns C_new's index once it has committed. A leader left out of
+  // `voters` leads through the change and steps down once C_new commits.
+  // Succeeds at once (with the configuration's index) if `voters` are the
+  // voters already. errc::invalid_argument (empty, id 0, or an id listed
+  // twice), errc::node_not_found, errc::not_leader (also: leadership lost
+  // before C_new was appended; the next leader finishes the change, and a
+  // call again with the same voters then succeeds), errc::timeout (a new
+  // voter did not catch up within `timeout`, default 10 election timeouts:
+  // nothing changed), errc::change_in_progress, errc::transfer_in_progress.
+  result<std::uint64_t> set_voters(std::vector<std::uint64_t> voters, Clock::duration timeout = {});
 
   // Leader only: appends a command; returns its index once committed.
   // errc::not_leader (nothing appended), errc::not_committed (overwritten by
@@ -351,6 +377,12 @@ class Log final : public Service {
     return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_demote_peer(id, std::move(h)); });
   }
   template <class Token>
+  auto async_set_voters(std::vector<std::uint64_t> voters, Token&& token) {
+    return initiate<std::uint64_t>(std::forward<Token>(token), [this, v = std::move(voters)](auto h) mutable {
+      start_set_voters(std::move(v), {}, std::move(h));
+    });
+  }
+  template <class Token>
   auto async_transfer_leadership(std::uint64_t id, Token&& token) {
     return initiate<void>(std::forward<Token>(token), [this, id](auto h) { start_transfer_leadership(id, {}, std::move(h)); });
   }
@@ -391,6 +423,7 @@ class Log final : public Service {
   void start_add_learner(std::string url, Handler_fn<std::pair<std::uint64_t, Config>> h);
   void start_promote_peer(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
   void start_demote_peer(std::uint64_t id, Handler_fn<void> h);
+  void start_set_voters(std::vector<std::uint64_t> voters, Clock::duration timeout, Handler_fn<std::uint64_t> h);
   void start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h);
   void start_snapshot(Handler_fn<std::uint64_t> h);
   void start_close(Handler_fn<void> h);

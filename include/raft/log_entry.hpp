@@ -31,6 +31,9 @@ enum class LogEntryType : std::uint8_t {
                     // takes the token of the first directory that joins as it;
                     // data: its id, then the token (8 bytes BE each)
   demote_peer = 7,  // membership: voter -> learner; data is its id (8 bytes BE)
+  joint_voters = 8, // membership: enter joint consensus (Log::set_voters): the
+                    // new voters' ids, 8 bytes BE each (Config::enter_joint)
+  leave_joint = 9,  // membership: leave joint consensus; no data
   config = 254,     // internal: configuration JSON at the head of a stream
 };
 

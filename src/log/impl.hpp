@@ -91,7 +91,8 @@ inline AddPeerData decode_add_peer(std::string_view data) {
 }
 inline bool is_config_entry(LogEntryType t) {
   return t == LogEntryType::initialize || t == LogEntryType::add_peer || t == LogEntryType::remove_peer ||
-         t == LogEntryType::promote_peer || t == LogEntryType::bind_token || t == LogEntryType::demote_peer;
+         t == LogEntryType::promote_peer || t == LogEntryType::bind_token || t == LogEntryType::demote_peer ||
+         t == LogEntryType::joint_voters || t == LogEntryType::leave_joint;
 }
 
 template <class T>
@@ -361,6 +362,15 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     std::shared_ptr<Timer> timer;
   };
   std::optional<Promotion> promotion_;
+  // A set_voters waiting for its new voters to catch up: C_old,new is
+  // appended once each that is not a voter yet has acknowledged `until`.
+  struct VotersChange {
+    std::vector<std::uint64_t> voters;  // sorted
+    std::uint64_t until = 0;
+    Handler_fn<std::uint64_t> h;
+    std::shared_ptr<Timer> timer;
+  };
+  std::optional<VotersChange> voters_change_;
   // Status's counters, read by status() from any thread.
   std::atomic<std::uint64_t> reads_as_leader_{0}, reads_as_follower_{0}, elections_started_{0},
       transfers_completed_{0};
@@ -432,12 +442,28 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
       });
     });
   }
-  // Yes from a majority of the current configuration's voters.
+  // Yes from a majority of the current configuration's voters (of each
+  // half of a joint one).
   bool majority_granted(const std::map<std::uint64_t, bool>& answers) const {
-    std::size_t granted = 0;
-    for (const auto& [v, g] : answers)
-      if (g && is_voter(v)) ++granted;
-    return granted >= quorum();
+    return majority_of([&](std::uint64_t id) {
+      auto it = answers.find(id);
+      return it != answers.end() && it->second;
+    });
+  }
+  // Whether the voters for which has(id) holds are a majority of the
+  // configuration's voters and, in a joint configuration, also of its
+  // outgoing voters (Raft paper §6: neither half decides alone).
+  template <class F>
+  bool majority_of(F&& has) const {
+    std::size_t n = 0;
+    for (const auto& node : config_.nodes)
+      if (counts_in_new(node.id) && has(node.id)) ++n;
+    if (n < quorum()) return false;
+    if (!config_.joint() || o_.inject_fault == LogOptions::Fault::joint_new_majority_only) return true;
+    n = 0;
+    for (auto id : config_.outgoing_voters)
+      if (has(id)) ++n;
+    return n >= config_.outgoing_voters.size() / 2 + 1;
   }
   template <class... A>
   void logf(fmt::format_string<A...> f, A&&... a) {
@@ -492,14 +518,37 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   }
   // Learners count for none of the majorities (commit, votes, reads,
   // check-quorum): the cluster's availability depends on its voters only.
+  // The majority of the (new) voters; see majority_of for joint ones.
   std::size_t quorum() const { return config_.voter_count() / 2 + 1; }
   // The highest value that a majority of the configuration's voters have
-  // reached: this node counts with `mine` (when it is a voter), each peer
-  // with its `field` (0 if it has no Peer yet). nullopt with no voters.
+  // reached (in a joint configuration: the lower of the two halves' values):
+  // this node counts with `mine` (when it is a voter), each peer with its
+  // `field` (0 if it has no Peer yet). nullopt with no voters.
   std::optional<std::uint64_t> quorum_value(std::uint64_t mine, std::uint64_t Peer::*field) const;
   bool in_config(std::uint64_t id) const { return config_.node_by_id(id) != nullptr; }
-  bool is_voter(std::uint64_t id) const {
+  // A voter of the configuration (C_new's, in a joint one): counts toward
+  // quorum().
+  bool counts_in_new(std::uint64_t id) const {
     return config_.is_voter(id) || (o_.inject_fault == LogOptions::Fault::learner_counts_as_voter && in_config(id));
+  }
+  // A voter of either half of the configuration: campaigns, is asked for
+  // votes, may be handed leadership.
+  bool is_voter(std::uint64_t id) const { return counts_in_new(id) || config_.is_outgoing_voter(id); }
+  // Whether this node may campaign: a voter of its latest configuration, or
+  // of the one before while the latest is not known to be committed. The
+  // servers a change leaves out may be the only ones holding it (and the
+  // entries before it): a joint change's C_new appended by a leader cut off
+  // with the other old voters, say. The new voters, still in C_old,new,
+  // need those servers' votes and cannot have them (their logs are
+  // behind); if those could not campaign either, nobody could be elected
+  // (simulator, joint_consensus seed 197). As in the Raft paper (§6), such
+  // a server campaigns; it counts the votes of its latest configuration's
+  // voters, not its own, and steps down once that configuration commits.
+  bool may_campaign() const {
+    if (is_voter(id_)) return true;
+    if (configs_.empty() || config_.index <= commit_) return false;
+    const Config& prev = configs_.size() >= 2 ? configs_[configs_.size() - 2] : base_config_;
+    return prev.is_voter(id_) || prev.is_outgoing_voter(id_);
   }
   // Whether `c` gives `id` to `url`: how a leader binds a node id to the
   // process that claims it.
@@ -698,6 +747,17 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // once it commits (or with the error that ends its wait).
   void append_change(LogEntryType type, std::uint64_t id, Handler_fn<void> h);
   std::error_code promotion_error(std::uint64_t id) const;
+  // Joint consensus (Log::set_voters): once the new voters have caught up
+  // (maybe_enter_joint), appends C_old,new; once that commits,
+  // leave_joint() appends C_new and `h` learns C_new's index once that
+  // commits.
+  void do_set_voters(std::vector<std::uint64_t> voters, Clock::duration timeout, Handler_fn<std::uint64_t> h);
+  result<bool> voters_change_check(const std::vector<std::uint64_t>& voters) const;
+  void maybe_enter_joint();
+  void end_voters_change(std::error_code ec);
+  // Leader, with a committed joint configuration (its own, or one it
+  // inherited): appends C_new. `h` (may be empty) is answered once it commits.
+  void leave_joint(Handler_fn<std::uint64_t> h);
   void maybe_promote();
   void end_promotion(std::error_code ec);
   void do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatResponse> h);

@@ -199,6 +199,12 @@ void Log::start_promote_peer(std::uint64_t id, Clock::duration timeout, Handler_
 void Log::start_demote_peer(std::uint64_t id, Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), id, h = std::move(h)]() mutable { i->do_demote_peer(id, std::move(h)); });
 }
+
+void Log::start_set_voters(std::vector<std::uint64_t> voters, Clock::duration timeout, Handler_fn<std::uint64_t> h) {
+  impl_->post_any_epoch([i = impl_.get(), v = std::move(voters), timeout, h = std::move(h)]() mutable {
+    i->do_set_voters(std::move(v), timeout, std::move(h));
+  });
+}
 void Log::start_transfer_leadership(std::uint64_t id, Clock::duration timeout, Handler_fn<void> h) {
   impl_->post_any_epoch([i = impl_.get(), id, timeout, h = std::move(h)]() mutable { i->do_transfer(id, timeout, std::move(h)); });
 }
@@ -252,6 +258,12 @@ result<void> Log::promote_peer(std::uint64_t id, Clock::duration timeout) {
 }
 result<void> Log::demote_peer(std::uint64_t id) {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) { start_demote_peer(id, std::move(h)); });
+}
+
+result<std::uint64_t> Log::set_voters(std::vector<std::uint64_t> voters, Clock::duration timeout) {
+  return run_blocking<std::uint64_t>(*impl_, [&](Handler_fn<std::uint64_t> h) {
+    start_set_voters(std::move(voters), timeout, std::move(h));
+  });
 }
 result<void> Log::flush() {
   return run_blocking<void>(*impl_, [&](Handler_fn<void> h) {

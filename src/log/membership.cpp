@@ -1,6 +1,8 @@
 // Log::Impl: initialize, join, leave, add/remove/promote/demote (strand).
 #include "log/impl.hpp"
 
+#include <fmt/ranges.h>
+
 namespace raft {
 
 void Log::Impl::do_initialize(Handler_fn<void> h) {
@@ -404,7 +406,7 @@ std::error_code Log::Impl::can_change_membership() const {
   if (transfer_) return errc::transfer_in_progress;
   // One change at a time (thesis §4.1), and only once an entry of this term
   // is committed (the fix to the single-server change bug, thesis §4.1 note).
-  if (config_.index > commit_) return errc::change_in_progress;
+  if (config_.index > commit_ || config_.joint()) return errc::change_in_progress;
   if (commit_ == 0 || term_at(commit_) != term_) return errc::change_in_progress;
   return {};
 }
@@ -477,8 +479,109 @@ void Log::Impl::do_demote_peer(std::uint64_t id, Handler_fn<void> h) {
   advance_commit();  // demoting a slow voter can itself complete a majority
 }
 
+// The change set_voters asks for, checked against the configuration now:
+// errc::* to refuse it, or whether `voters` are the voters already.
+result<bool> Log::Impl::voters_change_check(const std::vector<std::uint64_t>& voters) const {
+  if (auto ec = can_change_membership()) return {boost::system::in_place_error, ec};
+  Config next = config_;
+  if (auto r = next.enter_joint(voters); !r) return {boost::system::in_place_error, r.error()};
+  for (const auto& n : config_.nodes)
+    if (n.learner != next.node_by_id(n.id)->learner) return false;
+  return true;
+}
+
+void Log::Impl::do_set_voters(std::vector<std::uint64_t> voters, Clock::duration timeout,
+                              Handler_fn<std::uint64_t> h) {
+  if (promotion_ || voters_change_) return fail(h, errc::change_in_progress);
+  auto same = voters_change_check(voters);
+  if (!same) return fail(h, same.error());
+  // These voters already (can_change_membership: in a committed
+  // configuration): done, so that a retried call succeeds.
+  if (*same) return h(config_.index);
+  if (timeout <= Clock::duration::zero()) timeout = 10 * o_.election_timeout;
+  std::sort(voters.begin(), voters.end());
+  logf("changing the voters to {} once the new ones hold our log up to {}", fmt::join(voters, ","), last_index());
+  voters_change_ = VotersChange{std::move(voters), last_index(), std::move(h), nullptr};
+  voters_change_->timer = after_on_strand(timeout, [this, term = term_] {
+    if (!voters_change_ || term_ != term || state_ != State::leader) return;
+    logf("the new voters did not catch up in time: voters unchanged");
+    end_voters_change(make_error_code(errc::timeout));
+  });
+  maybe_enter_joint();
+}
+
+void Log::Impl::maybe_enter_joint() {
+  // As promote_peer: a new voter far behind would hold up every commit that
+  // needs the new voters' majority until it had caught up.
+  for (auto id : voters_change_->voters) {
+    if (config_.is_voter(id) || id == id_) continue;
+    auto it = peers_.find(id);
+    if (it == peers_.end() || it->second.match < voters_change_->until) return;
+  }
+  auto v = std::move(*voters_change_);
+  voters_change_.reset();
+  if (v.timer) v.timer->cancel();
+  // Things may have changed while they caught up (a transfer, a removal).
+  auto same = voters_change_check(v.voters);
+  if (!same) return fail(v.h, same.error());
+  if (*same) return v.h(config_.index);
+  Config next = config_;
+  (void)next.enter_joint(v.voters);
+  std::string data;
+  for (auto id : v.voters) data += encode_u64(id);
+  const std::uint64_t index = last_index() + 1;
+  logf("entering joint consensus: voters {} -> {}", fmt::join(next.outgoing_voters, ","), fmt::join(v.voters, ","));
+  // From here on every decision needs a majority of the old voters and one
+  // of the new (note_config_entry installs C_old,new as it is appended, here
+  // and at each follower). Once it commits, leave_joint appends C_new.
+  append_local(LogEntry{LogEntryType::joint_voters, index, term_, std::move(data)});
+  // `this`, not shared_from_this(): the callback lives in our own
+  // pending_applies_, and a strong reference there would keep a Log that
+  // is never closed alive forever (LeakSanitizer, a change left pending).
+  pending_applies_.emplace(index, PendingApply{term_, [this, h = std::move(v.h)](result<std::uint64_t> r) mutable {
+                                                 if (!r) return fail(h, r.error());
+                                                 leave_joint(std::move(h));
+                                               }});
+}
+
+void Log::Impl::end_voters_change(std::error_code ec) {
+  auto v = std::move(*voters_change_);
+  voters_change_.reset();
+  if (v.timer) v.timer->cancel();
+  fail(v.h, ec);
+}
+
+void Log::Impl::leave_joint(Handler_fn<std::uint64_t> h) {
+  if (state_ != State::leader) return fail(h, errc::not_leader);
+  if (!config_.joint()) {
+    // Appended already (this leader's advance_commit got there first).
+    if (!h) return;
+    const std::uint64_t index = config_.index;
+    auto [it, fresh] = pending_applies_.try_emplace(index, PendingApply{term_, nullptr});
+    if (!fresh) return fail(h, errc::change_in_progress);  // not ours: cannot happen
+    it->second.h = [h = std::move(h), index](result<std::uint64_t> r) mutable {
+      if (!r) return fail(h, r.error());
+      h(index);
+    };
+    return;
+  }
+  if (commit_ < config_.index) return fail(h, errc::change_in_progress);
+  const std::uint64_t index = last_index() + 1;
+  logf("leaving joint consensus: voters {}", [&] {
+    std::vector<std::uint64_t> v;
+    for (const auto& n : config_.nodes)
+      if (!n.learner) v.push_back(n.id);
+    return fmt::format("{}", fmt::join(v, ","));
+  }());
+  append_local(LogEntry{LogEntryType::leave_joint, index, term_, {}});
+  if (h) pending_applies_.emplace(index, PendingApply{term_, [h = std::move(h), index](result<std::uint64_t> r) mutable {
+                                    if (!r) return fail(h, r.error());
+                                    h(index);
+                                  }});
+}
+
 std::error_code Log::Impl::promotion_error(std::uint64_t id) const {
-  if (promotion_) return errc::change_in_progress;
+  if (promotion_ || voters_change_) return errc::change_in_progress;
   if (auto ec = can_change_membership()) return ec;
   if (id == 0) return errc::invalid_node_id;
   if (!config_.node_by_id(id)) return errc::node_not_found;

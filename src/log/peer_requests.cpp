@@ -117,6 +117,7 @@ void Log::Impl::do_ack(const AckRequest& req, Handler_fn<void> h) {
   advance_commit();
   if (transfer_) maybe_send_timeout_now();
   if (promotion_) maybe_promote();
+  if (voters_change_) maybe_enter_joint();
   h({});
 }
 
@@ -159,7 +160,7 @@ void Log::Impl::step_down_handing_over() {
   // election timeouts elect someone as before.
   std::uint64_t target = 0;
   for (const auto& n : config_.nodes) {
-    if (n.id == id_ || n.learner) continue;
+    if (n.id == id_ || !is_voter(n.id)) continue;
     auto it = peers_.find(n.id);
     if (it != peers_.end() && it->second.match >= last_index()) {
       target = n.id;

@@ -19,10 +19,10 @@ void Log::Impl::on_election_timeout() {
   // No leader heard for an election timeout: a node whose membership is not
   // yet confirmed asks again (its join may have been lost; see provisional_).
   if (provisional_) rejoin();
-  // Only voters campaign: a removed node, one still joining, or a learner
-  // stays quiet.
-  if (id_ == 0 || !is_voter(id_)) return reset_election_timer();
-  if (quorum() == 1) return start_election();  // our own vote decides
+  // Only voters campaign (may_campaign): a removed node, one still joining,
+  // or a learner stays quiet.
+  if (id_ == 0 || !may_campaign()) return reset_election_timer();
+  if (majority_of([this](std::uint64_t v) { return v == id_; })) return start_election();  // our own vote decides
   reset_election_timer();
   // Pre-vote first (thesis §9.6): the term goes up, and our vote goes to
   // ourselves, only once a majority says it would vote for us. A node that
@@ -49,7 +49,7 @@ void Log::Impl::request_prevotes(std::uint64_t round) {
     return;
   const VoteRequest req{prevote_term_, id_, last_index(), last_term(), true};
   for (const auto& n : config_.nodes) {
-    if (n.id == id_ || n.learner || prevotes_.count(n.id)) continue;
+    if (n.id == id_ || !is_voter(n.id) || prevotes_.count(n.id)) continue;
     o_.transport->request_vote(n.url, req, [self = shared_from_this(), ep = epoch_, round, voter = n.id](result<VoteResponse> r) {
       self->post_any_epoch([self, ep, round, voter, r] {
         if (self->epoch_ != ep || !r) return;
@@ -74,6 +74,11 @@ void Log::Impl::request_prevotes(std::uint64_t round) {
 
 void Log::Impl::start_election(bool transfer) {
   reset_election_timer();  // a full election timeout for this election
+  // Checked again here: a pre-vote round begun while we could campaign may
+  // end after an entry made us a learner (simulator, joint_consensus seed
+  // 12673: its pre-votes came back after C_new, which left it out, had
+  // committed).
+  if (id_ == 0 || !may_campaign()) return logf("no election: no longer a voter");
   flush_appends();
   set_term(term_ + 1);
   transfer_term_ = transfer ? term_ : 0;
@@ -86,7 +91,7 @@ void Log::Impl::start_election(bool transfer) {
   votes_[id_] = true;
   logf("election started (last {}:{})", last_index(), last_term());
   publish();
-  if (votes_.size() >= quorum()) return become_leader();
+  if (majority_granted(votes_)) return become_leader();
   request_votes(term_);
 }
 
@@ -96,7 +101,7 @@ void Log::Impl::request_votes(std::uint64_t term) {
   for (const auto& n : config_.nodes) {
     // Ask again only those who have not answered: requests and replies can
     // be lost, and one lost vote should not cost a whole election round.
-    if (n.id == id_ || n.learner || votes_.count(n.id)) continue;
+    if (n.id == id_ || !is_voter(n.id) || votes_.count(n.id)) continue;
     o_.transport->request_vote(n.url, req, [self = shared_from_this(), ep = epoch_, term = term_, voter = n.id](result<VoteResponse> r) {
       self->post_any_epoch([self, ep, term, voter, r] {
         if (self->epoch_ != ep || !r) return;
@@ -123,6 +128,7 @@ void Log::Impl::become_follower(std::uint64_t leader, bool reset_timer) {
     if (transfer_) end_transfer(term_ > transfer_->term ? std::error_code{} : make_error_code(errc::not_leader));
     end_out_streams(errc::not_leader);
     if (promotion_) end_promotion(make_error_code(errc::not_leader));
+    if (voters_change_) end_voters_change(make_error_code(errc::not_leader));
     // A read not yet confirmed cannot be now: another leader may commit.
     fail_reads(make_error_code(errc::not_leader));
     peers_.clear();
@@ -171,10 +177,12 @@ void Log::Impl::start_heartbeats() {
   if (state_ != State::leader) return;
   const auto now = clock_->now();
   if (now - leader_since_ >= o_.election_timeout) {
-    std::size_t heard = is_voter(id_) ? 1 : 0;
-    for (auto& [id, p] : peers_)
-      if (is_voter(id) && now - p.last_contact < o_.election_timeout) ++heard;
-    if (heard < quorum() && !config_.nodes.empty()) {
+    const bool heard = majority_of([&](std::uint64_t id) {
+      if (id == id_) return true;
+      auto it = peers_.find(id);
+      return it != peers_.end() && now - it->second.last_contact < o_.election_timeout;
+    });
+    if (!heard && !config_.nodes.empty()) {
       logf("lost contact with a majority; stepping down");
       become_follower(0);
       return;
@@ -232,20 +240,26 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
 }
 
 std::optional<std::uint64_t> Log::Impl::quorum_value(std::uint64_t mine, std::uint64_t Peer::*field) const {
+  auto value_of = [&](std::uint64_t id) -> std::uint64_t {
+    if (id == id_) return mine;
+    auto it = peers_.find(id);
+    return it == peers_.end() ? 0 : it->second.*field;
+  };
   std::vector<std::uint64_t> values;
   values.reserve(config_.nodes.size());
-  for (const auto& n : config_.nodes) {
-    if (!is_voter(n.id)) continue;
-    if (n.id == id_) {
-      values.push_back(mine);
-    } else {
-      auto it = peers_.find(n.id);
-      values.push_back(it == peers_.end() ? 0 : it->second.*field);
-    }
-  }
+  for (const auto& n : config_.nodes)
+    if (counts_in_new(n.id)) values.push_back(value_of(n.id));
   if (values.empty()) return std::nullopt;
   std::sort(values.begin(), values.end(), std::greater<>());
-  return values[quorum() - 1];
+  std::uint64_t v = values[quorum() - 1];
+  if (config_.joint() && o_.inject_fault != LogOptions::Fault::joint_new_majority_only) {
+    // C_old,new: what a majority of each half has reached (Raft paper §6).
+    values.clear();
+    for (auto id : config_.outgoing_voters) values.push_back(value_of(id));
+    std::sort(values.begin(), values.end(), std::greater<>());
+    v = std::min(v, values[values.size() / 2]);
+  }
+  return v;
 }
 
 void Log::Impl::advance_commit() {
@@ -272,11 +286,16 @@ void Log::Impl::advance_commit() {
     step_down_handing_over();
   }
   // So does one demoted to learner: it stays a member and follows whoever
-  // the voters elect (it appended nothing after its demotion, see do_apply).
+  // the voters elect (it appended nothing after its demotion, see do_apply);
+  // and one left out of the voters of a joint change, once C_new commits.
   if (in_config(id_) && !is_voter(id_) && commit_ >= config_.index && state_ == State::leader) {
     logf("demoted to learner; stepping down");
     step_down_handing_over();
   }
+  // Joint consensus: once C_old,new commits, the leader appends C_new
+  // (Raft paper §6), whoever appended C_old,new. A call to set_voters on
+  // this leader does it from its callback, which settle_pending ran first.
+  if (state_ == State::leader && config_.joint() && commit_ >= config_.index) leave_joint(nullptr);
 }
 
 void Log::Impl::set_commit(std::uint64_t c) {

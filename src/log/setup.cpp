@@ -261,7 +261,7 @@ result<void> Log::Impl::open(const std::string& path) {
     reset_election_timer();
     maybe_apply();
     // A single-node cluster elects itself at once instead of waiting.
-    if (config_.voter_count() == 1 && is_voter(id_)) on_election_timeout();
+    if (is_voter(id_) && majority_of([this](std::uint64_t v) { return v == id_; })) on_election_timeout();
     // Joined with catch_up_first and restarted before hearing that the
     // promotion committed: ask for it again, unless our log shows it did.
     if (promote_intent_) maybe_drop_promote_intent();
@@ -317,6 +317,19 @@ void Log::Impl::note_config_entry(const LogEntry& e) {
       if (!r) logf("bind_token entry {} not applicable: {}", e.index, r.error().message());
       break;
     }
+    case LogEntryType::joint_voters: {
+      std::vector<std::uint64_t> voters;
+      const std::string_view d = e.data;
+      for (std::size_t at = 0; at + 8 <= d.size(); at += 8) voters.push_back(decode_u64(d.substr(at, 8)));
+      auto r = d.size() % 8 == 0 ? c.enter_joint(voters) : result<void>(errc::invalid_argument);
+      if (!r) logf("joint_voters entry {} not applicable: {}", e.index, r.error().message());
+      break;
+    }
+    case LogEntryType::leave_joint: {
+      auto r = c.leave_joint();
+      if (!r) logf("leave_joint entry {} not applicable: {}", e.index, r.error().message());
+      break;
+    }
     case LogEntryType::remove_peer: {
       auto r = c.remove_node(decode_u64(e.data));
       if (!r) logf("remove_peer entry {} not applicable: {}", e.index, r.error().message());
@@ -365,6 +378,7 @@ void Log::Impl::close_now(std::error_code why, bool sync) {
   fail_forwarded_reads(why);
   if (transfer_) end_transfer(why);
   if (promotion_) end_promotion(why);
+  if (voters_change_) end_voters_change(why);
   if (apply_timer_) apply_timer_->cancel();
   apply_timer_at_ = Clock::time_point::max();
   ++apply_timer_gen_;

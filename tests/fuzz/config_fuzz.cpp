@@ -6,7 +6,8 @@
 //
 // Invariants beyond "no crash":
 // * an accepted config is valid: node ids non-zero and unique, URLs
-//   non-empty and unique, max_node_id at least every id;
+//   non-empty and unique, max_node_id at least every id, outgoing voters
+//   members in ascending order;
 // * round trip: to_json of it decodes to an equal Config, and encoding that
 //   again gives the same text;
 // * ConfigDecoder agrees with config_from_json when the input is within its
@@ -47,6 +48,12 @@ void check_valid(const raft::Config& c) {
   }
   // Removed members: handed out once (<= maxNodeID), no longer members (ids
   // are not reused), bounded as Config::remove_node keeps the list.
+  // A joint configuration's old voters: members, ascending, no duplicates.
+  for (std::size_t i = 0; i < c.outgoing_voters.size(); ++i) {
+    FUZZ_CHECK(ids.count(c.outgoing_voters[i]), "outgoing voter %llu is no member",
+               static_cast<unsigned long long>(c.outgoing_voters[i]));
+    FUZZ_CHECK(i == 0 || c.outgoing_voters[i - 1] < c.outgoing_voters[i], "outgoing voters not ascending");
+  }
   FUZZ_CHECK(c.removed.size() <= raft::Config::kRemovedMax, "removed list above its bound");
   for (const auto& n : c.removed) {
     FUZZ_CHECK(n.id != 0 && n.id <= c.max_node_id, "impossible removed id %llu", static_cast<unsigned long long>(n.id));

@@ -77,6 +77,9 @@ void stream_parser() {
   // A learner's AddPeer (URL, 0, token 0, flag 1) and its promotion.
   encode_entry(s, {LogEntryType::add_peer, 15, 3, std::string("http://127.0.0.1:8005\0\0\0\0\0\0\0\0\0\1", 31)});
   encode_entry(s, {LogEntryType::promote_peer, 16, 3, std::string("\0\0\0\0\0\0\0\5", 8)});
+  // A joint change to voters {1, 5} (Log::set_voters) and its C_new.
+  encode_entry(s, {LogEntryType::joint_voters, 17, 3, std::string("\0\0\0\0\0\0\0\1\0\0\0\0\0\0\0\5", 16)});
+  encode_entry(s, {LogEntryType::leave_joint, 18, 3, {}});
   put("stream_parser", "entries", ctl({7, 1, 0}) + s);
   put("stream_parser", "entries-split-fine", ctl({6, 200, 0}) + s);
   put("stream_parser", "entries-callback-fails", ctl({7, 3, 0xf2}) + s);
@@ -111,6 +114,8 @@ void entry_decoder() {
   (void)enc.encode({LogEntryType::promote_peer, 7, 2, std::string("\0\0\0\0\0\0\0\3", 8)});
   (void)enc.encode({LogEntryType::bind_token, 8, 2, std::string("\0\0\0\0\0\0\0\3\0\0\0\0\0\0\1\1", 16)});
   (void)enc.encode({LogEntryType::demote_peer, 9, 2, std::string("\0\0\0\0\0\0\0\3", 8)});
+  (void)enc.encode({LogEntryType::joint_voters, 10, 2, std::string("\0\0\0\0\0\0\0\3", 8)});
+  (void)enc.encode({LogEntryType::leave_joint, 11, 2, {}});
   put("entry_decoder", "entries", ctl({7, 1, 0}) + s);
   put("entry_decoder", "entries-max-100", ctl({4, 2, 0}) + s);
   put("entry_decoder", "entries-read-error", ctl({7, 3, 0xe0}) + s);
@@ -133,6 +138,12 @@ void config() {
     Config c = sample_config();
     (void)c.add_node(c.max_node_id + 1, "http://127.0.0.1:8009", 0, true);
     put("config", "learner", ctl({0}) + to_json(c));
+  }
+  {
+    Config c = sample_config();
+    (void)c.add_node(c.max_node_id + 1, "http://127.0.0.1:8009", 0, true);
+    (void)c.enter_joint({c.max_node_id});  // C_old,new: "outgoingVoters"
+    put("config", "joint", ctl({0}) + to_json(c));
   }
   put("config", "learners-only", ctl({0}) + R"({"clusterID":1,"index":1,"maxNodeID":1,"nodes":[{"id":1,"url":"a","learner":true}]})");
   put("config", "null-nodes", ctl({0}) + R"({"clusterID":1,"index":0,"maxNodeID":0,"nodes":null})");

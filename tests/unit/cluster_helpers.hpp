@@ -47,6 +47,17 @@ inline std::uint64_t apply_writes(LocalCluster& c, LocalNode& l, int count) {
   return last;
 }
 
+// An apply through `l` that must not complete within `d` (its majority is
+// unreachable); returns whether it stayed pending.
+inline bool stays_pending(LocalCluster& c, LocalNode& l, Clock::duration d) {
+  // Shared: the apply may complete after this returns (once the majority is
+  // back), and its handler must not write into this frame then.
+  auto done = std::make_shared<bool>(false);
+  l.log->start_apply("pending", {}, [done](result<std::uint64_t>) { *done = true; });
+  c.net.run_for(d);
+  return !*done;
+}
+
 // The node of `among` that becomes leader within 30 s, or nullptr.
 inline LocalNode* leader_among(LocalCluster& c, const std::vector<LocalNode*>& among) {
   LocalNode* found = nullptr;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace raft {
 namespace {
 
@@ -206,6 +209,75 @@ TEST(Config, VotersAreDemotedButNeverTheLast) {
   EXPECT_EQ(c.demote(1).error(), errc::invalid_argument);  // the last voter
   EXPECT_TRUE(c.is_voter(1));
   EXPECT_EQ(c.voter_count(), 1u);
+}
+
+// set_voters' two steps: C_old,new keeps the old voters apart, C_new
+// alone drops them. Members not among the new voters become learners.
+TEST(Config, EnterJointKeepsTheOldVotersUntilLeft) {
+  Config c = three();
+  ASSERT_TRUE(c.add_node(4, "http://d:4", 0, true));
+  ASSERT_TRUE(c.add_node(5, "http://e:5", 0, true));
+  EXPECT_FALSE(c.joint());
+  ASSERT_TRUE(c.enter_joint({5, 4, 1}));
+  EXPECT_TRUE(c.joint());
+  EXPECT_EQ(c.outgoing_voters, (std::vector<std::uint64_t>{1, 2, 3}));
+  for (std::uint64_t id : {1, 4, 5}) EXPECT_TRUE(c.is_voter(id)) << id;
+  for (std::uint64_t id : {2, 3}) {
+    EXPECT_FALSE(c.is_voter(id)) << id;
+    EXPECT_TRUE(c.node_by_id(id)->learner) << id;
+    EXPECT_TRUE(c.is_outgoing_voter(id)) << id;
+  }
+  EXPECT_FALSE(c.is_outgoing_voter(4));
+  EXPECT_EQ(c.voter_count(), 3u);
+  // An outgoing voter stays a member until C_new.
+  EXPECT_EQ(c.remove_node(2).error(), errc::invalid_argument);
+  EXPECT_EQ(c.enter_joint({1}).error(), errc::invalid_argument);  // joint already
+  ASSERT_TRUE(c.leave_joint());
+  EXPECT_FALSE(c.joint());
+  EXPECT_FALSE(c.is_outgoing_voter(2));
+  EXPECT_EQ(c.leave_joint().error(), errc::invalid_argument);
+  ASSERT_TRUE(c.remove_node(2));
+}
+
+TEST(Config, EnterJointRefusesBadVoterSets) {
+  Config c = three();
+  const Config before = c;
+  EXPECT_EQ(c.enter_joint({}).error(), errc::invalid_argument);
+  EXPECT_EQ(c.enter_joint({1, 0}).error(), errc::invalid_argument);
+  EXPECT_EQ(c.enter_joint({2, 1, 2}).error(), errc::invalid_argument);
+  EXPECT_EQ(c.enter_joint({1, 9}).error(), errc::node_not_found);
+  EXPECT_EQ(c, before);  // a refused change changes nothing
+}
+
+// "outgoingVoters" only in a joint configuration: the others keep their
+// exact JSON; it reads back, and impossible lists are refused.
+TEST(ConfigDecoder, OutgoingVotersRoundTripAndAreOptional) {
+  Config c = three();
+  ASSERT_TRUE(c.add_node(4, "http://d:4", 0, true));
+  EXPECT_EQ(to_json(c).find("outgoingVoters"), std::string::npos);
+  ASSERT_TRUE(c.enter_joint({3, 4}));
+  const std::string json = to_json(c);
+  EXPECT_NE(json.find(R"("outgoingVoters":[1,2,3])"), std::string::npos) << json;
+  auto d = config_from_json(json);
+  ASSERT_TRUE(d) << d.error().message();
+  EXPECT_EQ(*d, c);
+}
+
+TEST(ConfigDecoder, RejectsBadOutgoingVoters) {
+  const std::string head = R"({"clusterID":1,"index":1,"maxNodeID":2,"nodes":[{"id":1,"url":"u"},{"id":2,"url":"v","learner":true}],)";
+  for (const char* tail : {
+           R"("outgoingVoters":[]})",       // joint with no old voters
+           R"("outgoingVoters":[3]})",      // not a member
+           R"("outgoingVoters":[2,1]})",    // not ascending
+           R"("outgoingVoters":[1,1]})",    // twice
+           R"("outgoingVoters":[0]})",
+           R"("outgoingVoters":[-1]})",
+           R"("outgoingVoters":["1"]})",
+           R"("outgoingVoters":1})",
+       }) {
+    EXPECT_EQ(config_from_json(head + tail).error(), errc::invalid_config) << tail;
+  }
+  ASSERT_TRUE(config_from_json(head + R"("outgoingVoters":[1,2]})"));
 }
 
 TEST(Config, BindTokenOnlyOnceAndNeverZero) {

@@ -87,17 +87,6 @@ OnlyLearnersHeard only_learners_heard(int writes = 0) {
   return s;
 }
 
-// An apply through `l` that must not complete within `d` (its majority is
-// unreachable); returns whether it stayed pending.
-bool stays_pending(LocalCluster& c, LocalNode& l, Clock::duration d) {
-  // Shared: the apply may complete after this returns (once the majority is
-  // back), and its handler must not write into this frame then.
-  auto done = std::make_shared<bool>(false);
-  l.log->start_apply("pending", {}, [done](result<std::uint64_t>) { *done = true; });
-  c.net.run_for(d);
-  return !*done;
-}
-
 TEST(Learner, JoinsAsALearnerAndAppliesTheLog) {
   auto c = cluster_with_learners(3, 1);
   auto* l = c->nodes[0].get();

@@ -147,7 +147,7 @@ TEST(LogEntryDecoder, LimitIsInclusive) {
 
 TEST(LogEntryDecoder, UnknownTypeIsAProtocolError) {
   std::string in(kEntryHeaderSize, '\0');
-  in[0] = '\x08';
+  in[0] = '\x0a';  // the first type after leave_joint (9)
   StringReader r(in);
   LogEntryDecoder dec(r);
   LogEntry e;
@@ -158,7 +158,8 @@ TEST(LogEntryCodec, RandomizedRoundTrip) {
   std::mt19937_64 rng(20261128);
   const LogEntryType types[] = {LogEntryType::command,     LogEntryType::nop,          LogEntryType::initialize,
                                 LogEntryType::add_peer,    LogEntryType::remove_peer,  LogEntryType::promote_peer,
-                                LogEntryType::bind_token,  LogEntryType::demote_peer,  LogEntryType::config};
+                                LogEntryType::bind_token,  LogEntryType::demote_peer,  LogEntryType::joint_voters,
+                                LogEntryType::leave_joint, LogEntryType::config};
   std::vector<LogEntry> entries;
   std::string buf;
   StringWriter w(buf);
