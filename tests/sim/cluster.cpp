@@ -229,12 +229,14 @@ void SimCluster::check() {
     // makes it a learner is never a candidate or leader. (A candidate's or
     // leader's configuration does not change under it: only a leader's
     // entries do that, and it follows that leader first.) The exception is
-    // a leader demoting itself, until that change commits: then it steps
-    // down at once.
+    // a node whose latest configuration, not yet committed as far as it
+    // knows, made it a learner (Log::Impl::may_campaign; a leader demoting
+    // itself steps down once that commits). In a joint configuration
+    // (set_voters) the old voters vote too, learners of C_new or not.
     if (st.state == "candidate" || st.state == "leader") {
       const ConfigNode* me = st.config.node_by_id(st.id);
-      const bool demoting_itself = st.state == "leader" && st.config.index > st.commit_index;
-      if (me && me->learner && !demoting_itself)
+      const bool unsettled = st.config.index > st.commit_index;
+      if (me && me->learner && !st.config.is_outgoing_voter(st.id) && !unsettled)
         checker.violation(fmt::format("n{} is {} in term {} but a learner in its configuration", slot, st.state,
                                       st.term));
     }

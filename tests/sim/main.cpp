@@ -23,7 +23,7 @@ int usage() {
                "       raft-sim --scenario NAME|all --seeds A-B [--nodes N] [--ops K]\n"
                "                [--fault none|commit_previous_term_by_counting|forget_vote|ack_before_sync|\n"
                "                         read_without_confirmation|follower_read_without_leader|\n"
-               "                         learner_counts_as_voter]\n"
+               "                         learner_counts_as_voter|joint_new_majority_only]\n"
                "                [--expect-violation]\n"
                "                [--apply-inline]\n"
                "       raft-sim --replay SEED --scenario NAME [--trace] [--nodes N] [--ops K] [--fault F] [--apply-inline]\n");
@@ -37,6 +37,7 @@ const char* fault_name(raft::LogOptions::Fault f) {
     case raft::LogOptions::Fault::read_without_confirmation: return "read_without_confirmation";
     case raft::LogOptions::Fault::follower_read_without_leader: return "follower_read_without_leader";
     case raft::LogOptions::Fault::learner_counts_as_voter: return "learner_counts_as_voter";
+    case raft::LogOptions::Fault::joint_new_majority_only: return "joint_new_majority_only";
     default: return "none";
   }
 }
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
       else if (f == "read_without_confirmation") base.fault = raft::LogOptions::Fault::read_without_confirmation;
       else if (f == "follower_read_without_leader") base.fault = raft::LogOptions::Fault::follower_read_without_leader;
       else if (f == "learner_counts_as_voter") base.fault = raft::LogOptions::Fault::learner_counts_as_voter;
+      else if (f == "joint_new_majority_only") base.fault = raft::LogOptions::Fault::joint_new_majority_only;
       else if (f != "none") return usage();
     } else return usage();
   }

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <set>
 
+#include <fmt/ranges.h>
+
 namespace raft::sim {
 namespace {
 
@@ -1056,6 +1058,134 @@ void learners(SimCluster& c) {
   c.settle();
 }
 
+// Raft paper §6: the voter set changes by joint consensus
+// (Log::set_voters) to any subset of the members, often a new majority at
+// once (three voters for three others), while writes go on, nodes crash
+// and restart and partitions come and go. One partition puts the old
+// voters on one side and the rest on the other: a leader that let one
+// half's majority decide (fault joint_new_majority_only) commits there what
+// a leader elected by the other half overwrites. Once settled, one more
+// change must take, and writes commit under its voters.
+void joint_consensus(SimCluster& c) {
+  const int voters = nodes_or(c, 3);
+  c.bootstrap(voters);
+  for (int k = 0; k < 3; ++k) {
+    bool ok = false;
+    c.add_member(true, &ok, {.learner = true});
+    if (!ok) c.liveness_failure("a learner's join failed before the faults");
+  }
+  c.faults_on(c.rng.one_in(2));
+  // Ids of the members in `config` (by voters first: the old ones, in a
+  // joint configuration, are the outgoing ones).
+  auto ids_of = [](const Config& config, bool voters_only) {
+    std::vector<std::uint64_t> v;
+    for (const auto& n : config.nodes)
+      if (!voters_only || !n.learner) v.push_back(n.id);
+    return v;
+  };
+  auto set_voters = [&c](int l, std::vector<std::uint64_t> ids) {
+    auto done = std::make_shared<std::optional<bool>>();
+    const auto what = fmt::format("set_voters {} via n{}", fmt::join(ids, ","), l);
+    c.trace("client {}", what);
+    c.log(l).async_set_voters(ids, [&c, what, done](std::error_code ec, std::uint64_t index) {
+      c.trace("client {} {}", what, ec ? "failed: " + ec.message() : fmt::format("done at {}", index));
+      *done = !ec;
+    });
+    return done;
+  };
+  // 1 to 5 random members of the leader's configuration, 3 half the time.
+  auto random_voters = [&](const Config& config) {
+    auto all = ids_of(config, false);
+    for (std::size_t i = 0; i < all.size(); ++i) std::swap(all[i], all[i + c.rng.below(all.size() - i)]);
+    const std::size_t k = c.rng.one_in(2) ? 3 : c.rng.range(1, 5);
+    all.resize(std::min(k, all.size()));
+    return all;
+  };
+  const int iters = ops_or(c, 30);
+  for (int it = 0; it < iters; ++it) {
+    auto ups = c.up_nodes();
+    switch (c.rng.below(10)) {
+      case 0:
+      case 1:
+        submit_some(c);
+        break;
+      case 2:
+      case 3: {
+        const int l = c.leader();
+        if (l >= 0) set_voters(l, random_voters(c.log(l).config()));
+        break;
+      }
+      case 4: {
+        // Right after a change starts: the old voters apart from the rest,
+        // each side with writes to whoever leads it.
+        const int l = c.leader();
+        if (l < 0) break;
+        const Config before = c.log(l).config();
+        if (before.joint()) break;
+        set_voters(l, random_voters(before));
+        c.run_for(c.rng.duration(0ms, c.et() / 4));
+        std::vector<int> side;
+        for (auto id : ids_of(before, true))
+          if (const auto* n = before.node_by_id(id))
+            if (const int s = c.net.slot_of(n->url); s >= 0) side.push_back(s);
+        c.net.heal();
+        c.trace("partition: the old voters apart");
+        c.net.partition(side);
+        for (int k = 0; k < 4; ++k) {
+          for (int x : c.up_nodes())
+            if (c.log(x).state() == State::leader) c.submit(x);
+          c.run_for(c.rng.duration(0ms, c.et()));
+        }
+        c.net.heal();
+        break;
+      }
+      case 5:
+        crash_one(c, ups);
+        break;
+      case 6:
+        restart_one(c);
+        break;
+      case 7:
+        for (int x : ups)
+          if (c.rng.one_in(2)) c.read(x);
+        break;
+      default:
+        if (c.rng.one_in(2)) partition_minority(c, c.size());
+        else c.net.heal();
+    }
+    c.run_for(c.rng.duration(0ms, c.et() / 2));
+  }
+  c.faults_off();
+  c.settle();
+  // Once settled: a change to three random members takes, the
+  // configuration is C_new alone with exactly those voters, and writes
+  // commit under them.
+  std::vector<std::uint64_t> want;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const int l = c.wait_leader(10 * c.et());
+    if (l < 0) break;
+    const Config config = c.log(l).config();
+    if (want.empty()) {
+      want = ids_of(config, false);
+      for (std::size_t i = 0; i < want.size(); ++i) std::swap(want[i], want[i + c.rng.below(want.size() - i)]);
+      want.resize(std::min<std::size_t>(3, want.size()));
+      std::sort(want.begin(), want.end());
+    }
+    if (!config.joint() && config.index <= c.log(l).commit_index() && ids_of(config, true) == want) break;
+    auto done = set_voters(l, want);
+    c.run_until([&] { return done->has_value(); }, 10 * c.et());
+    if (!done->value_or(false)) c.run_for(c.et());  // a change still committing, or leadership moved
+  }
+  const int l = c.wait_leader(10 * c.et());
+  if (l < 0) return c.liveness_failure("no leader after the last change");
+  const Config config = c.log(l).config();
+  if (config.joint() || ids_of(config, true) != want)
+    c.liveness_failure(fmt::format("the last change did not take: voters {}{}", fmt::join(ids_of(config, true), ","),
+                                   config.joint() ? " (joint)" : ""));
+  c.apply(10 * c.et());
+  c.settle();
+}
+
 }  // namespace
 
 const std::vector<ScenarioInfo>& scenarios() {
@@ -1088,6 +1218,7 @@ const std::vector<ScenarioInfo>& scenarios() {
       {"linearizable_reads", linearizable_reads},
       {"leadership_transfer", leadership_transfer},
       {"learners", learners},
+      {"joint_consensus", joint_consensus},
   };
   return v;
 }
