@@ -450,14 +450,10 @@ int cmd_set_role(const Args& a, bool to_voter) {
 
 // --tls DIR: the client side of raft-kv's mutual TLS (as raft-chaos --tls).
 std::shared_ptr<raft::TLSContext> tls_client(const std::string& dir) {
-  raft::TLSOptions o;
-  o.certificate_chain_file = dir + "/node.pem";
-  o.private_key_file = dir + "/node.key";
-  o.ca_file = dir + "/ca.pem";
   std::string why;
-  auto c = raft::TLSContext::client(o, &why);
+  auto c = kvstore::tls_client_from_dir(dir, &why);
   if (!c) throw std::invalid_argument("--tls " + dir + ": " + why);
-  return *c;
+  return c;
 }
 
 int usage() {

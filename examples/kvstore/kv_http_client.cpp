@@ -281,4 +281,13 @@ std::optional<Status> get_status(HttpClient& c, const std::string& node, Clock::
   return parse_status(r->body);
 }
 
+std::shared_ptr<raft::TLSContext> tls_client_from_dir(const std::string& dir, std::string* why) {
+  raft::TLSOptions o;
+  o.certificate_chain_file = dir + "/node.pem";
+  o.private_key_file = dir + "/node.key";
+  o.ca_file = dir + "/ca.pem";
+  auto c = raft::TLSContext::client(o, why);
+  return c ? *c : nullptr;
+}
+
 }  // namespace kvstore

@@ -95,4 +95,10 @@ std::optional<Status> parse_status(const std::string& json);
 std::optional<Status> get_status(HttpClient& c, const std::string& node,
                                  Clock::duration budget = std::chrono::milliseconds(500));
 
+// The client side of raft-kv's mutual TLS from a directory laid out as
+// tests/net/testdata/tls: trusts DIR/ca.pem, presents DIR/node.pem with
+// DIR/node.key (raft-demo --tls, raft-chaos --tls). nullptr with the reason
+// in `why` if a file does not load.
+std::shared_ptr<raft::TLSContext> tls_client_from_dir(const std::string& dir, std::string* why);
+
 }  // namespace kvstore

@@ -37,6 +37,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <vector>
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -109,6 +110,9 @@ Admin: POST /admin/transfer-leadership[?to=ID] hands leadership to node ID
 (default: the member furthest along), e.g. before stopping the leader.
 POST /admin/promote?id=ID makes learner ID a voter once it has caught up;
 POST /admin/demote?id=ID makes voter ID a learner.
+POST /admin/voters?ids=ID,ID,... makes exactly those members the voters in
+one change (joint consensus), the others learners; the answer is the new
+configuration's index.
 POST /admin/snapshot (any node) snapshots this node's state now and compacts
 its log; the answer is the snapshot's index.
 )";
@@ -362,6 +366,26 @@ class Session : public std::enable_shared_from_this<Session> {
       if (req_.method() != http::verb::post) return reply_text(http::status::method_not_allowed, "use POST", true);
       return start_snapshot();
     }
+    if (path == "/admin/voters") {
+      if (!authorized()) return reply_text(http::status::unauthorized, "unauthorized", true);
+      if (req_.method() != http::verb::post) return reply_text(http::status::method_not_allowed, "use POST", true);
+      auto it = url->params().find("ids");
+      std::vector<std::uint64_t> ids;
+      const std::string v = it == url->params().end() ? std::string() : std::string((*it).value);
+      for (std::size_t at = 0; at <= v.size() && !v.empty();) {
+        const std::size_t comma = std::min(v.find(',', at), v.size());
+        std::uint64_t id = 0;
+        auto [p, ec] = std::from_chars(v.data() + at, v.data() + comma, id);
+        if (ec != std::errc() || p != v.data() + comma || comma == at) {
+          ids.clear();
+          break;
+        }
+        ids.push_back(id);
+        at = comma + 1;
+      }
+      if (ids.empty()) return reply_text(http::status::bad_request, "ids: node ids separated by commas", true);
+      return start_set_voters(std::move(ids));
+    }
     if (path == "/admin/transfer-leadership" || path == "/admin/promote" || path == "/admin/demote") {
       if (!authorized()) return reply_text(http::status::unauthorized, "unauthorized", true);
       if (req_.method() != http::verb::post) return reply_text(http::status::method_not_allowed, "use POST", true);
@@ -461,6 +485,24 @@ class Session : public std::enable_shared_from_this<Session> {
         if (!r && r.error() == raft::errc::invalid_argument)
           return self->reply_text(http::status::bad_request, "the last voter cannot be demoted", true);
         self->reply_admin(r, "demotion not committed in time");
+      });
+    });
+  }
+
+  // Makes exactly `ids` the voters, the other members learners, in one
+  // change (raft::Log::set_voters, joint consensus), e.g. to move the
+  // cluster's majority to new machines that joined as learners. 200 with
+  // the new configuration's index once committed.
+  void start_set_voters(std::vector<std::uint64_t> ids) {
+    if (node_.log->state() != raft::State::leader) return redirect();
+    node_.log->start_set_voters(std::move(ids), std::chrono::seconds(30), [self = shared_from_this()](raft::result<std::uint64_t> r) {
+      net::post(self->ex_, [self, r] {
+        if (!r && r.error() == raft::errc::invalid_argument)
+          return self->reply_text(http::status::bad_request, r.error().message(), true);
+        if (!r)
+          return self->reply_admin(raft::result<void>(boost::system::in_place_error, r.error()),
+                                   "the new voters did not catch up in time; nothing changed");
+        self->reply_text(http::status::ok, std::to_string(*r), true);
       });
     });
   }

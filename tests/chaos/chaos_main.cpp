@@ -16,7 +16,8 @@
 // again (a new id, a new join token, the state from the others); or it
 // hands leadership to a random member (POST /admin/transfer-leadership); or
 // it demotes a member (the leader half the time) to learner and, after a
-// while of client traffic, promotes it again (POST /admin/demote, /promote).
+// while of client traffic, promotes it again (POST /admin/demote, /promote),
+// or does the same by joint consensus (POST /admin/voters).
 //
 // Each client thread records every operation with steady-clock invoke and
 // complete times. A definite answer becomes a definite operation; a timeout,
@@ -304,6 +305,25 @@ class Cluster {
     return false;
   }
 
+  // Asks the leader to make exactly `ids` the voters in one change
+  // (POST /admin/voters, Log::set_voters: joint consensus), retrying as
+  // set_role does; true once done (200).
+  bool set_voters(const std::vector<std::uint64_t>& ids, Clock::duration budget) {
+    const auto deadline = Clock::now() + budget;
+    std::string list;
+    for (auto id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+    while (Clock::now() < deadline) {
+      if (auto l = leader(2s)) {
+        HttpClient c(o_.tls);
+        auto url = parse_url(urls_[*l] + "/admin/voters?ids=" + list);
+        auto r = c.request(Method::post, *url, "", std::min(deadline, Clock::now() + 7s));
+        if (r && r->status == 200) return true;
+      }
+      std::this_thread::sleep_for(200ms);
+    }
+    return false;
+  }
+
   // Makes node i drop its traffic to `peers` (empty: heal). Best effort.
   bool block(int i, const std::vector<int>& peers) {
     std::string list;
@@ -566,8 +586,8 @@ void client_loop(const Options& o, const std::vector<std::string>& nodes, int in
 // ---------------------------------------------------------------- nemesis
 
 struct FaultCounts {
-  int kill = 0, kill_leader = 0, pause = 0, isolate = 0, split = 0, replace = 0, transfer = 0, demote = 0;
-  int total() const { return kill + pause + isolate + split + replace + transfer + demote; }
+  int kill = 0, kill_leader = 0, pause = 0, isolate = 0, split = 0, replace = 0, transfer = 0, demote = 0, joint = 0;
+  int total() const { return kill + pause + isolate + split + replace + transfer + demote + joint; }
 };
 
 // Sleeps up to `d`, returning early when the run's end comes (polled).
@@ -656,6 +676,28 @@ void nemesis(Cluster& cl, const Options& o, Clock::time_point end, FaultCounts& 
       const int v = pick();
       const auto id = cl.node_id(v);
       if (!id) continue;
+      if (rng() % 2 == 0) {
+        // The same by joint consensus (Log::set_voters, POST /admin/voters):
+        // the voters become the others in one change, then all again.
+        std::vector<std::uint64_t> all, others;
+        for (int i = 0; i < n; ++i) {
+          const auto x = cl.node_id(i);
+          if (!x) break;
+          all.push_back(*x);
+          if (i != v) others.push_back(*x);
+        }
+        if (static_cast<int>(all.size()) != n) continue;
+        const bool out = cl.set_voters(others, 10s);
+        std::printf("  [nemesis] t=%5.1fs voters without node %d (id %llu): %s\n", now_us() / 1e6, v + 1,
+                    static_cast<unsigned long long>(*id), out ? "done" : "not done");
+        ++fc.joint;
+        if (!out) continue;
+        nap(ms(500, 3000), end + 0s);
+        const bool back = cl.set_voters(all, 30s);
+        std::printf("  [nemesis] t=%5.1fs voters all again: %s\n", now_us() / 1e6, back ? "done" : "not done");
+        if (!back) note_unexpected("node " + std::to_string(v + 1) + " not a voter again within 30 s");
+        continue;
+      }
       const bool demoted = cl.set_role(*id, false, 10s);
       std::printf("  [nemesis] t=%5.1fs demote node %d (id %llu): %s\n", now_us() / 1e6, v + 1,
                   static_cast<unsigned long long>(*id), demoted ? "done" : "not done");
@@ -812,9 +854,9 @@ int run(Options& o) {
     std::printf("  operations: %zu (%zu indeterminate), %d keys, %d clients, %llu client ids\n", history.size(), unknown,
                 o.keys, o.clients, static_cast<unsigned long long>(g_next_client.load() - 1));
     std::printf(
-        "  faults: %d (SIGKILL+restart %d, SIGSTOP/SIGCONT %d, isolate %d, split %d, replace %d, transfer %d, demote+promote %d) + final "
-        "full restart\n",
-        fc.total(), fc.kill, fc.pause, fc.isolate, fc.split, fc.replace, fc.transfer, fc.demote);
+        "  faults: %d (SIGKILL+restart %d, SIGSTOP/SIGCONT %d, isolate %d, split %d, replace %d, transfer %d, demote+promote %d, "
+        "joint voter changes %d) + final full restart\n",
+        fc.total(), fc.kill, fc.pause, fc.isolate, fc.split, fc.replace, fc.transfer, fc.demote, fc.joint);
     std::printf("  checker: %.2f s, %llu steps, %zu keys: %s\n", check_s, static_cast<unsigned long long>(res.steps),
                 res.keys_checked, std::string(lincheck::to_string(res.verdict)).c_str());
     if (!res.explanation.empty()) std::printf("  key %s: %s\n", res.key.c_str(), res.explanation.c_str());
@@ -880,18 +922,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!o.tls_dir.empty()) {
-    const fs::path t = o.tls_dir;
-    raft::TLSOptions to;
-    to.certificate_chain_file = (t / "node.pem").string();
-    to.private_key_file = (t / "node.key").string();
-    to.ca_file = (t / "ca.pem").string();
     std::string why;
-    auto c = raft::TLSContext::client(to, &why);
-    if (!c) {
+    o.tls = kvstore::tls_client_from_dir(o.tls_dir, &why);
+    if (!o.tls) {
       std::fprintf(stderr, "raft-chaos: --tls %s: %s\n", o.tls_dir.c_str(), why.c_str());
       return 2;
     }
-    o.tls = *c;
   }
   std::signal(SIGINT, on_fatal_signal);
   std::signal(SIGTERM, on_fatal_signal);

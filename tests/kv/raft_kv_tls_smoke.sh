@@ -6,7 +6,8 @@
 # index and writes it; SIGHUP reloads renewed certificate files (and keeps
 # the old ones when the new ones do not load); a certificate of the
 # members' CA is served until a CRL that revokes it is loaded by SIGHUP,
-# and an out-of-date CRL is not loaded; a missing PEM file stops
+# and an out-of-date CRL is not loaded; POST /admin/voters makes node 2
+# the only voter in one change (joint consensus); a missing PEM file stops
 # raft-kv with its name. Node 2's key is encrypted (--tls-key-password-file);
 # without its passphrase raft-kv stops with the key file's name rather than
 # asking on a terminal.
@@ -147,6 +148,26 @@ grep -q "crl.pem.*out of date" "$work/1.log" || fail "node 1 did not say why it 
 if out=$(c "${revoked[@]}" "https://127.0.0.1:$p1/kv/a" 2>&1); then fail "the revoked certificate came back: $out"; fi
 got=$(c "${member[@]}" "https://127.0.0.1:$p1/kv/a") || fail "node 1 refused a member after the out-of-date CRL"
 [ "$got" = v1 ] || fail "node 1 reads '$got' after the CRL reloads"
+
+# POST /admin/voters (Log::set_voters): node 2 becomes the only voter in one
+# change and node 1, the leader, a learner that steps down; a write through
+# node 2 is then read at node 1.
+for bad in "ids=x" "ids=2," "ids=" "ids=2,9"; do
+  code=$(c "${member[@]}" -X POST -o /dev/null -w '%{http_code}' "https://127.0.0.1:$p1/admin/voters?$bad") || true
+  case "$bad:$code" in *9:404 | *:400) ;; *) fail "POST /admin/voters?$bad answered $code" ;; esac
+done
+index=$(c "${member[@]}" -X POST "https://127.0.0.1:$p1/admin/voters?ids=2") || fail "POST /admin/voters?ids=2 failed"
+[[ "$index" =~ ^[0-9]+$ ]] || fail "POST /admin/voters?ids=2 answered '$index'"
+code=""
+for _ in $(seq 100); do
+  code=$(c "${member[@]}" -X PUT --data v2 -o /dev/null -w '%{http_code}' "https://127.0.0.1:$p2/kv/b" 2>/dev/null) &&
+    [ "$code" = 204 ] && break
+  sleep 0.1
+done
+[ "$code" = 204 ] || fail "PUT through node 2, now the only voter, answered $code"
+got=$(c "${member[@]}" "https://127.0.0.1:$p1/kv/b") || fail "node 1, now a learner, refused a read"
+[ "$got" = v2 ] || fail "node 1, now a learner, reads b='$got'"
+c "${member[@]}" "https://127.0.0.1:$p1/raft/status" | grep -q '"learner":true' || fail "node 1 is no learner"
 
 set +e
 out=$("$kv" --dir "$work/3" --listen 127.0.0.1:1 --tls-cert "$work/missing.pem" --tls-key "$tls/node.key" 2>&1)
