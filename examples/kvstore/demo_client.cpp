@@ -14,6 +14,7 @@
 //   raft-demo handover    --nodes U,U,... --node U [--token T] [--timeout S]
 //   raft-demo promote     --nodes U,U,... --node U [--timeout S]
 //   raft-demo demote      --nodes U,U,... --node U [--timeout S]
+//   raft-demo voters      --nodes U,U,... --voters U,U,... [--token T] [--timeout S]
 //   (any command but ports) --tls DIR: the nodes are https:// under mutual
 //   TLS; trust DIR/ca.pem and present DIR/node.pem with DIR/node.key
 //
@@ -130,6 +131,7 @@ double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std
 
 struct Args {
   std::vector<std::string> nodes;
+  std::vector<std::string> voters;  // voters: the nodes to make the voters
   std::string exclude, node, token = "demo", old_leader;
   std::size_t count = 1000, workers = 8;
   double timeout = 20;
@@ -448,6 +450,78 @@ int cmd_set_role(const Args& a, bool to_voter) {
   return 0;
 }
 
+// Makes exactly the nodes a.voters the voters, every other member a learner,
+// in one change (raft-kv's POST /admin/voters?ids=..., Log::set_voters: joint
+// consensus), then checks that every node reports its new role, that a new
+// voter leads, and that a write commits under the new majority. The leader
+// may be among those left out: it steps down once C_new commits.
+int cmd_voters(const Args& a) {
+  HttpClient http(a.tls);
+  const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(a.timeout * 1000));
+  std::map<std::string, std::uint64_t> id_of;  // every node of a.nodes that answers
+  for (const auto& n : a.nodes)
+    if (auto s = get_status(http, n, 2s); s && s->id != 0) id_of[n] = s->id;
+  std::string ids;
+  for (const auto& v : a.voters) {
+    if (!id_of.count(v)) {
+      std::fprintf(stderr, "  %snode %s is not one of --nodes that answers with an id%s\n", RED, v.c_str(), RESET);
+      return 1;
+    }
+    ids += (ids.empty() ? "" : ",") + std::to_string(id_of[v]);
+  }
+  std::string lurl;
+  if (!find_leader(a, "", deadline, &lurl)) {
+    std::fprintf(stderr, "  %sno leader within %.0f s%s\n", RED, a.timeout, RESET);
+    return 1;
+  }
+  const auto t0 = Clock::now();
+  auto url = parse_url(lurl + "/admin/voters?ids=" + ids);
+  auto r = url ? http.request(Method::post, *url, "", deadline) : std::nullopt;
+  if (!r || r->status != 200) {
+    std::fprintf(stderr, "  %svoters change refused: %s%s\n", RED,
+                 r ? (std::to_string(r->status) + " " + r->body).c_str() : "no answer", RESET);
+    return 1;
+  }
+  const double done_ms = ms_since(t0);
+  std::string index = r->body;  // C_new's index, as a line of text
+  while (!index.empty() && (index.back() == '\n' || index.back() == '\r')) index.pop_back();
+  std::fprintf(stderr, "  %s asked for voters {%s}: C_old,new and C_new committed (C_new at index %s) %s%.0f ms%s after the request\n",
+               lurl.c_str(), ids.c_str(), index.c_str(), BOLD, done_ms, RESET);
+  // Every node's role as the change says, and a leader among the new voters.
+  auto settled = [&](std::string* leader) {
+    for (const auto& [n, id] : id_of) {
+      auto s = get_status(http, n);
+      if (!s) return false;
+      const bool voter = std::count(a.voters.begin(), a.voters.end(), n) != 0;
+      if (s->learner == voter) return false;
+      if (s->state == "leader") *leader = n;
+    }
+    return !leader->empty() && std::count(a.voters.begin(), a.voters.end(), *leader) != 0;
+  };
+  std::string nl;
+  bool ok = false;
+  while (!(ok = settled(&nl)) && Clock::now() < deadline) {
+    nl.clear();
+    std::this_thread::sleep_for(5ms);
+  }
+  if (!ok) {
+    std::fprintf(stderr, "  %sthe nodes did not all take their new roles under a new voter's lead within %.0f s%s\n", RED,
+                 a.timeout, RESET);
+    return 1;
+  }
+  KvClient kv(a.nodes, a.tls);
+  kv.leader = nl;
+  auto w = kv.call(Method::put, "/kv/voters-" + a.token, "ok", std::max<Clock::duration>(deadline - Clock::now(), 1s));
+  if (!w || w->status != 204) {
+    std::fprintf(stderr, "  %sno write accepted under the new voters%s\n", RED, RESET);
+    return 1;
+  }
+  std::fprintf(stderr, "  every node in its new role, %s leads, a write committed under the new majority %.0f ms after the request\n",
+               nl.c_str(), ms_since(t0));
+  std::printf("%.0f %s\n", done_ms, nl.c_str());
+  return 0;
+}
+
 // --tls DIR: the client side of raft-kv's mutual TLS (as raft-chaos --tls).
 std::shared_ptr<raft::TLSContext> tls_client(const std::string& dir) {
   std::string why;
@@ -459,8 +533,9 @@ std::shared_ptr<raft::TLSContext> tls_client(const std::string& dir) {
 int usage() {
   std::fprintf(stderr,
                "usage: raft-demo ports N\n"
-               "       raft-demo status|wait-leader|write|check|failover|catchup|handover|promote|demote --nodes URL,URL,... [options]\n"
+               "       raft-demo status|wait-leader|write|check|failover|catchup|handover|promote|demote|voters --nodes URL,URL,... [options]\n"
                "options: --count N --workers N --token T --exclude URL --timeout S --kill-pid PID --old-leader URL --node URL --from N\n"
+               "         --voters URL,URL,...\n"
                "         --tls DIR (https:// nodes: trust DIR/ca.pem, present DIR/node.pem and DIR/node.key)\n");
   return 2;
 }
@@ -478,6 +553,7 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) return usage();
       const std::string v = argv[++i];
       if (k == "--nodes") a.nodes = split(v);
+      else if (k == "--voters") a.voters = split(v);
       else if (k == "--exclude") a.exclude = v;
       else if (k == "--node") a.node = v;
       else if (k == "--token") a.token = v;
@@ -500,6 +576,7 @@ int main(int argc, char** argv) {
     if (cmd == "handover") return a.node.empty() ? usage() : cmd_handover(a);
     if (cmd == "promote") return a.node.empty() ? usage() : cmd_set_role(a, true);
     if (cmd == "demote") return a.node.empty() ? usage() : cmd_set_role(a, false);
+    if (cmd == "voters") return a.voters.empty() ? usage() : cmd_voters(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "raft-demo: %s\n", e.what());
     return 2;
