@@ -735,7 +735,8 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   bool save_join_config(const Config& c);
   bool confirmed_member() const;
   void maybe_confirm();
-  void rejoin();
+  // `left`: members still to ask in this pass (0: a new pass, all of them).
+  void rejoin(std::size_t left = 0);
   void on_refused(std::error_code ec, const char* what);
   void do_leave(Handler_fn<void> h);
   void do_add_peer(std::string url, std::uint64_t join_token, bool learner, bool wait_commit,

@@ -319,7 +319,7 @@ void Log::Impl::on_refused(std::error_code ec, const char* what) {
   logf("{} refused: the leader gives node id {} to another url", what, id_);
 }
 
-void Log::Impl::rejoin() {
+void Log::Impl::rejoin(std::size_t left) {
   // Smallest correct behaviour for a node whose join may have been lost:
   // ask again (any member; transports follow not-leader hints), and take
   // whatever id the leader now gives our URL. The answer is the leader's
@@ -334,13 +334,26 @@ void Log::Impl::rejoin() {
     if (n.url != o_.url) urls.push_back(n.url);
   if (urls.empty()) return;
   const std::string target = urls[rejoin_rr_++ % urls.size()];
+  // One pass asks every member we know, one after another, without waiting
+  // for another election timeout between them: while we wait, the members
+  // we know may all be replaced, and then nobody can tell us where the
+  // cluster went (simulator, membership_add_remove_under_faults seed 50806:
+  // the one member still there, the leader, was removed before our turn to
+  // ask it came).
+  if (left == 0 || left > urls.size()) left = urls.size();
   const std::uint64_t token = join_token();
   if (token == 0) return;
   rejoining_ = true;
-  o_.transport->join(target, JoinRequest{o_.url, id_, token, join_learner_}, [self = shared_from_this(), ep = epoch_](result<JoinResponse> r) {
-    self->post_any_epoch([self, ep, r] {
+  o_.transport->join(target, JoinRequest{o_.url, id_, token, join_learner_}, [self = shared_from_this(), ep = epoch_, left](result<JoinResponse> r) {
+    self->post_any_epoch([self, ep, r, left] {
       if (self->epoch_ != ep) return;
       self->rejoining_ = false;
+      // Not answered (gone, not the leader and no hint, a lost reply): the
+      // next member of this pass.
+      if (!r && r.error() != errc::removed) {
+        if (left > 1) self->rejoin(left - 1);
+        return;
+      }
       if (!r && r.error() == errc::removed) {
         // Our membership committed and was then removed while we were cut
         // off: stop asking. If that removal is itself rolled back we are a

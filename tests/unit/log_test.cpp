@@ -1610,6 +1610,39 @@ TEST(Log, JoinerWhoseAddPeerWasLostJoinsAgainUnderANewId) {
   EXPECT_TRUE(c->apply(*nl, "after"));
 }
 
+// A lost joiner asks every member it knows in one pass, one after another,
+// rather than one member per election timeout: while it waits, the members
+// it knows may all be replaced (simulator, membership_add_remove_under_faults
+// seed 50806). Here the first member it asks (n1) is down: it must reach
+// the leader in the same pass, within the election timeout that starts it
+// (at most 2x the setting, with jitter), not at the next one (at least 2x).
+TEST(Log, LostJoinerAsksTheNextMemberAtOnceWhenOneDoesNotAnswer) {
+  auto c = three_node_cluster();
+  auto* l = c->leader();
+  ASSERT_TRUE(l);
+  auto lost = lose_an_add_peer(*c, l, c->others(l));
+  ASSERT_TRUE(lost);
+  auto& x = *lost->x;
+  LocalNode* first = c->nodes[0].get();  // first in x's configuration: asked first
+  ASSERT_NE(lost->new_leader, first) << "the setup needs the leader elsewhere than the first member";
+  c->net.down[first->url] = true;
+  // Restarted (provisional, from join.json), so that its first pass starts
+  // at the first member; then back: added again (under the lost id if
+  // nobody took it meanwhile).
+  c->crash(x);
+  c->start(x);
+  c->net.down[x.url] = false;
+  const auto back = c->net.clock.now();
+  auto added = [&] {
+    const auto* n = lost->new_leader->log->config().node_by_url(x.url);
+    return n && n->id == x.log->id();
+  };
+  ASSERT_TRUE(c->net.run_until(added, 2 * kDefaultElectionTimeout))
+      << "x not added again after "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(c->net.clock.now() - back).count() << " ms";
+  ASSERT_TRUE(c->net.run_until([&] { return x.log->commit_index() >= lost->new_leader->log->config().index; }));
+}
+
 // The role survives a lost join: a learner whose AddPeer entry was lost, and
 // that restarted meanwhile, joins again as a learner (the role read back
 // from join.json), not as a voter nobody asked for.
