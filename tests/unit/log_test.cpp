@@ -1634,7 +1634,8 @@ TEST(Log, LostJoinerAsksTheNextMemberAtOnceWhenOneDoesNotAnswer) {
   c->net.down[x.url] = false;
   const auto back = c->net.clock.now();
   auto added = [&] {
-    const auto* n = lost->new_leader->log->config().node_by_url(x.url);
+    const Config cfg = lost->new_leader->log->config();  // a copy: n points into it
+    const auto* n = cfg.node_by_url(x.url);
     return n && n->id == x.log->id();
   };
   ASSERT_TRUE(c->net.run_until(added, 2 * kDefaultElectionTimeout))
