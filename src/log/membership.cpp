@@ -348,12 +348,6 @@ void Log::Impl::rejoin(std::size_t left) {
     self->post_any_epoch([self, ep, r, left] {
       if (self->epoch_ != ep) return;
       self->rejoining_ = false;
-      // Not answered (gone, not the leader and no hint, a lost reply): the
-      // next member of this pass.
-      if (!r && r.error() != errc::removed) {
-        if (left > 1) self->rejoin(left - 1);
-        return;
-      }
       if (!r && r.error() == errc::removed) {
         // Our membership committed and was then removed while we were cut
         // off: stop asking. If that removal is itself rolled back we are a
@@ -362,7 +356,13 @@ void Log::Impl::rejoin(std::size_t left) {
         self->logf("not joining again: node {} at {} was removed from the cluster", self->id_, self->o_.url);
         return;
       }
-      if (!r || !self->provisional_ || self->state_ == State::stopped || self->state_ == State::leader) return;
+      // Not answered (gone, not the leader and no hint, a lost reply): the
+      // next member of this pass.
+      if (!r) {
+        if (left > 1) self->rejoin(left - 1);
+        return;
+      }
+      if (!self->provisional_ || self->state_ == State::stopped || self->state_ == State::leader) return;
       if (r->config.cluster_id != self->cluster_id_ || !binds(r->config, r->id, self->o_.url)) return;
       const auto* leader = r->config.node_by_id(r->leader_id);
       if (!leader) return;
