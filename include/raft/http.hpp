@@ -30,22 +30,22 @@
 
 namespace raft {
 
-// The wire protocol (DESIGN 4: the calls, the stream's frames, the entry
-// formats inside it) as one number, carried by every request and response
-// in X-Raft-Protocol. A message without the header is version 1 (builds
-// before the header; curl).
+// The wire protocol's version (raft::kProtocolVersion, raft/transport.hpp)
+// goes with every request and response in X-Raft-Protocol. A message
+// without the header is version 1 (builds before the header; curl).
 //
-// A Server refuses a request of a version outside [kMinProtocolVersion,
-// kProtocolVersion] with errc::unsupported_protocol (400) before reading its
-// cluster id or parameters, and an HTTPTransport takes a response of such a version as that error
-// without reading its body or headers: a mixed cluster whose builds cannot
-// understand each other stops talking, loudly ("unsupported protocol
-// version" in the logs), instead of misreading each other's bytes. Every
-// response, refusals included, names the version it is in, which is what a
-// later build needs to fall back to an older peer's version during a
-// rolling upgrade (docs/design-notes.md, "Protocol version").
-inline constexpr std::uint32_t kProtocolVersion = 1;
-inline constexpr std::uint32_t kMinProtocolVersion = 1;
+// A Server serves a request of any version in [kMinProtocolVersion,
+// kProtocolVersion] and answers in that same version; it refuses one of
+// another version with errc::unsupported_protocol (400) before reading its
+// cluster id or parameters, naming its own newest version. An HTTPTransport
+// speaks kProtocolVersion to a peer until a refusal names an older version
+// it also speaks; it then repeats the call in that version at once and
+// keeps speaking it to that peer, trying its own again after
+// HTTPTransportOptions::protocol_recheck_ms (an upgraded peer is found
+// without a restart here). A reply in a version it does not speak is
+// errc::unsupported_protocol, its body and headers unread: builds that
+// share no version stop talking, loudly, instead of misreading each other.
+// See docs/design-notes.md, "Protocol version".
 
 // TLS for peer traffic (PEM files; OpenSSL through Boost.Asio's ssl layer).
 // A cluster that uses it gives its members https:// URLs: the transport
@@ -148,6 +148,11 @@ struct HTTPTransportOptions {
   // untrusted or misnamed certificate) is errc::transport_error, like a
   // failed connect; connect_timeout_ms covers the handshake too.
   std::shared_ptr<TLSContext> tls;
+  // After a peer refused kProtocolVersion and was spoken to in its older
+  // version, try kProtocolVersion again after this long (one refused round
+  // trip each time, while the peer is old): how soon a peer upgraded in
+  // place is spoken to in the new version. 0: at every call.
+  std::uint64_t protocol_recheck_ms = 30'000;
 };
 
 class HTTPTransport final : public Transport {

@@ -248,7 +248,10 @@ class Log final : public Service {
   // before C_new was appended; the next leader finishes the change, and a
   // call again with the same voters then succeeds), errc::timeout (a new
   // voter did not catch up within `timeout`, default 10 election timeouts:
-  // nothing changed), errc::change_in_progress, errc::transfer_in_progress.
+  // nothing changed), errc::change_in_progress, errc::transfer_in_progress,
+  // errc::unsupported_protocol (a member answers in a protocol version
+  // without joint consensus, a build older than it: upgrade it first;
+  // nothing changed; see kProtocolVersion in raft/transport.hpp).
   result<std::uint64_t> set_voters(std::vector<std::uint64_t> voters, Clock::duration timeout = {});
 
   // Leader only: appends a command; returns its index once committed.

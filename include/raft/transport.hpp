@@ -22,6 +22,25 @@
 
 namespace raft {
 
+// The wire protocol (DESIGN 4: the calls, the stream's frames, the entry
+// formats inside it) as one number. Version 2 added joint consensus
+// (Log::set_voters): entry types joint_voters and leave_joint, and a
+// configuration's "outgoingVoters", which a version-1 build reads as a
+// corrupt entry or, worse, ignores. Every other message is the same in both.
+//
+// Builds of both versions may run in one cluster (a rolling upgrade): the
+// HTTP transport and server agree on a version per peer (raft/http.hpp),
+// and a leader writes version-2 content only where it may: it refuses
+// set_voters (errc::unsupported_protocol) while a member answers its
+// heartbeats in version 1, and it never streams a joint-consensus entry or
+// configuration to a follower whose stream is in version 1 (that stream
+// ends with errc::unsupported_protocol: upgrade the follower).
+// docs/design-notes.md, "Protocol version".
+inline constexpr std::uint32_t kProtocolVersion = 2;
+inline constexpr std::uint32_t kMinProtocolVersion = 1;
+// The first version whose streams may carry joint consensus.
+inline constexpr std::uint32_t kJointConsensusProtocol = 2;
+
 template <class T>
 using Handler_fn = std::function<void(result<T>)>;
 
@@ -75,6 +94,10 @@ struct HeartbeatResponse {
   // member's URL; HTTP header X-Raft-ID). A leader confirms reads only with
   // replies from the member it addressed.
   std::uint64_t id = 0;
+  // The protocol version the exchange was in (HTTP header X-Raft-Protocol):
+  // the newest the responder and we both speak. 0: this build's
+  // (kProtocolVersion), for transports that never span builds.
+  std::uint32_t protocol = 0;
 };
 
 // A follower asks the leader for a read index (Log::read_index called on a
@@ -136,6 +159,10 @@ struct StreamRequest {
   std::uint64_t index = 0;
   std::uint64_t log_term = 0;
   std::string url;
+  // The protocol version the follower asked in (HTTP header
+  // X-Raft-Protocol): the stream may carry nothing newer. 0: this build's
+  // (kProtocolVersion), for transports that never span builds.
+  std::uint32_t protocol = 0;
 };
 
 // Follower side of a stream: the transport hands bytes, in order, as they

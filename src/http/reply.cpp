@@ -127,6 +127,7 @@ result<HeartbeatResponse> decode_heartbeat(const ClientResponse& res) {
     r.index = *index;
     r.term = *term;
     if (has_id) r.id = *id;
+    r.protocol = static_cast<std::uint32_t>(protocol_version_of(res).value_or(1));  // supported: checked above
     if (auto f = res.find(kHeaderError); f != res.end()) r.error = error_from_text(f->value());
     return r;
   }
@@ -153,6 +154,14 @@ result<VoteResponse> decode_vote(const ClientResponse& res) {
   if (res.result() == http::status::ok || res.find(kHeaderTerm) != res.end())
     return make_error_code(errc::transport_error);
   return reply_error(res);
+}
+
+std::optional<std::uint32_t> fallback_version(const boost::beast::http::fields& head, std::uint32_t sent) {
+  const auto v = protocol_version_of(head);
+  if (!v || !protocol_supported(*v) || *v >= sent) return std::nullopt;
+  const auto f = head.find(kHeaderError);
+  if (f == head.end() || error_from_text(f->value()) != errc::unsupported_protocol) return std::nullopt;
+  return static_cast<std::uint32_t>(*v);
 }
 
 std::error_code stream_head_error(const StreamReplyParser::value_type& head) {

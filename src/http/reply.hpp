@@ -90,6 +90,11 @@ result<VoteResponse> decode_vote(const ClientResponse& res);
 // A stream's response head: empty when the body is the stream (200), else
 // the error the follower ends with. A 1xx head is an error here, not
 // skipped: a stream's connection is never reused, so nothing is misread.
+// When `head` refuses a request sent in version `sent` as
+// errc::unsupported_protocol and names an older version this build also
+// speaks: that version, to repeat the request in (HTTPTransport).
+std::optional<std::uint32_t> fallback_version(const boost::beast::http::fields& head, std::uint32_t sent);
+
 std::error_code stream_head_error(const StreamReplyParser::value_type& head);
 
 }  // namespace raft::http_detail

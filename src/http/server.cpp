@@ -305,8 +305,9 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
   }
 
   // Protocol version (http.hpp): a request this build may not understand is
-  // refused before its cluster id or parameters are read. The refusal, like
-  // every response, names this node's version (finish_response).
+  // refused before its cluster id or parameters are read. The refusal names
+  // this node's newest version, which the caller may fall back to; every
+  // other response is in the request's version (finish_response).
   const auto version = protocol_version_of(req);
   if (!version) return cb(error_reply(http::status::bad_request, "invalid protocol version"));
   if (!protocol_supported(*version))
@@ -477,7 +478,7 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
       if (!log_term) return bad("invalid log term");
       if (req.version() < 11) return cb(error_reply(http::status::http_version_not_supported, "http/1.1 required"));
       rep.stream = true;
-      rep.sreq = StreamRequest{*id, *term, *index, *log_term, {}};
+      rep.sreq = StreamRequest{*id, *term, *index, *log_term, {}, static_cast<std::uint32_t>(*version)};
       if (const std::string* u = p.one("url")) rep.sreq.url = *u;  // required by the Log, as for acks
       // Acks on this connection: only for a follower that names itself (the
       // Log credits acks to the stream's id and URL); anything but "1"
@@ -495,7 +496,11 @@ void http_detail::handle_request(Handler& handler, const Request& req, ReplyFn c
 
 void http_detail::finish_response(Response& res, const Request& req, bool close_after) {
   res.version(req.version() ? req.version() : 11);
-  res.set(kHeaderProtocol, std::to_string(kProtocolVersion));
+  // The request's version when this build speaks it (a peer of an older
+  // build refuses a reply in a version it does not know), else this
+  // build's newest: the refusal of an unsupported or malformed version.
+  const auto v = protocol_version_of(req);
+  res.set(kHeaderProtocol, std::to_string(v && protocol_supported(*v) ? *v : kProtocolVersion));
   res.keep_alive(!close_after && req.keep_alive());
   if (req.method() == http::verb::head) {
     res.content_length(res.body().size());
@@ -585,11 +590,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // when they are not records (the connection is closed).
   bool take_ack_bytes(std::size_t n);
   void send_ack(AckRecord a);
-  // kStreamHead with this build's protocol version, naming the ack channel
+  // kStreamHead in the request's protocol version, naming the ack channel
   // when this connection carries acks.
   std::string stream_head() const {
     std::string h(kStreamHead);
-    h.insert(h.size() - 2, fmt::format("{}: {}\r\n", kHeaderProtocol, kProtocolVersion));
+    h.insert(h.size() - 2, fmt::format("{}: {}\r\n", kHeaderProtocol, sreq_.protocol));
     if (ack_channel_) h.insert(h.size() - 2, std::string(kHeaderAckChannel) + ": 1\r\n");
     return h;
   }

@@ -176,8 +176,31 @@ struct HTTPTransport::Impl : std::enable_shared_from_this<HTTPTransport::Impl> {
     for (auto& sp : streams) sp->recheck(c);
   }
 
+  // Protocol versions (raft/http.hpp): by target key, the older version a
+  // peer's refusal named, spoken to it until `until`; then
+  // kProtocolVersion is tried again.
+  struct Fallback {
+    std::uint32_t version = kProtocolVersion;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::unordered_map<std::string, Fallback> fallbacks;  // guarded by mu
+  std::uint32_t version_for(const std::string& key) {
+    std::lock_guard lk(mu);
+    auto it = fallbacks.find(key);
+    if (it == fallbacks.end()) return kProtocolVersion;
+    if (std::chrono::steady_clock::now() < it->second.until) return it->second.version;
+    fallbacks.erase(it);
+    return kProtocolVersion;
+  }
+  void fall_back(const std::string& key, std::uint32_t v) {
+    std::lock_guard lk(mu);
+    fallbacks[key] = {v, std::chrono::steady_clock::now() + std::chrono::milliseconds(opts.protocol_recheck_ms)};
+  }
+
+  // One call in the version this peer is spoken to (or `version`); a
+  // refusal that names an older version we speak is repeated in that one.
   void exchange(std::string url, std::string path_query, http::verb verb,
-                std::function<void(std::error_code, Response)> done);
+                std::function<void(std::error_code, Response)> done, std::uint32_t version = 0);
 };
 
 namespace {
@@ -330,20 +353,33 @@ void HTTPTransport::Impl::handshake(Conn& c, const Target& t, std::function<void
 }
 
 void HTTPTransport::Impl::exchange(std::string url, std::string path_query, http::verb verb,
-                                   std::function<void(std::error_code, Response)> done) {
+                                   std::function<void(std::error_code, Response)> done, std::uint32_t version) {
   auto t = parse_target(url);
   if (!t) {
     return net::post(ex, [done = std::move(done), e = t.error()] { done(e, Response{}); });
   }
+  if (version == 0) version = version_for(t->key);
   http::request<http::empty_body> req{verb, t->base + path_query, 11};
   req.set(http::field::host, t->host_header());
   req.set(http::field::user_agent, "raft-http");
-  req.set(kHeaderProtocol, std::to_string(kProtocolVersion));
+  req.set(kHeaderProtocol, std::to_string(version));
   if (auto cid = cluster_id.load(); cid != 0) req.set(kHeaderClusterID, std::to_string(cid));
   if (!opts.auth_token.empty()) req.set(http::field::authorization, std::string(kBearerPrefix) + opts.auth_token);
   req.keep_alive(true);
   req.prepare_payload();
-  std::make_shared<Call>(shared_from_this(), std::move(*t), std::move(req), std::move(done))->start();
+  // A peer of an older build refuses this version and names its own: say
+  // it again in that one (each step is to a strictly older version).
+  auto repeat = [self = shared_from_this(), url, path_query, verb, version, key = t->key,
+                 done = std::move(done)](std::error_code ec, Response res) mutable {
+    if (!ec) {
+      if (auto older = fallback_version(res, version)) {
+        self->fall_back(key, *older);
+        return self->exchange(std::move(url), std::move(path_query), verb, std::move(done), *older);
+      }
+    }
+    done(ec, std::move(res));
+  };
+  std::make_shared<Call>(shared_from_this(), std::move(*t), std::move(req), std::move(repeat))->start();
 }
 
 // ---------------------------------------------------------------- public calls
@@ -459,14 +495,20 @@ void HTTPTransport::Impl::ack_by_post(const std::string& url, const AckRequest& 
 
 namespace {
 
+// Opens a stream in protocol `version` (0: the one this peer is spoken to).
+std::shared_ptr<StreamHandle> open_stream(const std::shared_ptr<HTTPTransport::Impl>& impl, const std::string& url,
+                                          const StreamRequest& req, StreamCallbacks cb, std::uint32_t version);
+
 class StreamCall final : public StreamHandle,
                          public AckChannel,
                          public HTTPTransport::Impl::Rechecked,
                          public std::enable_shared_from_this<StreamCall> {
  public:
   StreamCall(std::shared_ptr<HTTPTransport::Impl> t, Target target, std::shared_ptr<TLSContext> tls,
-             http::request<http::empty_body> req, StreamCallbacks cb, std::string url, StreamRequest sreq)
-      : t_(std::move(t)),
+             http::request<http::empty_body> req, StreamCallbacks cb, std::string url, StreamRequest sreq,
+             std::uint32_t version)
+      : version_(version),
+        t_(std::move(t)),
         target_(std::move(target)),
         req_(std::move(req)),
         cb_(std::move(cb)),
@@ -499,6 +541,7 @@ class StreamCall final : public StreamHandle,
 
   void cancel() override {
     net::post(conn_.stream.get_executor(), [self = shared_from_this()] {
+      if (self->next_) return self->next_->cancel();
       if (self->ended_) return;
       self->canceled_ = true;
       self->timer_.cancel();
@@ -546,6 +589,19 @@ class StreamCall final : public StreamHandle,
     // flat_buffer reads only its free capacity (512 bytes when empty): give
     // it room so one socket read can carry a whole large frame.
     conn_.buffer.reserve(buf_.size());
+    if (auto older = fallback_version(parser_.get(), version_)) {
+      // A leader of an older build: the same request in its version, on a
+      // new connection, with these callbacks; this call ends unheard, and
+      // cancel() goes on to the new one.
+      t_->fall_back(target_.key, *older);
+      if (!canceled_ && !untrusted_) {
+        auto cb = std::move(cb_);
+        cb_ = {};
+        end({});
+        next_ = open_stream(t_, url_, sreq_, std::move(cb), *older);
+        return;
+      }
+    }
     if (auto e = stream_head_error(parser_.get())) return end(e);
     // The leader repeats the header only if it reads acks on this
     // connection; until it has, nothing but the request may be sent on it.
@@ -636,6 +692,8 @@ class StreamCall final : public StreamHandle,
     if (on_end) on_end(ec);
   }
 
+  std::uint32_t version_;  // the protocol version req_ is in
+  std::shared_ptr<StreamHandle> next_;  // strand only: the call in an older version that replaced this one
   std::shared_ptr<HTTPTransport::Impl> t_;
   Target target_;
   http::request<http::empty_body> req_;
@@ -657,18 +715,16 @@ class StreamCall final : public StreamHandle,
   bool untrusted_ = false;  // recheck() cut it: the server is one set_tls's context refuses
 };
 
-}  // namespace
-
-std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, const StreamRequest& req,
-                                                       StreamCallbacks cb) {
+std::shared_ptr<StreamHandle> open_stream(const std::shared_ptr<HTTPTransport::Impl>& impl, const std::string& url,
+                                          const StreamRequest& req, StreamCallbacks cb, std::uint32_t version) {
   auto t = parse_target(url);
-  auto tls = t ? impl_->tls_for(*t) : result<std::shared_ptr<TLSContext>>(t.error());
+  auto tls = t ? impl->tls_for(*t) : result<std::shared_ptr<TLSContext>>(t.error());
   if (!tls) {
     struct Dead final : StreamHandle {
       void cancel() override {}
     };
     const std::error_code e = tls.error();
-    net::post(impl_->ex, [on_end = std::move(cb.on_end), e] {
+    net::post(impl->ex, [on_end = std::move(cb.on_end), e] {
       if (on_end) on_end(e);
     });
     return std::make_shared<Dead>();
@@ -681,19 +737,27 @@ std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, c
   http::request<http::empty_body> r{http::verb::get, t->base + pq, 11};
   r.set(http::field::host, t->host_header());
   r.set(http::field::user_agent, "raft-http");
-  r.set(kHeaderProtocol, std::to_string(kProtocolVersion));
-  if (auto cid = impl_->cluster_id.load(); cid != 0) r.set(kHeaderClusterID, std::to_string(cid));
-  if (!impl_->opts.auth_token.empty())
-    r.set(http::field::authorization, std::string(kBearerPrefix) + impl_->opts.auth_token);
+  if (version == 0) version = impl->version_for(t->key);
+  r.set(kHeaderProtocol, std::to_string(version));
+  if (auto cid = impl->cluster_id.load(); cid != 0) r.set(kHeaderClusterID, std::to_string(cid));
+  if (!impl->opts.auth_token.empty())
+    r.set(http::field::authorization, std::string(kBearerPrefix) + impl->opts.auth_token);
   // Acks on this connection are credited to the stream's node, so they are
   // asked for only by a follower that names itself (its URL).
-  if (impl_->opts.ack_channel && !req.url.empty()) r.set(kHeaderAckChannel, "1");
+  if (impl->opts.ack_channel && !req.url.empty()) r.set(kHeaderAckChannel, "1");
   r.keep_alive(true);
   auto made_with = *tls;
-  auto call = std::make_shared<StreamCall>(impl_, std::move(*t), std::move(*tls), std::move(r), std::move(cb), url, req);
-  if (made_with) impl_->add_tls_stream(call, made_with);
+  auto call = std::make_shared<StreamCall>(impl, std::move(*t), std::move(*tls), std::move(r), std::move(cb), url, req, version);
+  if (made_with) impl->add_tls_stream(call, made_with);
   call->start();
   return call;
+}
+
+}  // namespace
+
+std::shared_ptr<StreamHandle> HTTPTransport::read_from(const std::string& url, const StreamRequest& req,
+                                                       StreamCallbacks cb) {
+  return open_stream(impl_, url, req, std::move(cb), 0);
 }
 
 }  // namespace raft

@@ -228,6 +228,11 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     // It answered in another protocol version (errc::unsupported_protocol):
     // said once per leadership, not at every heartbeat.
     bool protocol_logged = false;
+    // The protocol version of its latest heartbeat reply in our term
+    // (kProtocolVersion for a transport that says nothing); 0: none yet.
+    // set_voters waits for no member that answers in a version without
+    // joint consensus.
+    std::uint32_t protocol = 0;
   };
   std::map<std::uint64_t, Peer> peers_;
   Clock::time_point leader_since_{};
@@ -239,6 +244,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     std::uint64_t peer = 0;
     std::uint64_t term = 0;
     std::uint64_t next = 0;  // next index to send
+    // The version the follower asked in (StreamRequest::protocol): below
+    // kJointConsensusProtocol, no joint-consensus entry or configuration
+    // may go on this stream (ends it with errc::unsupported_protocol).
+    std::uint32_t protocol = kProtocolVersion;
     bool writing = false;
     bool alive = true;
     std::string buf;  // owned until the write completes
@@ -677,6 +686,12 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void serve_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w);
   void pump(const std::shared_ptr<OutStream>& s);
   void end_out_streams(std::error_code ec);
+  // Ends a stream whose follower reads a protocol version without joint
+  // consensus, at `what` (a joint entry or configuration) it cannot read.
+  void end_old_stream(const std::shared_ptr<OutStream>& s, std::string_view what);
+  // A member (not us) whose heartbeat replies in this term are in a
+  // protocol version without joint consensus; 0 if none.
+  std::uint64_t member_without_joint_consensus() const;
 
   // ---------------------------------------------------------- requests
   void do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::uint64_t> h);

@@ -511,6 +511,11 @@ void Log::Impl::do_set_voters(std::vector<std::uint64_t> voters, Clock::duration
   // These voters already (can_change_membership: in a committed
   // configuration): done, so that a retried call succeeds.
   if (*same) return h(config_.index);
+  if (auto old = member_without_joint_consensus()) {
+    logf("node {} answers in protocol version {}, without joint consensus: voters unchanged (upgrade it first)", old,
+         peers_.at(old).protocol);
+    return fail(h, errc::unsupported_protocol);
+  }
   if (timeout <= Clock::duration::zero()) timeout = 10 * o_.election_timeout;
   std::sort(voters.begin(), voters.end());
   logf("changing the voters to {} once the new ones hold our log up to {}", fmt::join(voters, ","), last_index());
@@ -538,6 +543,13 @@ void Log::Impl::maybe_enter_joint() {
   auto same = voters_change_check(v.voters);
   if (!same) return fail(v.h, same.error());
   if (*same) return v.h(config_.index);
+  // A member may have answered in an older protocol meanwhile (a node
+  // restarted on an older build): it could not read what follows.
+  if (auto old = member_without_joint_consensus()) {
+    logf("node {} answers in protocol version {}, without joint consensus: voters unchanged (upgrade it first)", old,
+         peers_.at(old).protocol);
+    return fail(v.h, errc::unsupported_protocol);
+  }
   Config next = config_;
   (void)next.enter_joint(v.voters);
   std::string data;
@@ -555,6 +567,18 @@ void Log::Impl::maybe_enter_joint() {
                                                  if (!r) return fail(h, r.error());
                                                  leave_joint(std::move(h));
                                                }});
+}
+
+std::uint64_t Log::Impl::member_without_joint_consensus() const {
+  // Members never heard from in this term do not hold the change up: that
+  // is how a dead member is replaced. If one comes back on an older build,
+  // its stream stops before the first joint entry (end_old_stream).
+  for (const auto& n : config_.nodes) {
+    if (n.id == id_) continue;
+    auto it = peers_.find(n.id);
+    if (it != peers_.end() && it->second.protocol != 0 && it->second.protocol < kJointConsensusProtocol) return n.id;
+  }
+  return 0;
 }
 
 void Log::Impl::end_voters_change(std::error_code ec) {

@@ -282,6 +282,19 @@ void Log::Impl::serve_stream(const StreamRequest& req, std::shared_ptr<StreamWri
   s->peer = req.id;
   s->term = term_;
   s->next = x + 1;
+  s->protocol = req.protocol != 0 ? req.protocol : kProtocolVersion;
+  if (s->protocol < kJointConsensusProtocol && config_.joint()) {
+    // The stream's first frame would be this configuration, whose outgoing
+    // voters a version-1 build ignores: it would count votes and commits
+    // by the new voters alone.
+    if (auto old = out_streams_.find(req.id); old != out_streams_.end()) {
+      old->second->alive = false;
+      old->second->writer->finish(errc::canceled);
+      out_streams_.erase(old);
+    }
+    out_streams_[req.id] = s;
+    return end_old_stream(s, fmt::format("the joint configuration {}", config_.index));
+  }
   detail::encode_frame(s->buf, detail::kFrameConfig, config_.index, term_, to_json(config_));
   if (x < log_->prev_index()) {
     // The follower needs entries we compacted: it gets the snapshot first
@@ -314,6 +327,8 @@ void Log::Impl::begin_snapshot_send(const std::shared_ptr<OutStream>& s) {
     out_streams_.erase(s->peer);
     return;
   }
+  if (s->protocol < kJointConsensusProtocol && meta->config.joint())
+    return end_old_stream(s, fmt::format("snapshot {}, taken in a joint configuration", meta->index));
   s->snap = std::move(*reader);
   s->snap_index = meta->index;
   s->buf.clear();
@@ -371,17 +386,37 @@ void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
   // follower simply falls behind and is read from disk when it catches up.
   s->buf.clear();
   std::uint64_t batch_last = 0;
+  std::uint64_t unreadable = 0;  // the first joint-consensus entry, for a version-1 follower
   auto r = visit_entries(s->next, last, o_.stream_batch_bytes_max, [&](const LogEntry& e) {
+    if (unreadable != 0) return;
+    if (s->protocol < kJointConsensusProtocol &&
+        (e.type == LogEntryType::joint_voters || e.type == LogEntryType::leave_joint)) {
+      unreadable = e.index;
+      return;
+    }
     encode_entry(s->buf, e);
     batch_last = e.index;
   });
   if (!r) return fatal("reading entries to stream", r.error());
+  // The entries before it go; the stream ends when it is next in line.
+  if (unreadable == s->next) return end_old_stream(s, fmt::format("the joint-consensus entry {}", unreadable));
   if (commit_ > s->sent_commit) {
     detail::encode_frame(s->buf, detail::kFrameCommit, commit_, term_, {});
     s->sent_commit = commit_;
   }
   s->buf_last = batch_last;
   send_buf(s, true);
+}
+
+void Log::Impl::end_old_stream(const std::shared_ptr<OutStream>& s, std::string_view what) {
+  if (auto p = peers_.find(s->peer); p == peers_.end() || !p->second.protocol_logged) {
+    if (p != peers_.end()) p->second.protocol_logged = true;  // said once per leadership: it asks again and again
+    logf("node {} reads protocol version {}, without joint consensus, and cannot follow past {}: upgrade it",
+         s->peer, s->protocol, what);
+  }
+  s->alive = false;
+  s->writer->finish(make_error_code(errc::unsupported_protocol));
+  if (auto it = out_streams_.find(s->peer); it != out_streams_.end() && it->second == s) out_streams_.erase(it);
 }
 
 void Log::Impl::send_buf(const std::shared_ptr<OutStream>& s, bool advance) {

@@ -18,8 +18,10 @@
 //   exactly one `Authorization: Bearer tok`;
 // * a Service call only receives valid parameters (non-zero terms and ids,
 //   an absolute http(s) join URL), and a request naming another cluster
-//   or in another protocol version (X-Raft-Protocol other than one 1, or
-//   malformed) never reaches the Service;
+//   or in another protocol version (X-Raft-Protocol other than one 1 or 2,
+//   or malformed) never reaches the Service;
+// * every reply is in the request's protocol version when that is one this
+//   build speaks (no header: 1), else in this build's newest;
 // * a Service error maps to its status and message (X-Raft-Leader-URL on
 //   not_leader); protocol refusals are 200 with X-Raft-Error;
 // * round trip: the parameters the Service received, written back into a
@@ -268,16 +270,31 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return id && *id != 0 && cid != 0 && *id != cid;
   }();
   if (other_cluster) FUZZ_CHECK(std::holds_alternative<std::monostate>(call), "another cluster's request served");
-  // A request in another protocol version, restated: no header is version 1.
-  const bool other_version = [&] {
-    if (req->count(http_detail::kHeaderProtocol) == 0) return false;
-    if (req->count(http_detail::kHeaderProtocol) > 1) return true;
+  // A request in another protocol version, restated: no header is version
+  // 1; this build speaks 1 and 2, written in decimal with any leading zeros.
+  static_assert(kMinProtocolVersion == 1 && kProtocolVersion == 2);
+  const char version = [&]() -> char {
+    if (req->count(http_detail::kHeaderProtocol) == 0) return '1';
+    if (req->count(http_detail::kHeaderProtocol) > 1) return 0;
     const auto v = req->find(http_detail::kHeaderProtocol)->value();
-    return v.empty() || v.find_first_not_of('0') != v.size() - 1 || v.back() != '1';
+    if (v.empty() || v.find_first_not_of('0') != v.size() - 1 || (v.back() != '1' && v.back() != '2')) return 0;
+    return v.back();
   }();
-  if (other_version) {
+  if (version == 0) {
     FUZZ_CHECK(std::holds_alternative<std::monostate>(call) && (st == 400 || st == 401 || st == 404 || st == 405),
                "a request in another protocol version answered %u", st);
+  }
+  if (r.stream) {
+    // The stream's head is written in the version the Service is given.
+    FUZZ_CHECK(version != 0 && r.sreq.protocol == static_cast<std::uint32_t>(version - '0'),
+               "a stream in protocol version %u", r.sreq.protocol);
+  } else {
+    auto res = r.res;
+    http_detail::finish_response(res, *req, false);
+    const auto label = res.find(http_detail::kHeaderProtocol);
+    FUZZ_CHECK(res.count(http_detail::kHeaderProtocol) == 1 && label->value().size() == 1 &&
+                   label->value()[0] == (version == 0 ? '2' : version),
+               "a reply in the wrong protocol version (status %u)", st);
   }
 
   if (with_token && (st == 200 || !std::holds_alternative<std::monostate>(call))) {

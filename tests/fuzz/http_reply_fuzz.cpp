@@ -23,7 +23,7 @@
 //   the same outcome whatever the read sizes;
 // * only raft errc values come out; without a complete reply only
 //   transport_error (or timeout when the peer fell silent); from a reply,
-//   first the protocol version (an X-Raft-Protocol other than 1:
+//   first the protocol version (an X-Raft-Protocol other than 1 or 2:
 //   unsupported_protocol, or transport_error when it is not one decimal, and
 //   nothing else of the reply is used), then DESIGN 4's mapping:
 //   X-Raft-Error's errc (unknown text: transport_error), else
@@ -140,12 +140,13 @@ std::optional<std::uint64_t> decimal(const hd::ClientResponse& res, std::string_
 }
 
 // The protocol version, restated (raft/http.hpp): a reply that does not
-// say it is in version 1 (no header says so too) is refused whole.
+// say it is in version 1 or 2 (no header says 1) is refused whole.
 std::error_code version_error(const hd::ClientResponse& res) {
+  static_assert(kMinProtocolVersion == 1 && kProtocolVersion == 2);
   if (res.count(hd::kHeaderProtocol) == 0) return {};
   const auto v = decimal(res, hd::kHeaderProtocol);
   if (!v || res.count(hd::kHeaderProtocol) > 1) return make_error_code(errc::transport_error);
-  return *v == 1 ? std::error_code{} : make_error_code(errc::unsupported_protocol);
+  return *v == 1 || *v == 2 ? std::error_code{} : make_error_code(errc::unsupported_protocol);
 }
 
 // DESIGN 4's mapping, restated: X-Raft-Error's errc (unknown text:

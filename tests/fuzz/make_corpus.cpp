@@ -308,10 +308,13 @@ void http_handler() {
                                                               "Authorization: Bearer tol\r\n"));
   put("http_handler", "auth-missing", ctl({0, 0x80}) + request("GET", "/raft/stream?id=2&term=6&index=12&logTerm=5"));
   put("http_handler", "auth-ping", ctl({0, 0x80}) + request("GET", "/raft/ping"));
-  // Protocol versions (raft/http.hpp): this build's, another, a malformed one.
+  // Protocol versions (raft/http.hpp): both this build speaks, another, a
+  // malformed one.
   put("http_handler", "protocol-1", ctl({0, 1}) + request("POST", "/raft/ack?id=2&term=6&index=12", cid + "X-Raft-Protocol: 1\r\n"));
+  put("http_handler", "protocol-2", ctl({0, 0}) + request("GET", "/raft/stream?id=2&term=6&index=12&logTerm=5&url=http://n2",
+                                                             "X-Raft-Protocol: 2\r\n"));
   put("http_handler", "protocol-other", ctl({0, 0}) + request("GET", "/raft/stream?id=2&term=6&index=12&logTerm=5",
-                                                                 "X-Raft-Protocol: 2\r\n"));
+                                                                 "X-Raft-Protocol: 3\r\n"));
   put("http_handler", "protocol-bad", ctl({0, 0}) + request("POST", "/raft/heartbeat?term=5&commitIndex=0&leaderID=1",
                                                                "X-Raft-Protocol: 1\r\nX-Raft-Protocol: x\r\n"));
   put("http_handler", "chunked-body", ctl({3, 0}) + "POST /raft/ack?id=1&term=1&index=0 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
@@ -453,13 +456,20 @@ void http_reply() {
   put("http_reply", "stream-refused", ctl({stream, 0, 25}) + served(svc, "/raft/leave?id=2"));
   // A peer of another protocol version: refused whatever else its reply says.
   put("http_reply", "heartbeat-other-protocol",
+      ctl({heartbeat, 0, 26}) + "HTTP/1.1 200 OK\r\nX-Raft-Protocol: 3\r\nX-Raft-Index: 1\r\nX-Raft-Term: 5\r\n"
+                                "Content-Length: 0\r\n\r\n");
+  // Versions this build speaks, and an older build's refusal of version 2.
+  put("http_reply", "heartbeat-protocol-2",
       ctl({heartbeat, 0, 26}) + "HTTP/1.1 200 OK\r\nX-Raft-Protocol: 2\r\nX-Raft-Index: 1\r\nX-Raft-Term: 5\r\n"
                                 "Content-Length: 0\r\n\r\n");
+  put("http_reply", "heartbeat-older-build-refusal",
+      ctl({heartbeat, 0, 26}) + "HTTP/1.1 400 Bad Request\r\nX-Raft-Protocol: 1\r\n"
+                                "X-Raft-Error: unsupported protocol version\r\nContent-Length: 0\r\n\r\n");
   put("http_reply", "join-redirect-other-protocol",
       ctl({join, 0, 27}) + "HTTP/1.1 421 Misdirected Request\r\nX-Raft-Protocol: 3\r\nX-Raft-Error: not leader\r\n"
                            "X-Raft-Leader-URL: http://127.0.0.1:8001\r\nContent-Length: 0\r\n\r\n");
   std::string other = chunked_stream({head_frames, entries}, true);
-  other.insert(other.find("\r\n") + 2, "X-Raft-Protocol: 2\r\n");
+  other.insert(other.find("\r\n") + 2, "X-Raft-Protocol: 3\r\n");
   put("http_reply", "stream-other-protocol", ctl({stream, 0, 28}) + other);
 }
 

@@ -33,7 +33,7 @@ TEST_F(HandlerTest, PingStatusMetrics) {
   for (const char* f : {"\"id\":2", "\"state\":\"leader\"", "\"term\":5", "\"leaderID\":2",
                         "\"leaderURL\":\"http://127.0.0.1:2\"", "\"commitIndex\":10", "\"appliedIndex\":9",
                         "\"lastIndex\":11", "\"clusterID\":7", "\"learner\":false", "\"peers\":[]",
-                        "\"protocol\":1", "\"minProtocol\":1"})
+                        "\"protocol\":2", "\"minProtocol\":1"})
     EXPECT_NE(s.find(f), std::string::npos) << f << "\n" << s;
   auto m = raw(get("/raft/metrics"));
   EXPECT_EQ(status_line(m), "HTTP/1.1 200 OK");
@@ -203,53 +203,67 @@ TEST_F(HandlerTest, WrongClusterIdIs403) {
   EXPECT_EQ(status_line(raw(post("/raft/join?url=http://127.0.0.1:5"))), "HTTP/1.1 200 OK");
 }
 
-// raft::kProtocolVersion: every answer names it, and a request in a
-// version outside [kMinProtocolVersion, kProtocolVersion] (or with a
-// malformed X-Raft-Protocol) is refused before it reaches the Service.
+// raft::kProtocolVersion: a request in any version in [kMinProtocolVersion,
+// kProtocolVersion] is answered in that version (an older build refuses a
+// reply in a version it does not know); one in another version (or with a
+// malformed X-Raft-Protocol) is refused before it reaches the Service, and
+// the refusal names this build's version, for the caller to fall back to.
 TEST_F(HandlerTest, ProtocolVersionIsNamedAndAnotherIsRefused) {
+  static_assert(kProtocolVersion == 2 && kMinProtocolVersion == 1);
   const std::string hb = "/raft/heartbeat?term=1&commitIndex=0&leaderID=1";
-  for (const char* extra : {"X-Raft-Protocol: 2\r\n", "X-Raft-Protocol: 0\r\n",
+  for (const char* extra : {"X-Raft-Protocol: 3\r\n", "X-Raft-Protocol: 0\r\n",
                             "X-Raft-Protocol: 18446744073709551615\r\n"}) {
     auto r = raw(post(hb, extra));
     EXPECT_EQ(status_line(r), "HTTP/1.1 400 Bad Request") << extra;
     EXPECT_TRUE(has_header(r, "X-Raft-Error: unsupported protocol version")) << r;
-    EXPECT_TRUE(has_header(r, "X-Raft-Protocol: 1")) << r;  // what this node speaks
+    EXPECT_TRUE(has_header(r, "X-Raft-Protocol: 2")) << r;  // what this node speaks
   }
   for (const char* extra : {"X-Raft-Protocol: two\r\n", "X-Raft-Protocol: -1\r\n",
                             "X-Raft-Protocol: 1\r\nX-Raft-Protocol: 1\r\n"}) {
     auto r = raw(post(hb, extra));
     EXPECT_EQ(status_line(r), "HTTP/1.1 400 Bad Request") << extra;
     EXPECT_TRUE(has_header(r, "X-Raft-Error: invalid protocol version")) << r;
+    EXPECT_TRUE(has_header(r, "X-Raft-Protocol: 2")) << r;
   }
-  auto r = raw(get("/raft/stream?id=1&term=1&index=0&logTerm=0", "X-Raft-Protocol: 2\r\n"));
+  auto r = raw(get("/raft/stream?id=1&term=1&index=0&logTerm=0", "X-Raft-Protocol: 3\r\n"));
   EXPECT_TRUE(has_header(r, "X-Raft-Error: unsupported protocol version")) << r;
   EXPECT_TRUE(svc.calls.empty());
 
-  // Version 1, and no version (builds before the header; curl), are served,
-  // and the answers say version 1.
-  for (const char* extra : {"X-Raft-Protocol: 1\r\n", ""}) {
+  // Versions 2 and 1, and no version (builds before the header; curl), are
+  // served, each answered in its own version.
+  for (const auto& [extra, answer] : {std::pair{"X-Raft-Protocol: 2\r\n", "X-Raft-Protocol: 2"},
+                                      std::pair{"X-Raft-Protocol: 1\r\n", "X-Raft-Protocol: 1"},
+                                      std::pair{"", "X-Raft-Protocol: 1"}}) {
     r = raw(post(hb, extra));
     EXPECT_EQ(status_line(r), "HTTP/1.1 200 OK") << extra;
-    EXPECT_TRUE(has_header(r, "X-Raft-Protocol: 1")) << r;
+    EXPECT_TRUE(has_header(r, answer)) << r;
   }
-  EXPECT_EQ(svc.calls.size(), 2u);
-  EXPECT_TRUE(has_header(raw(get("/nowhere")), "X-Raft-Protocol: 1"));  // errors too
+  EXPECT_EQ(svc.calls.size(), 3u);
+  EXPECT_TRUE(has_header(raw(get("/nowhere")), "X-Raft-Protocol: 1"));  // errors too, in the request's version
+  EXPECT_TRUE(has_header(raw(get("/nowhere", "X-Raft-Protocol: 2\r\n")), "X-Raft-Protocol: 2"));
 
-  // The stream's head as well.
-  std::shared_ptr<StreamWriter> writer;
-  svc.on_stream = [&](std::shared_ptr<StreamWriter> w) { writer = std::move(w); };
-  RawClient c(ioc);
-  ASSERT_TRUE(c.connect(port));
-  c.send(get("/raft/stream?id=1&term=1&index=0&logTerm=0", "X-Raft-Protocol: 1\r\n"));
-  ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
-  writer->write("abc", [](std::error_code) {});  // the head goes with the first chunk
-  ASSERT_TRUE(c.wait_for("abc"));
-  EXPECT_EQ(status_line(c.data), "HTTP/1.1 200 OK");
-  EXPECT_TRUE(has_header(c.data.substr(0, c.data.find("\r\n\r\n") + 2), "X-Raft-Protocol: 1")) << c.data;
-  // The test ends with the last chunk in flight: the fixture stops the
-  // server and destroys the io_context with its handler unrun, which once
-  // leaked the Session (it held itself; ASan's leak check).
-  writer->finish({});
+  // The stream's head as well; the Service learns the stream's version (a
+  // leader sends nothing on it that the follower's version cannot read).
+  for (const auto& [extra, version] : {std::pair{"X-Raft-Protocol: 1\r\n", 1u}, std::pair{"", 1u},
+                                       std::pair{"X-Raft-Protocol: 2\r\n", 2u}}) {
+    std::shared_ptr<StreamWriter> writer;
+    svc.on_stream = [&](std::shared_ptr<StreamWriter> w) { writer = std::move(w); };
+    RawClient c(ioc);
+    ASSERT_TRUE(c.connect(port));
+    c.send(get("/raft/stream?id=1&term=1&index=0&logTerm=0", extra));
+    ASSERT_TRUE(run_until(ioc, [&] { return writer != nullptr; }));
+    EXPECT_EQ(svc.last_stream.protocol, version) << extra;
+    writer->write("abc", [](std::error_code) {});  // the head goes with the first chunk
+    ASSERT_TRUE(c.wait_for("abc"));
+    EXPECT_EQ(status_line(c.data), "HTTP/1.1 200 OK");
+    EXPECT_TRUE(has_header(c.data.substr(0, c.data.find("\r\n\r\n") + 2),
+                           "X-Raft-Protocol: " + std::to_string(version)))
+        << c.data;
+    // The test ends with the last chunk in flight: the fixture stops the
+    // server and destroys the io_context with its handler unrun, which once
+    // leaked the Session (it held itself; ASan's leak check).
+    writer->finish({});
+  }
 }
 
 TEST_F(HandlerTest, HeaderOverLimitIs431) {

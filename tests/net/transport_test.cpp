@@ -415,17 +415,22 @@ TEST_F(TransportTest, ProtocolVersionIsSentAndAReplyInAnotherIsRefused) {
   auto heartbeat_reply = [](const std::string& version_lines) {
     return "HTTP/1.1 200 OK\r\n" + version_lines + "X-Raft-Index: 1\r\nX-Raft-Term: 5\r\nContent-Length: 0\r\n\r\n";
   };
-  for (const std::string v : {"X-Raft-Protocol: 1\r\n", ""}) {  // no header: a build before it
+  static_assert(kProtocolVersion == 2 && kMinProtocolVersion == 1);
+  // Any version this build speaks (no header: a build before it) is an
+  // answer, and says which version the exchange was in.
+  for (const auto& [v, spoken] : {std::pair<std::string, std::uint32_t>{"X-Raft-Protocol: 2\r\n", 2},
+                                  {"X-Raft-Protocol: 1\r\n", 1}, {"", 1}}) {
     CannedServer peer(ioc, heartbeat_reply(v));
     Got<HeartbeatResponse> g;
     transport.heartbeat(peer.url(), {1, 0, 1}, g.fn());
     auto r = wait(g);
     ASSERT_TRUE(r) << v;
     EXPECT_EQ(r->term, 5u);
-    EXPECT_NE(peer.got.find("\r\nX-Raft-Protocol: 1\r\n"), std::string::npos) << peer.got;
+    EXPECT_EQ(r->protocol, spoken) << v;
+    EXPECT_NE(peer.got.find("\r\nX-Raft-Protocol: 2\r\n"), std::string::npos) << peer.got;
   }
   const std::pair<std::string, errc> others[] = {
-      {"X-Raft-Protocol: 2\r\n", errc::unsupported_protocol},
+      {"X-Raft-Protocol: 3\r\n", errc::unsupported_protocol},
       {"X-Raft-Protocol: 0\r\n", errc::unsupported_protocol},
       {"X-Raft-Protocol: two\r\n", errc::transport_error},
       {"X-Raft-Protocol: 1\r\nX-Raft-Protocol: 2\r\n", errc::transport_error},
@@ -439,7 +444,7 @@ TEST_F(TransportTest, ProtocolVersionIsSentAndAReplyInAnotherIsRefused) {
     EXPECT_EQ(r.error(), want) << v;
   }
   {
-    CannedServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Protocol: 2\r\nX-Raft-Term: 5\r\nContent-Length: 0\r\n\r\n");
+    CannedServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Protocol: 3\r\nX-Raft-Term: 5\r\nContent-Length: 0\r\n\r\n");
     Got<VoteResponse> g;
     transport.request_vote(peer.url(), {5, 2, 10, 3}, g.fn());
     auto r = wait(g);
@@ -447,7 +452,7 @@ TEST_F(TransportTest, ProtocolVersionIsSentAndAReplyInAnotherIsRefused) {
     EXPECT_EQ(r.error(), errc::unsupported_protocol);
   }
   {
-    CannedServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Protocol: 2\r\nContent-Length: 0\r\n\r\n");
+    CannedServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Protocol: 3\r\nContent-Length: 0\r\n\r\n");
     Got<void> g;
     transport.ack(peer.url(), {2, 3, 40}, g.fn());
     auto r = wait(g);
@@ -455,7 +460,7 @@ TEST_F(TransportTest, ProtocolVersionIsSentAndAReplyInAnotherIsRefused) {
     EXPECT_EQ(r.error(), errc::unsupported_protocol);
   }
   {  // a leader hint in another version is not followed
-    CannedServer peer(ioc, "HTTP/1.1 421 Misdirected Request\r\nX-Raft-Protocol: 2\r\nX-Raft-Error: not leader\r\n"
+    CannedServer peer(ioc, "HTTP/1.1 421 Misdirected Request\r\nX-Raft-Protocol: 3\r\nX-Raft-Error: not leader\r\n"
                            "X-Raft-Leader-URL: " + url + "\r\nContent-Length: 0\r\n\r\n");
     Got<JoinResponse> g;
     transport.join(peer.url(), JoinRequest{"http://127.0.0.1:9", 0}, g.fn());
@@ -465,7 +470,7 @@ TEST_F(TransportTest, ProtocolVersionIsSentAndAReplyInAnotherIsRefused) {
     EXPECT_TRUE(svc.calls.empty());
   }
   {  // a stream in another version: no byte of its body is delivered
-    CannedServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Protocol: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+    CannedServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Protocol: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
                            "5\r\nhello\r\n");
     std::string got;
     std::optional<std::error_code> end;
@@ -478,7 +483,150 @@ TEST_F(TransportTest, ProtocolVersionIsSentAndAReplyInAnotherIsRefused) {
     ASSERT_TRUE(run_until(ioc, [&] { return end.has_value(); }));
     EXPECT_EQ(*end, errc::unsupported_protocol);
     EXPECT_EQ(got, "");
-    EXPECT_NE(peer.got.find("\r\nX-Raft-Protocol: 1\r\n"), std::string::npos) << peer.got;
+    EXPECT_NE(peer.got.find("\r\nX-Raft-Protocol: 2\r\n"), std::string::npos) << peer.got;
+  }
+}
+
+// A peer of an older build, as its Server answers: a request in a version
+// other than 1 is refused with 400, naming version 1; a request in version
+// 1 (or without the header) gets `reply`. Once `upgraded`, it speaks 2 as
+// well and answers in the request's version. Keep-alive: every request on
+// a connection is answered, and each is kept (`requests`).
+struct OlderBuildServer {
+  OlderBuildServer(net::io_context& ioc, std::string reply) : acc(ioc, {net::ip::make_address("127.0.0.1"), 0}),
+                                                              reply(std::move(reply)) {
+    accept();
+  }
+  void accept() {
+    acc.async_accept([this](boost::system::error_code ec, tcp::socket s) {
+      if (ec) return;
+      auto sock = std::make_shared<tcp::socket>(std::move(s));
+      socks.push_back(sock);
+      read(sock, std::make_shared<std::string>());
+      accept();
+    });
+  }
+  static std::string version_of(const std::string& req) {
+    auto at = req.find("\r\nX-Raft-Protocol: ");
+    if (at == std::string::npos) return "";
+    at += 19;
+    return req.substr(at, req.find("\r\n", at) - at);
+  }
+  void read(std::shared_ptr<tcp::socket> sock, std::shared_ptr<std::string> pending) {
+    auto buf = std::make_shared<std::array<char, 4096>>();
+    sock->async_read_some(net::buffer(*buf), [this, sock, buf, pending](boost::system::error_code e, std::size_t n) {
+      if (e) return;
+      pending->append(buf->data(), n);
+      for (auto end = pending->find("\r\n\r\n"); end != std::string::npos; end = pending->find("\r\n\r\n")) {
+        requests.push_back(pending->substr(0, end + 4));
+        pending->erase(0, end + 4);
+        std::string version = version_of(requests.back());
+        if (version.empty()) version = "1";
+        std::string out;
+        if (version == "1" || (upgraded && version == "2")) {
+          out = reply;
+          out.insert(out.find("\r\n") + 2, "X-Raft-Protocol: " + version + "\r\n");
+        } else {
+          out = std::string("HTTP/1.1 400 Bad Request\r\nX-Raft-Protocol: ") + (upgraded ? "2" : "1") +
+                "\r\nX-Raft-Error: unsupported protocol version\r\nContent-Length: 0\r\n\r\n";
+        }
+        auto held = std::make_shared<std::string>(std::move(out));
+        net::async_write(*sock, net::buffer(*held), [held](boost::system::error_code, std::size_t) {});
+      }
+      read(sock, pending);
+    });
+  }
+  // The versions of the requests received, in order ("" for none).
+  std::vector<std::string> versions() const {
+    std::vector<std::string> v;
+    for (const auto& r : requests) v.push_back(version_of(r));
+    return v;
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(acc.local_endpoint().port()); }
+  tcp::acceptor acc;
+  std::string reply;
+  bool upgraded = false;
+  std::vector<std::string> requests;
+  std::vector<std::shared_ptr<tcp::socket>> socks;
+};
+
+using Versions = std::vector<std::string>;
+
+// A rolling upgrade, the caller's side: a peer that refuses this build's
+// version and names an older one this build speaks is asked again at once
+// in that one (the caller sees only the answer, which says it is in
+// version 1), and spoken to in it from then on.
+TEST_F(TransportTest, APeerOfAnOlderBuildIsAskedAgainInItsVersion) {
+  OlderBuildServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Index: 1\r\nX-Raft-Term: 5\r\nContent-Length: 0\r\n\r\n");
+  Got<HeartbeatResponse> g;
+  transport.heartbeat(peer.url(), {1, 0, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->term, 5u);
+  EXPECT_EQ(r->protocol, 1u);
+  EXPECT_EQ(peer.versions(), (Versions{"2", "1"}));
+  Got<HeartbeatResponse> again;
+  transport.heartbeat(peer.url(), {1, 0, 1}, again.fn());
+  ASSERT_TRUE(wait(again));
+  EXPECT_EQ(peer.versions(), (Versions{"2", "1", "1"}));  // remembered
+  Got<VoteResponse> vote;  // every call to that peer, not only heartbeats
+  transport.request_vote(peer.url(), {5, 2, 10, 3}, vote.fn());
+  wait(vote);
+  EXPECT_EQ(peer.versions(), (Versions{"2", "1", "1", "1"}));
+}
+
+// The same for a stream: the follower's callbacks see only the stream in
+// the older version, and cancel() reaches it.
+TEST_F(TransportTest, AStreamFromALeaderOfAnOlderBuildIsAskedForAgainInItsVersion) {
+  OlderBuildServer peer(ioc, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+  std::string got;
+  std::optional<std::error_code> end;
+  auto h = transport.read_from(peer.url(), {2, 1, 0, 0},
+                               {[&](std::string_view b, std::function<void()> more) {
+                                  got.append(b);
+                                  more();
+                                },
+                                [&](std::error_code ec) { end = ec; }});
+  ASSERT_TRUE(run_until(ioc, [&] { return got == "hello"; }));
+  EXPECT_FALSE(end.has_value());
+  EXPECT_EQ(peer.versions(), (Versions{"2", "1"}));
+  h->cancel();
+  ASSERT_TRUE(run_until(ioc, [&] { return end.has_value(); }));
+  EXPECT_EQ(*end, errc::canceled);
+}
+
+// protocol_recheck_ms: after it, this build's version is tried again, so a
+// peer upgraded in place is found without a restart here. A refusal that
+// names no older version this build speaks is the caller's error, asked
+// once.
+TEST_F(TransportTest, AnOlderPeerIsAskedInThisVersionAgainAfterTheRecheckTime) {
+  HTTPTransportOptions o = topts;
+  o.protocol_recheck_ms = 0;  // at every call
+  HTTPTransport t(ioc.get_executor(), o);
+  OlderBuildServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Index: 1\r\nX-Raft-Term: 5\r\nContent-Length: 0\r\n\r\n");
+  for (int i = 0; i < 2; ++i) {
+    Got<HeartbeatResponse> g;
+    t.heartbeat(peer.url(), {1, 0, 1}, g.fn());
+    ASSERT_TRUE(wait(g));
+  }
+  EXPECT_EQ(peer.versions(), (Versions{"2", "1", "2", "1"}));
+  peer.upgraded = true;
+  Got<HeartbeatResponse> g;
+  t.heartbeat(peer.url(), {1, 0, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->protocol, 2u);
+  EXPECT_EQ(peer.versions(), (Versions{"2", "1", "2", "1", "2"}));
+
+  for (const char* named : {"3", "0", "2"}) {  // newer, unknown, or the version sent: no retry
+    CannedServer other(ioc, std::string("HTTP/1.1 400 Bad Request\r\nX-Raft-Protocol: ") + named +
+                                "\r\nX-Raft-Error: unsupported protocol version\r\nContent-Length: 0\r\n\r\n");
+    Got<HeartbeatResponse> h;
+    t.heartbeat(other.url(), {1, 0, 1}, h.fn());
+    auto e = wait(h);
+    ASSERT_FALSE(e) << named;
+    EXPECT_EQ(e.error(), errc::unsupported_protocol) << named;
+    EXPECT_EQ(other.socks.size(), 1u) << named;
   }
 }
 

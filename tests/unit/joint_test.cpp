@@ -8,6 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <string_view>
@@ -19,8 +22,8 @@ namespace {
 using namespace std::chrono_literals;
 
 // n1..n3 voters (n1 leads), n4..n6 learners that have caught up.
-std::unique_ptr<LocalCluster> three_and_three() {
-  auto c = cluster_of(3);
+std::unique_ptr<LocalCluster> three_and_three(std::function<void(LogOptions&)> tweak = {}) {
+  auto c = cluster_of(3, std::move(tweak));
   for (int i = 0; i < 3; ++i) {
     auto& x = c->add();
     auto j = c->join(x, c->nodes[0]->url, {.learner = true});
@@ -297,6 +300,85 @@ TEST(Joint, AJointConfigurationSurvivesARestart) {
   ASSERT_TRUE(**out) << (*out)->error().message();
   ASSERT_TRUE(c->net.run_until([&] { return !x.log->config().joint(); }, 5s));
   EXPECT_EQ(voters(x.log->config()), ids(*c, {3, 4, 5}));
+}
+
+// Mixed protocol versions (a rolling upgrade, raft/transport.hpp): the
+// leader writes no joint-consensus entry while a member answers in a
+// version that cannot read it, and goes ahead once it has been upgraded.
+TEST(Joint, SetVotersIsRefusedWhileAMemberAnswersInAnOlderProtocol) {
+  auto lines = std::make_shared<std::vector<std::string>>();
+  auto c = three_and_three([lines](LogOptions& o) { o.logger = [lines](std::string_view l) { lines->emplace_back(l); }; });
+  auto* l = c->nodes[0].get();
+  const auto& old_node = *c->nodes[5];  // a learner: it would receive the entries all the same
+  c->net.speaks[old_node.url] = 1;
+  c->net.run_for(kDefaultElectionTimeout);  // heartbeat rounds: its replies say version 1
+  const Config before = l->log->config();
+  const auto last = l->log->last_index();
+  auto r = set_voters(*c, *l, ids(*c, {3, 4, 5}));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::unsupported_protocol);
+  EXPECT_EQ(l->log->config(), before);
+  EXPECT_EQ(l->log->last_index(), last);  // nothing appended
+  EXPECT_TRUE(std::any_of(lines->begin(), lines->end(), [&](const std::string& x) {
+    return x.find(fmt::format("node {} answers in protocol version 1", old_node.log->id())) != std::string::npos;
+  }));
+  // Upgraded: its next replies are in this build's version.
+  c->net.speaks.clear();
+  c->net.run_for(kDefaultElectionTimeout);
+  r = set_voters(*c, *l, ids(*c, {3, 4, 5}));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(caught_up_all(*c));
+  EXPECT_EQ(voters(c->nodes[5]->log->config()), ids(*c, {3, 4, 5}));
+}
+
+// A member the leader has not heard from does not hold the change up (that
+// is how a dead member is replaced). If it comes back on a build without
+// joint consensus, its stream carries neither the joint configuration nor
+// a joint entry: it stops just before them, where an upgrade lets it go on.
+TEST(Joint, AFollowerOnAnOlderProtocolIsNeverSentJointConsensus) {
+  auto lines = std::make_shared<std::vector<std::string>>();
+  auto c = three_and_three([lines](LogOptions& o) { o.logger = [lines](std::string_view l) { lines->emplace_back(l); }; });
+  auto* l = c->nodes[0].get();
+  auto& old_node = *c->nodes[1];  // n2, an old voter
+  c->net.down[old_node.url] = true;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->apply(*l, "missed by n2"));
+  c->net.run_for(kDefaultElectionTimeout);  // the learners' acks: the new voters have caught up
+  const std::uint64_t missed_from = old_node.log->last_index() + 1;
+  const std::uint64_t before_change = l->log->last_index();
+  ASSERT_GT(before_change, missed_from);
+  auto out = std::make_shared<std::optional<result<std::uint64_t>>>();
+  start_stuck_change(*c, {1, 3, 4}, out);  // n2 down; and n4, n5: the new voters' half has no majority
+  ASSERT_FALSE(out->has_value());
+  const std::uint64_t joint_index = l->log->config().index;
+  ASSERT_GT(joint_index, before_change);
+  auto cannot = [&](std::string_view what) {
+    return std::count_if(lines->begin(), lines->end(), [&](const std::string& x) {
+      return x.find(fmt::format("node {} reads protocol version 1", old_node.log->id())) != std::string::npos &&
+             x.find(what) != std::string::npos;
+    });
+  };
+  // Back, on an old build, while C_old,new is the leader's configuration:
+  // its stream would open with it (an old build ignores outgoingVoters).
+  c->net.speaks[old_node.url] = 1;
+  c->net.down[old_node.url] = false;
+  c->net.run_for(kDefaultElectionTimeout);
+  EXPECT_EQ(cannot(fmt::format("cannot follow past the joint configuration {}", joint_index)), 1);
+  EXPECT_LT(old_node.log->last_index(), missed_from);  // not even the entries before it
+  // The change completes without it; entries before the joint one reach it,
+  // then its stream stops there (said once per leadership).
+  c->net.down[c->nodes[3]->url] = false;
+  ASSERT_TRUE(c->net.run_until([&] { return out->has_value(); }, 5s));
+  ASSERT_TRUE(**out) << (*out)->error().message();
+  LocalNode* nl = nullptr;
+  ASSERT_TRUE(c->net.run_until([&] { return (nl = leader_among(*c, {c->nodes[3].get(), c->nodes[5].get()})); }, 5s));
+  ASSERT_TRUE(c->apply(*nl, "after the change"));
+  c->net.run_for(kDefaultElectionTimeout);
+  EXPECT_EQ(old_node.log->last_index(), joint_index - 1);
+  EXPECT_FALSE(old_node.log->config().joint());
+  // Upgraded: it takes the rest, the joint entries included.
+  c->net.speaks.clear();
+  ASSERT_TRUE(c->net.run_until([&] { return old_node.log->last_index() == nl->log->last_index(); }, 10s));
+  EXPECT_EQ(old_node.log->config(), nl->log->config());
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -95,6 +96,19 @@ class LocalNetwork {
   std::set<std::string> other_protocol;
   bool mismatched(const std::string& a, const std::string& b) const {
     return other_protocol.count(a) > 0 || other_protocol.count(b) > 0;
+  }
+  // Nodes that speak an older protocol version than kProtocolVersion, as
+  // a build of that version would: heartbeats to them and streams from
+  // them are in the older of the two sides' versions, as HTTPTransport and
+  // the Server agree on it (HeartbeatResponse::protocol,
+  // StreamRequest::protocol).
+  std::map<std::string, std::uint32_t> speaks;
+  std::uint32_t spoken(const std::string& a, const std::string& b) const {
+    auto v = [&](const std::string& u) {
+      auto it = speaks.find(u);
+      return it == speaks.end() ? kProtocolVersion : it->second;
+    };
+    return std::min(v(a), v(b));
   }
   // When set and true for an ack: the ack is lost the way HTTPTransport's
   // ack channel loses one. The sender hears success (its bytes were
@@ -246,6 +260,10 @@ inline void LocalTransport::heartbeat(const std::string& url, const HeartbeatReq
       net_.held_heartbeat_replies.push_back([inner = std::move(inner), r]() mutable { inner(std::move(r)); });
     };
   }
+  h = [this, url, inner = std::move(h)](result<HeartbeatResponse> r) mutable {
+    if (r) r->protocol = net_.spoken(self_, url);
+    inner(std::move(r));
+  };
   net_.deliver<HeartbeatResponse>(
       self_, url, [req](Service& s, Handler_fn<HeartbeatResponse> k) { s.handle_heartbeat(req, std::move(k)); }, std::move(h));
 }
@@ -290,7 +308,9 @@ inline std::shared_ptr<StreamHandle> LocalTransport::read_from(const std::string
     Service* svc = net_.down[self_] ? nullptr : net_.find(url);
     if (!svc) return s->end(make_error_code(errc::transport_error));
     if (net_.mismatched(self_, url)) return s->end(make_error_code(errc::unsupported_protocol));
-    svc->handle_stream(req, s);
+    StreamRequest r = req;
+    r.protocol = net_.spoken(self_, url);
+    svc->handle_stream(r, s);
   });
   return s;
 }
