@@ -112,7 +112,8 @@ POST /admin/promote?id=ID makes learner ID a voter once it has caught up;
 POST /admin/demote?id=ID makes voter ID a learner.
 POST /admin/voters?ids=ID,ID,... makes exactly those members the voters in
 one change (joint consensus), the others learners; the answer is the new
-configuration's index.
+configuration's index (409 while a member runs a build without joint
+consensus: upgrade it first).
 POST /admin/snapshot (any node) snapshots this node's state now and compacts
 its log; the answer is the snapshot's index.
 )";
@@ -499,6 +500,11 @@ class Session : public std::enable_shared_from_this<Session> {
       net::post(self->ex_, [self, r] {
         if (!r && r.error() == raft::errc::invalid_argument)
           return self->reply_text(http::status::bad_request, r.error().message(), true);
+        // A member runs a build without joint consensus (its id is in the
+        // leader's log): retrying will not help until it is upgraded.
+        if (!r && r.error() == raft::errc::unsupported_protocol)
+          return self->reply_text(http::status::conflict,
+                                  r.error().message() + ": a member runs an older build; upgrade it first", true);
         if (!r)
           return self->reply_admin(raft::result<void>(boost::system::in_place_error, r.error()),
                                    "the new voters did not catch up in time; nothing changed");

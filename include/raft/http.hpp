@@ -40,9 +40,10 @@ namespace raft {
 // cluster id or parameters, naming its own newest version. An HTTPTransport
 // speaks kProtocolVersion to a peer until a refusal names an older version
 // it also speaks; it then repeats the call in that version at once and
-// keeps speaking it to that peer, trying its own again after
-// HTTPTransportOptions::protocol_recheck_ms (an upgraded peer is found
-// without a restart here). A reply in a version it does not speak is
+// keeps speaking it to that peer until a call to it fails or its
+// connection closes (it may be restarting on a newer build), or at most
+// HTTPTransportOptions::protocol_recheck_ms; then it tries its own again.
+// A reply in a version it does not speak is
 // errc::unsupported_protocol, its body and headers unread: builds that
 // share no version stop talking, loudly, instead of misreading each other.
 // See docs/design-notes.md, "Protocol version".
@@ -150,8 +151,9 @@ struct HTTPTransportOptions {
   std::shared_ptr<TLSContext> tls;
   // After a peer refused kProtocolVersion and was spoken to in its older
   // version, try kProtocolVersion again after this long (one refused round
-  // trip each time, while the peer is old): how soon a peer upgraded in
-  // place is spoken to in the new version. 0: at every call.
+  // trip each time, while the peer is old), or sooner, once a call to it
+  // fails or a connection to it closes (a peer restarted on a newer
+  // build). 0: at every call.
   std::uint64_t protocol_recheck_ms = 30'000;
 };
 

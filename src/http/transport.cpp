@@ -184,7 +184,9 @@ struct HTTPTransport::Impl : std::enable_shared_from_this<HTTPTransport::Impl> {
     std::chrono::steady_clock::time_point until;
   };
   std::unordered_map<std::string, Fallback> fallbacks;  // guarded by mu
+  std::atomic<bool> any_fallback{false};  // once set, stays: the common case (one build) skips the lock
   std::uint32_t version_for(const std::string& key) {
+    if (!any_fallback.load(std::memory_order_acquire)) return kProtocolVersion;
     std::lock_guard lk(mu);
     auto it = fallbacks.find(key);
     if (it == fallbacks.end()) return kProtocolVersion;
@@ -192,9 +194,17 @@ struct HTTPTransport::Impl : std::enable_shared_from_this<HTTPTransport::Impl> {
     fallbacks.erase(it);
     return kProtocolVersion;
   }
+  // The peer's connection failed or closed: it may be restarting, perhaps
+  // on a newer build, so its next call tries kProtocolVersion first.
+  void forget_version(const std::string& key) {
+    if (!any_fallback.load(std::memory_order_acquire)) return;
+    std::lock_guard lk(mu);
+    fallbacks.erase(key);
+  }
   void fall_back(const std::string& key, std::uint32_t v) {
     std::lock_guard lk(mu);
     fallbacks[key] = {v, std::chrono::steady_clock::now() + std::chrono::milliseconds(opts.protocol_recheck_ms)};
+    any_fallback.store(true, std::memory_order_release);
   }
 
   // One call in the version this peer is spoken to (or `version`); a
@@ -281,6 +291,7 @@ class Call : public std::enable_shared_from_this<Call> {
   }
 
   void retry_or_fail(beast::error_code ec) {
+    t_->forget_version(target_.key);
     if (reused_ && !retried_ && ec != beast::error::timeout) {
       retried_ = true;
       conn_.reset();
@@ -290,6 +301,7 @@ class Call : public std::enable_shared_from_this<Call> {
   }
 
   void fail(beast::error_code ec) {
+    t_->forget_version(target_.key);
     conn_.reset();
     auto d = std::move(done_);
     d(map_net_error(ec), Response{});
@@ -681,6 +693,7 @@ class StreamCall final : public StreamHandle,
   void end(std::error_code ec) {
     if (ended_) return;
     if (untrusted_) ec = make_error_code(errc::tls_error);  // whatever the cut socket's operation said
+    if (ec && ec != errc::canceled) t_->forget_version(target_.key);
     ended_ = true;
     waiting_more_ = false;
     t_->remove_channel(url_, this);

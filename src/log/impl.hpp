@@ -230,9 +230,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     bool protocol_logged = false;
     // The protocol version of its latest heartbeat reply in our term
     // (kProtocolVersion for a transport that says nothing); 0: none yet.
-    // set_voters waits for no member that answers in a version without
-    // joint consensus.
+    // set_voters is refused while a member answers in a version without
+    // joint consensus (member_without_joint_consensus).
     std::uint32_t protocol = 0;
+    Clock::time_point protocol_at{};  // when that reply came
   };
   std::map<std::uint64_t, Peer> peers_;
   Clock::time_point leader_since_{};
@@ -685,6 +686,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void maybe_ack();
   void serve_stream(const StreamRequest& req, std::shared_ptr<StreamWriter> w);
   void pump(const std::shared_ptr<OutStream>& s);
+  void pump_all();
   void end_out_streams(std::error_code ec);
   // Ends a stream whose follower reads a protocol version without joint
   // consensus, at `what` (a joint entry or configuration) it cannot read.

@@ -570,13 +570,21 @@ void Log::Impl::maybe_enter_joint() {
 }
 
 std::uint64_t Log::Impl::member_without_joint_consensus() const {
-  // Members never heard from in this term do not hold the change up: that
-  // is how a dead member is replaced. If one comes back on an older build,
-  // its stream stops before the first joint entry (end_old_stream).
+  // Only replies from the last election timeout count (acks refresh
+  // last_contact, not the version): a member never heard from in this
+  // term, or silent since, does not hold the change up
+  // (that is how a dead member is replaced). Safety does not rest on this
+  // check: if such a member comes back on an older build, its stream stops
+  // before the first joint entry (end_old_stream). The check spares a live
+  // old member that, and the change a majority it cannot be part of.
+  const auto now = clock_->now();
   for (const auto& n : config_.nodes) {
     if (n.id == id_) continue;
     auto it = peers_.find(n.id);
-    if (it != peers_.end() && it->second.protocol != 0 && it->second.protocol < kJointConsensusProtocol) return n.id;
+    if (it == peers_.end()) continue;
+    const Peer& p = it->second;
+    if (p.protocol != 0 && p.protocol < kJointConsensusProtocol && now - p.protocol_at < o_.election_timeout)
+      return n.id;
   }
   return 0;
 }

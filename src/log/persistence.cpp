@@ -46,7 +46,7 @@ void Log::Impl::schedule_flush() {
 void Log::Impl::flush_appends() {
   if (state_ == State::stopped) return;
   if (pending_append_.empty()) {
-    for (auto& [peer, s] : out_streams_) pump(s);
+    pump_all();
     return;
   }
   auto r = log_->append(pending_append_);
@@ -58,7 +58,16 @@ void Log::Impl::flush_appends() {
   pending_append_.clear();
   request_sync();
   if (!o_.sync) request_deferred();
-  for (auto& [peer, s] : out_streams_) pump(s);
+  pump_all();
+}
+
+void Log::Impl::pump_all() {
+  // pump() may end a stream (erasing it from out_streams_), or every stream
+  // (fatal): walk a copy, and hold each stream while it is pumped.
+  std::vector<std::shared_ptr<OutStream>> streams;
+  streams.reserve(out_streams_.size());
+  for (const auto& [peer, s] : out_streams_) streams.push_back(s);
+  for (const auto& s : streams) pump(s);
 }
 
 void Log::Impl::request_deferred() {

@@ -230,7 +230,7 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
       // voter it replaced, and never voted in any later term.
       if (r->id != peer) return;
       it->second.protocol = r->protocol != 0 ? r->protocol : kProtocolVersion;
-      it->second.last_contact = self->clock_->now();
+      it->second.last_contact = it->second.protocol_at = self->clock_->now();
       it->second.read_acked = std::max(it->second.read_acked, round);
       if (self->pending_reads_.empty()) return;
       // Reads that arrived while this heartbeat was out need a newer one.

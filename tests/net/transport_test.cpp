@@ -595,6 +595,29 @@ TEST_F(TransportTest, AStreamFromALeaderOfAnOlderBuildIsAskedForAgainInItsVersio
   EXPECT_EQ(*end, errc::canceled);
 }
 
+// A peer whose connection closes may be restarting on a newer build: the
+// call after that tries this build's version again, long before
+// protocol_recheck_ms (30 s here).
+TEST_F(TransportTest, APeerWhoseConnectionClosedIsAskedInThisVersionAgain) {
+  OlderBuildServer peer(ioc, "HTTP/1.1 200 OK\r\nX-Raft-Index: 1\r\nX-Raft-Term: 5\r\nContent-Length: 0\r\n\r\n");
+  Got<HeartbeatResponse> g;
+  transport.heartbeat(peer.url(), {1, 0, 1}, g.fn());
+  ASSERT_TRUE(wait(g));
+  EXPECT_EQ(peer.versions(), (Versions{"2", "1"}));
+  // "Restarted", upgraded: the kept connection is closed under the caller.
+  for (auto& sock : peer.socks) sock->close();
+  peer.upgraded = true;
+  Got<HeartbeatResponse> first;
+  transport.heartbeat(peer.url(), {1, 0, 1}, first.fn());
+  ASSERT_TRUE(wait(first));  // the request, repeated on a new connection as it was
+  Got<HeartbeatResponse> next;
+  transport.heartbeat(peer.url(), {1, 0, 1}, next.fn());
+  auto r = wait(next);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->protocol, 2u);
+  EXPECT_EQ(peer.versions(), (Versions{"2", "1", "1", "2"}));
+}
+
 // protocol_recheck_ms: after it, this build's version is tried again, so a
 // peer upgraded in place is found without a restart here. A refusal that
 // names no older version this build speaks is the caller's error, asked

@@ -304,7 +304,8 @@ TEST(Joint, AJointConfigurationSurvivesARestart) {
 
 // Mixed protocol versions (a rolling upgrade, raft/transport.hpp): the
 // leader writes no joint-consensus entry while a member answers in a
-// version that cannot read it, and goes ahead once it has been upgraded.
+// version that cannot read it, and goes ahead once that member has been
+// silent for an election timeout, or answers in this build's version.
 TEST(Joint, SetVotersIsRefusedWhileAMemberAnswersInAnOlderProtocol) {
   auto lines = std::make_shared<std::vector<std::string>>();
   auto c = three_and_three([lines](LogOptions& o) { o.logger = [lines](std::string_view l) { lines->emplace_back(l); }; });
@@ -322,9 +323,17 @@ TEST(Joint, SetVotersIsRefusedWhileAMemberAnswersInAnOlderProtocol) {
   EXPECT_TRUE(std::any_of(lines->begin(), lines->end(), [&](const std::string& x) {
     return x.find(fmt::format("node {} answers in protocol version 1", old_node.log->id())) != std::string::npos;
   }));
-  // Upgraded: its next replies are in this build's version.
+  // Silent for an election timeout (dead, say): it holds nothing up any
+  // more, so that a dead member can be replaced.
+  c->net.down[old_node.url] = true;
+  c->net.run_for(2 * kDefaultElectionTimeout);
+  r = set_voters(*c, *l, ids(*c, {0, 3, 4}));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(voters(l->log->config()), ids(*c, {0, 3, 4}));
+  // Back and upgraded: its replies are in this build's version.
   c->net.speaks.clear();
-  c->net.run_for(kDefaultElectionTimeout);
+  c->net.down[old_node.url] = false;
+  EXPECT_TRUE(caught_up_all(*c));  // by its stream: no heartbeat reply need have come yet
   r = set_voters(*c, *l, ids(*c, {3, 4, 5}));
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_TRUE(caught_up_all(*c));
@@ -379,6 +388,35 @@ TEST(Joint, AFollowerOnAnOlderProtocolIsNeverSentJointConsensus) {
   c->net.speaks.clear();
   ASSERT_TRUE(c->net.run_until([&] { return old_node.log->last_index() == nl->log->last_index(); }, 10s));
   EXPECT_EQ(old_node.log->config(), nl->log->config());
+}
+
+// The same when the old member's stream is open and idle as the joint
+// entry is appended (its heartbeat replies lost, so set_voters did not
+// wait for it): the leader ends that stream while it sends the entry to
+// all its streams at once. (That once erased a stream from the map being
+// walked: a use after free under ASan, a crash in raft-kv.)
+TEST(Joint, AnOpenStreamInAnOlderProtocolEndsAtTheJointEntry) {
+  auto c = three_and_three();
+  auto* l = c->nodes[0].get();
+  auto& old_node = *c->nodes[1];
+  // Restarted on an "old build": its new stream is in version 1.
+  c->net.speaks[old_node.url] = 1;
+  c->net.drop_heartbeats_to.insert(old_node.url);
+  c->crash(old_node);
+  c->start(old_node);
+  c->net.run_for(2 * kDefaultElectionTimeout);
+  ASSERT_EQ(l->log->state(), State::leader);
+  ASSERT_EQ(old_node.log->last_index(), l->log->last_index());  // caught up, its stream idle
+  auto r = set_voters(*c, *l, ids(*c, {0, 3, 4}));
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_TRUE(c->apply(*l, "after"));
+  c->net.run_for(kDefaultElectionTimeout);
+  EXPECT_LT(old_node.log->last_index(), r.value());
+  EXPECT_FALSE(old_node.log->config().joint());
+  c->net.speaks.clear();
+  c->net.drop_heartbeats_to.clear();
+  ASSERT_TRUE(c->net.run_until([&] { return old_node.log->last_index() == l->log->last_index(); }, 10s));
+  EXPECT_EQ(old_node.log->config(), l->log->config());
 }
 
 }  // namespace
