@@ -119,6 +119,9 @@ struct LogOptions {
   // votes, reads, check-quorum) whose size is still that of the voters.
   // joint_new_majority_only: in a joint configuration (set_voters), the new
   // voters' majority decides alone, as if C_new were already in force.
+  // joint_to_old_builds: a leader streams joint-consensus entries and
+  // configurations to followers whose stream is in a protocol version
+  // without them (builds that cannot read them).
   enum class Fault {
     none,
     commit_previous_term_by_counting,
@@ -127,7 +130,8 @@ struct LogOptions {
     read_without_confirmation,
     follower_read_without_leader,
     learner_counts_as_voter,
-    joint_new_majority_only
+    joint_new_majority_only,
+    joint_to_old_builds
   } inject_fault = Fault::none;
 };
 

@@ -688,6 +688,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   void pump(const std::shared_ptr<OutStream>& s);
   void pump_all();
   void end_out_streams(std::error_code ec);
+  // The follower of `s` reads a protocol version without joint consensus.
+  bool reads_no_joint(const OutStream& s) const {
+    return s.protocol < kJointConsensusProtocol && o_.inject_fault != LogOptions::Fault::joint_to_old_builds;
+  }
   // Ends a stream whose follower reads a protocol version without joint
   // consensus, at `what` (a joint entry or configuration) it cannot read.
   void end_old_stream(const std::shared_ptr<OutStream>& s, std::string_view what);

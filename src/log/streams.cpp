@@ -283,10 +283,12 @@ void Log::Impl::serve_stream(const StreamRequest& req, std::shared_ptr<StreamWri
   s->term = term_;
   s->next = x + 1;
   s->protocol = req.protocol != 0 ? req.protocol : kProtocolVersion;
-  if (s->protocol < kJointConsensusProtocol && config_.joint()) {
+  if (reads_no_joint(*s) && config_.joint()) {
     // The stream's first frame would be this configuration, whose outgoing
-    // voters a version-1 build ignores: it would count votes and commits
-    // by the new voters alone.
+    // voters a version-1 build ignores. Version-1 builds only check its
+    // cluster id, so this is caution (a joint phase is short): a build that
+    // installed it would count votes and commits by the new voters alone.
+    // A snapshot's configuration (begin_snapshot_send) is installed.
     if (auto old = out_streams_.find(req.id); old != out_streams_.end()) {
       old->second->alive = false;
       old->second->writer->finish(errc::canceled);
@@ -327,7 +329,7 @@ void Log::Impl::begin_snapshot_send(const std::shared_ptr<OutStream>& s) {
     out_streams_.erase(s->peer);
     return;
   }
-  if (s->protocol < kJointConsensusProtocol && meta->config.joint())
+  if (reads_no_joint(*s) && meta->config.joint())
     return end_old_stream(s, fmt::format("snapshot {}, taken in a joint configuration", meta->index));
   s->snap = std::move(*reader);
   s->snap_index = meta->index;
@@ -389,7 +391,7 @@ void Log::Impl::pump(const std::shared_ptr<OutStream>& s) {
   std::uint64_t unreadable = 0;  // the first joint-consensus entry, for a version-1 follower
   auto r = visit_entries(s->next, last, o_.stream_batch_bytes_max, [&](const LogEntry& e) {
     if (unreadable != 0) return;
-    if (s->protocol < kJointConsensusProtocol &&
+    if (reads_no_joint(*s) &&
         (e.type == LogEntryType::joint_voters || e.type == LogEntryType::leave_joint)) {
       unreadable = e.index;
       return;

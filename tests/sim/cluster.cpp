@@ -233,6 +233,11 @@ void SimCluster::check() {
     // knows, made it a learner (Log::Impl::may_campaign; a leader demoting
     // itself steps down once that commits). In a joint configuration
     // (set_voters) the old voters vote too, learners of C_new or not.
+    // A build without joint consensus is never sent it (the leader's
+    // protocol gates, Log::Impl::end_old_stream).
+    if (st.config.joint() && checker.old_builds.count(slot) > 0)
+      checker.violation(fmt::format("n{}, a build without joint consensus, holds the joint configuration {}", slot,
+                                    st.config.index));
     if (st.state == "candidate" || st.state == "leader") {
       const ConfigNode* me = st.config.node_by_id(st.id);
       const bool unsettled = st.config.index > st.commit_index;

@@ -23,7 +23,8 @@ int usage() {
                "       raft-sim --scenario NAME|all --seeds A-B [--nodes N] [--ops K]\n"
                "                [--fault none|commit_previous_term_by_counting|forget_vote|ack_before_sync|\n"
                "                         read_without_confirmation|follower_read_without_leader|\n"
-               "                         learner_counts_as_voter|joint_new_majority_only]\n"
+               "                         learner_counts_as_voter|joint_new_majority_only|\n"
+               "                         joint_to_old_builds]\n"
                "                [--expect-violation]\n"
                "                [--apply-inline]\n"
                "       raft-sim --replay SEED --scenario NAME [--trace] [--nodes N] [--ops K] [--fault F] [--apply-inline]\n");
@@ -38,6 +39,7 @@ const char* fault_name(raft::LogOptions::Fault f) {
     case raft::LogOptions::Fault::follower_read_without_leader: return "follower_read_without_leader";
     case raft::LogOptions::Fault::learner_counts_as_voter: return "learner_counts_as_voter";
     case raft::LogOptions::Fault::joint_new_majority_only: return "joint_new_majority_only";
+    case raft::LogOptions::Fault::joint_to_old_builds: return "joint_to_old_builds";
     default: return "none";
   }
 }
@@ -72,6 +74,7 @@ int main(int argc, char** argv) {
       else if (f == "follower_read_without_leader") base.fault = raft::LogOptions::Fault::follower_read_without_leader;
       else if (f == "learner_counts_as_voter") base.fault = raft::LogOptions::Fault::learner_counts_as_voter;
       else if (f == "joint_new_majority_only") base.fault = raft::LogOptions::Fault::joint_new_majority_only;
+      else if (f == "joint_to_old_builds") base.fault = raft::LogOptions::Fault::joint_to_old_builds;
       else if (f != "none") return usage();
     } else return usage();
   }

@@ -1186,6 +1186,150 @@ void joint_consensus(SimCluster& c) {
   c.settle();
 }
 
+// A rolling upgrade (raft/transport.hpp, protocol version 2): most
+// members start on a "build without joint consensus" (they speak version
+// 1, SimNetwork::set_protocol) and are upgraded one by one, each with a
+// restart, while writes go on, nodes crash and restart, partitions come
+// and go, and new leaders ask for joint-consensus changes. The checker
+// holds that no old build ever applies, restores or holds joint
+// consensus; a change a leader starts while an old member answers is
+// refused (unsupported_protocol) or goes ahead without it. Once every
+// node is upgraded, a change to three random members must take.
+void rolling_upgrade(SimCluster& c) {
+  const int voters = nodes_or(c, 3);
+  if (c.rng.one_in(2)) c.snapshots_on();  // old builds catch up by snapshots too
+  c.bootstrap(voters);
+  for (int k = 0; k < 2; ++k) {
+    bool ok = false;
+    c.add_member(true, &ok, {.learner = true});
+    if (!ok) c.liveness_failure("a learner's join failed before the upgrade");
+  }
+  auto upgrade_to = [&c](int x, std::uint32_t v) {
+    const bool was_up = c.up(x);
+    if (was_up) c.crash(x);
+    c.trace("n{} {} (protocol {})", x, v < kJointConsensusProtocol ? "runs an old build" : "upgraded", v);
+    c.net.set_protocol(x, v);
+    if (v < kJointConsensusProtocol) c.checker.old_builds.insert(x);
+    else c.checker.old_builds.erase(x);
+    if (was_up) c.restart(x);
+  };
+  std::vector<int> all(static_cast<std::size_t>(c.size()));
+  for (int i = 0; i < c.size(); ++i) all[static_cast<std::size_t>(i)] = i;
+  for (int x : pick(c.rng, all, c.rng.range(1, static_cast<std::uint64_t>(c.size()) - 1))) upgrade_to(x, 1);
+  c.faults_on(c.rng.one_in(2));
+  auto ids_of = [](const Config& config, bool voters_only) {
+    std::vector<std::uint64_t> v;
+    for (const auto& n : config.nodes)
+      if (!voters_only || !n.learner) v.push_back(n.id);
+    return v;
+  };
+  auto set_voters = [&c](int l, std::vector<std::uint64_t> ids) {
+    auto done = std::make_shared<std::optional<bool>>();
+    const auto what = fmt::format("set_voters {} via n{}", fmt::join(ids, ","), l);
+    c.trace("client {}", what);
+    c.log(l).async_set_voters(ids, [&c, what, done](std::error_code ec, std::uint64_t index) {
+      c.trace("client {} {}", what, ec ? "failed: " + ec.message() : fmt::format("done at {}", index));
+      *done = !ec;
+    });
+    return done;
+  };
+  auto random_voters = [&](const Config& config) {
+    auto all_ids = ids_of(config, false);
+    for (std::size_t i = 0; i < all_ids.size(); ++i) std::swap(all_ids[i], all_ids[i + c.rng.below(all_ids.size() - i)]);
+    all_ids.resize(std::min<std::size_t>(c.rng.range(1, 4), all_ids.size()));
+    return all_ids;
+  };
+  // A new build's leader (an old build has no set_voters to call).
+  auto new_leader = [&c]() {
+    const int l = c.leader();
+    return l >= 0 && c.checker.old_builds.count(l) == 0 ? l : -1;
+  };
+  const int iters = ops_or(c, 30);
+  for (int it = 0; it < iters; ++it) {
+    auto ups = c.up_nodes();
+    switch (c.rng.below(10)) {
+      case 0:
+      case 1:
+        submit_some(c);
+        break;
+      case 2:
+      case 3: {
+        const int l = new_leader();
+        if (l < 0) break;
+        set_voters(l, random_voters(c.log(l).config()));
+        if (c.rng.one_in(2)) break;
+        // A snapshot taken once C_old,new is applied and before C_new
+        // commits holds the joint configuration: it must not reach an old
+        // build either (Log::Impl::begin_snapshot_send).
+        std::uint64_t joint = 0;
+        auto in_window = [&] {
+          if (!c.up(l) || c.log(l).state() != State::leader) return false;
+          const Config cf = c.log(l).config();
+          return joint != 0 && !cf.joint() && c.log(l).applied_index() >= joint && cf.index > c.log(l).commit_index();
+        };
+        c.run_until([&] {
+          if (!c.up(l) || c.log(l).state() != State::leader) return true;
+          if (const Config cf = c.log(l).config(); cf.joint()) joint = cf.index;
+          return in_window();
+        }, c.et());
+        if (!in_window()) break;
+        c.trace("client snapshot via n{}, C_old,new {} applied and C_new not committed", l, joint);
+        c.log(l).start_snapshot([&c, l](result<std::uint64_t> r) {
+          c.trace("client snapshot via n{} {}", l, r ? fmt::format("at {}", *r) : "failed: " + r.error().message());
+        });
+        break;
+      }
+      case 4: {
+        std::vector<int> old(c.checker.old_builds.begin(), c.checker.old_builds.end());
+        if (!old.empty()) upgrade_to(old[c.rng.below(old.size())], kProtocolVersion);
+        break;
+      }
+      case 5:
+        crash_one(c, ups);
+        break;
+      case 6:
+        restart_one(c);
+        break;
+      case 7:
+        for (int x : ups)
+          if (c.rng.one_in(2)) c.read(x);
+        break;
+      default:
+        if (c.rng.one_in(2)) partition_minority(c, c.size());
+        else c.net.heal();
+    }
+    c.run_for(c.rng.duration(0ms, c.et() / 2));
+  }
+  c.faults_off();
+  while (!c.checker.old_builds.empty()) upgrade_to(*c.checker.old_builds.begin(), kProtocolVersion);
+  for (int x : c.down_nodes()) c.restart(x);
+  c.settle();
+  std::vector<std::uint64_t> want;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const int l = c.wait_leader(10 * c.et());
+    if (l < 0) break;
+    const Config config = c.log(l).config();
+    if (want.empty()) {
+      want = ids_of(config, false);
+      for (std::size_t i = 0; i < want.size(); ++i) std::swap(want[i], want[i + c.rng.below(want.size() - i)]);
+      want.resize(std::min<std::size_t>(3, want.size()));
+      std::sort(want.begin(), want.end());
+    }
+    if (!config.joint() && config.index <= c.log(l).commit_index() && ids_of(config, true) == want) break;
+    auto done = set_voters(l, want);
+    c.run_until([&] { return done->has_value(); }, 10 * c.et());
+    if (!done->value_or(false)) c.run_for(c.et());
+  }
+  const int l = c.wait_leader(10 * c.et());
+  if (l < 0) return c.liveness_failure("no leader after the upgrade's last change");
+  const Config config = c.log(l).config();
+  if (config.joint() || ids_of(config, true) != want)
+    c.liveness_failure(fmt::format("the change after the upgrade did not take: voters {}{}",
+                                   fmt::join(ids_of(config, true), ","), config.joint() ? " (joint)" : ""));
+  c.apply(10 * c.et());
+  c.settle();
+}
+
 }  // namespace
 
 const std::vector<ScenarioInfo>& scenarios() {
@@ -1219,6 +1363,7 @@ const std::vector<ScenarioInfo>& scenarios() {
       {"leadership_transfer", leadership_transfer},
       {"learners", learners},
       {"joint_consensus", joint_consensus},
+      {"rolling_upgrade", rolling_upgrade},
   };
   return v;
 }

@@ -341,7 +341,11 @@ void SimTransport::heartbeat(const std::string& url, const HeartbeatRequest& req
                                      req.timeout_now ? " timeout-now" : "")
                        : std::string(),
       [req](Service& s, Handler_fn<HeartbeatResponse> reply) { s.handle_heartbeat(req, std::move(reply)); },
-      std::move(h), true);
+      [this, url, h = std::move(h)](result<HeartbeatResponse> r) {
+        if (r) r->protocol = net_.spoken(slot_, net_.slot_of(url));
+        h(std::move(r));
+      },
+      true);
 }
 
 void SimTransport::request_vote(const std::string& url, const VoteRequest& req, Handler_fn<VoteResponse> h) {
@@ -416,6 +420,7 @@ std::shared_ptr<StreamHandle> SimNetwork::open_stream(int follower, const std::s
   s->fep = epoch(follower);
   s->leader = slot_of(url);
   s->req = req;
+  s->req.protocol = spoken(follower, s->leader);
   s->cb = std::move(cb);
   ++stats_.streams_opened;
   auto handle = std::make_shared<SimStreamHandle>(*this, s, alive_);
@@ -677,6 +682,13 @@ void Checker::applied(int slot, const LogEntry& e) {
     violation(fmt::format("apply order: slot {} applied index {} after {}", slot, e.index, n.applied));
   n.applied = e.index;
   check_entry(slot, e.index, e.term, e.type, e.data);
+  check_readable(slot, e);
+}
+
+void Checker::check_readable(int slot, const LogEntry& e) {
+  if (old_builds.count(slot) > 0 && (e.type == LogEntryType::joint_voters || e.type == LogEntryType::leave_joint))
+    violation(fmt::format("slot {}, a build without joint consensus, holds the {} entry {}", slot, to_string(e.type),
+                          e.index));
 }
 
 void Checker::restored(int slot, std::uint64_t index, const std::vector<LogEntry>& entries) {
@@ -685,6 +697,9 @@ void Checker::restored(int slot, std::uint64_t index, const std::vector<LogEntry
     violation(fmt::format("restore: slot {} restored a snapshot at {} below its applied index {}", slot, index,
                           n.applied));
   trace_("check slot {} restored snapshot at {}", slot, index);
+  // (Not check_readable: a snapshot's data is the FSM's, which here keeps
+  // every entry it applied; an old build reads only the snapshot's
+  // configuration, checked by SimCluster::check.)
   for (const auto& e : entries) check_entry(slot, e.index, e.term, e.type, e.data);
   n.applied = index;
 }

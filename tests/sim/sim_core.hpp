@@ -18,12 +18,14 @@
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -183,6 +185,19 @@ class SimNetwork {
 
   void set_faults(const NetFaults& f) { faults_ = f; }
   const NetFaults& faults() const { return faults_; }
+
+  // Protocol versions (a rolling upgrade; raft/transport.hpp): the version
+  // node `slot` speaks, as a build of that version would (kProtocolVersion
+  // unless set). Heartbeats and streams between two nodes are in the older
+  // of their versions (HeartbeatResponse::protocol, StreamRequest::protocol),
+  // as HTTPTransport and the Server agree on it. A stream keeps the version
+  // it was opened in: change a node's version across a restart.
+  void set_protocol(int slot, std::uint32_t v) { protocol_[slot] = v; }
+  std::uint32_t protocol(int slot) const {
+    auto it = protocol_.find(slot);
+    return it == protocol_.end() ? kProtocolVersion : it->second;
+  }
+  std::uint32_t spoken(int a, int b) const { return std::min(protocol(a), b < 0 ? kProtocolVersion : protocol(b)); }
   // How long a client waits for a response before reporting transport_error.
   Clock::duration rpc_timeout = std::chrono::milliseconds(1000);
   // Called when node `to` credits node id `id` to the node at slot `from`:
@@ -199,6 +214,7 @@ class SimNetwork {
   std::size_t open_streams() const { return streams_.size(); }
 
  private:
+  std::map<int, std::uint32_t> protocol_;
   friend class SimTransport;
   friend class SimStreamWriter;
   friend class SimStreamHandle;
@@ -299,6 +315,10 @@ class Checker {
 
   void violation(std::string what);
   bool failed() const { return !violations_.empty(); }
+  // Slots running a build without joint consensus (protocol version 1;
+  // SimNetwork::set_protocol): such a node must never apply a
+  // joint-consensus entry, nor hold a joint configuration (SimCluster::check).
+  std::set<int> old_builds;
   const std::vector<std::string>& violations() const { return violations_; }
 
   // The first applied entry at each index (1-based; `known(i)` if any node
@@ -324,6 +344,7 @@ class Checker {
   };
   NodeObs& node(int slot);
   void check_entry(int slot, std::uint64_t index, std::uint64_t term, LogEntryType type, const std::string& data);
+  void check_readable(int slot, const LogEntry& e);
 
   Trace& trace_;
   std::map<std::uint64_t, std::uint64_t> leader_of_term_;  // term -> node id

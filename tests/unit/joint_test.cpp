@@ -419,5 +419,62 @@ TEST(Joint, AnOpenStreamInAnOlderProtocolEndsAtTheJointEntry) {
   EXPECT_EQ(old_node.log->config(), l->log->config());
 }
 
+// A snapshot taken once C_old,new is applied and before C_new commits
+// holds the joint configuration, which a follower installs as it restores
+// the snapshot: it is not sent to a follower of an older protocol either.
+TEST(Joint, ASnapshotInAJointConfigurationIsNotSentToAnOlderProtocol) {
+  auto lines = std::make_shared<std::vector<std::string>>();
+  auto c = three_and_three([lines](LogOptions& o) {
+    o.logger = [lines](std::string_view l) { lines->emplace_back(l); };
+    o.snapshot_tail_entries = 0;  // compaction leaves the old node behind the snapshot
+    o.segment_size_bytes_max = 1024;
+  });
+  auto* l = c->nodes[0].get();
+  auto& old_node = *c->nodes[1];
+  c->net.down[old_node.url] = true;
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(c->apply(*l, std::string(100, 'x')));
+  c->net.run_for(kDefaultElectionTimeout);  // every ack in: the new voters have caught up
+  // Acks held: C_old,new is appended but does not commit until released.
+  c->net.hold_acks = true;
+  auto out = std::make_shared<std::optional<result<std::uint64_t>>>();
+  l->log->start_set_voters(ids(*c, {0, 3, 4}), {}, [out](result<std::uint64_t> r) { *out = r; });
+  ASSERT_TRUE(c->net.run_until([&] { return l->log->config().joint(); }, 5s));
+  const std::uint64_t joint = l->log->config().index;
+  // Release acks until C_old,new is applied; C_new's acks stay held.
+  for (int i = 0; i < 50 && l->log->applied_index() < joint; ++i) {
+    c->net.release_acks();
+    c->net.hold_acks = true;
+    c->net.run_for(10ms);
+  }
+  ASSERT_GE(l->log->applied_index(), joint);
+  ASSERT_FALSE(l->log->config().joint());                       // C_new appended
+  ASSERT_LT(l->log->commit_index(), l->log->config().index);  // not committed
+  auto snap = c->call<std::uint64_t>([&](auto h) { l->log->start_snapshot(std::move(h)); });
+  ASSERT_TRUE(snap) << snap.error().message();
+  ASSERT_LT(*snap, l->log->config().index);  // its configuration is C_old,new
+  // The old node comes back on an older build: it needs that snapshot.
+  c->net.speaks[old_node.url] = 1;
+  c->net.down[old_node.url] = false;
+  c->net.run_for(kDefaultElectionTimeout);
+  EXPECT_TRUE(std::any_of(lines->begin(), lines->end(), [&](const std::string& x) {
+    return x.find(fmt::format("node {} reads protocol version 1", old_node.log->id())) != std::string::npos &&
+           x.find(fmt::format("cannot follow past snapshot {}, taken in a joint configuration", *snap)) !=
+               std::string::npos;
+  }));
+  EXPECT_FALSE(old_node.log->config().joint());
+  EXPECT_LT(old_node.log->last_index(), joint);
+  // The change completes; upgraded, the old node takes the snapshot and the rest.
+  c->net.release_acks();
+  ASSERT_TRUE(c->net.run_until([&] { return out->has_value(); }, 5s));
+  ASSERT_TRUE(**out) << (*out)->error().message();
+  c->net.speaks.clear();
+  LocalNode* nl = nullptr;
+  ASSERT_TRUE(c->net.run_until([&] {
+    nl = leader_among(*c, {c->nodes[0].get(), c->nodes[3].get(), c->nodes[4].get()});
+    return nl && old_node.log->last_index() == nl->log->last_index();
+  }, 10s));
+  EXPECT_EQ(old_node.log->config(), nl->log->config());
+}
+
 }  // namespace
 }  // namespace raft::test
