@@ -1,6 +1,8 @@
 // Log::Impl: term and vote, local appends, syncs, truncation (strand).
 #include "log/impl.hpp"
 
+#include <boost/container/small_vector.hpp>
+
 namespace raft {
 
 bool Log::Impl::persist_meta() {
@@ -64,7 +66,7 @@ void Log::Impl::flush_appends() {
 void Log::Impl::pump_all() {
   // pump() may end a stream (erasing it from out_streams_), or every stream
   // (fatal): walk a copy, and hold each stream while it is pumped.
-  std::vector<std::shared_ptr<OutStream>> streams;
+  boost::container::small_vector<std::shared_ptr<OutStream>, 8> streams;  // no allocation per flush
   streams.reserve(out_streams_.size());
   for (const auto& [peer, s] : out_streams_) streams.push_back(s);
   for (const auto& s : streams) pump(s);
