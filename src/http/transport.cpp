@@ -693,7 +693,8 @@ class StreamCall final : public StreamHandle,
   void end(std::error_code ec) {
     if (ended_) return;
     if (untrusted_) ec = make_error_code(errc::tls_error);  // whatever the cut socket's operation said
-    if (ec && ec != errc::canceled) t_->forget_version(target_.key);
+    // The connection failed (not a refusal): the peer may be restarting.
+    if (ec == errc::transport_error || ec == errc::timeout) t_->forget_version(target_.key);
     ended_ = true;
     waiting_more_ = false;
     t_->remove_channel(url_, this);
