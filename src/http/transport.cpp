@@ -381,8 +381,8 @@ void HTTPTransport::Impl::exchange(std::string url, std::string path_query, http
   req.prepare_payload();
   // A peer of an older build refuses this version and names its own: say
   // it again in that one (each step is to a strictly older version).
-  auto repeat = [self = shared_from_this(), url, path_query, verb, version, key = t->key,
-                 done = std::move(done)](std::error_code ec, Response res) mutable {
+  auto repeat = [self = shared_from_this(), url = std::move(url), path_query = std::move(path_query), verb, version,
+                 key = t->key, done = std::move(done)](std::error_code ec, Response res) mutable {
     if (!ec) {
       if (auto older = fallback_version(res, version)) {
         self->fall_back(key, *older);
