@@ -380,25 +380,31 @@ TEST_F(TransportTest, BadUrlIsInvalidArgument) {
   EXPECT_EQ(r.error(), errc::invalid_argument);
 }
 
+// Accepts connections on `acc` until it closes: each socket is kept in
+// `socks` and handed to `serve`.
+void accept_loop(tcp::acceptor& acc, std::vector<std::shared_ptr<tcp::socket>>& socks,
+                 std::function<void(std::shared_ptr<tcp::socket>)> serve) {
+  acc.async_accept([&acc, &socks, serve = std::move(serve)](boost::system::error_code ec, tcp::socket s) mutable {
+    if (ec) return;
+    auto sock = std::make_shared<tcp::socket>(std::move(s));
+    socks.push_back(sock);
+    serve(sock);
+    accept_loop(acc, socks, std::move(serve));
+  });
+}
+
 // A raw TCP peer that answers every request with `reply` (or nothing).
 struct CannedServer {
   CannedServer(net::io_context& ioc, std::string reply) : acc(ioc, {net::ip::make_address("127.0.0.1"), 0}),
                                                           reply(std::move(reply)) {
-    accept();
-  }
-  void accept() {
-    acc.async_accept([this](boost::system::error_code ec, tcp::socket s) {
-      if (ec) return;
-      auto sock = std::make_shared<tcp::socket>(std::move(s));
-      socks.push_back(sock);
+    accept_loop(acc, socks, [this](std::shared_ptr<tcp::socket> sock) {
       auto buf = std::make_shared<std::array<char, 4096>>();
       sock->async_read_some(net::buffer(*buf), [this, sock, buf](boost::system::error_code e, std::size_t n) {
         if (e) return;
         got.append(buf->data(), n);
-        if (reply.empty()) return;
-        net::async_write(*sock, net::buffer(reply), [](boost::system::error_code, std::size_t) {});
+        if (this->reply.empty()) return;  // the member: the constructor's `reply` was moved from
+        net::async_write(*sock, net::buffer(this->reply), [](boost::system::error_code, std::size_t) {});
       });
-      accept();
     });
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(acc.local_endpoint().port()); }
@@ -495,16 +501,7 @@ TEST_F(TransportTest, ProtocolVersionIsSentAndAReplyInAnotherIsRefused) {
 struct OlderBuildServer {
   OlderBuildServer(net::io_context& ioc, std::string reply) : acc(ioc, {net::ip::make_address("127.0.0.1"), 0}),
                                                               reply(std::move(reply)) {
-    accept();
-  }
-  void accept() {
-    acc.async_accept([this](boost::system::error_code ec, tcp::socket s) {
-      if (ec) return;
-      auto sock = std::make_shared<tcp::socket>(std::move(s));
-      socks.push_back(sock);
-      read(sock, std::make_shared<std::string>());
-      accept();
-    });
+    accept_loop(acc, socks, [this](std::shared_ptr<tcp::socket> sock) { read(sock, std::make_shared<std::string>()); });
   }
   static std::string version_of(const std::string& req) {
     auto at = req.find("\r\nX-Raft-Protocol: ");
@@ -579,14 +576,15 @@ TEST_F(TransportTest, APeerOfAnOlderBuildIsAskedAgainInItsVersion) {
 // the older version, and cancel() reaches it.
 TEST_F(TransportTest, AStreamFromALeaderOfAnOlderBuildIsAskedForAgainInItsVersion) {
   OlderBuildServer peer(ioc, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
-  std::string got;
+  std::string got;  // the stream's bytes, read on at once
   std::optional<std::error_code> end;
-  auto h = transport.read_from(peer.url(), {2, 1, 0, 0},
-                               {[&](std::string_view b, std::function<void()> more) {
-                                  got.append(b);
-                                  more();
-                                },
-                                [&](std::error_code ec) { end = ec; }});
+  StreamCallbacks cb;
+  cb.on_data = [&](std::string_view b, std::function<void()> more) {
+    got.append(b);
+    more();
+  };
+  cb.on_end = [&](std::error_code ec) { end = ec; };
+  auto h = transport.read_from(peer.url(), {2, 1, 0, 0}, std::move(cb));
   ASSERT_TRUE(run_until(ioc, [&] { return got == "hello"; }));
   EXPECT_FALSE(end.has_value());
   EXPECT_EQ(peer.versions(), (Versions{"2", "1"}));

@@ -6,6 +6,9 @@
 #include "cluster.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <set>
 
 #include <fmt/ranges.h>
@@ -1058,6 +1061,86 @@ void learners(SimCluster& c) {
   c.settle();
 }
 
+// The steps joint_consensus and rolling_upgrade share, by `choice` (of
+// rng.below(10)): 5 a crash, 6 a restart, 7 reads at random nodes, else a
+// partition of a minority or a heal.
+void ordinary_step(SimCluster& c, std::uint64_t choice, const std::vector<int>& ups) {
+  switch (choice) {
+    case 5:
+      crash_one(c, ups);
+      break;
+    case 6:
+      restart_one(c);
+      break;
+    case 7:
+      for (int x : ups)
+        if (c.rng.one_in(2)) c.read(x);
+      break;
+    default:
+      if (c.rng.one_in(2)) partition_minority(c, c.size());
+      else c.net.heal();
+  }
+}
+
+// Ids of the members in `config` (by voters first: the old ones, in a
+// joint configuration, are the outgoing ones).
+std::vector<std::uint64_t> member_ids(const Config& config, bool voters_only) {
+  std::vector<std::uint64_t> v;
+  for (const auto& n : config.nodes)
+    if (!voters_only || !n.learner) v.push_back(n.id);
+  return v;
+}
+
+// Log::set_voters asked of node l; the flag says how it ended once it has.
+std::shared_ptr<std::optional<bool>> start_set_voters(SimCluster& c, int l, const std::vector<std::uint64_t>& ids) {
+  auto done = std::make_shared<std::optional<bool>>();
+  const auto what = fmt::format("set_voters {} via n{}", fmt::join(ids, ","), l);
+  c.trace("client {}", what);
+  c.log(l).async_set_voters(ids, [&c, what, done](std::error_code ec, std::uint64_t index) {
+    c.trace("client {} {}", what, ec ? "failed: " + ec.message() : fmt::format("done at {}", index));
+    *done = !ec;
+  });
+  return done;
+}
+
+// how_many() random members of `config` (drawn after the shuffle).
+std::vector<std::uint64_t> random_members(SimCluster& c, const Config& config,
+                                          const std::function<std::size_t()>& how_many) {
+  auto all = member_ids(config, false);
+  for (std::size_t i = 0; i < all.size(); ++i) std::swap(all[i], all[i + c.rng.below(all.size() - i)]);
+  all.resize(std::min(how_many(), all.size()));
+  return all;
+}
+
+// Once settled: a change to three random members takes, the configuration
+// is C_new alone with exactly those voters, and writes commit under them.
+void a_last_change_takes(SimCluster& c) {
+  std::vector<std::uint64_t> want;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const int l = c.wait_leader(10 * c.et());
+    if (l < 0) break;
+    const Config config = c.log(l).config();
+    if (want.empty()) {
+      want = member_ids(config, false);
+      for (std::size_t i = 0; i < want.size(); ++i) std::swap(want[i], want[i + c.rng.below(want.size() - i)]);
+      want.resize(std::min<std::size_t>(3, want.size()));
+      std::sort(want.begin(), want.end());
+    }
+    if (!config.joint() && config.index <= c.log(l).commit_index() && member_ids(config, true) == want) break;
+    auto done = start_set_voters(c, l, want);
+    c.run_until([&] { return done->has_value(); }, 10 * c.et());
+    if (!done->value_or(false)) c.run_for(c.et());  // a change still committing, or leadership moved
+  }
+  const int l = c.wait_leader(10 * c.et());
+  if (l < 0) return c.liveness_failure("no leader after the last change");
+  const Config config = c.log(l).config();
+  if (config.joint() || member_ids(config, true) != want)
+    c.liveness_failure(fmt::format("the last change did not take: voters {}{}", fmt::join(member_ids(config, true), ","),
+                                   config.joint() ? " (joint)" : ""));
+  c.apply(10 * c.et());
+  c.settle();
+}
+
 // Raft paper §6: the voter set changes by joint consensus
 // (Log::set_voters) to any subset of the members, often a new majority at
 // once (three voters for three others), while writes go on, nodes crash
@@ -1075,36 +1158,16 @@ void joint_consensus(SimCluster& c) {
     if (!ok) c.liveness_failure("a learner's join failed before the faults");
   }
   c.faults_on(c.rng.one_in(2));
-  // Ids of the members in `config` (by voters first: the old ones, in a
-  // joint configuration, are the outgoing ones).
-  auto ids_of = [](const Config& config, bool voters_only) {
-    std::vector<std::uint64_t> v;
-    for (const auto& n : config.nodes)
-      if (!voters_only || !n.learner) v.push_back(n.id);
-    return v;
-  };
-  auto set_voters = [&c](int l, std::vector<std::uint64_t> ids) {
-    auto done = std::make_shared<std::optional<bool>>();
-    const auto what = fmt::format("set_voters {} via n{}", fmt::join(ids, ","), l);
-    c.trace("client {}", what);
-    c.log(l).async_set_voters(ids, [&c, what, done](std::error_code ec, std::uint64_t index) {
-      c.trace("client {} {}", what, ec ? "failed: " + ec.message() : fmt::format("done at {}", index));
-      *done = !ec;
-    });
-    return done;
-  };
+  auto set_voters = [&c](int l, const std::vector<std::uint64_t>& ids) { return start_set_voters(c, l, ids); };
   // 1 to 5 random members of the leader's configuration, 3 half the time.
   auto random_voters = [&](const Config& config) {
-    auto all = ids_of(config, false);
-    for (std::size_t i = 0; i < all.size(); ++i) std::swap(all[i], all[i + c.rng.below(all.size() - i)]);
-    const std::size_t k = c.rng.one_in(2) ? 3 : c.rng.range(1, 5);
-    all.resize(std::min(k, all.size()));
-    return all;
+    return random_members(c, config, [&]() -> std::size_t { return c.rng.one_in(2) ? 3 : c.rng.range(1, 5); });
   };
   const int iters = ops_or(c, 30);
   for (int it = 0; it < iters; ++it) {
     auto ups = c.up_nodes();
-    switch (c.rng.below(10)) {
+    const auto choice = c.rng.below(10);
+    switch (choice) {
       case 0:
       case 1:
         submit_some(c);
@@ -1125,7 +1188,7 @@ void joint_consensus(SimCluster& c) {
         set_voters(l, random_voters(before));
         c.run_for(c.rng.duration(0ms, c.et() / 4));
         std::vector<int> side;
-        for (auto id : ids_of(before, true))
+        for (auto id : member_ids(before, true))
           if (const auto* n = before.node_by_id(id))
             if (const int s = c.net.slot_of(n->url); s >= 0) side.push_back(s);
         c.net.heal();
@@ -1139,51 +1202,14 @@ void joint_consensus(SimCluster& c) {
         c.net.heal();
         break;
       }
-      case 5:
-        crash_one(c, ups);
-        break;
-      case 6:
-        restart_one(c);
-        break;
-      case 7:
-        for (int x : ups)
-          if (c.rng.one_in(2)) c.read(x);
-        break;
       default:
-        if (c.rng.one_in(2)) partition_minority(c, c.size());
-        else c.net.heal();
+        ordinary_step(c, choice, ups);
     }
     c.run_for(c.rng.duration(0ms, c.et() / 2));
   }
   c.faults_off();
   c.settle();
-  // Once settled: a change to three random members takes, the
-  // configuration is C_new alone with exactly those voters, and writes
-  // commit under them.
-  std::vector<std::uint64_t> want;
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    const int l = c.wait_leader(10 * c.et());
-    if (l < 0) break;
-    const Config config = c.log(l).config();
-    if (want.empty()) {
-      want = ids_of(config, false);
-      for (std::size_t i = 0; i < want.size(); ++i) std::swap(want[i], want[i + c.rng.below(want.size() - i)]);
-      want.resize(std::min<std::size_t>(3, want.size()));
-      std::sort(want.begin(), want.end());
-    }
-    if (!config.joint() && config.index <= c.log(l).commit_index() && ids_of(config, true) == want) break;
-    auto done = set_voters(l, want);
-    c.run_until([&] { return done->has_value(); }, 10 * c.et());
-    if (!done->value_or(false)) c.run_for(c.et());  // a change still committing, or leadership moved
-  }
-  const int l = c.wait_leader(10 * c.et());
-  if (l < 0) return c.liveness_failure("no leader after the last change");
-  const Config config = c.log(l).config();
-  if (config.joint() || ids_of(config, true) != want)
-    c.liveness_failure(fmt::format("the last change did not take: voters {}{}", fmt::join(ids_of(config, true), ","),
-                                   config.joint() ? " (joint)" : ""));
-  c.apply(10 * c.et());
-  c.settle();
+  a_last_change_takes(c);
 }
 
 // A rolling upgrade (raft/transport.hpp, protocol version 2): most
@@ -1217,27 +1243,9 @@ void rolling_upgrade(SimCluster& c) {
   for (int i = 0; i < c.size(); ++i) all[static_cast<std::size_t>(i)] = i;
   for (int x : pick(c.rng, all, c.rng.range(1, static_cast<std::uint64_t>(c.size()) - 1))) upgrade_to(x, 1);
   c.faults_on(c.rng.one_in(2));
-  auto ids_of = [](const Config& config, bool voters_only) {
-    std::vector<std::uint64_t> v;
-    for (const auto& n : config.nodes)
-      if (!voters_only || !n.learner) v.push_back(n.id);
-    return v;
-  };
-  auto set_voters = [&c](int l, std::vector<std::uint64_t> ids) {
-    auto done = std::make_shared<std::optional<bool>>();
-    const auto what = fmt::format("set_voters {} via n{}", fmt::join(ids, ","), l);
-    c.trace("client {}", what);
-    c.log(l).async_set_voters(ids, [&c, what, done](std::error_code ec, std::uint64_t index) {
-      c.trace("client {} {}", what, ec ? "failed: " + ec.message() : fmt::format("done at {}", index));
-      *done = !ec;
-    });
-    return done;
-  };
+  // 1 to 4 random members of the leader's configuration.
   auto random_voters = [&](const Config& config) {
-    auto all_ids = ids_of(config, false);
-    for (std::size_t i = 0; i < all_ids.size(); ++i) std::swap(all_ids[i], all_ids[i + c.rng.below(all_ids.size() - i)]);
-    all_ids.resize(std::min<std::size_t>(c.rng.range(1, 4), all_ids.size()));
-    return all_ids;
+    return random_members(c, config, [&]() -> std::size_t { return c.rng.range(1, 4); });
   };
   // A new build's leader (an old build has no set_voters to call).
   auto new_leader = [&c]() {
@@ -1247,7 +1255,8 @@ void rolling_upgrade(SimCluster& c) {
   const int iters = ops_or(c, 30);
   for (int it = 0; it < iters; ++it) {
     auto ups = c.up_nodes();
-    switch (c.rng.below(10)) {
+    const auto choice = c.rng.below(10);
+    switch (choice) {
       case 0:
       case 1:
         submit_some(c);
@@ -1256,7 +1265,7 @@ void rolling_upgrade(SimCluster& c) {
       case 3: {
         const int l = new_leader();
         if (l < 0) break;
-        set_voters(l, random_voters(c.log(l).config()));
+        start_set_voters(c, l, random_voters(c.log(l).config()));
         if (c.rng.one_in(2)) break;
         // A snapshot taken once C_old,new is applied and before C_new
         // commits holds the joint configuration: it must not reach an old
@@ -1284,19 +1293,8 @@ void rolling_upgrade(SimCluster& c) {
         if (!old.empty()) upgrade_to(old[c.rng.below(old.size())], kProtocolVersion);
         break;
       }
-      case 5:
-        crash_one(c, ups);
-        break;
-      case 6:
-        restart_one(c);
-        break;
-      case 7:
-        for (int x : ups)
-          if (c.rng.one_in(2)) c.read(x);
-        break;
       default:
-        if (c.rng.one_in(2)) partition_minority(c, c.size());
-        else c.net.heal();
+        ordinary_step(c, choice, ups);
     }
     c.run_for(c.rng.duration(0ms, c.et() / 2));
   }
@@ -1304,30 +1302,7 @@ void rolling_upgrade(SimCluster& c) {
   while (!c.checker.old_builds.empty()) upgrade_to(*c.checker.old_builds.begin(), kProtocolVersion);
   for (int x : c.down_nodes()) c.restart(x);
   c.settle();
-  std::vector<std::uint64_t> want;
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    const int l = c.wait_leader(10 * c.et());
-    if (l < 0) break;
-    const Config config = c.log(l).config();
-    if (want.empty()) {
-      want = ids_of(config, false);
-      for (std::size_t i = 0; i < want.size(); ++i) std::swap(want[i], want[i + c.rng.below(want.size() - i)]);
-      want.resize(std::min<std::size_t>(3, want.size()));
-      std::sort(want.begin(), want.end());
-    }
-    if (!config.joint() && config.index <= c.log(l).commit_index() && ids_of(config, true) == want) break;
-    auto done = set_voters(l, want);
-    c.run_until([&] { return done->has_value(); }, 10 * c.et());
-    if (!done->value_or(false)) c.run_for(c.et());
-  }
-  const int l = c.wait_leader(10 * c.et());
-  if (l < 0) return c.liveness_failure("no leader after the upgrade's last change");
-  const Config config = c.log(l).config();
-  if (config.joint() || ids_of(config, true) != want)
-    c.liveness_failure(fmt::format("the change after the upgrade did not take: voters {}{}",
-                                   fmt::join(ids_of(config, true), ","), config.joint() ? " (joint)" : ""));
-  c.apply(10 * c.et());
-  c.settle();
+  a_last_change_takes(c);
 }
 
 }  // namespace
