@@ -698,6 +698,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // A member (not us) whose heartbeat replies in this term are in a
   // protocol version without joint consensus; 0 if none.
   std::uint64_t member_without_joint_consensus() const;
+  // errc::unsupported_protocol, logged with the member's id, while such a
+  // member answers; empty otherwise.
+  std::error_code joint_protocol_error();
 
   // ---------------------------------------------------------- requests
   void do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::uint64_t> h);

@@ -511,11 +511,7 @@ void Log::Impl::do_set_voters(std::vector<std::uint64_t> voters, Clock::duration
   // These voters already (can_change_membership: in a committed
   // configuration): done, so that a retried call succeeds.
   if (*same) return h(config_.index);
-  if (auto old = member_without_joint_consensus()) {
-    logf("node {} answers in protocol version {}, without joint consensus: voters unchanged (upgrade it first)", old,
-         peers_.at(old).protocol);
-    return fail(h, errc::unsupported_protocol);
-  }
+  if (auto ec = joint_protocol_error()) return fail(h, ec);
   if (timeout <= Clock::duration::zero()) timeout = 10 * o_.election_timeout;
   std::sort(voters.begin(), voters.end());
   logf("changing the voters to {} once the new ones hold our log up to {}", fmt::join(voters, ","), last_index());
@@ -545,11 +541,7 @@ void Log::Impl::maybe_enter_joint() {
   if (*same) return v.h(config_.index);
   // A member may have answered in an older protocol meanwhile (a node
   // restarted on an older build): it could not read what follows.
-  if (auto old = member_without_joint_consensus()) {
-    logf("node {} answers in protocol version {}, without joint consensus: voters unchanged (upgrade it first)", old,
-         peers_.at(old).protocol);
-    return fail(v.h, errc::unsupported_protocol);
-  }
+  if (auto ec = joint_protocol_error()) return fail(v.h, ec);
   Config next = config_;
   (void)next.enter_joint(v.voters);
   std::string data;
@@ -567,6 +559,14 @@ void Log::Impl::maybe_enter_joint() {
                                                  if (!r) return fail(h, r.error());
                                                  leave_joint(std::move(h));
                                                }});
+}
+
+std::error_code Log::Impl::joint_protocol_error() {
+  const std::uint64_t old = member_without_joint_consensus();
+  if (old == 0) return {};
+  logf("node {} answers in protocol version {}, without joint consensus: voters unchanged (upgrade it first)", old,
+       peers_.at(old).protocol);
+  return errc::unsupported_protocol;
 }
 
 std::uint64_t Log::Impl::member_without_joint_consensus() const {

@@ -283,18 +283,18 @@ void Log::Impl::serve_stream(const StreamRequest& req, std::shared_ptr<StreamWri
   s->term = term_;
   s->next = x + 1;
   s->protocol = req.protocol != 0 ? req.protocol : kProtocolVersion;
+  // This stream replaces the member's previous one.
+  if (auto old = out_streams_.find(req.id); old != out_streams_.end()) {
+    old->second->alive = false;
+    old->second->writer->finish(errc::canceled);
+    out_streams_.erase(old);
+  }
   if (reads_no_joint(*s) && config_.joint()) {
     // The stream's first frame would be this configuration, whose outgoing
     // voters a version-1 build ignores. Version-1 builds only check its
     // cluster id, so this is caution (a joint phase is short): a build that
     // installed it would count votes and commits by the new voters alone.
     // A snapshot's configuration (begin_snapshot_send) is installed.
-    if (auto old = out_streams_.find(req.id); old != out_streams_.end()) {
-      old->second->alive = false;
-      old->second->writer->finish(errc::canceled);
-      out_streams_.erase(old);
-    }
-    out_streams_[req.id] = s;
     return end_old_stream(s, fmt::format("the joint configuration {}", config_.index));
   }
   detail::encode_frame(s->buf, detail::kFrameConfig, config_.index, term_, to_json(config_));
@@ -306,10 +306,6 @@ void Log::Impl::serve_stream(const StreamRequest& req, std::shared_ptr<StreamWri
   } else {
     detail::encode_frame(s->buf, detail::kFramePosition, x, term_at(x), {});
     s->buf_last = x;
-  }
-  if (auto old = out_streams_.find(req.id); old != out_streams_.end()) {
-    old->second->alive = false;
-    old->second->writer->finish(errc::canceled);
   }
   out_streams_[req.id] = s;
   send_buf(s, false);  // s->next is already where entries start
