@@ -105,6 +105,28 @@ struct LogOptions {
   // stream entries rather than a snapshot (the seed kept 1,000).
   std::uint64_t snapshot_tail_entries = 1000;
 
+  // Reads by lease (Raft thesis §6.4.1): while a majority of voters answered
+  // a heartbeat this leader sent less than a lease ago, read_index() and
+  // read_barrier() are answered at once, without a heartbeat round (and a
+  // follower's read costs one request to the leader). The lease is
+  // election_timeout * (1 - d) / (1 + d), d = lease_clock_drift. It rests
+  // on clocks, not on messages alone, hence three conditions:
+  //   - every member sets lease_reads and the same election_timeout, since
+  //     a member's vote refusals are what the lease counts on: with it, a
+  //     voter grants no vote (but a leadership transfer's) within an
+  //     election timeout of a heartbeat from its leader, of its own open(),
+  //     or while it leads;
+  //   - no member's clock runs faster or slower than real time by more than
+  //     lease_clock_drift (a fraction; 0.1: within 10 %) over an election
+  //     timeout; a clock that jumps (a VM paused and resumed, a steady
+  //     clock that is not) breaks the lease;
+  //   - a leader takes no lease once it has told a member to campaign
+  //     (transfer_leadership) in its term: it confirms each read by a round.
+  // Without a lease (expired, none yet, lease_reads false) reads take a
+  // heartbeat round as before. Status::reads_by_lease counts the others.
+  bool lease_reads = false;
+  double lease_clock_drift = 0.1;  // in [0, 1): open() says errc::invalid_argument otherwise
+
   // Receives the Log's diagnostics, one line each (set_log_output changes it).
   std::function<void(std::string_view)> logger;
 
@@ -122,6 +144,10 @@ struct LogOptions {
   // joint_to_old_builds: a leader streams joint-consensus entries and
   // configurations to followers whose stream is in a protocol version
   // without them (builds that cannot read them).
+  // lease_outlives_election_timeout: with lease_reads, the lease is three
+  // election timeouts long (voters may elect another leader within it).
+  // lease_votes_after_restart: with lease_reads, a restarted voter grants
+  // votes at once (it no longer knows when it last heard from its leader).
   enum class Fault {
     none,
     commit_previous_term_by_counting,
@@ -131,7 +157,9 @@ struct LogOptions {
     follower_read_without_leader,
     learner_counts_as_voter,
     joint_new_majority_only,
-    joint_to_old_builds
+    joint_to_old_builds,
+    lease_outlives_election_timeout,
+    lease_votes_after_restart
   } inject_fault = Fault::none;
 };
 

@@ -249,6 +249,8 @@ struct Status {
   // transfers this node completed as leader.
   std::uint64_t reads_as_leader = 0;
   std::uint64_t reads_as_follower = 0;
+  // Of reads_as_leader, those answered by lease (LogOptions::lease_reads).
+  std::uint64_t reads_by_lease = 0;
   std::uint64_t elections_started = 0;
   std::uint64_t transfers_completed = 0;
 };

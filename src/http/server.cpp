@@ -191,6 +191,9 @@ std::string metrics_text(const Status& s) {
   header("raft_reads_total", "Linearizable reads answered, by the role that answered them.", "counter");
   sample("raft_reads_total{role=\"leader\"}", s.reads_as_leader);
   sample("raft_reads_total{role=\"follower\"}", s.reads_as_follower);
+  header("raft_reads_by_lease_total", "Of the leader's reads, those answered by lease, without a heartbeat round.",
+         "counter");
+  sample("raft_reads_by_lease_total", s.reads_by_lease);
   header("raft_elections_started_total", "Elections this node started.", "counter");
   sample("raft_elections_started_total", s.elections_started);
   header("raft_leadership_transfers_total", "Leadership transfers completed by this node as leader.", "counter");

@@ -227,11 +227,40 @@ void Log::Impl::finish_read(std::uint64_t index, PendingRead r) {
 
 void Log::Impl::leader_read(Clock::duration timeout, bool wait_applied, Handler_fn<std::uint64_t> h) {
   if (o_.inject_fault == LogOptions::Fault::read_without_confirmation) return h(commit_);
+  if (lease_holds()) {
+    // No other leader can have been elected since a majority last answered
+    // us (lease_holds), so commit_ covers every write completed before now.
+    reads_by_lease_.fetch_add(1, std::memory_order_relaxed);
+    const auto deadline = timeout > Clock::duration::zero() ? clock_->now() + timeout : Clock::time_point::max();
+    return finish_read(commit_, PendingRead{std::move(h), nullptr, wait_applied, deadline});
+  }
   queue_read(pending_reads_, ++read_seq_, timeout, wait_applied, std::move(h));
   // A round of its own, now: heartbeats already out were sent before this
   // call, so their answers cannot confirm it (their replies send the next).
   send_heartbeats();
   settle_reads();
+}
+
+bool Log::Impl::lease_holds() const {
+  if (!o_.lease_reads || state_ != State::leader || lease_void_) return false;
+  // As for a read round: commit_ covers earlier terms only once an entry of
+  // ours has committed.
+  if (commit_ < term_start_) return false;
+  const auto now = clock_->now();
+  // The latest time at which a majority of voters had each been sent a
+  // heartbeat they answered (we count for ourselves: now). Each of those
+  // voters refuses every other candidate for an election timeout after it
+  // got that heartbeat (leader_alive, vote_held_for_lease), so no leader of
+  // a later term can be elected before from + election_timeout, measured by
+  // their clocks. Ours may run fast or slow against theirs: hence the
+  // margin.
+  const auto from = quorum_value(static_cast<std::uint64_t>(now.time_since_epoch().count()), &Peer::lease_from);
+  if (!from || *from == 0) return false;
+  const double d = o_.lease_clock_drift;
+  auto lease = Clock::duration(static_cast<Clock::duration::rep>(
+      static_cast<double>(o_.election_timeout.count()) * (1.0 - d) / (1.0 + d)));
+  if (o_.inject_fault == LogOptions::Fault::lease_outlives_election_timeout) lease = 3 * o_.election_timeout;
+  return now - Clock::time_point(Clock::duration(static_cast<Clock::duration::rep>(*from))) < lease;
 }
 
 void Log::Impl::settle_reads() {

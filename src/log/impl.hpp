@@ -143,6 +143,11 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   State state_ = State::stopped;
   std::uint64_t leader_id_ = 0;
   Clock::time_point last_heard_{};  // last valid heartbeat from leader_id_
+  Clock::time_point opened_at_{};   // by clock_, at open() (vote_held_for_lease)
+  // This leadership told a member to campaign (a transfer's TimeoutNow, or
+  // handing over): its lease is void for the rest of the term, since voters
+  // grant that member's election however recently they heard from us.
+  bool lease_void_ = false;
   // commitIndex: never decreases; entries <= it are never truncated.
   std::uint64_t commit_ = 0;
   std::uint64_t applied_ = 0;    // handed to and finished by the FSM
@@ -225,6 +230,10 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     // peer answered in our term: a majority of those at or above a read's
     // round proves we were leader after that read was asked.
     std::uint64_t read_acked = 0;
+    // Lease reads: when we sent the latest heartbeat it answered in our term
+    // (Clock ticks; 0: none). It will not vote for another candidate until
+    // an election timeout after it got it (LogOptions::lease_reads).
+    std::uint64_t lease_from = 0;
     // It answered in another protocol version (errc::unsupported_protocol):
     // said once per leadership, not at every heartbeat.
     bool protocol_logged = false;
@@ -382,7 +391,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   };
   std::optional<VotersChange> voters_change_;
   // Status's counters, read by status() from any thread.
-  std::atomic<std::uint64_t> reads_as_leader_{0}, reads_as_follower_{0}, elections_started_{0},
+  std::atomic<std::uint64_t> reads_as_leader_{0}, reads_as_follower_{0}, reads_by_lease_{0}, elections_started_{0},
       transfers_completed_{0};
   // The term of our own election that a leader asked for (votes carry
   // VoteRequest::transfer in it).
@@ -646,6 +655,15 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   bool leader_alive() const {
     return state_ == State::follower && leader_id_ != 0 && clock_->now() - last_heard_ < o_.election_timeout;
   }
+  // Lease reads (LogOptions::lease_reads) count on more refusals than
+  // stickiness: a leader votes for nobody while it leads (check-quorum
+  // steps it down once it lost its majority), and a node just opened for
+  // nobody within an election timeout, since it forgot when it last heard
+  // from a leader that may count its last answer in a lease.
+  bool vote_held_for_lease() const;
+  // The lease (thesis §6.4.1): true while a read may be answered with the
+  // commit index without a heartbeat round.
+  bool lease_holds() const;
   // reset_timer=false: seeing a higher term is not hearing from a leader;
   // only a leader's heartbeat or a granted vote resets the election timer
   // (Figure 2), or a node with the most up-to-date log could be kept from

@@ -34,6 +34,7 @@ void Log::Impl::do_initialize(Handler_fn<void> h) {
   state_ = State::leader;
   leader_id_ = id_;
   leader_since_ = clock_->now();
+  lease_void_ = false;
   if (election_timer_) election_timer_->cancel();
   ++election_gen_;
   publish();

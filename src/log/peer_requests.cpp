@@ -38,6 +38,18 @@ void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatRe
   }
 }
 
+bool Log::Impl::vote_held_for_lease() const {
+  if (!o_.lease_reads) return false;
+  if (state_ == State::leader) return true;
+  const auto now = clock_->now();
+  // By time alone, not leader_alive(): a reply of a later term (to a
+  // pre-vote of ours, say) makes us forget our leader, yet it may still
+  // count our last answer in its lease.
+  if (last_heard_ != Clock::time_point{} && now - last_heard_ < o_.election_timeout) return true;
+  if (o_.inject_fault == LogOptions::Fault::lease_votes_after_restart) return false;
+  return now - opened_at_ < o_.election_timeout;
+}
+
 std::error_code Log::Impl::sticky_refusal(std::uint64_t candidate) const {
   // Refused either way (a live leader holds this term); the reason tells a
   // candidate whose id our configuration has removed that it was, since no
@@ -51,13 +63,17 @@ std::error_code Log::Impl::sticky_refusal(std::uint64_t candidate) const {
 void Log::Impl::do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) {
   if (state_ == State::stopped) return fail(h, errc::closed);
   if (req.term < term_) return h(VoteResponse{term_, make_error_code(errc::stale_term)});
+  // A vote asked again by the candidate we voted for in this term is not a
+  // second vote: it stays granted.
+  const bool held = vote_held_for_lease() && !(req.term == term_ && voted_for_ == req.candidate_id);
   if (req.pre_vote) {
     // Would we vote for this candidate in req.term? The rules below (leader
     // stickiness, one vote per term, §5.4.1), but nothing changes here: no
     // term, no vote, no timer. A live leader, or a follower of one, refuses
     // in its own term too (the leader holds a majority of that term's
     // votes); a leader steps down by check-quorum once it lost its majority.
-    if (state_ == State::leader || leader_alive()) return h(VoteResponse{term_, sticky_refusal(req.candidate_id)});
+    if (state_ == State::leader || leader_alive() || held)
+      return h(VoteResponse{term_, sticky_refusal(req.candidate_id)});
     if (req.term == term_ && voted_for_ != 0 && voted_for_ != req.candidate_id)
       return h(VoteResponse{term_, make_error_code(errc::already_voted)});
     const std::uint64_t lt = last_term(), li = last_index();
@@ -71,6 +87,11 @@ void Log::Impl::do_vote(const VoteRequest& req, Handler_fn<VoteResponse> h) {
   // A transfer's election is one the leader asked for (thesis §3.10).
   if (req.term > term_ && leader_alive() && !req.transfer) {
     logf("vote for {} in term {} refused: leader {} is alive", req.candidate_id, req.term, leader_id_);
+    return h(VoteResponse{term_, sticky_refusal(req.candidate_id)});
+  }
+  if (held && !req.transfer) {
+    logf("vote for {} in term {} refused: {}", req.candidate_id, req.term,
+         state_ == State::leader ? "we lead (lease reads)" : "a leader's lease may count on our answer (lease reads)");
     return h(VoteResponse{term_, sticky_refusal(req.candidate_id)});
   }
   if (req.term > term_) {
@@ -168,6 +189,7 @@ void Log::Impl::step_down_handing_over() {
     }
   }
   const HeartbeatRequest req{term_, commit_, id_, o_.url, true};
+  lease_void_ = true;
   become_follower(0);
   if (target == 0 || !o_.transport) return;
   logf("handing leadership over to {}", target);
@@ -182,6 +204,7 @@ void Log::Impl::maybe_send_timeout_now() {
   // Until then the stream catches it up; its acks call again.
   if (it == peers_.end() || it->second.match < last_index()) return;
   transfer_->sent = true;
+  lease_void_ = true;  // for the rest of the term: a lost reply may hide a delivered TimeoutNow
   HeartbeatRequest req{term_, commit_, id_, o_.url, true};
   o_.transport->heartbeat(url_of(transfer_->target), req, [self = shared_from_this(), ep = epoch_, term = term_](result<HeartbeatResponse> r) {
     self->post_any_epoch([self, ep, term, r] {

@@ -152,6 +152,7 @@ void Log::Impl::become_leader() {
   state_ = State::leader;
   leader_id_ = id_;
   leader_since_ = clock_->now();
+  lease_void_ = false;
   if (election_timer_) election_timer_->cancel();
   ++election_gen_;
   drop_in_stream();
@@ -203,8 +204,9 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
   it->second.hb_inflight = true;
   const HeartbeatRequest req{term_, commit_, id_, o_.url};
   const std::uint64_t round = read_seq_;
-  o_.transport->heartbeat(url_of(peer), req, [self = shared_from_this(), ep = epoch_, term = term_, peer, round](result<HeartbeatResponse> r) {
-    self->post_any_epoch([self, ep, term, peer, round, r] {
+  const auto sent = static_cast<std::uint64_t>(clock_->now().time_since_epoch().count());
+  o_.transport->heartbeat(url_of(peer), req, [self = shared_from_this(), ep = epoch_, term = term_, peer, round, sent](result<HeartbeatResponse> r) {
+    self->post_any_epoch([self, ep, term, peer, round, sent, r] {
       if (self->epoch_ != ep) return;
       auto it = self->peers_.find(peer);
       const bool ours = it != self->peers_.end() && self->term_ == term && self->state_ == State::leader;
@@ -232,6 +234,7 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
       it->second.protocol = r->protocol != 0 ? r->protocol : kProtocolVersion;
       it->second.last_contact = it->second.protocol_at = self->clock_->now();
       it->second.read_acked = std::max(it->second.read_acked, round);
+      it->second.lease_from = std::max(it->second.lease_from, sent);
       if (self->pending_reads_.empty()) return;
       // Reads that arrived while this heartbeat was out need a newer one.
       if (self->read_seq_ > round) self->send_heartbeat(peer);

@@ -139,6 +139,7 @@ std::uint64_t Log::Impl::term_at(std::uint64_t index) const {
 result<void> Log::Impl::open(const std::string& path) {
   if (state_ != State::stopped) return errc::open;
   if (!o_.fsm) return errc::invalid_argument;
+  if (!(o_.lease_clock_drift >= 0.0 && o_.lease_clock_drift < 1.0)) return errc::invalid_argument;
   if (auto r = fs_->mkdir(path); !r) return r.error();
   auto meta = storage::MetaStore::open(*fs_, path);
   if (!meta) return meta.error();
@@ -178,6 +179,7 @@ result<void> Log::Impl::open(const std::string& path) {
   pending_append_.clear();
   leader_id_ = 0;
   acked_ = 0;
+  opened_at_ = clock_->now();
   stream_from_.reset();
 
   // Bring the FSM up to date: restore the latest snapshot if the FSM is

@@ -26,6 +26,7 @@ TEST_F(HandlerTest, PingStatusMetrics) {
   svc.st.config.cluster_id = 7;
   svc.st.reads_as_leader = 12;
   svc.st.reads_as_follower = 3;
+  svc.st.reads_by_lease = 7;
   svc.st.elections_started = 4;
   svc.st.transfers_completed = 1;
   auto s = raw(get("/raft/status"));
@@ -41,7 +42,9 @@ TEST_F(HandlerTest, PingStatusMetrics) {
   EXPECT_NE(m.find("raft_state{state=\"leader\"} 1"), std::string::npos);
   EXPECT_NE(m.find("\nraft_commit_index 10\n"), std::string::npos);
   for (const char* line : {"\n# TYPE raft_reads_total counter\n", "\nraft_reads_total{role=\"leader\"} 12\n",
-                           "\nraft_reads_total{role=\"follower\"} 3\n", "\nraft_elections_started_total 4\n",
+                           "\nraft_reads_total{role=\"follower\"} 3\n",
+                           "\n# TYPE raft_reads_by_lease_total counter\nraft_reads_by_lease_total 7\n",
+                           "\nraft_elections_started_total 4\n",
                            "\nraft_leadership_transfers_total 1\n", "\nraft_learner 0\n"})
     EXPECT_NE(m.find(line), std::string::npos) << line << "\n" << m;
 
