@@ -99,6 +99,7 @@ void SimCluster::start(int i) {
   }
   o.inject_fault = params.fault;
   o.apply_inline = params.apply_inline;
+  o.lease_reads = lease_reads_;
   if (trace.on()) o.logger = [this, i](std::string_view l) { trace("n{} log: {}", i, l); };
   n.log = std::make_unique<Log>(std::move(o));
   checker.restarted(i);
@@ -304,6 +305,11 @@ void SimCluster::lagging_apply() {
   lagging_apply_ = true;
   slow_apply_ = apply_rng_.one_in(2);
   trace("lagging apply executor, slow_apply={}", slow_apply_);
+}
+
+void SimCluster::lease_reads() {
+  lease_reads_ = true;
+  trace("lease reads");
 }
 
 bool SimCluster::poll_apply() {

@@ -116,6 +116,9 @@ class SimCluster {
   // scenarios keep the apply executor = the Log's io_context (and their
   // seeds their traces).
   void lagging_apply();
+  // LogOptions::lease_reads on every node started from now on (default
+  // lease_clock_drift 0.1, inside the drifting clocks' +-5 %).
+  void lease_reads();
   // Liveness: heal everything, restart crashed members, then a leader must
   // be elected and every pending apply settle within 10 election timeouts.
   // Then the final checks: every successful apply is in the committed log of
@@ -181,6 +184,7 @@ class SimCluster {
   // some of them, in order or page by page).
   bool slow_disk_;
   bool lagging_apply_ = false;
+  bool lease_reads_ = false;
   bool slow_apply_ = false;
   Rng apply_rng_;  // when apply work runs (lagging_apply only)
   std::vector<std::unique_ptr<Node>> nodes_;

@@ -9,39 +9,49 @@
 // inverts that for the bug-finding test: exit 0 once a violation is found.
 #include "cluster.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
+#include <utility>
 
 using namespace raft::sim;
 
 namespace {
+using Fault = raft::LogOptions::Fault;
+// The rules --fault can break (LogOptions::Fault), by name.
+constexpr std::pair<Fault, const char*> kFaults[] = {
+    {Fault::commit_previous_term_by_counting, "commit_previous_term_by_counting"},
+    {Fault::forget_vote, "forget_vote"},
+    {Fault::ack_before_sync, "ack_before_sync"},
+    {Fault::read_without_confirmation, "read_without_confirmation"},
+    {Fault::follower_read_without_leader, "follower_read_without_leader"},
+    {Fault::learner_counts_as_voter, "learner_counts_as_voter"},
+    {Fault::joint_new_majority_only, "joint_new_majority_only"},
+    {Fault::joint_to_old_builds, "joint_to_old_builds"},
+    {Fault::lease_outlives_election_timeout, "lease_outlives_election_timeout"},
+    {Fault::lease_votes_after_restart, "lease_votes_after_restart"},
+};
+
 int usage() {
+  std::string faults = "none";
+  for (const auto& [f, name] : kFaults) (faults += '|') += name;
   std::fprintf(stderr,
                "usage: raft-sim --list\n"
                "       raft-sim --scenario NAME|all --seeds A-B [--nodes N] [--ops K]\n"
-               "                [--fault none|commit_previous_term_by_counting|forget_vote|ack_before_sync|\n"
-               "                         read_without_confirmation|follower_read_without_leader|\n"
-               "                         learner_counts_as_voter|joint_new_majority_only|\n"
-               "                         joint_to_old_builds]\n"
+               "                [--fault %s]\n"
                "                [--expect-violation]\n"
                "                [--apply-inline]\n"
-               "       raft-sim --replay SEED --scenario NAME [--trace] [--nodes N] [--ops K] [--fault F] [--apply-inline]\n");
+               "       raft-sim --replay SEED --scenario NAME [--trace] [--nodes N] [--ops K] [--fault F] [--apply-inline]\n",
+               faults.c_str());
   return 2;
 }
-const char* fault_name(raft::LogOptions::Fault f) {
-  switch (f) {
-    case raft::LogOptions::Fault::commit_previous_term_by_counting: return "commit_previous_term_by_counting";
-    case raft::LogOptions::Fault::forget_vote: return "forget_vote";
-    case raft::LogOptions::Fault::ack_before_sync: return "ack_before_sync";
-    case raft::LogOptions::Fault::read_without_confirmation: return "read_without_confirmation";
-    case raft::LogOptions::Fault::follower_read_without_leader: return "follower_read_without_leader";
-    case raft::LogOptions::Fault::learner_counts_as_voter: return "learner_counts_as_voter";
-    case raft::LogOptions::Fault::joint_new_majority_only: return "joint_new_majority_only";
-    case raft::LogOptions::Fault::joint_to_old_builds: return "joint_to_old_builds";
-    default: return "none";
-  }
+const char* fault_name(Fault f) {
+  for (const auto& [g, name] : kFaults)
+    if (g == f) return name;
+  return "none";
 }
 }  // namespace
 
@@ -67,14 +77,8 @@ int main(int argc, char** argv) {
     else if (a == "--apply-inline") base.apply_inline = true;
     else if (a == "--fault") {
       const std::string f = next();
-      if (f == "commit_previous_term_by_counting") base.fault = raft::LogOptions::Fault::commit_previous_term_by_counting;
-      else if (f == "forget_vote") base.fault = raft::LogOptions::Fault::forget_vote;
-      else if (f == "ack_before_sync") base.fault = raft::LogOptions::Fault::ack_before_sync;
-      else if (f == "read_without_confirmation") base.fault = raft::LogOptions::Fault::read_without_confirmation;
-      else if (f == "follower_read_without_leader") base.fault = raft::LogOptions::Fault::follower_read_without_leader;
-      else if (f == "learner_counts_as_voter") base.fault = raft::LogOptions::Fault::learner_counts_as_voter;
-      else if (f == "joint_new_majority_only") base.fault = raft::LogOptions::Fault::joint_new_majority_only;
-      else if (f == "joint_to_old_builds") base.fault = raft::LogOptions::Fault::joint_to_old_builds;
+      const auto* it = std::find_if(std::begin(kFaults), std::end(kFaults), [&](const auto& p) { return f == p.second; });
+      if (it != std::end(kFaults)) base.fault = it->first;
       else if (f != "none") return usage();
     } else return usage();
   }

@@ -826,6 +826,30 @@ void leadership_transfer(SimCluster& c) {
   c.settle();
 }
 
+// Reads asked of some nodes (a follower asks its leader), more at the leader.
+void read_everywhere(SimCluster& c) {
+  for (int u : c.up_nodes())
+    if (c.rng.one_in(2)) c.read(u);
+  const int l = c.leader();
+  for (int k = 0, m = static_cast<int>(c.rng.below(4)); l >= 0 && k < m; ++k) c.read(l);
+}
+
+// Still answering after all that (leadership may still move once: a read
+// refused as not_leader is asked again of the new leader). Earlier reads
+// may still end meanwhile (a follower's, waiting on its leader or its
+// FSM): only this read's own outcome counts.
+void a_read_is_answered_once_settled(SimCluster& c) {
+  bool answered = false;
+  for (int attempt = 0; attempt < 5 && !answered; ++attempt) {
+    const int l = c.wait_leader(10 * c.et());
+    if (l < 0) break;
+    auto outcome = c.read(l);
+    c.run_until([&] { return outcome->has_value(); }, 10 * c.et());
+    answered = outcome->value_or(false);
+  }
+  if (!answered) c.liveness_failure("no read answered by the leader once settled");
+}
+
 // Thesis §6.4: reads through read_index() asked of every node, old leaders
 // included (followers ask their leader), while the leader is cut off and a
 // new one commits, partitions come and go, clocks drift and nodes crash. No
@@ -837,13 +861,6 @@ void linearizable_reads(SimCluster& c) {
   if (c.rng.one_in(2)) c.lagging_apply();
   c.bootstrap(n);
   c.faults_on(c.rng.one_in(2));
-  // Some at every node (a follower asks its leader), more at the leader.
-  auto read_everywhere = [&] {
-    for (int u : c.up_nodes())
-      if (c.rng.one_in(2)) c.read(u);
-    const int l = c.leader();
-    for (int k = 0, m = static_cast<int>(c.rng.below(4)); l >= 0 && k < m; ++k) c.read(l);
-  };
   const int iters = ops_or(c, 30);
   for (int it = 0; it < iters; ++it) {
     auto ups = c.up_nodes();
@@ -865,7 +882,7 @@ void linearizable_reads(SimCluster& c) {
           const int l2 = c.leader();
           if (l2 >= 0 && l2 != l) c.submit(l2);
           c.read(l);
-          read_everywhere();
+          read_everywhere(c);
         }
         c.net.heal();
         break;
@@ -882,23 +899,102 @@ void linearizable_reads(SimCluster& c) {
       default:
         c.net.heal();
     }
-    read_everywhere();
+    read_everywhere(c);
     c.run_for(c.rng.duration(0ms, c.et() / 2));
   }
   c.settle();
-  // Still answering after all that (leadership may still move once: a read
-  // refused as not_leader is asked again of the new leader). Earlier reads
-  // may still end meanwhile (a follower's, waiting on its leader or its
-  // FSM): only this read's own outcome counts.
-  bool answered = false;
-  for (int attempt = 0; attempt < 5 && !answered; ++attempt) {
-    const int l = c.wait_leader(10 * c.et());
-    if (l < 0) break;
-    auto outcome = c.read(l);
-    c.run_until([&] { return outcome->has_value(); }, 10 * c.et());
-    answered = outcome->value_or(false);
+  a_read_is_answered_once_settled(c);
+}
+
+// Thesis §6.4.1: reads by lease (LogOptions::lease_reads on every node),
+// asked of every node while leaders are cut off, leadership is transferred,
+// nodes crash and restart, partitions come and go and clocks drift (+-5 %,
+// inside the default lease_clock_drift). Each answer is checked as in
+// linearizable_reads. One step is the restart a lease must survive: the
+// leader's lease rests on the answers of a follower that then restarts
+// (forgetting when it last heard from the leader) while the other side,
+// no longer hearing from the leader, asks for its vote.
+void lease_reads(SimCluster& c) {
+  c.lease_reads();
+  const int n = nodes_or(c, c.rng.one_in(2) ? 3 : 5);
+  if (c.rng.one_in(2)) c.lagging_apply();
+  c.bootstrap(n);
+  c.faults_on(c.rng.one_in(2));
+  // Reads at the old leader, and writes at a new one, for a while.
+  auto reads_at_old_leader = [&c](int l, Clock::duration step) {
+    for (int k = 0; k < 6; ++k) {
+      c.run_for(c.rng.duration(0ms, step));
+      const int l2 = c.leader();
+      if (l2 >= 0 && l2 != l) c.submit(l2);
+      c.read(l);
+      read_everywhere(c);
+    }
+  };
+  const int iters = ops_or(c, 30);
+  for (int it = 0; it < iters; ++it) {
+    auto ups = c.up_nodes();
+    switch (c.rng.below(9)) {
+      case 0:
+      case 1:
+        submit_some(c);
+        break;
+      case 2: {
+        const int l = c.leader();
+        if (l < 0) break;
+        c.net.isolate(l);
+        reads_at_old_leader(l, c.et() / 2);
+        c.net.heal();
+        break;
+      }
+      case 3:
+      case 4: {
+        // The lease counts on follower f; the nodes the leader is cut off
+        // from (n/2 of them, f not among them) stop deferring to it; f
+        // restarts, and the leader is cut off from it too.
+        const int l = c.leader();
+        auto fs = followers(c, l);
+        if (l < 0 || static_cast<int>(fs.size()) < n / 2 + 1) break;
+        const int f = fs[c.rng.below(fs.size())];
+        fs.erase(std::find(fs.begin(), fs.end(), f));
+        c.net.heal();
+        for (int o : pick(c.rng, fs, static_cast<std::size_t>(n / 2))) {
+          c.net.set_link(l, o, false);
+          c.net.set_link(o, l, false);
+        }
+        c.run_for(c.rng.duration(c.et() / 2, 3 * c.et() / 2));
+        c.crash(f);
+        c.restart(f);
+        c.net.set_link(l, f, false);
+        c.net.set_link(f, l, false);
+        reads_at_old_leader(l, c.et() / 5);
+        c.net.heal();
+        break;
+      }
+      case 5: {
+        const int l = c.leader();
+        if (l < 0) break;
+        const int target = ups[c.rng.below(ups.size())];
+        const std::uint64_t id = c.log(target).id();
+        c.trace("client transfer n{} -> n{}", l, target);
+        client_call(c, fmt::format("transfer from n{}", l), [&](auto h) { c.log(l).async_transfer_leadership(id, h); });
+        reads_at_old_leader(l, c.et() / 4);
+        break;
+      }
+      case 6:
+        crash_one(c, ups);
+        break;
+      case 7:
+        restart_one(c);
+        break;
+      default:
+        if (c.rng.one_in(2)) partition_minority(c, n);
+        else c.net.heal();
+    }
+    read_everywhere(c);
+    c.run_for(c.rng.duration(0ms, c.et() / 2));
   }
-  if (!answered) c.liveness_failure("no read answered by the leader once settled");
+  c.settle();
+  a_read_is_answered_once_settled(c);
 }
 
 // Thesis §4.2.1: learners (non-voting members) join, catch up, serve reads
@@ -1335,6 +1431,7 @@ const std::vector<ScenarioInfo>& scenarios() {
       {"removed_while_cut_off", removed_while_cut_off},
       {"reopen_in_place", reopen_in_place},
       {"linearizable_reads", linearizable_reads},
+      {"lease_reads", lease_reads},
       {"leadership_transfer", leadership_transfer},
       {"learners", learners},
       {"joint_consensus", joint_consensus},
