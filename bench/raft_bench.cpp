@@ -17,6 +17,9 @@
 //     log.read_barrier() (read_index: one heartbeat round, no log entry,
 //     then the wait for the FSM to apply it; what raft-kv's GET does);
 //     with threads or --async.
+//   --reads --lease: every node with LogOptions::lease_reads: the leader
+//     answers reads by lease, without the heartbeat round (the follower's
+//     read then costs one request to the leader).
 //   --reads --at-follower: the same reads, asked of a follower: once the
 //     cluster is up, the load generator's node hands leadership to another
 //     (Log::transfer_leadership) and its reads go to the leader over
@@ -85,6 +88,7 @@ struct Opts {
   bool async = false;
   bool reads = false;  // read_barrier() instead of apply()
   bool at_follower = false;  // with reads: the load generator's node is a follower
+  bool lease = false;  // LogOptions::lease_reads on every node
   double rate = 0;  // >0: open loop
   int io_threads = 1;
   int busy_poll_us = 0;  // > 0: network threads poll that long before blocking (raft::run_polling)
@@ -127,7 +131,7 @@ struct Opts {
   std::fprintf(stderr,
                "raft-bench: %s\n"
                "usage: raft-bench [--nodes N] [--clients C] [--size BYTES] [--duration S] [--warmup S]\n"
-               "                  [--sync|--no-sync] [--async] [--reads [--at-follower]] [--rate OPS] [--io-threads T]\n"
+               "                  [--sync|--no-sync] [--async] [--reads [--at-follower] [--lease]] [--rate OPS] [--io-threads T]\n"
                "                  [--apply-on-io]\n"
                "                  [--no-apply-inline]\n"
                "                  [--storage-on-io] [--busy-poll US] [--no-ack-channel] [--no-prealloc]\n"
@@ -158,6 +162,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--async") o.async = true;
     else if (a == "--reads") o.reads = true;
     else if (a == "--at-follower") o.at_follower = true;
+    else if (a == "--lease") o.lease = true;
     else if (a == "--rate") o.rate = std::stod(val());
     else if (a == "--io-threads") o.io_threads = std::stoi(val());
     else if (a == "--busy-poll") o.busy_poll_us = std::stoi(val());
@@ -346,6 +351,7 @@ struct Node {
     lo.apply_inline = o.apply_inline;
     lo.sync = o.sync;
     lo.preallocate_segments = o.preallocate;
+    lo.lease_reads = o.lease;
     lo.snapshot_threshold_entries = o.snapshot_every;
     lo.segment_size_bytes_max = o.segment_mib << 20;
     if (o.verbose)
@@ -460,6 +466,7 @@ pid_t spawn_follower(const Opts& o, const std::string& join_url, const std::stri
   if (!o.apply_inline) args.push_back("--no-apply-inline");
   if (!o.ack_channel) args.push_back("--no-ack-channel");
   if (!o.preallocate) args.push_back("--no-prealloc");
+  if (o.lease) args.push_back("--lease");
   if (!o.tls_dir.empty()) {
     args.push_back("--tls");
     args.push_back(o.tls_dir);
@@ -747,6 +754,7 @@ std::optional<Result> run_once(const Opts& o) {
 std::string mode_name(const Opts& o) {
   std::string m = o.rate > 0 ? "open " + std::to_string(static_cast<long long>(o.rate)) + "/s" : o.async ? "async" : "threads";
   if (o.reads) m += o.at_follower ? "+freads" : "+reads";
+  if (o.lease) m += "+lease";
   if (o.apply_on_io) m += "+aio";
   if (o.storage_on_io) m += "+sio";
   if (!o.apply_inline) m += "+athr";

@@ -62,6 +62,9 @@ A replicated key-value service on raft::Log.
                           that serves reads without counting toward any
                           majority; POST /admin/promote?id=ID on the leader
                           makes it a voter
+  --lease-reads           GETs answered by the leader's lease, without a
+                          heartbeat round (LogOptions::lease_reads): give it
+                          to every node, with clocks that do not jump
   --auth-token-file PATH  the cluster's shared secret, one line of visible
                           ASCII: /raft/* (but the ping) and /admin/* then
                           require `Authorization: Bearer <token>`, and this
@@ -123,7 +126,7 @@ struct Options {
   std::string tls_cert, tls_key, tls_ca, tls_key_password_file, tls_crl;
   bool tls_client_certs = false;
   std::uint64_t snapshot_entries = 10000;
-  bool no_sync = false, test_faults = false, quiet = false, learner = false;
+  bool no_sync = false, test_faults = false, quiet = false, learner = false, lease_reads = false;
   std::chrono::microseconds busy_poll{0};
 };
 
@@ -705,6 +708,7 @@ bool parse_args(int argc, char** argv, Options& o) {
     } else if (a == "--no-sync") o.no_sync = true;
     else if (a == "--test-faults") o.test_faults = true;
     else if (a == "--learner") o.learner = true;
+    else if (a == "--lease-reads") o.lease_reads = true;
     else if (a == "--quiet") o.quiet = true;
     else throw std::invalid_argument("unknown argument " + a);
   }
@@ -784,6 +788,7 @@ int main(int argc, char** argv) {
   lo.storage_executor = storage_io.get_executor();
   lo.apply_executor = apply_io.get_executor();
   lo.sync = !opts.no_sync;
+  lo.lease_reads = opts.lease_reads;
   lo.snapshot_threshold_entries = opts.snapshot_entries;
   // Compaction deletes whole segments: keep segments small next to the
   // snapshot interval so the log really shrinks (about 128 B per entry).

@@ -148,6 +148,7 @@ struct Options {
   // ca.pem, node.pem and node.key (a certificate for 127.0.0.1), and the
   // clients and the nemesis present the same certificate.
   std::string tls_dir;
+  bool lease_reads = false;  // raft-kv --lease-reads on every node
   std::shared_ptr<raft::TLSContext> tls;  // the clients' side of it
 };
 
@@ -185,6 +186,7 @@ class Cluster {
       args.push_back("--join");
       args.push_back(join);
     }
+    if (o_.lease_reads) args.push_back("--lease-reads");
     if (o_.tls) {
       const fs::path t = o_.tls_dir;
       args.insert(args.end(), {"--tls-cert", (t / "node.pem").string(), "--tls-key", (t / "node.key").string(),
@@ -755,7 +757,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: raft-chaos [--duration S] [--seed N] [--clients N] [--nodes N] [--keys N] [--bin PATH]\n"
                "                  [--keep] [--op-timeout-ms N] [--think-ms N] [--snapshot-entries N]\n"
-               "                  [--checker-timeout S] [--tls DIR]\n");
+               "                  [--checker-timeout S] [--tls DIR] [--lease-reads]\n");
   return 2;
 }
 
@@ -765,9 +767,9 @@ int run(Options& o) {
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     return fs::path(tmpl);
   }();
-  std::printf("raft-chaos: seed %llu, %d nodes, %d clients, %d keys, %.0f s, op timeout %d ms,%s dir %s\n",
+  std::printf("raft-chaos: seed %llu, %d nodes, %d clients, %d keys, %.0f s, op timeout %d ms,%s%s dir %s\n",
               static_cast<unsigned long long>(o.seed), o.nodes, o.clients, o.keys, o.duration, o.op_timeout_ms,
-              o.tls ? " mutual TLS," : "", dir.c_str());
+              o.tls ? " mutual TLS," : "", o.lease_reads ? " lease reads," : "", dir.c_str());
   std::fflush(stdout);
   bool ok = false;
   {
@@ -897,6 +899,10 @@ int main(int argc, char** argv) {
       const std::string a = argv[i];
       if (a == "--keep") {
         o.keep = true;
+        continue;
+      }
+      if (a == "--lease-reads") {
+        o.lease_reads = true;
         continue;
       }
       if (a == "-h" || a == "--help") {

@@ -172,6 +172,7 @@ class RealCluster : public ::testing::Test {
     o.election_timeout = 150ms;
     o.heartbeat_interval = 30ms;
     o.reconnect_timeout = 20ms;
+    o.lease_reads = lease_reads_;
     n.log = std::make_unique<Log>(o);
     ASSERT_TRUE(n.log->open(n.dir));
     n.late.set(n.log.get());
@@ -222,6 +223,33 @@ class RealCluster : public ::testing::Test {
     ADD_FAILURE() << "apply never succeeded: " << cmd;
     return 0;
   }
+  // Each acknowledged write is seen by a read_barrier() asked next, of the
+  // leader or of a follower (which asks the leader over POST /raft/readIndex
+  // and waits for its own FSM): every running node in turn, 60 times. The
+  // number of reads a follower answered.
+  int reads_see_every_acknowledged_write() {
+    int follower_reads = 0;
+    for (int i = 0; i < 60; ++i) {
+      const std::string cmd = "w" + std::to_string(i);
+      const std::uint64_t index = apply_via_leader(cmd);
+      EXPECT_NE(index, 0u);
+      Node& n = *nodes_[static_cast<std::size_t>(i) % nodes_.size()];
+      if (!n.log) continue;
+      const bool follower = n.log->state() != State::leader;
+      auto r = n.log->read_barrier(2s);
+      if (!r && r.error() == errc::not_leader) continue;  // leadership moved: asked again next round
+      EXPECT_TRUE(r) << r.error().message();
+      if (!r) return follower_reads;
+      EXPECT_GE(*r, index);
+      auto d = n.fsm.data();
+      EXPECT_FALSE(d.empty());
+      if (!d.empty()) {
+        EXPECT_EQ(d.back(), cmd);
+      }
+      if (follower) ++follower_reads;
+    }
+    return follower_reads;
+  }
   bool all_have(std::size_t n_cmds, std::chrono::milliseconds limit = 15s) {
     return eventually([&] {
       for (auto& n : nodes_)
@@ -234,6 +262,7 @@ class RealCluster : public ::testing::Test {
   // https:// URLs, a Server that speaks only TLS, a transport that presents
   // client_tls_'s certificate.
   std::shared_ptr<TLSContext> server_tls_, client_tls_;
+  bool lease_reads_ = false;  // LogOptions::lease_reads for the nodes started next
   std::filesystem::path root_;
   net::io_context io_;
   net::io_context storage_io_{1};
@@ -363,30 +392,29 @@ TEST_F(RealCluster, AMemberRevokedWhileRunningIsCutOffAndTheOthersCommit) {
   EXPECT_EQ(third.fsm.data().size(), third_got);
 }
 
-// Reads over real HTTP heartbeats: each read_barrier at the leader finds
-// its FSM holding every write acknowledged before it; a follower refuses.
-// Each acknowledged write is seen by a read_barrier() asked next, of the
-// leader or of a follower (which asks the leader over POST /raft/readIndex
-// and waits for its own FSM): every node in turn.
+// Reads over real HTTP heartbeats: each acknowledged write is seen by a
+// read_barrier() asked next, of any node in turn.
 TEST_F(RealCluster, ReadBarrierSeesEveryAcknowledgedWrite) {
   form(3);
-  int follower_reads = 0;
-  for (int i = 0; i < 60; ++i) {
-    const std::string cmd = "w" + std::to_string(i);
-    const std::uint64_t index = apply_via_leader(cmd);
-    ASSERT_NE(index, 0u);
-    Node& n = *nodes_[static_cast<std::size_t>(i) % nodes_.size()];
-    const bool follower = n.log->state() != State::leader;
-    auto r = n.log->read_barrier(2s);
-    if (!r && r.error() == errc::not_leader) continue;  // leadership moved: asked again next round
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_GE(*r, index);
-    auto d = n.fsm.data();
-    ASSERT_FALSE(d.empty());
-    EXPECT_EQ(d.back(), cmd);
-    if (follower) ++follower_reads;
-  }
-  EXPECT_GE(follower_reads, 20);
+  EXPECT_GE(reads_see_every_acknowledged_write(), 20);
+}
+
+// The same with LogOptions::lease_reads: most reads are answered by the
+// leader's lease (heartbeats every 30 ms, a lease of 123 ms), and each
+// still sees every write acknowledged before it. Then the leader stops:
+// the new one (elected once the followers' refusals for the old leader's
+// lease have run out) reads as well.
+TEST_F(RealCluster, LeaseReadsSeeEveryAcknowledgedWrite) {
+  lease_reads_ = true;
+  form(3);
+  EXPECT_GE(reads_see_every_acknowledged_write(), 20);
+  std::uint64_t by_lease = 0;
+  for (auto& n : nodes_) by_lease += n->log->status().reads_by_lease;
+  EXPECT_GE(by_lease, 20u) << "few reads answered by lease";
+  Node* l = leader();
+  ASSERT_NE(l, nullptr);
+  stop(*l);
+  EXPECT_GE(reads_see_every_acknowledged_write(), 10);
 }
 
 // Log::snapshot(), the blocking call, on the leader and on a follower of a
