@@ -118,8 +118,11 @@ struct LogOptions {
   //     or while it leads;
   //   - no member's clock runs faster or slower than real time by more than
   //     lease_clock_drift (a fraction; 0.1: within 10 %) over an election
-  //     timeout; a clock that jumps (a VM paused and resumed, a steady
-  //     clock that is not) breaks the lease;
+  //     timeout. A clock that stands still while time passes breaks the
+  //     lease: the default SystemClock is std::chrono::steady_clock
+  //     (CLOCK_MONOTONIC on Linux), which counts a process stopped by
+  //     SIGSTOP but not a machine suspended to RAM, and a VM paused by its
+  //     host may see either;
   //   - a leader takes no lease once it has told a member to campaign
   //     (transfer_leadership) in its term: it confirms each read by a round.
   // Without a lease (expired, none yet, lease_reads false) reads take a
