@@ -99,7 +99,7 @@ void SimCluster::start(int i) {
   }
   o.inject_fault = params.fault;
   o.apply_inline = params.apply_inline;
-  o.lease_reads = lease_reads_;
+  o.lease_reads = lease_reads_ || params.lease_reads;
   if (trace.on()) o.logger = [this, i](std::string_view l) { trace("n{} log: {}", i, l); };
   n.log = std::make_unique<Log>(std::move(o));
   checker.restarted(i);

@@ -28,6 +28,7 @@ struct SimParams {
   std::string* capture_trace = nullptr;
   LogOptions::Fault fault = LogOptions::Fault::none;
   bool apply_inline = false;  // LogOptions::apply_inline on every node
+  bool lease_reads = false;   // LogOptions::lease_reads on every node, in every scenario
   // Stop a run at its first safety violation (the checks keep running
   // otherwise, so the trace shows what followed).
   bool stop_at_violation = true;

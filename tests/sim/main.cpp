@@ -43,8 +43,9 @@ int usage() {
                "       raft-sim --scenario NAME|all --seeds A-B [--nodes N] [--ops K]\n"
                "                [--fault %s]\n"
                "                [--expect-violation]\n"
-               "                [--apply-inline]\n"
-               "       raft-sim --replay SEED --scenario NAME [--trace] [--nodes N] [--ops K] [--fault F] [--apply-inline]\n",
+               "                [--apply-inline] [--lease-reads]\n"
+               "       raft-sim --replay SEED --scenario NAME [--trace] [--nodes N] [--ops K] [--fault F] [--apply-inline]\n"
+               "                [--lease-reads]\n",
                faults.c_str());
   return 2;
 }
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
     else if (a == "--ops") base.ops = std::stoi(next());
     else if (a == "--expect-violation") expect_violation = true;
     else if (a == "--apply-inline") base.apply_inline = true;
+    else if (a == "--lease-reads") base.lease_reads = true;
     else if (a == "--fault") {
       const std::string f = next();
       const auto* it = std::find_if(std::begin(kFaults), std::end(kFaults), [&](const auto& p) { return f == p.second; });
