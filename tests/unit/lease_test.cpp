@@ -107,7 +107,7 @@ TEST(Lease, TheLeaseEndsAnElectionTimeoutLessTheDriftMarginAfterTheLastAnsweredH
 }
 
 // A majority counts: one follower answering (with the leader, 2 of 3) keeps
-// the lease; none does not.
+// the lease (none answering ends it: the test above).
 TEST(Lease, OneAnsweringFollowerOfTwoKeepsTheLease) {
   auto c = three_node_cluster(with_lease);
   auto* l = c->leader();
