@@ -108,24 +108,25 @@ struct LogOptions {
   // Reads by lease (Raft thesis §6.4.1): while a majority of voters answered
   // a heartbeat this leader sent less than a lease ago, read_index() and
   // read_barrier() are answered at once, without a heartbeat round (and a
-  // follower's read costs one request to the leader). The lease is
-  // election_timeout * (1 - d) / (1 + d), d = lease_clock_drift. It rests
-  // on clocks, not on messages alone, hence three conditions:
-  //   - every member sets lease_reads and the same election_timeout, since
-  //     a member's vote refusals are what the lease counts on: with it, a
-  //     voter grants no vote (but a leadership transfer's) within an
-  //     election timeout of a heartbeat from its leader, of its own open(),
-  //     or while it leads;
-  //   - no member's clock runs faster or slower than real time by more than
-  //     lease_clock_drift (a fraction; 0.1: within 10 %) over an election
-  //     timeout. A clock that stands still while time passes breaks the
-  //     lease: the default SystemClock is std::chrono::steady_clock
-  //     (CLOCK_MONOTONIC on Linux), which counts a process stopped by
-  //     SIGSTOP but not a machine suspended to RAM, and a VM paused by its
-  //     host may see either;
-  //   - a leader takes no lease once it has told a member to campaign
-  //     (transfer_leadership) in its term: it confirms each read by a round.
-  // Without a lease (expired, none yet, lease_reads false) reads take a
+  // follower's read costs one request to the leader). The lease counts on
+  // the members' vote refusals: with lease_reads, a member grants no vote
+  // (but a leadership transfer's) within an election timeout of a
+  // heartbeat from its leader, of its own open(), or while it leads, and
+  // says so in its heartbeat replies (HeartbeatResponse::vote_hold_ms, its
+  // election timeout). The lease on a member's answer is that hold times
+  // (1 - d) / (1 + d), d = lease_clock_drift, from when the heartbeat was
+  // sent. A member without lease_reads (or of an older build) promises
+  // nothing and counts in no lease, so lease reads need a majority of
+  // members that have it; different election timeouts are fine. It rests
+  // on clocks, not on messages alone: no member's clock may run faster or
+  // slower than real time by more than lease_clock_drift (a fraction; 0.1:
+  // within 10 %) over an election timeout, and a clock that stands still
+  // while time passes breaks the lease (the default SystemClock is
+  // std::chrono::steady_clock, CLOCK_MONOTONIC on Linux, which counts a
+  // process stopped by SIGSTOP but not a machine suspended to RAM; a VM
+  // paused by its host may see either). A leader takes no lease before an
+  // entry of its term commits, nor once it has told a member to campaign
+  // (transfer_leadership) in its term. Without a lease (expired, none yet, lease_reads false) reads take a
   // heartbeat round as before. Status::reads_by_lease counts the others.
   bool lease_reads = false;
   double lease_clock_drift = 0.1;  // in [0, 1): open() says errc::invalid_argument otherwise
@@ -151,6 +152,8 @@ struct LogOptions {
   // election timeouts long (voters may elect another leader within it).
   // lease_votes_after_restart: with lease_reads, a restarted voter grants
   // votes at once (it no longer knows when it last heard from its leader).
+  // lease_without_vote_hold: a leader counts in its lease the members that
+  // promised no vote hold (lease_reads off there), as if they had.
   enum class Fault {
     none,
     commit_previous_term_by_counting,
@@ -162,7 +165,8 @@ struct LogOptions {
     joint_new_majority_only,
     joint_to_old_builds,
     lease_outlives_election_timeout,
-    lease_votes_after_restart
+    lease_votes_after_restart,
+    lease_without_vote_hold
   } inject_fault = Fault::none;
 };
 

@@ -98,6 +98,12 @@ struct HeartbeatResponse {
   // the newest the responder and we both speak. 0: this build's
   // (kProtocolVersion), for transports that never span builds.
   std::uint32_t protocol = 0;
+  // With LogOptions::lease_reads: the responder grants no vote (but a
+  // transfer's) for this long after it got this heartbeat, by its own clock
+  // (its election timeout, in whole milliseconds; HTTP header
+  // X-Raft-Vote-Hold-Ms). 0: it promises nothing (lease_reads off, or a
+  // build without lease reads), and a leader counts it in no lease.
+  std::uint64_t vote_hold_ms = 0;
 };
 
 // A follower asks the leader for a read index (Log::read_index called on a

@@ -18,6 +18,8 @@ inline constexpr std::string_view kHeaderProtocol = "X-Raft-Protocol";
 inline constexpr std::string_view kBearerPrefix = "Bearer ";
 inline constexpr std::string_view kHeaderError = "X-Raft-Error";
 inline constexpr std::string_view kHeaderID = "X-Raft-ID";
+// HeartbeatResponse::vote_hold_ms (lease reads); absent: 0.
+inline constexpr std::string_view kHeaderVoteHold = "X-Raft-Vote-Hold-Ms";
 inline constexpr std::string_view kHeaderLeaderID = "X-Raft-Leader-ID";
 inline constexpr std::string_view kHeaderLeaderURL = "X-Raft-Leader-URL";
 inline constexpr std::string_view kHeaderIndex = "X-Raft-Index";

@@ -122,11 +122,15 @@ result<HeartbeatResponse> decode_heartbeat(const ClientResponse& res) {
   // it must be a number.
   const bool has_id = res.find(kHeaderID) != res.end();
   auto id = header_u64(res, kHeaderID);
-  if (res.result() == http::status::ok && index && term && (!has_id || id)) {
+  // So is X-Raft-Vote-Hold-Ms (a build without lease reads sends none).
+  const bool has_hold = res.find(kHeaderVoteHold) != res.end();
+  auto hold = header_u64(res, kHeaderVoteHold);
+  if (res.result() == http::status::ok && index && term && (!has_id || id) && (!has_hold || hold)) {
     HeartbeatResponse r;
     r.index = *index;
     r.term = *term;
     if (has_id) r.id = *id;
+    if (has_hold) r.vote_hold_ms = *hold;
     r.protocol = static_cast<std::uint32_t>(protocol_version_of(res).value_or(1));  // supported: checked above
     if (auto f = res.find(kHeaderError); f != res.end()) r.error = error_from_text(f->value());
     return r;

@@ -400,6 +400,7 @@ void Handler::Impl::handle(const Request& req, ReplyFn cb) {
         rep.res.set(kHeaderIndex, std::to_string(r->index));
         rep.res.set(kHeaderTerm, std::to_string(r->term));
         if (r->id != 0) rep.res.set(kHeaderID, std::to_string(r->id));
+        if (r->vote_hold_ms != 0) rep.res.set(kHeaderVoteHold, std::to_string(r->vote_hold_ms));
         if (r->error) rep.res.set(kHeaderError, r->error.message());
         cb(std::move(rep));
       });

@@ -1,6 +1,8 @@
 // Log::Impl: apply, wait and linearizable reads (strand).
 #include "log/impl.hpp"
 
+#include <limits>
+
 namespace raft {
 
 void Log::Impl::do_apply(LogEntry e, Clock::duration timeout, Handler_fn<std::uint64_t> h) {
@@ -241,26 +243,30 @@ void Log::Impl::leader_read(Clock::duration timeout, bool wait_applied, Handler_
   settle_reads();
 }
 
+std::uint64_t Log::Impl::lease_end(std::uint64_t sent, std::uint64_t hold_ms) const {
+  // The member got the heartbeat after we sent it, and grants no vote for
+  // hold_ms after that by its clock; ours may run fast or slow against
+  // theirs by up to lease_clock_drift each: hence the margin.
+  const double d = o_.lease_clock_drift;
+  auto hold = Clock::duration(static_cast<Clock::duration::rep>(
+      static_cast<double>(std::chrono::nanoseconds(std::chrono::milliseconds(hold_ms)).count()) * (1.0 - d) / (1.0 + d)));
+  if (o_.inject_fault == LogOptions::Fault::lease_outlives_election_timeout) hold = 3 * o_.election_timeout;
+  return sent + static_cast<std::uint64_t>(hold.count());
+}
+
 bool Log::Impl::lease_holds() const {
   if (!o_.lease_reads || state_ != State::leader || lease_void_) return false;
   // As for a read round: commit_ covers earlier terms only once an entry of
   // ours has committed.
   if (commit_ < term_start_) return false;
-  const auto now = clock_->now();
-  // The latest time at which a majority of voters had each been sent a
-  // heartbeat they answered (we count for ourselves: now). Each of those
-  // voters refuses every other candidate for an election timeout after it
-  // got that heartbeat (leader_alive, vote_held_for_lease), so no leader of
-  // a later term can be elected before from + election_timeout, measured by
-  // their clocks. Ours may run fast or slow against theirs: hence the
-  // margin.
-  const auto from = quorum_value(static_cast<std::uint64_t>(now.time_since_epoch().count()), &Peer::lease_from);
-  if (!from || *from == 0) return false;
-  const double d = o_.lease_clock_drift;
-  auto lease = Clock::duration(static_cast<Clock::duration::rep>(
-      static_cast<double>(o_.election_timeout.count()) * (1.0 - d) / (1.0 + d)));
-  if (o_.inject_fault == LogOptions::Fault::lease_outlives_election_timeout) lease = 3 * o_.election_timeout;
-  return now - Clock::time_point(Clock::duration(static_cast<Clock::duration::rep>(*from))) < lease;
+  // Until when a majority of voters each keeps every other candidate from
+  // being elected (we count for ourselves, for as long as we lead:
+  // vote_held_for_lease). No leader of a later term can exist before then,
+  // so our commit index covers every write completed so far. A member
+  // that promised nothing (lease_reads off, an older build) counts for
+  // nothing.
+  const auto until = quorum_value(std::numeric_limits<std::uint64_t>::max(), &Peer::lease_until);
+  return until && static_cast<std::uint64_t>(clock_->now().time_since_epoch().count()) < *until;
 }
 
 void Log::Impl::settle_reads() {

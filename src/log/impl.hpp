@@ -230,10 +230,12 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     // peer answered in our term: a majority of those at or above a read's
     // round proves we were leader after that read was asked.
     std::uint64_t read_acked = 0;
-    // Lease reads: when we sent the latest heartbeat it answered in our term
-    // (Clock ticks; 0: none). It will not vote for another candidate until
-    // an election timeout after it got it (LogOptions::lease_reads).
-    std::uint64_t lease_from = 0;
+    // Lease reads: until when (Clock ticks; 0: never) its answers keep
+    // another leader from being elected: the latest heartbeat it answered
+    // in our term, when we sent it, plus the time it promised to grant no
+    // vote after getting it (HeartbeatResponse::vote_hold_ms), less the
+    // clock-drift margin (LogOptions::lease_reads).
+    std::uint64_t lease_until = 0;
     // It answered in another protocol version (errc::unsupported_protocol):
     // said once per leadership, not at every heartbeat.
     bool protocol_logged = false;
@@ -664,6 +666,9 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   // The lease (thesis §6.4.1): true while a read may be answered with the
   // commit index without a heartbeat round.
   bool lease_holds() const;
+  // Lease reads: when a lease on a heartbeat sent at `sent` (Clock ticks),
+  // answered with vote_hold_ms = hold_ms, ends.
+  std::uint64_t lease_end(std::uint64_t sent, std::uint64_t hold_ms) const;
   // reset_timer=false: seeing a higher term is not hearing from a leader;
   // only a leader's heartbeat or a granted vote resets the election timer
   // (Figure 2), or a node with the most up-to-date log could be kept from

@@ -28,7 +28,13 @@ void Log::Impl::do_heartbeat(const HeartbeatRequest& req, Handler_fn<HeartbeatRe
     if (!in_) open_stream();
     else maybe_ack();
   }
-  h(HeartbeatResponse{last_index(), term_, {}, id_});
+  HeartbeatResponse res{last_index(), term_, {}, id_};
+  // What vote_held_for_lease promises from now on (last_heard_), rounded
+  // down: the leader's lease on this answer is no longer than that.
+  if (o_.lease_reads)
+    res.vote_hold_ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(o_.election_timeout).count());
+  h(res);
   // Leadership transfer: our leader, whose whole log we hold, asks us to
   // campaign now. Only a voter, and only for the leader we follow in this
   // term (a late copy from an older term was refused above).

@@ -234,7 +234,12 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
       it->second.protocol = r->protocol != 0 ? r->protocol : kProtocolVersion;
       it->second.last_contact = it->second.protocol_at = self->clock_->now();
       it->second.read_acked = std::max(it->second.read_acked, round);
-      it->second.lease_from = std::max(it->second.lease_from, sent);
+      if (self->o_.lease_reads) {
+        std::uint64_t hold = r->vote_hold_ms;
+        if (hold == 0 && self->o_.inject_fault == LogOptions::Fault::lease_without_vote_hold)
+          hold = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(self->o_.election_timeout).count());
+        if (hold != 0) it->second.lease_until = std::max(it->second.lease_until, self->lease_end(sent, hold));
+      }
       if (self->pending_reads_.empty()) return;
       // Reads that arrived while this heartbeat was out need a newer one.
       if (self->read_seq_ > round) self->send_heartbeat(peer);

@@ -324,6 +324,10 @@ void check_outcome(Kind k, const hd::ClientResponse& res, const Outcome& out) {
       // X-Raft-ID is optional; when present it is the responder's id.
       FUZZ_CHECK(res.count(hd::kHeaderID) == 0 ? h.id == 0 : decimal(res, hd::kHeaderID) == h.id,
                  "heartbeat id %llu not the header's", static_cast<unsigned long long>(h.id));
+      // So is X-Raft-Vote-Hold-Ms (lease reads): 0 when absent.
+      FUZZ_CHECK(res.count(hd::kHeaderVoteHold) == 0 ? h.vote_hold_ms == 0
+                                                      : decimal(res, hd::kHeaderVoteHold) == h.vote_hold_ms,
+                 "heartbeat vote hold %llu not the header's", static_cast<unsigned long long>(h.vote_hold_ms));
       FUZZ_CHECK(h.error == want && (!h.error || documented(h.error)), "heartbeat refusal %s",
                  h.error.message().c_str());
       break;

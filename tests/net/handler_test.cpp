@@ -175,6 +175,12 @@ TEST_F(HandlerTest, ServiceErrorsBecomeHeadersAndStatus) {
   EXPECT_TRUE(has_header(r, "X-Raft-Index: 3"));
   EXPECT_TRUE(has_header(r, "X-Raft-Term: 4"));
   EXPECT_TRUE(has_header(r, "X-Raft-Error: stale term"));
+  EXPECT_EQ(r.find("X-Raft-Vote-Hold-Ms"), std::string::npos) << "a vote hold promised by a node without lease reads";
+  HeartbeatResponse held{3, 4, {}, 2};
+  held.vote_hold_ms = 500;  // lease reads: no vote for 500 ms after this heartbeat
+  svc.hb_result = held;
+  r = raw(post("/raft/heartbeat?term=1&commitIndex=0&leaderID=1"));
+  EXPECT_TRUE(has_header(r, "X-Raft-Vote-Hold-Ms: 500"));
 
   JoinResponse jr;
   jr.id = 4;

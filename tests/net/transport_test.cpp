@@ -71,6 +71,20 @@ TEST_F(TransportTest, HeartbeatFromANodeWithoutAnIdReadsAsIdZero) {
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->id, 0u);
   EXPECT_EQ(r->term, 3u);
+  EXPECT_EQ(r->vote_hold_ms, 0u);
+}
+
+// Lease reads: the responder's promise to grant no vote for a while
+// (X-Raft-Vote-Hold-Ms) comes through; without the header it is 0.
+TEST_F(TransportTest, HeartbeatCarriesTheVoteHoldOfLeaseReads) {
+  HeartbeatResponse hb{7, 3, {}, 2};
+  hb.vote_hold_ms = 1500;
+  svc.hb_result = hb;
+  Got<HeartbeatResponse> g;
+  transport.heartbeat(url, {3, 5, 1}, g.fn());
+  auto r = wait(g);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->vote_hold_ms, 1500u);
 }
 
 TEST_F(TransportTest, HeartbeatStaleTermIsAnAnswerNotAFailure) {
@@ -658,6 +672,7 @@ TEST_F(TransportTest, MalformedRepliesAreTransportErrors) {
       "HTTP/1.1 200 OK\r\nX-Raft-Term: 1\r\nContent-Length: 0\r\n\r\n",
       "HTTP/1.1 200 OK\r\nX-Raft-Index: 99999999999999999999999\r\nX-Raft-Term: 1\r\nContent-Length: 0\r\n\r\n",
       "HTTP/1.1 200 OK\r\nX-Raft-Index: 1\r\nX-Raft-Term: 1\r\nX-Raft-ID: two\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX-Raft-Index: 1\r\nX-Raft-Term: 1\r\nX-Raft-Vote-Hold-Ms: 5s\r\nContent-Length: 0\r\n\r\n",
       "HTTP/1.1 500 Internal Server Error\r\nX-Raft-Error: no such error text\r\nContent-Length: 0\r\n\r\n",
       "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
       "garbage\r\n\r\n",

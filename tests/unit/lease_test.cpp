@@ -259,6 +259,59 @@ TEST(Lease, NoLeaseOnceTheLeaderToldAMemberToCampaign) {
   EXPECT_EQ(l->log->status().reads_by_lease, 1u) << "read by lease after a TimeoutNow went out in this term";
 }
 
+// Each member tells, in its heartbeat replies, how long it will grant no
+// vote (HeartbeatResponse::vote_hold_ms). One without lease_reads (or of an
+// older build) promises nothing and counts in no lease: with the other
+// follower silent, the leader confirms reads by a round; with it silent
+// instead, the member that promised keeps the lease.
+TEST(Lease, AMemberWithoutLeaseReadsCountsInNoLease) {
+  for (bool n3_silent : {false, true}) {
+    auto c = three_node_cluster([](LogOptions& o) { o.lease_reads = o.url != "http://n3"; });
+    auto* l = c->nodes[0].get();
+    ASSERT_EQ(l->log->state(), State::leader);
+    ASSERT_TRUE(c->apply(*l, "x"));
+    c->net.drop_heartbeats_to.insert(n3_silent ? "http://n3" : "http://n2");
+    run_exactly(*c, 2 * kLease);
+    ASSERT_EQ(l->log->state(), State::leader);
+    const auto sent = c->net.heartbeats_sent;
+    auto r = read_index(*c, *l);
+    ASSERT_TRUE(r) << r.error().message();
+    if (n3_silent) {
+      EXPECT_EQ(l->log->status().reads_by_lease, 1u);
+      EXPECT_EQ(c->net.heartbeats_sent, sent);
+    } else {
+      EXPECT_EQ(l->log->status().reads_by_lease, 0u) << "a lease counted on a member without lease_reads";
+      EXPECT_GT(c->net.heartbeats_sent, sent);
+    }
+  }
+}
+
+// A member with a shorter election timeout refuses votes for less time
+// after a heartbeat, and the lease it gives is that much shorter.
+TEST(Lease, AMembersShorterElectionTimeoutShortensTheLeaseItGives) {
+  auto c = three_node_cluster([](LogOptions& o) {
+    o.lease_reads = true;
+    if (o.url != "http://n1") o.election_timeout = 300ms;
+  });
+  auto* l = c->nodes[0].get();
+  ASSERT_EQ(l->log->state(), State::leader);
+  ASSERT_TRUE(c->apply(*l, "x"));
+  fresh_heartbeat_round(*c);
+  for (auto* f : c->others(l)) c->net.drop_heartbeats_to.insert(f->url);
+  constexpr auto kShort = std::chrono::microseconds(245'454);  // 300 ms * 0.9 / 1.1
+  run_exactly(*c, kShort - 2ms);
+  ASSERT_TRUE(read_index(*c, *l));
+  EXPECT_EQ(l->log->status().reads_by_lease, 1u);
+  run_exactly(*c, 4ms);
+  std::optional<result<std::uint64_t>> late;
+  l->log->start_read_index({}, [&](result<std::uint64_t> x) { late = x; });
+  c->net.run_for(10ms);
+  EXPECT_FALSE(late.has_value()) << "a lease longer than the followers' vote refusals";
+  EXPECT_EQ(l->log->status().reads_by_lease, 1u);
+  c->net.drop_heartbeats_to.clear();
+  ASSERT_TRUE(c->net.run_until([&] { return late.has_value(); }, 1s));
+}
+
 TEST(Lease, OpenRefusesAClockDriftOutsideZeroToOne) {
   for (double d : {-0.1, 1.0, 2.0}) {
     LocalCluster c;
