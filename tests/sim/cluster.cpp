@@ -99,7 +99,7 @@ void SimCluster::start(int i) {
   }
   o.inject_fault = params.fault;
   o.apply_inline = params.apply_inline;
-  o.lease_reads = lease_reads_ || params.lease_reads;
+  o.lease_reads = (lease_reads_ && i != lease_without_) || params.lease_reads;
   if (trace.on()) o.logger = [this, i](std::string_view l) { trace("n{} log: {}", i, l); };
   n.log = std::make_unique<Log>(std::move(o));
   checker.restarted(i);
@@ -307,9 +307,10 @@ void SimCluster::lagging_apply() {
   trace("lagging apply executor, slow_apply={}", slow_apply_);
 }
 
-void SimCluster::lease_reads() {
+void SimCluster::lease_reads(int without) {
   lease_reads_ = true;
-  trace("lease reads");
+  lease_without_ = without;
+  trace("lease reads{}", without < 0 ? std::string() : fmt::format(", but not on n{}", without));
 }
 
 bool SimCluster::poll_apply() {

@@ -118,8 +118,10 @@ class SimCluster {
   // seeds their traces).
   void lagging_apply();
   // LogOptions::lease_reads on every node started from now on (default
-  // lease_clock_drift 0.1, inside the drifting clocks' +-5 %).
-  void lease_reads();
+  // lease_clock_drift 0.1, inside the drifting clocks' +-5 %), but slot
+  // `without` (a member configured without it: it promises no vote hold,
+  // and leases must not count on it).
+  void lease_reads(int without = -1);
   // Liveness: heal everything, restart crashed members, then a leader must
   // be elected and every pending apply settle within 10 election timeouts.
   // Then the final checks: every successful apply is in the committed log of
@@ -186,6 +188,7 @@ class SimCluster {
   bool slow_disk_;
   bool lagging_apply_ = false;
   bool lease_reads_ = false;
+  int lease_without_ = -1;
   bool slow_apply_ = false;
   Rng apply_rng_;  // when apply work runs (lagging_apply only)
   std::vector<std::unique_ptr<Node>> nodes_;

@@ -33,6 +33,7 @@ constexpr std::pair<Fault, const char*> kFaults[] = {
     {Fault::joint_to_old_builds, "joint_to_old_builds"},
     {Fault::lease_outlives_election_timeout, "lease_outlives_election_timeout"},
     {Fault::lease_votes_after_restart, "lease_votes_after_restart"},
+    {Fault::lease_without_vote_hold, "lease_without_vote_hold"},
 };
 
 int usage() {
