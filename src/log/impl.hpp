@@ -659,9 +659,12 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
   }
   // Lease reads (LogOptions::lease_reads) count on more refusals than
   // stickiness: a leader votes for nobody while it leads (check-quorum
-  // steps it down once it lost its majority), and a node just opened for
-  // nobody within an election timeout, since it forgot when it last heard
-  // from a leader that may count its last answer in a lease.
+  // steps it down once it lost its majority); a node for nobody within an
+  // election timeout of its last heartbeat from a leader, whatever it has
+  // learned since (what its reply promised: HeartbeatResponse::vote_hold_ms);
+  // and a node just opened for nobody within an election timeout, since it
+  // forgot when it last heard from a leader that may count its last answer
+  // in a lease.
   bool vote_held_for_lease() const;
   // The lease (thesis §6.4.1): true while a read may be answered with the
   // commit index without a heartbeat round.
