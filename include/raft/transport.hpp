@@ -231,6 +231,10 @@ struct PeerProgress {
   std::uint64_t match = 0;
   // Since it last answered this leader (a heartbeat reply or an ack).
   std::uint64_t last_contact_ms = 0;
+  // Lease reads: the vote hold its latest heartbeat reply promised
+  // (HeartbeatResponse::vote_hold_ms); 0: none, so no lease counts on it
+  // (LogOptions::lease_reads off there, or a build without lease reads).
+  std::uint64_t vote_hold_ms = 0;
 
   friend bool operator==(const PeerProgress&, const PeerProgress&) = default;
 };
@@ -257,6 +261,8 @@ struct Status {
   std::uint64_t reads_as_follower = 0;
   // Of reads_as_leader, those answered by lease (LogOptions::lease_reads).
   std::uint64_t reads_by_lease = 0;
+  // LogOptions::lease_reads of this node.
+  bool lease_reads = false;
   std::uint64_t elections_started = 0;
   std::uint64_t transfers_completed = 0;
 };

@@ -142,8 +142,12 @@ std::string status_json(const Status& s) {
   o["learner"] = me != nullptr && me->learner;
   boost::json::array peers;  // the leader's view of the others; [] elsewhere
   for (const auto& p : s.peers)
-    peers.push_back(boost::json::object{{"id", p.id}, {"match", p.match}, {"lastContactMs", p.last_contact_ms}});
+    peers.push_back(boost::json::object{
+        {"id", p.id}, {"match", p.match}, {"lastContactMs", p.last_contact_ms}, {"voteHoldMs", p.vote_hold_ms}});
   o["peers"] = std::move(peers);
+  // Lease reads count only on members whose voteHoldMs is not 0: one
+  // configured without them shows here.
+  o["leaseReads"] = s.lease_reads;
   // What this build speaks (http.hpp): checked across the members during a
   // rolling upgrade.
   o["protocol"] = kProtocolVersion;

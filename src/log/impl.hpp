@@ -236,6 +236,7 @@ class Log::Impl : public std::enable_shared_from_this<Impl> {
     // vote after getting it (HeartbeatResponse::vote_hold_ms), less the
     // clock-drift margin (LogOptions::lease_reads).
     std::uint64_t lease_until = 0;
+    std::uint64_t vote_hold_ms = 0;  // its latest reply's (PeerProgress::vote_hold_ms)
     // It answered in another protocol version (errc::unsupported_protocol):
     // said once per leadership, not at every heartbeat.
     bool protocol_logged = false;

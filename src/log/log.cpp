@@ -145,6 +145,7 @@ Status Log::status() const {
   s.reads_as_leader = impl_->reads_as_leader_.load(std::memory_order_relaxed);
   s.reads_as_follower = impl_->reads_as_follower_.load(std::memory_order_relaxed);
   s.reads_by_lease = impl_->reads_by_lease_.load(std::memory_order_relaxed);
+  s.lease_reads = impl_->o_.lease_reads;
   s.elections_started = impl_->elections_started_.load(std::memory_order_relaxed);
   s.transfers_completed = impl_->transfers_completed_.load(std::memory_order_relaxed);
   return s;

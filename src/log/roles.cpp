@@ -234,6 +234,7 @@ void Log::Impl::send_heartbeat(std::uint64_t peer) {
       it->second.protocol = r->protocol != 0 ? r->protocol : kProtocolVersion;
       it->second.last_contact = it->second.protocol_at = self->clock_->now();
       it->second.read_acked = std::max(it->second.read_acked, round);
+      it->second.vote_hold_ms = r->vote_hold_ms;
       if (self->o_.lease_reads) {
         std::uint64_t hold = r->vote_hold_ms;
         if (hold == 0 && self->o_.inject_fault == LogOptions::Fault::lease_without_vote_hold)

@@ -87,7 +87,8 @@ void Log::Impl::fill_peer_progress() {
   for (const auto& [id, p] : peers_) {
     const auto age = now > p.last_contact ? now - p.last_contact : Clock::duration::zero();
     view_.peers.push_back(PeerProgress{
-        id, p.match, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(age).count())});
+        id, p.match, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(age).count()),
+        p.vote_hold_ms});
   }
 }
 

@@ -51,10 +51,12 @@ TEST_F(HandlerTest, PingStatusMetrics) {
   // A learner says so, at the top and in its configuration's node.
   ASSERT_TRUE(svc.st.config.add_node(1, "http://127.0.0.1:1"));
   ASSERT_TRUE(svc.st.config.add_node(2, "http://127.0.0.1:2", 0, true));
-  svc.st.peers = {PeerProgress{1, 9, 40}};
+  svc.st.peers = {PeerProgress{1, 9, 40, 500}};
   auto ls = raw(get("/raft/status"));
   EXPECT_NE(ls.find("\"learner\":true,"), std::string::npos) << ls;
-  EXPECT_NE(ls.find("\"peers\":[{\"id\":1,\"match\":9,\"lastContactMs\":40}]"), std::string::npos) << ls;
+  EXPECT_NE(ls.find("\"peers\":[{\"id\":1,\"match\":9,\"lastContactMs\":40,\"voteHoldMs\":500}]"), std::string::npos)
+      << ls;
+  EXPECT_NE(ls.find("\"leaseReads\":false"), std::string::npos) << ls;
   EXPECT_NE(ls.find("{\"id\":2,\"url\":\"http://127.0.0.1:2\",\"learner\":true}"), std::string::npos) << ls;
   auto lm = raw(get("/raft/metrics"));
   for (const char* line : {"\nraft_learner 1\n", "\nraft_config_voters 1\n", "\nraft_peer_match_index{id=\"1\"} 9\n"})

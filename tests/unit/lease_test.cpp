@@ -279,6 +279,11 @@ TEST(Lease, AMemberWithoutLeaseReadsCountsInNoLease) {
     c->net.drop_heartbeats_to.insert(n3_silent ? "http://n3" : "http://n2");
     run_exactly(*c, 2 * kLease);
     ASSERT_EQ(l->log->state(), State::leader);
+    // What the members promised shows in the leader's status (/raft/status:
+    // "voteHoldMs"), so the one configured without lease reads can be found.
+    const auto st = l->log->status();
+    EXPECT_TRUE(st.lease_reads);
+    for (const auto& p : st.peers) EXPECT_EQ(p.vote_hold_ms, p.id == 3 ? 0u : 500u) << "member " << p.id;
     const auto sent = c->net.heartbeats_sent;
     auto r = read_index(*c, *l);
     ASSERT_TRUE(r) << r.error().message();
